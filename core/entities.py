@@ -1,0 +1,356 @@
+"""The nouns of the Workspace contract, as plain dataclasses.
+
+Every operation of :class:`core.workspace.Workspace` takes and returns these,
+never SDK or database objects. ``to_dict()`` gives the JSON shape the CLI
+prints and the stores persist; ``from_dict()`` reads it back (unknown keys
+are ignored so that older rows stay readable).
+
+Times are ISO-8601 strings in UTC; versions are integers from 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T", bound="Entity")
+
+Stage = Literal["dev", "staging", "production"]
+STAGES: tuple[str, ...] = ("dev", "staging", "production")
+
+ProvisioningState = Literal["Creating", "Updating", "Scaling", "Deleting", "Succeeded", "Failed"]
+BuildState = Literal["NotStarted", "Running", "Succeeded", "Failed"]
+
+LOCAL_PYTHON = "local-python"
+"""Built-in environment: the interpreter byom itself runs in."""
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Entity:
+    """Mixin: dict round trip for nested dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        kwargs: dict[str, Any] = {}
+        hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for key, value in data.items():
+            if key not in hints:
+                continue
+            nested = _NESTED.get((cls.__name__, key))
+            if nested is not None and value is not None:
+                if isinstance(value, list):
+                    value = [nested.from_dict(v) for v in value]
+                else:
+                    value = nested.from_dict(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass
+class ModelFile(Entity):
+    path: str  # relative to the model's root, forward slashes
+    size: int
+    sha256: str
+
+
+@dataclass
+class StageChange(Entity):
+    from_stage: str
+    to_stage: str
+    approver: str
+    note: str
+    at: str
+
+
+@dataclass
+class ModelSpec(Entity):
+    """What a caller asks to register. ``path`` is a folder or a single file."""
+
+    name: str
+    path: str
+    version: int | None = None  # None: next free version
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    type: str = "custom_model"  # Azure ML asset type: custom_model, mlflow_model, triton_model
+    package: bool = False  # GGUF → transformers folder (safetensors + tokenizer) before storing
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ModelVersion(Entity):
+    name: str
+    version: int
+    type: str = "custom_model"
+    format: str = "files"  # transformers | gguf | files
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    stage: str = "dev"
+    archived: bool = False
+    files: list[ModelFile] = field(default_factory=list)
+    size_bytes: int = 0
+    source: str = ""  # where it was registered from
+    path: str = ""  # where the backend keeps the artifacts (store path or azureml:// URI)
+    created_by: str = ""
+    created_at: str = ""
+    stage_history: list[StageChange] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+# ---------------------------------------------------------- environments
+
+
+@dataclass
+class EnvironmentSpec(Entity):
+    name: str
+    conda_file: str | None = None  # YAML text of the conda specification
+    image: str | None = None
+    version: int | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EnvironmentVersion(Entity):
+    name: str
+    version: int
+    conda_file: str | None = None
+    image: str | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    python: str | None = None  # the python=X.Y the spec asks for
+    pip_requirements: list[str] = field(default_factory=list)  # resolved PyPI requirement strings
+    built_in: bool = False
+    archived: bool = False
+    created_by: str = ""
+    created_at: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass
+class EnvironmentBuild(Entity):
+    name: str
+    version: int
+    state: str = "NotStarted"  # BuildState
+    started_at: str | None = None
+    ended_at: str | None = None
+    interpreter: str | None = None
+    packages: list[str] = field(default_factory=list)  # pip freeze lines
+    message: str = ""  # warning or failure reason
+    log: str = ""
+
+
+@dataclass
+class DriftEntry(Entity):
+    package: str
+    pinned: str | None  # the requirement as the spec writes it ("numpy==2.3.1"), None if only installed
+    installed: str | None  # version installed, None if missing
+    status: str  # ok | mismatch | missing | unpinned
+
+
+@dataclass
+class DiffLine(Entity):
+    tag: str  # " " same, "-" only in the first, "+" only in the second
+    text: str
+
+
+@dataclass
+class EnvironmentDiff(Entity):
+    name: str
+    from_version: int
+    to_version: int
+    conda: list[DiffLine] = field(default_factory=list)
+    image: tuple[str | None, str | None] = (None, None)
+    added: list[str] = field(default_factory=list)  # requirements only in to_version
+    removed: list[str] = field(default_factory=list)
+    changed: list[tuple[str, str, str]] = field(default_factory=list)  # (package, from, to)
+
+
+# ------------------------------------------------------------- endpoints
+
+
+@dataclass
+class Endpoint(Entity):
+    name: str
+    auth_mode: str = "key"
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
+    scoring_uri: str = ""
+    swagger_uri: str = ""
+    provisioning_state: str = "Succeeded"
+    created_by: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+
+
+@dataclass
+class EndpointKeys(Entity):
+    primary_key: str
+    secondary_key: str
+
+
+@dataclass
+class RequestSettings(Entity):
+    request_timeout_ms: int = 5000
+    max_concurrent_requests_per_instance: int = 1
+    max_queue_wait_ms: int = 500
+
+
+@dataclass
+class ProbeSettings(Entity):
+    """Azure ML's defaults for both liveness and readiness probes."""
+
+    initial_delay: int = 10
+    period: int = 10
+    timeout: int = 2
+    success_threshold: int = 1
+    failure_threshold: int = 30
+
+
+@dataclass
+class InstanceStatus(Entity):
+    id: str
+    state: str  # Starting | Ready | Crashed | Stopped
+    pid: int | None = None
+    port: int | None = None
+    restarts: int = 0
+    started_at: str | None = None
+
+
+@dataclass
+class Deployment(Entity):
+    name: str
+    endpoint_name: str
+    model: str  # "name:version" of a registered model
+    environment: str = LOCAL_PYTHON  # "name:version", or the built-in local-python
+    code_path: str | None = None  # folder uploaded as the deployment's code
+    scoring_script: str | None = None  # path of the entry script inside code_path
+    instance_type: str = "local"
+    instance_count: int = 1
+    request_settings: RequestSettings = field(default_factory=RequestSettings)
+    liveness_probe: ProbeSettings = field(default_factory=ProbeSettings)
+    readiness_probe: ProbeSettings = field(default_factory=ProbeSettings)
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    provisioning_state: str = "Creating"
+    state_reason: str = ""  # why it Failed, or what it is doing
+    instances: list[InstanceStatus] = field(default_factory=list)
+    created_by: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+
+
+# ------------------------------------------------------ invoke & metrics
+
+
+@dataclass
+class InvokeResult(Entity):
+    status_code: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+    deployment: str | None = None  # the deployment that served it
+    latency_ms: float = 0.0
+    request_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+@dataclass
+class RequestFact(Entity):
+    """One request seen at an endpoint, as the gateway records it."""
+
+    at: float  # unix seconds
+    endpoint: str
+    deployment: str
+    model_version: str
+    status_code: int
+    latency_ms: float
+    mirrored: bool = False
+
+
+@dataclass
+class MetricsPoint(Entity):
+    at: float  # start of the bucket, unix seconds
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass
+class DeploymentMetrics(Entity):
+    endpoint: str
+    deployment: str
+    window_s: int
+    requests: int = 0
+    errors: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    mirrored: bool = False
+    series: list[MetricsPoint] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------- audit
+
+
+@dataclass
+class AuditRecord(Entity):
+    at: str
+    actor: str
+    action: str  # e.g. model.create, endpoint.traffic
+    target: str  # e.g. model/bert:3, endpoint/chat, deployment/chat/blue
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    id: int | None = None
+
+
+@dataclass
+class WorkspaceInfo(Entity):
+    kind: str  # memory | local | azure
+    name: str
+    location: str  # home folder, or the Azure workspace's resource id
+    capabilities: list[str] = field(default_factory=list)
+
+
+_NESTED: dict[tuple[str, str], type[Entity]] = {
+    ("ModelVersion", "files"): ModelFile,
+    ("ModelVersion", "stage_history"): StageChange,
+    ("Deployment", "request_settings"): RequestSettings,
+    ("Deployment", "liveness_probe"): ProbeSettings,
+    ("Deployment", "readiness_probe"): ProbeSettings,
+    ("Deployment", "instances"): InstanceStatus,
+    ("DeploymentMetrics", "series"): MetricsPoint,
+    ("EnvironmentDiff", "conda"): DiffLine,
+}
