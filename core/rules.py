@@ -1,0 +1,157 @@
+"""Validation rules of Azure ML, shared by every backend.
+
+Each function raises :class:`core.errors.InvalidInput` with a message that
+names the rule and what to do, or returns the normalised value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from .errors import InUse, InvalidInput
+
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+MIRROR_MAX_PERCENT = 50
+
+
+def validate_endpoint_name(name: str, kind: str = "endpoint") -> str:
+    """Endpoint and deployment names: 3–32 characters, letters, digits and '-'."""
+    if not isinstance(name, str) or not 3 <= len(name) <= 32 or not ENDPOINT_NAME.match(name):
+        raise InvalidInput(
+            f"Invalid {kind} name {name!r}: use 3-32 characters, letters, digits and '-', "
+            "starting with a letter and not ending with '-'."
+        )
+    return name
+
+
+def validate_deployment_name(name: str) -> str:
+    return validate_endpoint_name(name, "deployment")
+
+
+def validate_asset_name(name: str, kind: str = "model") -> str:
+    """Model and environment names: letters, digits, '-', '_', '.'; ≤ 255."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 255 or not ASSET_NAME.match(name):
+        raise InvalidInput(
+            f"Invalid {kind} name {name!r}: use up to 255 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def validate_version(version: object, kind: str = "model") -> int:
+    """A version given by a user: a whole number from 1 (or its text)."""
+    if isinstance(version, int) and not isinstance(version, bool):
+        number = version
+    elif isinstance(version, str) and version.strip().isdigit():
+        number = int(version)
+    else:
+        number = 0
+    if number < 1:
+        raise InvalidInput(f"Invalid {kind} version {version!r}: use a whole number from 1, or 'latest'.")
+    return number
+
+
+def validate_tags(tags: Mapping[str, object] | None) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidInput("Tags must be a mapping of names to values, for example --set tags.team=nlp.")
+    out: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidInput(f"Invalid tag name {key!r}: tag names must be non-empty text.")
+        out[key] = "" if value is None else str(value)
+    return out
+
+
+def validate_instance_count(count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 20:
+        raise InvalidInput(f"Invalid instance_count {count!r}: use a whole number from 1 to 20.")
+    return count
+
+
+def _percentages(split: Mapping[str, object], what: str) -> dict[str, int]:
+    if not isinstance(split, Mapping):
+        raise InvalidInput(f"{what} must map deployment names to percentages, for example blue=90 green=10.")
+    out: dict[str, int] = {}
+    for name, pct in split.items():
+        if isinstance(pct, bool) or not isinstance(pct, int):
+            try:
+                if isinstance(pct, str) and pct.strip().lstrip("-").isdigit():
+                    pct = int(pct)
+                else:
+                    raise ValueError
+            except ValueError:
+                raise InvalidInput(f"{what} for {name!r} is {pct!r}: percentages are whole numbers.") from None
+        if not 0 <= pct <= 100:
+            raise InvalidInput(f"{what} for {name!r} is {pct}: percentages go from 0 to 100.")
+        key = str(name).lower()
+        if key in out:
+            raise InvalidInput(f"{what} names deployment {name!r} twice (names are compared lower-cased).")
+        out[key] = pct
+    return out
+
+
+def validate_traffic(
+    traffic: Mapping[str, object],
+    mirror_traffic: Mapping[str, object] | None,
+    deployments: Iterable[str],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Check a live split and a mirror split against an endpoint's deployments.
+
+    Live traffic: integer percentages per existing deployment, totalling 0 or
+    100. Mirror traffic: at most one deployment, 1–50 %, with no live
+    traffic. Returns both splits with lower-cased names, zero entries kept.
+    """
+    existing = {d.lower() for d in deployments}
+    live = _percentages(traffic, "Traffic")
+    mirror = _percentages(mirror_traffic or {}, "Mirror traffic")
+    for name in list(live) + list(mirror):
+        if name not in existing:
+            known = ", ".join(sorted(existing)) or "none yet"
+            raise InvalidInput(
+                f"Traffic names deployment {name!r}, which this endpoint does not have (it has: {known})."
+            )
+    total = sum(live.values())
+    if total not in (0, 100):
+        raise InvalidInput(f"Traffic adds up to {total} %: it must total exactly 100 (or 0 to stop all traffic).")
+    mirror = {name: pct for name, pct in mirror.items() if pct > 0}
+    if len(mirror) > 1:
+        raise InvalidInput("Mirror traffic can go to one deployment only.")
+    for name, pct in mirror.items():
+        if pct > MIRROR_MAX_PERCENT:
+            raise InvalidInput(f"Mirror traffic to {name!r} is {pct} %: at most {MIRROR_MAX_PERCENT} % can be mirrored.")
+        if live.get(name, 0) > 0:
+            raise InvalidInput(
+                f"Deployment {name!r} has live traffic, so it cannot also receive mirror traffic: "
+                "set its live traffic to 0 first."
+            )
+    return live, mirror
+
+
+def check_deployment_deletable(name: str, traffic: Mapping[str, int]) -> None:
+    if traffic.get(name.lower(), 0) > 0:
+        raise InUse(
+            f"Deployment {name!r} still has {traffic[name.lower()]} % of live traffic.",
+            hint="Move its traffic to another deployment first (set-traffic), then delete it.",
+        )
+
+
+STAGE_ORDER = {"dev": 0, "staging": 1, "production": 2}
+
+
+def check_promotion(current: str, target: str, approver: str) -> None:
+    """dev → staging → production; production only from staging; back to dev always."""
+    if target not in STAGE_ORDER:
+        raise InvalidInput(f"Unknown stage {target!r}: use dev, staging or production.")
+    if not approver or not approver.strip():
+        raise InvalidInput("A promotion needs an approver: pass --approver NAME.")
+    if target == current:
+        raise InvalidInput(f"The version is already in {current}.")
+    if target == "production" and current != "staging":
+        raise InvalidInput(
+            f"Only a version in staging can go to production; this one is in {current}.",
+            hint="Promote it to staging first.",
+        )

@@ -1,0 +1,261 @@
+"""The serving seam: what runs deployments and answers their endpoints.
+
+:class:`core.store_workspace.StoreWorkspace` keeps the desired state
+(endpoints, keys, traffic, deployments) in its store and hands the running of
+it to a :class:`Serving`:
+
+* ``FakeServing`` (here) for the in-memory workspace: deployments succeed at
+  once and requests are answered by a responder function, the way
+  ``httpx.MockTransport`` answers requests. It applies the endpoint's routing
+  rules (keys, weights, the ``azureml-model-deployment`` header) so that
+  console tests see the same behaviour as a real endpoint.
+* the local control plane and gateway (``core.local.serving``): real
+  model-server processes behind a real gateway.
+
+A Serving never writes the store; it reads the desired state it is given and
+reports observed state back.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, RequestFact
+from .errors import NotFound, Unsupported
+
+DEPLOYMENT_HEADER = "azureml-model-deployment"
+
+
+@dataclass
+class EndpointState:
+    """Everything a Serving needs to know about one endpoint."""
+
+    endpoint: Endpoint
+    keys: EndpointKeys
+    deployments: dict[str, Deployment] = field(default_factory=dict)  # by lower-cased name
+
+
+class Serving(ABC):
+    """Runs deployments and routes requests. Implementations declare capabilities."""
+
+    capabilities: tuple[str, ...] = ()
+
+    @abstractmethod
+    def scoring_uri(self, endpoint_name: str) -> str: ...
+
+    def swagger_uri(self, endpoint_name: str) -> str:
+        return self.scoring_uri(endpoint_name).rsplit("/", 1)[0] + "/swagger.json"
+
+    @abstractmethod
+    def apply(
+        self, state: EndpointState, deployment: Deployment, progress: Callable[[str, float | None], None], wait: bool
+    ) -> Deployment:
+        """Make the deployment run as described; return it with its observed state.
+
+        With ``wait`` this blocks until the deployment is Succeeded or Failed;
+        without, it returns once the work has started.
+        """
+
+    @abstractmethod
+    def observe(self, deployment: Deployment) -> Deployment:
+        """The deployment with its current provisioning state and instances."""
+
+    @abstractmethod
+    def remove(self, endpoint_name: str, deployment_name: str) -> None:
+        """Stop a deployment's instances. Idempotent."""
+
+    @abstractmethod
+    def routes_changed(self, state: EndpointState) -> None:
+        """Traffic or keys changed: route new requests accordingly from now on."""
+
+    @abstractmethod
+    def invoke(
+        self,
+        state: EndpointState,
+        body: bytes,
+        *,
+        deployment: str | None,
+        headers: dict[str, str],
+        timeout_s: float,
+    ) -> InvokeResult: ...
+
+    @abstractmethod
+    def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str: ...
+
+    @abstractmethod
+    def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]: ...
+
+
+class NoServing(Serving):
+    """For a workspace that only keeps a registry: deployments cannot run."""
+
+    def _refuse(self) -> Unsupported:
+        return Unsupported(
+            "This workspace cannot run deployments.",
+            hint="Use the local or Azure ML backend to deploy.",
+        )
+
+    def scoring_uri(self, endpoint_name: str) -> str:
+        return ""
+
+    def apply(self, state, deployment, progress, wait):  # type: ignore[no-untyped-def]
+        raise self._refuse()
+
+    def observe(self, deployment: Deployment) -> Deployment:
+        return deployment
+
+    def remove(self, endpoint_name: str, deployment_name: str) -> None:
+        pass
+
+    def routes_changed(self, state: EndpointState) -> None:
+        pass
+
+    def invoke(self, state, body, *, deployment, headers, timeout_s):  # type: ignore[no-untyped-def]
+        raise self._refuse()
+
+    def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
+        raise self._refuse()
+
+    def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
+        return []
+
+
+Responder = Callable[[str, str, Any], tuple[int, Any]]
+"""(endpoint, deployment, parsed JSON body) -> (status code, JSON-able body)."""
+
+
+def echo_responder(endpoint: str, deployment: str, payload: Any) -> tuple[int, Any]:
+    """Default fake model: generation-shaped and token-rank-shaped answers."""
+    if isinstance(payload, dict) and ("text" in payload or "texts" in payload):
+        text = payload.get("text") or " ".join(payload.get("texts") or [])
+        tokens, offset = [], 0
+        for i, word in enumerate(str(text).split()):
+            start = str(text).index(word, offset)
+            offset = start + len(word)
+            rank = (i * 37) % 1500
+            tokens.append(
+                {
+                    "token": word,
+                    "rank": rank,
+                    "ties": 0,
+                    "logprob": -0.01 * (rank + 1),
+                    "prob": 1.0 / (rank + 2),
+                    "entropy": 1.0 + (i % 5) * 0.5,
+                    "start": start,
+                    "end": offset,
+                    "top_k": [{"token": word.upper(), "prob": 0.5}],
+                }
+            )
+        return 200, {"token_ranks": tokens}
+    prompt = ""
+    if isinstance(payload, dict):
+        prompt = str(payload.get("prompt") or payload.get("messages") or "")
+    text = f"[{deployment}] {prompt[::-1]}"
+    return 200, {
+        "text": text,
+        "finish_reason": "stop",
+        "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())},
+        "model": deployment,
+    }
+
+
+class FakeServing(Serving):
+    """In-process serving for the in-memory workspace.
+
+    ``responder`` plays the model; ``history`` keeps every request it answered
+    as ``(endpoint, deployment, payload)``; ``fail_next(reason)`` makes the next
+    ``apply`` end in Failed.
+    """
+
+    capabilities = ("deployments", "metrics")
+
+    def __init__(self, responder: Responder = echo_responder, *, seed: int | None = None) -> None:
+        self.responder = responder
+        self.history: list[tuple[str, str, Any]] = []
+        self._facts: list[RequestFact] = []
+        self._logs: dict[tuple[str, str], list[str]] = {}
+        self._fail_reason: str | None = None
+        self._random = random.Random(seed)
+
+    def fail_next(self, reason: str) -> None:
+        self._fail_reason = reason
+
+    def scoring_uri(self, endpoint_name: str) -> str:
+        return f"memory://endpoints/{endpoint_name}/score"
+
+    def apply(self, state, deployment, progress, wait):  # type: ignore[no-untyped-def]
+        key = (deployment.endpoint_name, deployment.name.lower())
+        log = self._logs.setdefault(key, [])
+        progress(f"Starting {deployment.instance_count} instance(s)", 0.5)
+        if self._fail_reason is not None:
+            reason, self._fail_reason = self._fail_reason, None
+            log.append(f"init() failed: {reason}")
+            return deployment.replace(provisioning_state="Failed", state_reason=reason, instances=[])
+        log.append(f"Deployment {deployment.name} ready with model {deployment.model}")
+        progress("Ready", 1.0)
+        return deployment.replace(provisioning_state="Succeeded", state_reason="")
+
+    def observe(self, deployment: Deployment) -> Deployment:
+        return deployment
+
+    def remove(self, endpoint_name: str, deployment_name: str) -> None:
+        self._logs.pop((endpoint_name, deployment_name.lower()), None)
+
+    def routes_changed(self, state: EndpointState) -> None:
+        pass
+
+    def invoke(self, state, body, *, deployment, headers, timeout_s):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        name = state.endpoint.name
+        auth = headers.get("Authorization", "")
+        base = {"x-request-id": request_id}
+        if auth not in (f"Bearer {state.keys.primary_key}", f"Bearer {state.keys.secondary_key}"):
+            return InvokeResult(401, json.dumps({"error": "Invalid or missing key."}), base, None, 0.0, request_id)
+        target = (deployment or headers.get(DEPLOYMENT_HEADER) or "").lower()
+        if target:
+            if target not in state.deployments:
+                return InvokeResult(404, json.dumps({"error": f"No deployment named {target}."}), base, None, 0.0, request_id)
+            chosen = target
+        else:
+            weighted = [(d, w) for d, w in state.endpoint.traffic.items() if w > 0]
+            if not weighted:
+                return InvokeResult(404, json.dumps({"error": "No deployment has traffic."}), base, None, 0.0, request_id)
+            chosen = self._random.choices([d for d, _ in weighted], [w for _, w in weighted])[0].lower()
+        dep = state.deployments[chosen]
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = body.decode("utf-8", "replace")
+        self.history.append((name, dep.name, payload))
+        status, answer = self.responder(name, dep.name, payload)
+        latency = (time.perf_counter() - start) * 1000
+        self._facts.append(RequestFact(time.time(), name, dep.name, dep.model, status, latency))
+        out_headers = {**base, DEPLOYMENT_HEADER: dep.name}
+        if "x-ms-client-request-id" in headers:
+            out_headers["x-ms-client-request-id"] = headers["x-ms-client-request-id"][:40]
+        result = InvokeResult(status, json.dumps(answer), out_headers, dep.name, latency, request_id)
+        if not target:
+            for mirror, pct in state.endpoint.mirror_traffic.items():
+                if pct > 0 and self._random.random() * 100 < pct and mirror.lower() in state.deployments:
+                    shadow = state.deployments[mirror.lower()]
+                    self.history.append((name, shadow.name, payload))
+                    m_status, _ = self.responder(name, shadow.name, payload)
+                    self._facts.append(RequestFact(time.time(), name, shadow.name, shadow.model, m_status, 0.0, True))
+        return result
+
+    def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
+        key = (endpoint_name, deployment_name.lower())
+        if key not in self._logs:
+            raise NotFound(f"No logs for deployment {deployment_name} of endpoint {endpoint_name}.")
+        return "\n".join(self._logs[key][-lines:])
+
+    def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
+        return [f for f in self._facts if f.endpoint == endpoint_name and f.at >= since]
