@@ -105,6 +105,9 @@ class NoServing(Serving):
     def scoring_uri(self, endpoint_name: str) -> str:
         return ""
 
+    def swagger_uri(self, endpoint_name: str) -> str:
+        return ""
+
     def apply(self, state, deployment, progress, wait):  # type: ignore[no-untyped-def]
         raise self._refuse()
 

@@ -1,0 +1,41 @@
+"""The local backend: everything in one workspace home folder.
+
+``<home>/byom.db`` (SQLite, WAL) holds the registry and desired state;
+``<home>/artifacts`` holds model files. The home is ``BYOM_HOME`` or
+``~/.byom`` unless given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import BackendError
+from ..serving import NoServing, Serving
+from ..store_workspace import StoreWorkspace
+from .artifacts import DirectoryArtifacts
+from .sqlite_store import SqliteStore
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("BYOM_HOME") or Path.home() / ".byom").expanduser()
+
+
+class LocalWorkspace(StoreWorkspace):
+    kind = "local"
+
+    def __init__(self, home: str | Path | None = None, *, actor: str | None = None, serving: Serving | None = None) -> None:
+        self.home = Path(home).expanduser() if home else default_home()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendError(f"Cannot create the workspace home {self.home}: {exc.strerror}.",
+                               hint="Choose a writable folder with --workspace-dir or BYOM_HOME.") from exc
+        super().__init__(
+            SqliteStore(self.home / "byom.db"),
+            DirectoryArtifacts(self.home / "artifacts"),
+            serving if serving is not None else NoServing(),
+            actor=actor,
+            name=self.home.name,
+            location=str(self.home),
+        )
