@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cli_output import add_output_arguments, emit, parse_key_values, stderr_progress
+from .cli_output import add_output_arguments, compile_query, emit, parse_key_values, stderr_progress
 from .entities import EnvironmentSpec, ModelSpec
 from .errors import ByomError, InvalidInput, Unsupported
 from .workspace import Workspace
@@ -414,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "handler", None) is None:
             parser.parse_args([args.group, "--help"])
             return 2
+        if getattr(args, "query", None):
+            compile_query(args.query)
         ws = open_workspace(args)
         try:
             result = args.handler(ws, args)

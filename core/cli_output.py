@@ -32,13 +32,22 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def compile_query(query: str) -> Any:
+    """Check a --query before anything runs, so a typo never follows a change."""
+    try:
+        return jmespath.compile(query)
+    except jmespath.exceptions.JMESPathError as exc:
+        reason = str(exc).strip().splitlines()[0].rstrip(":")
+        raise InvalidInput(f"Invalid --query {query!r}: {reason}.") from None
+
+
 def apply_query(data: Any, query: str | None) -> Any:
     if not query:
         return data
     try:
-        return jmespath.search(query, data)
+        return compile_query(query).search(data)
     except jmespath.exceptions.JMESPathError as exc:
-        raise InvalidInput(f"Invalid --query {query!r}: {exc}.") from None
+        raise InvalidInput(f"--query {query!r} does not fit the result: {str(exc).splitlines()[0]}.") from None
 
 
 def _scalar(value: Any) -> str:

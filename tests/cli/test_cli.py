@@ -1,0 +1,167 @@
+"""The byom CLI as scripts use it: JSON by default, -o tsv/table/yaml, --query, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.cli import main
+from core.local.workspace import LocalWorkspace
+
+CONDA = "name: x\ndependencies:\n  - python=3.11\n  - pip:\n    - requests==2.34.2\n"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("BYOM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BYOM_ACTOR", "cli-tester")
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(b"\x80\x04pickle")
+    return folder
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_create_prints_the_version_as_json(home: Path, model_dir: Path, capsys) -> None:
+    code, out, _ = run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "--tags", "team=risk", "owner=ana")
+    assert code == 0
+    data = json.loads(out)
+    assert data["name"] == "clf" and data["version"] == 1 and data["tags"] == {"team": "risk", "owner": "ana"}
+    assert data["created_by"] == "cli-tester"
+    assert data["files"][0]["path"] == "model.pkl" and len(data["files"][0]["sha256"]) == 64
+
+
+def test_query_tsv_and_table(home: Path, model_dir: Path, capsys) -> None:
+    for _ in range(2):
+        run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir))
+    code, out, _ = run(capsys, "model", "list", "-n", "clf", "--query", "[].version", "-o", "tsv")
+    assert (code, out.split()) == (0, ["2", "1"])
+    code, out, _ = run(capsys, "model", "show", "-n", "clf", "-v", "1", "--query", "{name:name, stage:stage}", "-o", "tsv")
+    assert out.strip() == "clf\tdev"
+    code, out, _ = run(capsys, "model", "list", "-o", "table")
+    header, rule, row = out.splitlines()[:3]
+    assert header.split()[:2] == ["Name", "Version"] and set(rule) <= {"-", " "}
+    assert row.split()[:2] == ["clf", "2"]
+    code, out, _ = run(capsys, "model", "show", "-n", "clf", "-o", "yaml")
+    assert yaml.safe_load(out)["version"] == 2
+
+
+def test_update_promote_archive_restore_download(home: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
+    run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir))
+    code, out, _ = run(capsys, "model", "update", "-n", "clf", "-v", "1", "--set", "description=risk scorer",
+                       "--set", "tags.team=risk")
+    assert code == 0 and json.loads(out)["description"] == "risk scorer"
+    code, out, _ = run(capsys, "model", "update", "-n", "clf", "-v", "1", "--remove", "tags.team")
+    assert json.loads(out)["tags"] == {}
+    code, out, err = run(capsys, "model", "promote", "-n", "clf", "-v", "1", "--stage", "production", "--approver", "kim")
+    assert code == 2 and "staging" in err and out == ""
+    code, out, _ = run(capsys, "model", "promote", "-n", "clf", "-v", "1", "--stage", "staging", "--approver", "kim",
+                       "--note", "offline eval ok", "--query", "stage", "-o", "tsv")
+    assert (code, out.strip()) == (0, "staging")
+    run(capsys, "model", "archive", "-n", "clf", "-v", "1")
+    code, _, err = run(capsys, "model", "show", "-n", "clf")
+    assert code == 2 and "archived" in err
+    run(capsys, "model", "restore", "-n", "clf")
+    code, out, _ = run(capsys, "model", "download", "-n", "clf", "-v", "1", "--download-path", str(tmp_path / "dl"))
+    assert code == 0 and (Path(json.loads(out)["download_path"]) / "model.pkl").read_bytes() == b"\x80\x04pickle"
+
+
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(home: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
+    cases = [
+        ("model", "create", "-n", "bad name", "-p", str(model_dir)),
+        ("model", "create", "-n", "ok", "-p", str(tmp_path / "missing")),
+        ("model", "show", "-n", "ghost"),
+        ("model", "delete", "-n", "ghost", "-v", "1", "--yes"),
+        ("environment", "create", "-n", "env", "--conda-file", str(tmp_path / "missing.yml")),
+        ("model", "list", "--query", "[?"),
+    ]
+    for argv in cases:
+        code, out, err = run(capsys, *argv)
+        assert code == 2, argv
+        assert out == ""
+        assert err.startswith("ERROR: ") and err.count("\n") == 1, err
+    assert LocalWorkspace(home).list_models() == []
+
+
+def test_existing_version_is_refused(home: Path, model_dir: Path, capsys) -> None:
+    assert run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "-v", "3")[0] == 0
+    code, _, err = run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "-v", "3")
+    assert code == 2 and "already exists" in err
+    assert [m.version for m in LocalWorkspace(home).list_model_versions("clf")] == [3]
+
+
+def test_delete_needs_yes_without_a_terminal(home: Path, model_dir: Path, capsys, monkeypatch) -> None:
+    run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir))
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))
+    code, _, err = run(capsys, "model", "delete", "-n", "clf", "-v", "1")
+    assert code == 2 and "--yes" in err
+    assert run(capsys, "model", "delete", "-n", "clf", "-v", "1", "--yes")[0] == 0
+    assert LocalWorkspace(home).list_models() == []
+
+
+def test_model_and_environment_from_azure_ml_yaml(home: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "model.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n"
+        f"name: from-yaml\nversion: 4\npath: {model_dir.name}\ntype: custom_model\ndescription: via yaml\n"
+        "tags:\n  source: yaml\n"
+    )
+    code, out, err = run(capsys, "model", "create", "-f", str(tmp_path / "model.yml"))
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["name"], data["version"], data["description"], data["tags"]) == ("from-yaml", 4, "via yaml", {"source": "yaml"})
+    (tmp_path / "conda.yml").write_text(CONDA)
+    (tmp_path / "env.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
+        "name: from-yaml-env\nimage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\nconda_file: conda.yml\n"
+    )
+    code, out, err = run(capsys, "environment", "create", "-f", str(tmp_path / "env.yml"))
+    assert code == 0, err
+    env = json.loads(out)
+    assert env["conda_file"] == CONDA and env["pip_requirements"] == ["requests==2.34.2"]
+    assert env["image"].endswith("ubuntu22.04:latest")
+
+
+def test_environment_diff_and_drift(home: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "a.yml").write_text(CONDA)
+    (tmp_path / "b.yml").write_text(CONDA.replace("2.34.2", "2.30.0"))
+    run(capsys, "environment", "create", "-n", "web", "--conda-file", str(tmp_path / "a.yml"))
+    run(capsys, "environment", "create", "-n", "web", "--conda-file", str(tmp_path / "b.yml"), "--image", "python:3.11")
+    code, out, _ = run(capsys, "environment", "diff", "-n", "web", "--from", "1", "--to", "2", "--query", "changed")
+    assert json.loads(out) == [["requests", "requests==2.34.2", "requests==2.30.0"]]
+    import requests
+
+    code, out, _ = run(capsys, "environment", "drift", "-n", "web", "-v", "1", "--query", "[0].[package,status]", "-o", "tsv")
+    assert out.split() == ["requests", "ok" if requests.__version__ == "2.34.2" else "mismatch"]
+
+
+def test_non_yaml_conda_file_is_refused(home: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "bad.yml").write_text("dependencies: [python=3.11\n")
+    code, _, err = run(capsys, "environment", "create", "-n", "env", "--conda-file", str(tmp_path / "bad.yml"))
+    assert code == 2 and "not valid YAML" in err
+
+
+def test_audit_list(home: Path, model_dir: Path, capsys) -> None:
+    run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir))
+    code, out, _ = run(capsys, "audit", "list", "--query", "[0].[actor,action,target]", "-o", "tsv")
+    assert out.split() == ["cli-tester", "model.create", "model/clf:1"]
+
+
+def test_usage_errors_exit_2_as_a_process(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "model", "frobnicate"], capture_output=True, text=True,
+                          env={"BYOM_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
