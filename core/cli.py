@@ -11,7 +11,6 @@ that says what to do and exit with code 2 (bad input) or 1 (a failure).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from .cli_output import add_output_arguments, compile_query, emit, parse_key_values, stderr_progress
 from .entities import EnvironmentSpec, ModelSpec
-from .errors import ByomError, InvalidInput, Unsupported
+from .errors import ByomError, InvalidInput
 from .workspace import Workspace
 
 Handler = Callable[[Workspace, argparse.Namespace], Any]
@@ -34,15 +33,19 @@ def add_workspace_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--subscription", help="Azure subscription id (Azure ML workspace).")
     group.add_argument("--resource-group", "-g", help="Azure resource group (Azure ML workspace).")
     group.add_argument("--workspace-name", "-w", help="Azure ML workspace name.")
+    group.add_argument("--workspace-config", help="Azure ML config.json (default: $BYOM_AZURE_CONFIG).")
 
 
 def open_workspace(args: argparse.Namespace) -> Workspace:
-    azure = args.workspace_name or args.resource_group or args.subscription
-    if azure:
-        raise Unsupported(
-            "The Azure ML backend is not available in this version of byom.",
-            hint="Leave out --subscription/--resource-group/--workspace-name to use the local workspace.",
-        )
+    from .azure.connect import open_azure_workspace, resolve_target
+
+    target = resolve_target(
+        config=getattr(args, "workspace_config", None), subscription=args.subscription,
+        resource_group=args.resource_group, workspace_name=args.workspace_name,
+        **({"environ": {}} if args.workspace_dir else {}),  # an explicit local home wins over BYOM_AZURE_CONFIG
+    )
+    if target is not None:
+        return open_azure_workspace(target)
     from .local.workspace import LocalWorkspace
 
     return LocalWorkspace(args.workspace_dir or None)

@@ -1,0 +1,1 @@
+"""A replay of Azure ML's REST API for tests: see ``service`` and ``wire``."""
