@@ -14,6 +14,7 @@ class TestLocalWorkspace(WorkspaceContract):
     def workspace(self, tmp_path):
         ws = LocalWorkspace(tmp_path / "home", actor="tester")
         yield ws
+        ws.serving.shutdown()  # deployments run as real processes: end them with the test
         ws.close()
 
     @pytest.fixture

@@ -1,0 +1,124 @@
+"""Azure ML CLI v2 endpoint and deployment YAML → core entities.
+
+The files are read with azure-ai-ml's own loaders (``load_online_endpoint``,
+``load_online_deployment``), so what az ml accepts is read the same way.
+As az ml does, a deployment file may define its model and environment
+inline (they are registered first, as anonymous assets) and names paths
+relative to itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec, ProbeSettings, RequestSettings
+from .errors import InvalidInput, NotFound
+from .specs import _check_file, _load
+from .workspace import Progress, Workspace, no_progress
+
+ANONYMOUS_ENVIRONMENT = "CliV2AnonymousEnvironment"
+
+
+def endpoint_from_yaml(path: str | Path) -> Endpoint:
+    file = _check_file(path, "Endpoint")
+    loaded = _load("load_online_endpoint", file, "online endpoint")
+    if loaded.auth_mode and loaded.auth_mode.lower() != "key":
+        raise InvalidInput(f"{file}: auth_mode {loaded.auth_mode!r} is not supported locally; use key.")
+    return Endpoint(
+        name=loaded.name or "",
+        description=loaded.description or "",
+        tags={k: str(v) for k, v in (loaded.tags or {}).items()},
+        traffic={k: int(v) for k, v in (loaded.traffic or {}).items()},
+        mirror_traffic={k: int(v) for k, v in (loaded.mirror_traffic or {}).items()},
+    )
+
+
+def _probe(loaded: Any) -> ProbeSettings:
+    defaults = ProbeSettings()
+    if loaded is None:
+        return defaults
+    return ProbeSettings(**{f: getattr(loaded, f, None) if getattr(loaded, f, None) is not None else getattr(defaults, f)
+                            for f in ("initial_delay", "period", "timeout", "success_threshold", "failure_threshold")})
+
+
+def _request_settings(loaded: Any) -> RequestSettings:
+    defaults = RequestSettings()
+    if loaded is None:
+        return defaults
+    return RequestSettings(**{
+        f: getattr(loaded, f, None) if getattr(loaded, f, None) is not None else getattr(defaults, f)
+        for f in ("request_timeout_ms", "max_concurrent_requests_per_instance", "max_queue_wait_ms")
+    })
+
+
+def _model_ref(ws: Workspace, model: Any, progress: Progress) -> str:
+    if model is None:
+        raise InvalidInput("The deployment names no model: add 'model: azureml:NAME:VERSION' or an inline model.")
+    if isinstance(model, str):
+        return model
+    if model.path is None:
+        raise InvalidInput("The inline model has no 'path': say where its files are.")
+    if str(model.path).startswith(("azureml:", "http:", "https:", "wasbs:", "abfss:")):
+        raise InvalidInput(f"The inline model points at remote files ({model.path}): use a local path.")
+    if not getattr(model, "_is_anonymous", False) and model.name and model.version:
+        try:
+            return ws.get_model(model.name, model.version).ref
+        except NotFound:
+            pass
+    name = model.name
+    if getattr(model, "_is_anonymous", False):
+        try:  # anonymous models are named after their content: registered once
+            return ws.get_model(name, 1).ref
+        except NotFound:
+            pass
+    spec = ModelSpec(name=name, path=str(model.path), version=int(model.version) if model.version else None,
+                     description=model.description or "", type=model.type or "custom_model")
+    return ws.create_model(spec, progress).ref
+
+
+def _environment_ref(ws: Workspace, environment: Any) -> str:
+    if environment is None or isinstance(environment, str):
+        return environment or ""
+    if environment.build is not None:
+        raise InvalidInput("The inline environment builds from a Docker context, which the local workspace cannot build.",
+                           hint="Use a conda_file (and an image name) instead.")
+    import yaml
+
+    conda = yaml.safe_dump(environment.conda_file, sort_keys=False) if environment.conda_file else None
+    anonymous = getattr(environment, "_is_anonymous", False)
+    name = ANONYMOUS_ENVIRONMENT if anonymous or not environment.name else environment.name
+    try:
+        for version in ws.list_environment_versions(name):
+            if version.conda_file == conda and version.image == environment.image:
+                return version.ref  # the same inline environment as last time
+    except NotFound:
+        pass
+    return ws.create_environment(EnvironmentSpec(name=name, conda_file=conda, image=environment.image)).ref
+
+
+def deployment_from_yaml(ws: Workspace, path: str | Path, *, progress: Progress = no_progress) -> Deployment:
+    """Read a deployment file, registering its inline model and environment if it has them."""
+    file = _check_file(path, "Deployment")
+    loaded = _load("load_online_deployment", file, "online deployment")
+    code_path = scoring_script = None
+    if loaded.code_configuration is not None:
+        code = Path(str(loaded.code_configuration.code))
+        code_path = str(code if code.is_absolute() else (file.parent / code).resolve())
+        scoring_script = loaded.code_configuration.scoring_script
+    return Deployment(
+        name=loaded.name or "",
+        endpoint_name=loaded.endpoint_name or "",
+        model=_model_ref(ws, loaded.model, progress),
+        environment=_environment_ref(ws, loaded.environment),
+        code_path=code_path,
+        scoring_script=scoring_script,
+        instance_type=loaded.instance_type or "local",
+        instance_count=loaded.instance_count if loaded.instance_count is not None else 1,
+        request_settings=_request_settings(loaded.request_settings),
+        liveness_probe=_probe(loaded.liveness_probe),
+        readiness_probe=_probe(loaded.readiness_probe),
+        environment_variables={k: str(v) for k, v in (loaded.environment_variables or {}).items()},
+        description=loaded.description or "",
+        tags={k: str(v) for k, v in (loaded.tags or {}).items()},
+    )

@@ -1,0 +1,397 @@
+"""The local gateway: one async HTTP server per workspace home, on 127.0.0.1.
+
+It answers every endpoint's scoring URI with Azure ML's managed-endpoint
+semantics (see DESIGN.md, "Azure ML semantics to keep"):
+
+* ``POST /endpoints/<name>/score`` and ``GET /endpoints/<name>/swagger.json``:
+  ``Authorization: Bearer <key>`` (401), the ``azureml-model-deployment``
+  header or a weighted choice (404 when there is nothing to route to),
+  at most ``2 × max_concurrent_requests_per_instance × instance_count`` in
+  flight per deployment (429), round robin over the ready instances, 408
+  past ``request_timeout_ms``, 424 when the model server answers non-2xx,
+  502/503 when no instance can be reached; mirror copies after the live
+  request, their answers discarded.
+* ``GET /metrics``: Prometheus metrics.
+* ``POST /-/reload``: rebuild the routing table now (the library calls it
+  after a traffic or key change, the control plane after instances change);
+  ``GET /-/in-flight``: requests in flight per instance port (for draining);
+  ``POST /-/flush``: write the buffered request facts now.
+
+Keys never appear in a log: there is no access log, and errors name the
+rule, not the header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import logging
+import os
+import random
+import signal
+import sqlite3
+import sys
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ..entities import RequestFact, utcnow
+from ..serving import DEPLOYMENT_HEADER
+from .gateway_metrics import GatewayMetrics
+from .processes import start_time
+from .request_facts import RequestFactStore
+from .routing import DeploymentRoute, EndpointRoute, build_routes
+from .serving_files import ServingFiles, read_json, write_json
+from .sqlite_store import SqliteStore
+
+log = logging.getLogger("byom.gateway")
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+CLIENT_REQUEST_ID_MAX = 40
+WATCH_EVERY_S = 0.5
+FLUSH_EVERY_S = 1.0
+# request headers that are the gateway's business, not the model server's
+_NOT_FORWARDED = {
+    "host", "authorization", "content-length", "transfer-encoding", "connection", "keep-alive",
+    "proxy-authorization", "te", "trailer", "upgrade", DEPLOYMENT_HEADER, "x-request-id", "x-ms-client-request-id",
+}
+
+
+def _json_error(status: int, message: str, headers: dict[str, str]) -> web.Response:
+    return web.json_response({"error": {"code": status, "message": message}}, status=status, headers=headers)
+
+
+class Gateway:
+    def __init__(self, files: ServingFiles) -> None:
+        self.files = files
+        self.routes: dict[str, EndpointRoute] = {}
+        self.rng = random.Random()
+        self.round_robin: dict[tuple[str, str], int] = defaultdict(int)
+        self.in_flight: dict[tuple[str, str], int] = defaultdict(int)
+        self.in_flight_port: dict[int, int] = defaultdict(int)
+        self.down: set[int] = set()  # ports that refused a connection: dead until the routes say otherwise
+        self.metrics = GatewayMetrics()
+        self.facts: list[RequestFact] = []
+        self.fact_store = RequestFactStore(files.requests_db)
+        self.session: aiohttp.ClientSession | None = None
+        self.mirrors: set[asyncio.Task[None]] = set()
+        # one thread for the database: SQLite connections stay on the thread that opened them
+        self.db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-db")
+        self._store: SqliteStore | None = None
+        self._watch: sqlite3.Connection | None = None
+        self._seen: tuple[Any, ...] = ()
+        self._reload_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------ routing
+
+    def _load(self) -> dict[str, EndpointRoute]:
+        if self._store is None:
+            self._store = SqliteStore(self.files.db)
+        with self._store.transaction() as txn:
+            endpoints = txn.list("endpoint")
+            keys = {doc_name: txn.get("keys", doc_name) or {} for doc_name in (d["name"] for d in endpoints)}
+            deployments = txn.list("deployment")
+        state = read_json(self.files.state) or {}
+        return build_routes(endpoints, keys, deployments, state.get("instances") or [])
+
+    def _changed(self) -> bool:
+        if self._watch is None:
+            self._watch = sqlite3.connect(self.files.db, timeout=30)
+        try:
+            stat = os.stat(self.files.state)
+            state_seen: tuple[Any, ...] = (stat.st_mtime_ns, stat.st_ino)
+        except FileNotFoundError:
+            state_seen = ()
+        seen = (self._watch.execute("PRAGMA data_version").fetchone()[0], state_seen)
+        changed, self._seen = seen != self._seen, seen
+        return changed
+
+    async def reload(self) -> None:
+        async with self._reload_lock:
+            loop = asyncio.get_running_loop()
+            routes = await loop.run_in_executor(self.db_thread, self._load)
+            self.routes = routes
+            ports = {u.port for r in routes.values() for d in r.deployments.values() for u in d.upstreams}
+            self.down &= ports
+
+    async def watch(self) -> None:
+        """Fallback for a missed reload call: notice changes by polling."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            try:
+                if await loop.run_in_executor(self.db_thread, self._changed):
+                    await self.reload()
+            except Exception:
+                log.exception("Reloading the routes failed")
+
+    async def flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            await self.flush_once(loop)
+
+    async def flush_once(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self.facts = self.facts, []
+        if batch:
+            try:
+                await loop.run_in_executor(self.db_thread, self.fact_store.add, batch)
+            except Exception:
+                log.exception("Recording %d request facts failed", len(batch))
+
+    # ----------------------------------------------------------- requests
+
+    def _base_headers(self, request: web.Request) -> dict[str, str]:
+        headers = {"x-request-id": str(uuid.uuid4())}
+        client_id = request.headers.get("x-ms-client-request-id")
+        if client_id:
+            headers["x-ms-client-request-id"] = client_id[:CLIENT_REQUEST_ID_MAX]
+        return headers
+
+    def _record(self, endpoint: str, dep: DeploymentRoute | None, status: int, started: float,
+                mirrored: bool = False) -> None:
+        seconds = time.perf_counter() - started
+        self.metrics.observe(endpoint, dep.name if dep else "", dep.model if dep else "", status, seconds, mirrored)
+        if dep is not None:
+            self.facts.append(RequestFact(time.time(), endpoint, dep.name, dep.model, status, seconds * 1000, mirrored))
+
+    def _route(self, request: web.Request, headers: dict[str, str]) -> tuple[EndpointRoute, DeploymentRoute, bool] | web.Response:
+        name = request.match_info["endpoint"]
+        route = self.routes.get(name)
+        if route is None:
+            return _json_error(404, f"No endpoint named {name!r}.", headers)
+        if not route.authorized(request.headers.get("Authorization")):
+            return _json_error(401, "Missing or invalid key: send 'Authorization: Bearer <key>' with the endpoint's "
+                                    "primary or secondary key.", headers)
+        targeted = request.headers.get(DEPLOYMENT_HEADER)
+        if targeted is not None:
+            dep = route.target(targeted)
+            if dep is None:
+                return _json_error(404, f"Endpoint {name!r} has no deployment named {targeted.strip()[:64]!r}.", headers)
+        else:
+            dep = route.choose(self.rng)
+            if dep is None:
+                return _json_error(404, f"No deployment of endpoint {name!r} has live traffic: set traffic, "
+                                        "or name a deployment in the azureml-model-deployment header.", headers)
+        return route, dep, targeted is not None
+
+    async def score(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        headers = self._base_headers(request)
+        routed = self._route(request, headers)
+        if isinstance(routed, web.Response):
+            self._record(request.match_info["endpoint"], None, routed.status, started)
+            return routed
+        route, dep, targeted = routed
+        headers[DEPLOYMENT_HEADER] = dep.name
+        key = (route.name, dep.key)
+        if self.in_flight[key] >= dep.max_in_flight:
+            self._record(route.name, dep, 429, started)
+            return _json_error(429, f"Deployment {dep.name!r} already has {dep.max_in_flight} requests in flight "
+                                    "(2 × max_concurrent_requests_per_instance × instance_count): retry later, "
+                                    "or scale the deployment.", headers)
+        self._enter(key, +1)
+        try:
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                self._record(route.name, dep, 413, started)
+                return _json_error(413, f"The request body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB.", headers)
+            response = await self._forward(route, dep, "POST", "/score", body, request, headers)
+        finally:
+            self._enter(key, -1)
+        self._record(route.name, dep, response.status, started)
+        if not targeted:
+            shadow = route.mirror_to(self.rng)
+            if shadow is not None:
+                task = asyncio.create_task(self._mirror(route, shadow, body, request))
+                self.mirrors.add(task)
+                task.add_done_callback(self.mirrors.discard)
+        return response
+
+    async def swagger(self, request: web.Request) -> web.Response:
+        headers = self._base_headers(request)
+        routed = self._route(request, headers)
+        if isinstance(routed, web.Response):
+            return routed
+        route, dep, _ = routed
+        headers[DEPLOYMENT_HEADER] = dep.name
+        return await self._forward(route, dep, "GET", "/swagger.json", b"", request, headers)
+
+    def _enter(self, key: tuple[str, str], delta: int) -> None:
+        self.in_flight[key] += delta
+        self.metrics.in_flight[key] = self.in_flight[key]
+
+    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, body: bytes, request: web.Request) -> None:
+        started = time.perf_counter()
+        key = (route.name, dep.key)
+        if self.in_flight[key] >= dep.max_in_flight:
+            self._record(route.name, dep, 429, started, mirrored=True)
+            return
+        self._enter(key, +1)
+        try:
+            response = await self._forward(route, dep, "POST", "/score", body, request, {})
+        finally:
+            self._enter(key, -1)
+        self._record(route.name, dep, response.status, started, mirrored=True)
+
+    async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, body: bytes,
+                       request: web.Request, headers: dict[str, str]) -> web.Response:
+        assert self.session is not None
+        upstreams = [u for u in dep.upstreams if u.port not in self.down]
+        if not upstreams:
+            return _json_error(503, f"Deployment {dep.name!r} has no ready instance right now: see its state with "
+                                    "'byom online-deployment show' and its logs with 'get-logs'.", headers)
+        sent = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+        if "x-request-id" in headers:
+            sent["x-request-id"] = headers["x-request-id"]
+        if "x-ms-client-request-id" in headers:
+            sent["x-ms-client-request-id"] = headers["x-ms-client-request-id"]
+        rr_key = (route.name, dep.key)
+        first = self.round_robin[rr_key]
+        self.round_robin[rr_key] = first + 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + dep.timeout_s
+        for attempt in range(len(upstreams)):
+            upstream = upstreams[(first + attempt) % len(upstreams)]
+            if upstream.port in self.down:
+                continue
+            self.in_flight_port[upstream.port] += 1
+            try:
+                async with asyncio.timeout_at(deadline):
+                    async with self.session.request(
+                        method, f"http://127.0.0.1:{upstream.port}{path}", data=body, headers=sent,
+                        allow_redirects=False,
+                    ) as answer:
+                        data = await answer.read()
+                        status, reason = answer.status, answer.reason or ""
+                        content_type = answer.headers.get("Content-Type", "application/json")
+            except aiohttp.ClientConnectorError:
+                self.down.add(upstream.port)  # nothing was sent: safe to try the next instance
+                continue
+            except TimeoutError:
+                return _json_error(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
+                                        f"{int(dep.timeout_s * 1000)}.", headers)
+            except aiohttp.ClientError as exc:
+                return _json_error(502, f"Instance {upstream.instance} of deployment {dep.name!r} dropped the "
+                                        f"request: {type(exc).__name__}.", headers)
+            finally:
+                self.in_flight_port[upstream.port] -= 1
+                if not self.in_flight_port[upstream.port]:
+                    del self.in_flight_port[upstream.port]
+            if 200 <= status < 300:
+                return web.Response(status=status, body=data, headers={**headers, "Content-Type": content_type})
+            return web.Response(
+                status=424, body=data,
+                headers={**headers, "Content-Type": content_type, "ms-azureml-model-error-statuscode": str(status),
+                         "ms-azureml-model-error-reason": reason},
+            )
+        return _json_error(502, f"No instance of deployment {dep.name!r} could be reached.", headers)
+
+    # -------------------------------------------------------------- admin
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    async def reload_page(self, request: web.Request) -> web.Response:
+        await self.reload()
+        return web.json_response({"endpoints": len(self.routes)})
+
+    async def flush_page(self, request: web.Request) -> web.Response:
+        await self.flush_once(asyncio.get_running_loop())
+        return web.json_response({"ok": True})
+
+    async def in_flight_page(self, request: web.Request) -> web.Response:
+        return web.json_response({str(port): n for port, n in self.in_flight_port.items()})
+
+    async def health_page(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "endpoints": len(self.routes)})
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own 404/405/413 answers, as JSON with a request id like every other answer."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json_error(exc.status, exc.reason, {"x-request-id": str(uuid.uuid4())})
+
+
+def make_app(gateway: Gateway) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
+    app.router.add_post("/endpoints/{endpoint}/score", gateway.score)
+    app.router.add_get("/endpoints/{endpoint}/swagger.json", gateway.swagger)
+    app.router.add_get("/metrics", gateway.metrics_page)
+    app.router.add_post("/-/reload", gateway.reload_page)
+    app.router.add_get("/-/in-flight", gateway.in_flight_page)
+    app.router.add_post("/-/flush", gateway.flush_page)
+    app.router.add_get("/-/health", gateway.health_page)
+    return app
+
+
+async def serve(files: ServingFiles) -> int:
+    gateway = Gateway(files)
+    port = files.gateway_port()
+    gateway.session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, force_close=True),  # gunicorn's sync workers close every connection
+        timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False,
+    )
+    runner = web.AppRunner(make_app(gateway), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
+    except OSError as exc:
+        log.error("Cannot listen on 127.0.0.1:%d (%s). Free that port, or delete %s to have a new one chosen.",
+                  port, exc.strerror, files.port_file)
+        await gateway.session.close()
+        await runner.cleanup()
+        return 1
+    await gateway.reload()
+    write_json(files.gateway, {"pid": os.getpid(), "start": start_time(os.getpid()), "port": port,
+                               "started_at": utcnow()})
+    log.info("Gateway for %s listening on http://127.0.0.1:%d", files.home, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(gateway.watch()), asyncio.create_task(gateway.flush())]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await runner.cleanup()
+    await gateway.flush_once(loop)
+    await gateway.session.close()
+    record = read_json(files.gateway) or {}
+    if record.get("pid") == os.getpid():
+        files.gateway.unlink(missing_ok=True)
+    log.info("Gateway stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.local.gateway")
+    parser.add_argument("--home", required=True)
+    args = parser.parse_args(argv)
+    files = ServingFiles(args.home)
+    files.run.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s [%(process)d] %(message)s")
+    lock = open(files.gateway_lock, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("Another gateway serves %s; leaving it to that one.", files.home)
+        return 0
+    return asyncio.run(serve(files))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""One model-server instance: the Azure ML inference server, bound to loopback.
+
+An instance is the real ``azureml-inference-server-http`` app served by
+gunicorn, exactly as ``azmlinfsrv`` runs it in an Azure ML container, except
+that it binds 127.0.0.1 instead of 0.0.0.0. The launcher below runs in the
+deployment's interpreter and imports nothing from byom, so an environment
+only needs the inference server package (which Azure ML asks of it too).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..entities import LOCAL_PYTHON
+from .processes import HOME_MARKER, Child, spawn
+
+LAUNCHER = """
+import os, sys
+import gunicorn.config
+from azureml_inference_server_http import amlserver, amlserver_linux
+from azureml_inference_server_http.constants import PACKAGE_ROOT
+from azureml_inference_server_http.log_config import load_logging_config
+
+load_logging_config(PACKAGE_ROOT)
+amlserver.validate_environment_variables()
+if hasattr(gunicorn.config, "ControlSocketDisable"):
+    # gunicorn >= 25.1 opens one control socket per user: instances would fight over it
+    os.environ["GUNICORN_CMD_ARGS"] = (os.environ.get("GUNICORN_CMD_ARGS", "") + " --no-control-socket").strip()
+amlserver_linux.run("127.0.0.1", int(sys.argv[1]), int(os.environ.get("WORKER_COUNT", "1")))
+"""
+
+# Variables of byom's own process that must not leak into a model server.
+_NOT_INHERITED = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "BYOM_HOME", "GUNICORN_CMD_ARGS")
+
+
+@dataclass
+class InstanceSpec:
+    """What every instance of one deployment generation is started with."""
+
+    interpreter: str
+    model_dir: str
+    app_root: str
+    entry_script: str  # relative to app_root, as Azure ML sets it
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    worker_count: int = 1
+
+
+def resolve_interpreter(environment_ref: str) -> str:
+    """The Python that runs a deployment's environment.
+
+    Only the built-in ``local-python`` runs for now; built environments
+    (a virtual environment per conda spec) plug in here.
+    """
+    name = environment_ref.split(":", 1)[0]
+    if name == LOCAL_PYTHON:
+        return sys.executable
+    raise LookupError(
+        f"Environment {environment_ref} has no local build yet: deploy with environment {LOCAL_PYTHON} "
+        "until environment builds are available."
+    )
+
+
+def instance_env(spec: InstanceSpec, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED and not k.startswith("BYOM_")}
+    env.update(
+        {
+            "AZUREML_MODEL_DIR": spec.model_dir,
+            "AML_APP_ROOT": spec.app_root,
+            "AZUREML_ENTRY_SCRIPT": spec.entry_script,
+            "WORKER_COUNT": str(spec.worker_count),
+            "PYTHONUNBUFFERED": "1",
+            HOME_MARKER: str(home),
+        }
+    )
+    env.update(spec.environment_variables)
+    return env
+
+
+def launch(spec: InstanceSpec, port: int, log_path: Path, home: Path) -> Child:
+    return spawn(
+        [spec.interpreter, "-c", LAUNCHER, str(port)],
+        env=instance_env(spec, home), log_path=log_path, cwd=spec.app_root,
+    )
+
+
+def probe(port: int, timeout_s: float) -> bool:
+    """The inference server's health route answers 200 once the worker has run init()."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()

@@ -1,0 +1,77 @@
+"""Per-request facts the gateway records for the console's monitoring page.
+
+They live in ``<home>/requests.db``, apart from ``byom.db``, so that the
+gateway's writes never wait on the registry's write lock. The gateway
+writes in batches; the table keeps at most ``max_rows`` rows (the oldest go).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..entities import RequestFact
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS facts (
+    at            REAL NOT NULL,
+    endpoint      TEXT NOT NULL,
+    deployment    TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    status_code   INTEGER NOT NULL,
+    latency_ms    REAL NOT NULL,
+    mirrored      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS facts_endpoint_at ON facts (endpoint, at);
+"""
+
+MAX_ROWS = 500_000
+
+
+class RequestFactStore:
+    def __init__(self, path: Path, max_rows: int = MAX_ROWS) -> None:
+        self.path = Path(path)
+        self.max_rows = max_rows
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def add(self, facts: Sequence[RequestFact]) -> None:
+        if not facts:
+            return
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO facts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(f.at, f.endpoint, f.deployment, f.model_version, f.status_code, f.latency_ms, int(f.mirrored))
+                 for f in facts],
+            )
+            conn.execute("DELETE FROM facts WHERE rowid <= (SELECT MAX(rowid) FROM facts) - ?", (self.max_rows,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def since(self, endpoint: str, since: float) -> list[RequestFact]:
+        if not self.path.exists():
+            return []
+        rows = self._connect().execute(
+            "SELECT at, endpoint, deployment, model_version, status_code, latency_ms, mirrored FROM facts "
+            "WHERE endpoint = ? AND at >= ? ORDER BY at",
+            (endpoint, since),
+        ).fetchall()
+        return [RequestFact(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,238 @@
+"""``LocalServing``: the local backend's :class:`~core.serving.Serving`.
+
+The library process (CLI, console, tests) never runs model servers itself.
+It writes desired state to ``byom.db`` (``StoreWorkspace`` does), makes sure
+the home's control plane runs (``core.local.control_plane``, started
+detached on demand), and reads back what runs from
+``run/serving-state.json``. Requests go through the home's gateway
+(``core.local.gateway``) like any client's.
+
+``shutdown()`` ends every process of the home (control plane, gateway,
+model servers); the next call that needs serving starts the control plane
+again, which brings the deployments back.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ..entities import Deployment, InstanceStatus, InvokeResult, RequestFact
+from ..errors import BackendError, NotFound
+from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
+from .processes import HOME_MARKER, ProcessRef, home_processes, log_tail, spawn_detached, terminate
+from .request_facts import RequestFactStore
+from .serving_files import ServingFiles, read_json
+
+START_TIMEOUT_S = 30.0
+REMOVE_TIMEOUT_S = 60.0
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class LocalServing(Serving):
+    capabilities = ("deployments", "metrics")
+
+    def __init__(self, home: str | Path) -> None:
+        self.files = ServingFiles(home)
+        self._http = requests.Session()
+
+    # ------------------------------------------------------------ processes
+
+    def _record(self, path: Path) -> ProcessRef | None:
+        data = read_json(path) or {}
+        ref = ProcessRef(data.get("pid") or 0, data.get("start"))
+        return ref if ref.pid and ref.alive() else None
+
+    def control_plane(self) -> ProcessRef | None:
+        """The running control plane of this home, if any."""
+        return self._record(self.files.control_plane)
+
+    def gateway(self) -> ProcessRef | None:
+        return self._record(self.files.gateway)
+
+    def ensure_started(self) -> ProcessRef:
+        """Start the home's control plane unless it runs; wait until it does."""
+        ref = self.control_plane()
+        if ref is not None:
+            return ref
+        self.files.run.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, HOME_MARKER: str(self.files.home),
+               "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
+        spawn_detached([sys.executable, "-m", "core.local.control_plane", "--home", str(self.files.home)],
+                       env=env, log_path=self.files.control_plane_log)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ref = self.control_plane()
+            if ref is not None:
+                return ref
+            time.sleep(0.05)
+        raise BackendError(
+            f"The control plane of {self.files.home} did not start within {START_TIMEOUT_S:.0f} s. "
+            f"Its log ends with:\n{log_tail(self.files.control_plane_log, 20)}"
+        )
+
+    def wait_gateway(self, timeout_s: float = START_TIMEOUT_S) -> int:
+        """Start serving if needed and wait until the gateway answers; return its port."""
+        self.ensure_started()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            record = read_json(self.files.gateway) or {}
+            if self.gateway() is not None and record.get("port"):
+                return int(record["port"])
+            time.sleep(0.05)
+        raise BackendError(
+            f"The gateway of {self.files.home} did not start within {timeout_s:.0f} s. "
+            f"Its log ends with:\n{log_tail(self.files.gateway_log, 20)}"
+        )
+
+    def shutdown(self, grace_s: float = 10.0) -> None:
+        """End the control plane, the gateway and every model server of this home."""
+        control_plane = self._record(self.files.control_plane)
+        if control_plane is not None:
+            terminate([control_plane], grace_s=grace_s)  # first, so that it restarts nothing
+        refs = [r for r in (self.gateway(),) if r is not None]
+        for inst in (read_json(self.files.state) or {}).get("instances") or []:
+            if inst.get("pid"):
+                refs.append(ProcessRef(inst["pid"], inst.get("start")))
+        terminate(refs, grace_s=grace_s)
+        terminate(home_processes(self.files.home), grace_s=grace_s)  # anything started but never recorded
+        for path in (self.files.control_plane, self.files.gateway):
+            path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------- the seam
+
+    def scoring_uri(self, endpoint_name: str) -> str:
+        return f"http://127.0.0.1:{self.files.gateway_port()}/endpoints/{endpoint_name}/score"
+
+    def _state(self) -> dict[str, Any]:
+        return read_json(self.files.state) or {}
+
+    def _instances(self, state: dict[str, Any], endpoint: str, deployment: str) -> list[InstanceStatus]:
+        rows = [i for i in state.get("instances") or []
+                if i["endpoint"] == endpoint and i["deployment"] == deployment.lower() and i["state"] != "Stopping"]
+        return [InstanceStatus(id=i["id"], state=i["state"], pid=i.get("pid"), port=i.get("port"),
+                               restarts=i.get("restarts", 0), started_at=i.get("started_at"))
+                for i in sorted(rows, key=lambda i: (i["generation"], i["index"]))]
+
+    def _rollout(self, state: dict[str, Any], endpoint: str, deployment: str) -> dict[str, Any] | None:
+        for rollout in state.get("rollouts") or []:
+            if rollout["endpoint"] == endpoint and rollout["deployment"] == deployment.lower():
+                return rollout
+        return None
+
+    def apply(
+        self, state: EndpointState, deployment: Deployment, progress: Callable[[str, float | None], None], wait: bool
+    ) -> Deployment:
+        self.ensure_started()
+        if not wait:
+            return deployment
+        probe = deployment.readiness_probe
+        deadline = time.monotonic() + probe.initial_delay + probe.period * probe.failure_threshold + 60
+        reported: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            current = self._state()
+            for inst in self._instances(current, deployment.endpoint_name, deployment.name):
+                if reported.get(inst.id) != inst.state:
+                    reported[inst.id] = inst.state
+                    ready = sum(1 for s in reported.values() if s == "Ready")
+                    progress(f"Instance {inst.id}: {inst.state} (pid {inst.pid}, port {inst.port})",
+                             min(ready / deployment.instance_count, 1.0))
+            rollout = self._rollout(current, deployment.endpoint_name, deployment.name)
+            if rollout is not None and rollout.get("token", "") > deployment.updated_at:
+                return deployment.replace(state_reason="A later change to this deployment superseded this one.")
+            if rollout is not None and rollout.get("token") == deployment.updated_at and rollout["phase"] != "rolling":
+                instances = self._instances(current, deployment.endpoint_name, deployment.name)
+                if rollout["phase"] == "failed":
+                    return deployment.replace(provisioning_state="Failed", state_reason=rollout.get("reason", ""),
+                                              instances=instances)
+                progress(f"Deployment {deployment.name} is ready", 1.0)
+                return deployment.replace(provisioning_state="Succeeded", state_reason="", instances=instances)
+            if self.control_plane() is None:
+                self.ensure_started()  # it died: a new one adopts what runs and carries on
+            time.sleep(0.1)
+        raise BackendError(f"Deployment {deployment.name} did not finish in time; its state is still being "
+                           "worked on: see 'byom online-deployment show'.")
+
+    def observe(self, deployment: Deployment) -> Deployment:
+        state = self._state()
+        return deployment.replace(instances=self._instances(state, deployment.endpoint_name, deployment.name))
+
+    def remove(self, endpoint_name: str, deployment_name: str) -> None:
+        def remaining() -> bool:
+            state = self._state()
+            return bool(self._rollout(state, endpoint_name, deployment_name)) or any(
+                i["endpoint"] == endpoint_name and i["deployment"] == deployment_name.lower()
+                for i in state.get("instances") or []
+            )
+
+        if not remaining():
+            return
+        self.ensure_started()
+        deadline = time.monotonic() + REMOVE_TIMEOUT_S
+        while remaining():
+            if time.monotonic() > deadline:
+                raise BackendError(f"The instances of deployment {deployment_name} did not stop within "
+                                   f"{REMOVE_TIMEOUT_S:.0f} s; see {self.files.control_plane_log}.")
+            time.sleep(0.1)
+
+    def _tell_gateway(self, path: str) -> None:
+        record = read_json(self.files.gateway) or {}
+        if self.gateway() is None:
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", int(record["port"]), timeout=10)
+        try:
+            conn.request("POST", path)
+            conn.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            pass  # it polls for route changes and flushes facts every second anyway
+        finally:
+            conn.close()
+
+    def routes_changed(self, state: EndpointState) -> None:
+        self._tell_gateway("/-/reload")  # no gateway yet: it reads the routes when it starts
+
+    def invoke(self, state, body, *, deployment, headers, timeout_s):  # type: ignore[no-untyped-def]
+        port = self.wait_gateway()
+        sent = dict(headers)
+        if deployment:
+            sent[DEPLOYMENT_HEADER] = deployment
+        url = f"http://127.0.0.1:{port}/endpoints/{state.endpoint.name}/score"
+        started = time.perf_counter()
+        try:
+            answer = self._http.post(url, data=body, headers=sent, timeout=timeout_s)
+        except requests.RequestException as exc:
+            raise BackendError(f"The endpoint {state.endpoint.name} could not be reached at {url}: {exc}.") from exc
+        latency = (time.perf_counter() - started) * 1000
+        return InvokeResult(
+            status_code=answer.status_code, body=answer.text, headers=dict(answer.headers),
+            deployment=answer.headers.get(DEPLOYMENT_HEADER), latency_ms=latency,
+            request_id=answer.headers.get("x-request-id", ""),
+        )
+
+    def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
+        folder = self.files.deployment_logs(endpoint_name, deployment_name)
+        if container == "storage-initializer":
+            path = self.files.storage_log(endpoint_name, deployment_name)
+        else:
+            candidates = [p for p in folder.glob("*.log") if p.name != "storage-initializer.log"]
+            path = max(candidates, key=lambda p: p.stat().st_mtime) if candidates else folder / "missing"
+        if not path.exists():
+            raise NotFound(f"No {container} logs yet for deployment {deployment_name} of endpoint {endpoint_name}.",
+                           hint="Logs appear once the control plane has started the deployment.")
+        return log_tail(path, lines)
+
+    def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
+        self._tell_gateway("/-/flush")
+        store = RequestFactStore(self.files.requests_db)
+        try:
+            return store.since(endpoint_name, since)
+        finally:
+            store.close()
+

@@ -1,0 +1,96 @@
+"""Where local serving keeps its files inside a workspace home.
+
+::
+
+    <home>/gateway.port                   the gateway's port, chosen once (scoring URIs stay valid)
+    <home>/requests.db                    per-request facts for monitoring (bounded)
+    <home>/run/control-plane.json         pid of the running control plane
+    <home>/run/gateway.json               pid of the running gateway
+    <home>/run/serving-state.json         instances and rollouts, written by the control plane only
+    <home>/run/models/<name>/<version>/   what AZUREML_MODEL_DIR names: a link to the artifacts, laid out as on Azure
+    <home>/logs/control-plane.log, gateway.log
+    <home>/logs/endpoints/<endpoint>/<deployment>/<instance>.log    one per model-server instance
+    <home>/logs/endpoints/<endpoint>/<deployment>/storage-initializer.log
+    <home>/code/<endpoint>/<deployment>/<generation>/              the code folder as deployed
+
+Runtime files are written whole to a temporary name and renamed, so a
+reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .processes import free_port
+
+
+class ServingFiles:
+    def __init__(self, home: str | Path) -> None:
+        self.home = Path(home).expanduser().resolve()
+        self.db = self.home / "byom.db"
+        self.requests_db = self.home / "requests.db"
+        self.port_file = self.home / "gateway.port"
+        self.run = self.home / "run"
+        self.logs = self.home / "logs"
+        self.code = self.home / "code"
+        self.control_plane = self.run / "control-plane.json"
+        self.control_plane_lock = self.run / "control-plane.lock"
+        self.control_plane_log = self.logs / "control-plane.log"
+        self.gateway = self.run / "gateway.json"
+        self.gateway_lock = self.run / "gateway.lock"
+        self.gateway_log = self.logs / "gateway.log"
+        self.state = self.run / "serving-state.json"
+
+    def deployment_logs(self, endpoint: str, deployment: str) -> Path:
+        return self.logs / "endpoints" / endpoint / deployment.lower()
+
+    def instance_log(self, endpoint: str, deployment: str, instance_id: str) -> Path:
+        return self.deployment_logs(endpoint, deployment) / f"{instance_id}.log"
+
+    def storage_log(self, endpoint: str, deployment: str) -> Path:
+        return self.deployment_logs(endpoint, deployment) / "storage-initializer.log"
+
+    def code_snapshot(self, endpoint: str, deployment: str, generation: str) -> Path:
+        return self.code / endpoint / deployment.lower() / generation
+
+    def gateway_port(self) -> int:
+        """The gateway's port for this home: picked once, then kept so that scoring URIs stay valid."""
+        try:
+            return int(self.port_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            pass
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.port_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # another process chose first
+            return int(self.port_file.read_text().strip())
+        port = free_port()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{port}\n")
+        return port
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,36 @@
+"""A trivial Azure ML entry script for the serving tests: it echoes what it gets.
+
+init() reads model/greeting.txt under AZUREML_MODEL_DIR, where Azure ML puts
+a model registered from a folder named "model";
+run() answers {"greeting", "echo", "pid", "label"} where label is the
+deployment's ECHO_LABEL environment variable. A payload can ask it to
+sleep ({"sleep": 0.2}) or to answer another status ({"status": 400}).
+"""
+
+import json
+import os
+import time
+
+from azureml_inference_server_http.api.aml_response import AMLResponse
+
+greeting = None
+
+
+def init():
+    global greeting
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "greeting.txt")) as fh:
+        greeting = fh.read().strip()
+
+
+def run(raw_data):
+    try:
+        data = json.loads(raw_data)
+    except ValueError as exc:
+        return AMLResponse({"error": f"The body is not JSON: {exc}"}, 400, json_str=True)
+    if not isinstance(data, dict):
+        return AMLResponse({"error": "The body must be a JSON object."}, 400, json_str=True)
+    if "sleep" in data:
+        time.sleep(float(data["sleep"]))
+    if "status" in data:
+        return AMLResponse({"error": f"asked for {data['status']}"}, int(data["status"]), json_str=True)
+    return {"greeting": greeting, "echo": data, "pid": os.getpid(), "label": os.environ.get("ECHO_LABEL")}

@@ -1,0 +1,136 @@
+"""Azure ML's safe-rollout walkthrough, run with ``byom`` where the tutorial says ``az ml``.
+
+The sample folder is laid out as Azure's CLI examples are (endpoint and
+deployment YAML beside model-1/ and model-2/ with an onlinescoring/ code
+folder, paths relative to the YAML); the models are pickled scikit-learn
+regressions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import numpy
+import pytest
+from sklearn.linear_model import LinearRegression
+
+from core.cli import main
+from core.local.processes import home_processes
+from core.local.serving import LocalServing
+
+from .helpers import ASSETS, model_servers
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+ROW = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+
+
+def regression(weight: float) -> LinearRegression:
+    rng = numpy.random.default_rng(0)
+    features = rng.normal(size=(50, 10))
+    return LinearRegression().fit(features, features.sum(axis=1) * weight)
+
+
+def write_sample(root: Path) -> None:
+    for folder, weight in (("model-1", 1.0), ("model-2", 2.0)):
+        (root / folder / "model").mkdir(parents=True)
+        joblib.dump(regression(weight), root / folder / "model" / "sklearn_regression_model.pkl")
+        shutil.copytree(ASSETS / "sklearn_scoring", root / folder / "onlinescoring")
+    (root / "endpoint.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
+        "name: my-endpoint\nauth_mode: key\n")
+    for name, folder in (("blue", "model-1"), ("green", "model-2")):
+        (root / f"{name}-deployment.yml").write_text(
+            "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\n"
+            f"name: {name}\nendpoint_name: my-endpoint\n"
+            f"model:\n  path: {folder}/model/\n"
+            f"code_configuration:\n  code: {folder}/onlinescoring/\n  scoring_script: score.py\n"
+            "environment: azureml:local-python@latest\n"
+            "instance_type: Standard_DS3_v2\ninstance_count: 1\n")
+    (root / "sample-request.json").write_text(json.dumps({"data": [ROW]}))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    home = tmp_path / "home"
+    yield home
+    LocalServing(home).shutdown()
+    assert not home_processes(home)
+
+
+def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = tmp_path / "online"
+    write_sample(sample)
+
+    def byom(*argv: str) -> str:
+        code = main([*argv, "--workspace-dir", str(home)])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out.strip()
+
+    def show(query: str) -> object:
+        return json.loads(byom("online-endpoint", "show", "-n", "my-endpoint", "--query", query))
+
+    byom("online-endpoint", "create", "-f", str(sample / "endpoint.yml"))
+    blue = json.loads(byom("online-deployment", "create", "-f", str(sample / "blue-deployment.yml"), "--all-traffic"))
+    assert blue["provisioning_state"] == "Succeeded"
+    assert show("traffic") == {"blue": 100}
+
+    request = str(sample / "sample-request.json")
+    [blue_prediction] = json.loads(byom("online-endpoint", "invoke", "-n", "my-endpoint", "--request-file", request))
+    assert blue_prediction == pytest.approx(sum(ROW), rel=1e-6)
+
+    scaled = json.loads(byom("online-deployment", "update", "-n", "blue", "-e", "my-endpoint",
+                             "--set", "instance_count=2"))
+    assert scaled["instance_count"] == 2 and [i["state"] for i in scaled["instances"]] == ["Ready", "Ready"]
+
+    green = json.loads(byom("online-deployment", "create", "-f", str(sample / "green-deployment.yml")))
+    assert green["provisioning_state"] == "Succeeded" and show("traffic") == {"blue": 100}
+
+    key = byom("online-endpoint", "get-credentials", "-n", "my-endpoint", "--query", "primaryKey", "-o", "tsv")
+    uri = byom("online-endpoint", "show", "-n", "my-endpoint", "--query", "scoring_uri", "-o", "tsv")
+    curl = subprocess.run(
+        ["curl", "-s", "--fail-with-body", "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
+         "-H", "azureml-model-deployment: green", "--data", f"@{request}", uri],
+        capture_output=True, text=True, timeout=30, check=True)
+    assert json.loads(curl.stdout) == [pytest.approx(2 * sum(ROW), rel=1e-6)]
+
+    byom("online-endpoint", "update", "-n", "my-endpoint", "--mirror-traffic", "green=10")
+    assert show("mirror_traffic") == {"green": 10}
+    byom("online-endpoint", "update", "-n", "my-endpoint", "--mirror-traffic", "green=0",
+         "--traffic", "blue=90 green=10")
+    assert show("[traffic, mirror_traffic]") == [{"blue": 90, "green": 10}, {}]
+    byom("online-endpoint", "update", "-n", "my-endpoint", "--traffic", "blue=0 green=100")
+    [green_prediction] = json.loads(byom("online-endpoint", "invoke", "-n", "my-endpoint", "--request-file", request))
+    assert green_prediction == pytest.approx(2 * sum(ROW), rel=1e-6)
+    assert "init has completed" in byom("online-deployment", "get-logs", "-n", "green", "-e", "my-endpoint",
+                                   "--lines", "200")
+
+    byom("online-deployment", "delete", "-n", "blue", "-e", "my-endpoint", "--yes")
+    assert [d["name"] for d in json.loads(byom("online-deployment", "list", "-e", "my-endpoint"))] == ["green"]
+    byom("online-endpoint", "delete", "-n", "my-endpoint", "--yes")
+    assert json.loads(byom("online-endpoint", "list")) == []
+    assert model_servers(home) == []
+
+
+def test_bad_input_gets_clear_messages(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def fails(*argv: str) -> str:
+        code = main([*argv, "--workspace-dir", str(home)])
+        out, err = capsys.readouterr()
+        assert code == 2, (out, err)
+        return err
+
+    assert "does not exist" in fails("online-endpoint", "create", "-f", str(tmp_path / "nope.yml"))
+    assert "No endpoint named 'ghost'" in fails("online-endpoint", "show", "-n", "ghost")
+    assert "Name the endpoint" in fails("online-endpoint", "create")
+    assert main(["online-endpoint", "create", "-n", "real", "--workspace-dir", str(home)]) == 0
+    capsys.readouterr()
+    assert "whole numbers" in fails("online-endpoint", "update", "-n", "real", "--traffic", "blue=lots")
+    assert "names deployment 'blue'" in fails("online-endpoint", "update", "-n", "real", "--traffic", "blue=100")
+    assert "--yes" in fails("online-endpoint", "delete", "-n", "real")
+    assert "-f" in fails("online-deployment", "create", "-n", "blue", "-e", "real")
