@@ -9,6 +9,8 @@ requirements are what a local build installs and what drift is measured on.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 
@@ -33,6 +35,26 @@ CONDA_TO_PYPI: dict[str, str | None] = {
     "libstdcxx-ng": None,
     "openssl": None,
     "ca-certificates": None,
+    "nomkl": None,
+    "libblas": None,
+    "libcblas": None,
+    "liblapack": None,
+    "libgomp": None,
+    "_libgcc_mutex": None,
+    "_openmp_mutex": None,
+    "ld_impl_linux-64": None,
+    "libffi": None,
+    "libuuid": None,
+    "libzlib": None,
+    "zlib": None,
+    "xz": None,
+    "bzip2": None,
+    "ncurses": None,
+    "readline": None,
+    "sqlite": None,
+    "tk": None,
+    "cudnn": None,
+    "nccl": None,
     "setuptools": "setuptools",
     "wheel": "wheel",
     "py-xgboost": "xgboost",
@@ -48,6 +70,8 @@ CONDA_TO_PYPI: dict[str, str | None] = {
 _CONDA_SPEC = re.compile(r"^\s*(?:[\w.-]+::)?([A-Za-z0-9_.\-]+)\s*(.*)$")
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9_.\-]*)(\[[^\]]*\])?\s*(.*)$")
 INFERENCE_SERVER = "azureml-inference-server-http"
+# Bump when the way builds are made changes, so that older builds are not reused.
+BUILD_RECIPE = 1
 
 
 def conda_to_pip(spec: str) -> tuple[str | None, str | None]:
@@ -56,6 +80,9 @@ def conda_to_pip(spec: str) -> tuple[str | None, str | None]:
     if not match:
         raise InvalidInput(f"Cannot read conda dependency {spec!r}: write it as name, name=1.2 or name>=1.2.")
     name, constraint = match.group(1), match.group(2).strip()
+    # conda "name 1.2.* build": a bare version after a space means the same as "name=1.2"
+    if constraint[:1].isdigit():
+        constraint = "=" + constraint.split()[0]
     # conda "name=1.2.3=build" → keep the version, drop the build string
     if constraint.startswith("=") and not constraint.startswith("=="):
         version = constraint[1:].split("=")[0]
@@ -132,6 +159,15 @@ def with_inference_server(requirements: list[str]) -> list[str]:
     if any(requirement_name(r) == INFERENCE_SERVER for r in requirements):
         return list(requirements)
     return [*requirements, INFERENCE_SERVER]
+
+
+def build_key(python_version: str, requirements: list[str]) -> str:
+    """The cache key of a local build: the interpreter version it uses and what it installs.
+
+    Environment versions whose specs resolve to the same key share one build.
+    """
+    resolved = {"recipe": BUILD_RECIPE, "python": python_version, "requirements": with_inference_server(requirements)}
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def installed_packages() -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The local backend: everything in one workspace home folder.
 
 ``<home>/byom.db`` (SQLite, WAL) holds the registry and desired state;
-``<home>/artifacts`` holds model files. The home is ``BYOM_HOME`` or
+``<home>/artifacts`` holds model files; ``<home>/envs`` the environments built
+from conda specs (:mod:`core.local.builds`). The home is ``BYOM_HOME`` or
 ``~/.byom`` unless given.
 """
 
@@ -11,9 +12,11 @@ import os
 from pathlib import Path
 
 from ..errors import BackendError
-from ..serving import NoServing, Serving
+from ..serving import Serving
 from ..store_workspace import StoreWorkspace
 from .artifacts import DirectoryArtifacts
+from .builds import VenvBuilder
+from .serving import LocalServing
 from .sqlite_store import SqliteStore
 
 
@@ -34,7 +37,8 @@ class LocalWorkspace(StoreWorkspace):
         super().__init__(
             SqliteStore(self.home / "byom.db"),
             DirectoryArtifacts(self.home / "artifacts"),
-            serving if serving is not None else NoServing(),
+            serving if serving is not None else LocalServing(self.home),
+            builder=VenvBuilder(self.home / "envs"),
             actor=actor,
             name=self.home.name,
             location=str(self.home),

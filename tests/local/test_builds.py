@@ -1,0 +1,297 @@
+"""Environment builds on the local backend: real virtual environments built by pip.
+
+The slow tests that use ``built`` share one workspace home whose small
+environment is built once per run, by two ``byom environment build``
+processes racing for it. They only read that build; tests that break or
+rebuild one use a home of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.entities import EnvironmentSpec, EnvironmentVersion
+from core.environments import build_key, conda_to_pip
+from core.errors import BackendError, InvalidInput
+from core.local.builds import VenvBuilder, interpreter_for
+from core.local.builds_folder import BuildFolder
+from core.local.builds_pip import failure_reason
+from core.local.builds_python import Interpreter, choose_interpreter
+from core.local.workspace import LocalWorkspace
+
+BYOM = [sys.executable, "-m", "core.cli"]
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+# small: joblib and the model server (which the build adds itself)
+SMALL = f"name: small\ndependencies:\n  - python={PY}\n  - pip\n  - joblib=1.5\n"
+
+def byom(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BYOM_HOME": str(home), "BYOM_ACTOR": "ci"}
+    return subprocess.run([*BYOM, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# ------------------------------------------------------------------ fast
+
+
+def test_conda_versions_and_system_libraries_map_to_pypi() -> None:
+    assert conda_to_pip("numpy 1.26.*") == ("numpy==1.26.*", None)
+    assert conda_to_pip("numpy 1.26.4 py311_0") == ("numpy==1.26.4", None)
+    assert conda_to_pip("conda-forge::scikit-learn=1.5") == ("scikit-learn==1.5.*", None)
+    assert conda_to_pip("zlib") == (None, None)
+    assert conda_to_pip("python 3.11") == (None, "3.11")
+
+
+def test_build_key_is_the_resolved_spec() -> None:
+    assert build_key("3.11.7", ["joblib"]) == build_key("3.11.7", ["joblib", "azureml-inference-server-http"])
+    assert build_key("3.11.7", ["joblib"]) != build_key("3.12.1", ["joblib"])
+    assert build_key("3.11.7", ["joblib"]) != build_key("3.11.7", ["joblib==1.5.3"])
+
+
+def test_python_pin_is_honoured_or_falls_back_to_the_nearest_with_a_warning() -> None:
+    own, older, newer = (Interpreter("/own/python", (3, 11, 7)), Interpreter("/x/python3.10", (3, 10, 13)),
+                         Interpreter("/x/python3.13", (3, 13, 0)))
+    found = [own, older, newer]
+    assert choose_interpreter(None, found) == (own, None)
+    assert choose_interpreter("3.10", found) == (older, None)
+    chosen, warning = choose_interpreter("3.14", found)
+    assert chosen == newer and warning is not None
+    assert "python 3.14" in warning and "3.13.0" in warning and "3.10.13, 3.11.7, 3.13.0" in warning
+    chosen, warning = choose_interpreter("3.8", found)
+    assert chosen == older and warning and "3.10.13" in warning
+
+
+def test_a_pip_conflict_names_both_pins() -> None:
+    lines = [
+        "ERROR: Cannot install azureml-inference-server-http==1.5.1 and pydantic==1.10.13 because these package "
+        "versions have conflicting dependencies.",
+        "",
+        "The conflict is caused by:",
+        "    The user requested pydantic==1.10.13",
+        "    azureml-inference-server-http 1.5.1 depends on pydantic~=2.12.0",
+        "",
+        "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/",
+    ]
+    reason = failure_reason(lines, ["azureml-inference-server-http", "pydantic"])
+    assert reason.startswith("The pins of azureml-inference-server-http==1.5.1 and pydantic==1.10.13 conflict")
+    assert "depends on pydantic~=2.12.0" in reason and "ERROR: ResolutionImpossible" in reason
+
+
+def test_a_non_yaml_conda_file_is_refused_at_create_time(tmp_path: Path) -> None:
+    ws = LocalWorkspace(tmp_path / "home")
+    with pytest.raises(InvalidInput, match="conda file is not valid YAML at line"):
+        ws.create_environment(EnvironmentSpec(name="broken", conda_file="dependencies:\n  - [python=3.11\n"))
+    assert [e.name for e in ws.list_environments()] == ["local-python"]
+    assert not (tmp_path / "home" / "envs").exists()
+
+
+def test_environments_without_a_conda_file_run_in_byoms_interpreter(tmp_path: Path) -> None:
+    ws = LocalWorkspace(tmp_path / "home")
+    ws.create_environment(EnvironmentSpec(name="image-only", image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"))
+    with pytest.raises(InvalidInput, match="no conda file"):
+        ws.build_environment("image-only")
+    assert ws.get_environment_build("image-only").state == "NotStarted"
+    assert interpreter_for(ws.home, "image-only:1") == Path(sys.executable)
+    assert interpreter_for(ws.home, "local-python:1") == Path(sys.executable)
+
+
+# ------------------------------------------------------------------ slow
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A home where two processes raced to build one spec for two environments.
+
+    Made once per test run: pytest-xdist workers share it through the run's
+    temporary folder, the first one to take the lock builds it.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker has its own basetemp inside the run's
+        root = root.parent
+    home, record = root / "builds-home", root / "builds-home.json"
+    with open(root / "builds-home.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            ws = LocalWorkspace(home, actor="ci")
+            for name in ("small", "small-twin"):
+                ws.create_environment(EnvironmentSpec(name=name, conda_file=SMALL))
+            ws.close()
+            env = {**os.environ, "BYOM_HOME": str(home), "BYOM_ACTOR": "ci"}
+            started = time.monotonic()
+            procs = [subprocess.Popen([*BYOM, "environment", "build", "-n", name], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for name in ("small", "small-twin")]
+            outputs = [p.communicate(timeout=600) for p in procs]
+            record.write_text(json.dumps({"codes": [p.returncode for p in procs], "outputs": outputs,
+                                          "seconds": time.monotonic() - started}))
+    ws = LocalWorkspace(home, actor="ci")
+    yield {"home": home, "ws": ws, **json.loads(record.read_text())}
+    ws.close()
+
+
+@pytest.mark.slow
+def test_a_conda_spec_builds_a_virtual_environment(built: dict) -> None:
+    assert built["codes"] == [0, 0], built["outputs"]
+    print(f"first build (two racing builders): {built['seconds']:.1f} s")
+    ws: LocalWorkspace = built["ws"]
+    build = ws.get_environment_build("small")
+    assert build.state == "Succeeded", build.message
+    assert build.started_at and build.ended_at and build.started_at < build.ended_at
+    python = Path(build.interpreter or "")
+    assert python.is_file() and python != Path(sys.executable)
+    # the environment is its own: joblib and the model server are there, byom's packages are not
+    probe = subprocess.run(
+        [str(python), "-c", "import sys, joblib, azureml_inference_server_http, importlib.util as u;"
+                            "print(sys.prefix, joblib.__version__, u.find_spec('torch') is None, u.find_spec('core') is None)"],
+        capture_output=True, text=True, cwd="/", env={"PATH": os.environ["PATH"]},
+    )
+    assert probe.returncode == 0, probe.stderr
+    prefix, joblib_version, no_torch, no_byom = probe.stdout.split()
+    assert Path(prefix) == python.parent.parent and joblib_version.startswith("1.5.")
+    assert (no_torch, no_byom) == ("True", "True")
+    assert f"joblib=={joblib_version}" in build.packages
+    assert any(p.startswith("azureml-inference-server-http==") for p in build.packages)
+    assert "Collecting joblib==1.5.*" in build.log and "Succeeded in" in build.log
+    drift = {d.package: (d.installed, d.status) for d in ws.environment_drift("small")}
+    assert drift == {"joblib": (joblib_version, "ok")}
+
+
+@pytest.mark.slow
+def test_racing_builders_build_once_and_report_progress(built: dict) -> None:
+    ws: LocalWorkspace = built["ws"]
+    small, twin = ws.get_environment_build("small"), ws.get_environment_build("small-twin")
+    assert small.interpreter == twin.interpreter and small.started_at == twin.started_at
+    assert small.log.count("Succeeded in") == 1
+    progress = "\n".join(err for _, err in built["outputs"])
+    assert "Resolving packages" in progress and "Installing" in progress and "100% Build Succeeded" in progress
+
+
+@pytest.mark.slow
+def test_a_second_build_of_the_same_spec_reuses_the_cache(built: dict) -> None:
+    ws: LocalWorkspace = built["ws"]
+    first = ws.get_environment_build("small")
+    ws.create_environment(EnvironmentSpec(name="small-again", conda_file=SMALL.replace("name: small", "name: again")))
+    for name in ("small", "small-again"):
+        started = time.monotonic()
+        build = ws.build_environment(name)
+        seconds = time.monotonic() - started
+        print(f"cached build of {name}: {seconds:.2f} s")
+        assert seconds < 2.0
+        assert build.state == "Succeeded" and build.interpreter == first.interpreter
+        assert build.started_at == first.started_at  # nothing was rebuilt
+    started = time.monotonic()
+    result = byom(built["home"], "environment", "build", "-n", "small-again", "--query", "state")
+    assert result.returncode == 0 and json.loads(result.stdout) == "Succeeded"
+    print(f"cached build through the CLI: {time.monotonic() - started:.2f} s")
+
+
+@pytest.mark.slow
+def test_an_unmet_python_pin_builds_with_the_nearest_and_warns(built: dict) -> None:
+    ws: LocalWorkspace = built["ws"]
+    pin = f"{PY}.99"
+    ws.create_environment(EnvironmentSpec(name="patch-pin", conda_file=SMALL.replace(f"python={PY}", f"python={pin}")))
+    build = ws.build_environment("patch-pin")
+    assert build.state == "Succeeded"
+    assert f"asks for python {pin}, which is not installed" in build.message
+    assert build.log.startswith("WARNING: The spec asks for python")
+    shown = byom(built["home"], "environment", "show-build", "-n", "patch-pin", "--query", "message")
+    assert f"python {pin}" in json.loads(shown.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("requirement", "expected"),
+    [
+        ("byom-surely-not-a-package==1.0", "No package named 'byom-surely-not-a-package'"),
+        ("joblib==99.0.0", "No version of joblib matches joblib==99.0.0"),
+    ],
+    ids=["unknown-package", "unknown-version"],
+)
+def test_a_failing_spec_ends_in_failed_naming_the_package(tmp_path: Path, requirement: str, expected: str) -> None:
+    ws = LocalWorkspace(tmp_path / "home")
+    conda = f"dependencies:\n  - python={PY}\n  - pip:\n    - six\n    - {requirement}\n"
+    ws.create_environment(EnvironmentSpec(name="bad", conda_file=conda))
+    build = ws.build_environment("bad")
+    assert build.state == "Failed"
+    assert build.message.startswith(expected)
+    assert f"ERROR: No matching distribution found for {requirement}" in build.message  # pip's last lines
+    assert "ERROR: No matching distribution" in build.log and build.packages == []
+    assert build.interpreter and not Path(build.interpreter).exists()  # nothing half-built is left to use
+    with pytest.raises(BackendError, match=expected):
+        interpreter_for(ws.home, "bad:1")
+    logs = byom(ws.home, "environment", "logs", "-n", "bad")
+    assert f"FAILED: {expected}" in logs.stdout
+
+
+@pytest.mark.slow
+def test_a_killed_build_is_never_used_and_a_forced_build_starts_afresh(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ws = LocalWorkspace(home)
+    # its own spec and home: the shared build stays untouched
+    ws.create_environment(EnvironmentSpec(name="killed", conda_file=SMALL + "  - pip:\n    - six\n"))
+    env = ws.get_environment("killed")
+    folder = VenvBuilder(home / "envs").plan(env).folder
+    try:
+        result = byom(home, "environment", "build", "-n", "killed", "--no-wait", "--query", "state", timeout=60)
+        assert result.returncode == 0 and json.loads(result.stdout) == "Running"  # the CLI is back, the build goes on
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # kill it once pip has started writing into the environment
+            state = folder.read_state() or {}
+            if state.get("state") != "Running" or (state.get("pid") and any(folder.venv.glob("lib/*/site-packages/*"))):
+                break
+            time.sleep(0.05)
+        assert state.get("state") == "Running", state
+        os.killpg(state["pid"], signal.SIGKILL)
+        _wait_unlocked(folder)
+
+        build = ws.get_environment_build("killed")
+        assert build.state == "Failed" and "stopped before it finished" in build.message
+        assert folder.venv.exists() and build.packages == []  # half-built, and reported as unusable
+        # a deployment asking for it gets a new, complete build rather than the half-built one
+        python = interpreter_for(home, env)
+        assert python is not None
+        rebuilt = ws.get_environment_build("killed")
+        assert rebuilt.state == "Succeeded" and rebuilt.started_at > build.started_at
+        check = subprocess.run([str(python), "-c", "import six, joblib, azureml_inference_server_http"],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        # forced: a new build starts although this one is complete
+        forced = ws.build_environment("killed", force=True, wait=False)
+        assert forced.state == "Running" and forced.started_at > rebuilt.started_at
+    finally:
+        _kill_build(folder)
+
+
+def _wait_unlocked(folder: BuildFolder, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while folder.is_locked() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not folder.is_locked()
+
+
+def _kill_build(folder: BuildFolder) -> None:
+    deadline = time.monotonic() + 30
+    while folder.is_locked() and time.monotonic() < deadline:
+        pid = (folder.read_state() or {}).get("pid")
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    assert not folder.is_locked()
+
+
+def test_an_environment_version_with_the_same_spec_shares_the_build_folder(tmp_path: Path) -> None:
+    builder = VenvBuilder(tmp_path / "envs")
+    a = EnvironmentVersion(name="a", version=1, conda_file=SMALL, python=PY, pip_requirements=["joblib==1.5.*"])
+    b = a.replace(name="b", version=3)
+    c = a.replace(pip_requirements=["joblib==1.5.*", "six"])
+    assert builder.plan(a).folder == builder.plan(b).folder != builder.plan(c).folder
+    assert builder.status(a).state == "NotStarted"
