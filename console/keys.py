@@ -1,0 +1,138 @@
+"""Every ``st.session_state`` key the console uses, named in one place.
+
+Session state is per browser session; nothing here is shared between users.
+Widget keys that depend on a name (one traffic box per deployment) are built
+by the functions at the bottom so that pages and tests spell them the same.
+"""
+
+# The workspace -------------------------------------------------------------
+WORKSPACE = "byom.workspace"
+"""A Workspace object put here by a test (or an embedding app) replaces the opened one."""
+WORKSPACE_HOME = "byom.workspace_home"
+"""The local workspace home this session looks at (text of a path)."""
+
+# Messages that outlive a rerun ----------------------------------------------
+FLASH = "byom.flash"
+"""List of (kind, text) shown once at the top of the next run of a page."""
+CONFIRM = "byom.confirm"
+"""The destructive action waiting for its confirmation (an action id), or None."""
+
+# Selections shared between pages --------------------------------------------
+ENDPOINT = "byom.endpoint"
+"""The endpoint last chosen on any page; the others start from it."""
+MODEL = "byom.model"
+
+# Playground -------------------------------------------------------------------
+LAST_ANSWER = "byom.last_answer"
+"""Text of the last Playground answer, offered on the Token ranks page."""
+PLAYGROUND_RESULTS = "byom.playground_results"
+CHAT_HISTORY = "byom.chat_history"
+
+# Token ranks ------------------------------------------------------------------
+RANK_RESULTS = "byom.rank_results"
+"""{deployment name: token_ranks response body} of the last analysis."""
+RANK_TEXT = "byom.rank_text"
+
+# Widgets ----------------------------------------------------------------------
+# Tab sets keep the open tab across reruns (a change inside a tab reruns the page).
+MODEL_TABS = "models.tabs"
+ENV_TABS = "environments.tabs"
+ENDPOINT_TABS = "endpoints.tabs"
+RANK_TABS = "ranks.tabs"
+REGISTER_NAME = "models.register.name"
+REGISTER_SOURCE = "models.register.source"
+REGISTER_PATH = "models.register.path"
+REGISTER_UPLOAD = "models.register.upload"
+REGISTER_PACKAGE = "models.register.package"
+REGISTER_DESCRIPTION = "models.register.description"
+REGISTER_TAGS = "models.register.tags"
+REGISTER_SUBMIT = "models.register.submit"
+MODEL_VERSION = "models.version"
+MODEL_TAGS = "models.edit.tags"
+MODEL_DESCRIPTION = "models.edit.description"
+MODEL_SAVE = "models.edit.save"
+PROMOTE_STAGE = "models.promote.stage"
+PROMOTE_APPROVER = "models.promote.approver"
+PROMOTE_NOTE = "models.promote.note"
+PROMOTE_SUBMIT = "models.promote.submit"
+ARCHIVE = "models.archive"
+RESTORE = "models.restore"
+DOWNLOAD_DEST = "models.download.dest"
+DOWNLOAD = "models.download"
+DELETE_MODEL = "models.delete"
+
+ENVIRONMENT = "environments.name"
+ENV_VERSION = "environments.version"
+ENV_DIFF_FROM = "environments.diff.from"
+ENV_DIFF_TO = "environments.diff.to"
+ENV_BUILD = "environments.build"
+ENV_CREATE_NAME = "environments.create.name"
+ENV_CREATE_CONDA = "environments.create.conda"
+ENV_CREATE_IMAGE = "environments.create.image"
+ENV_CREATE_SUBMIT = "environments.create.submit"
+
+ENDPOINT_CREATE_NAME = "endpoints.create.name"
+ENDPOINT_CREATE_DESCRIPTION = "endpoints.create.description"
+ENDPOINT_CREATE_SUBMIT = "endpoints.create.submit"
+DEPLOY_NAME = "endpoints.deploy.name"
+DEPLOY_MODEL = "endpoints.deploy.model"
+DEPLOY_ENVIRONMENT = "endpoints.deploy.environment"
+DEPLOY_CODE = "endpoints.deploy.code"
+DEPLOY_SCRIPT = "endpoints.deploy.script"
+DEPLOY_INSTANCES = "endpoints.deploy.instances"
+DEPLOY_TIMEOUT = "endpoints.deploy.timeout"
+DEPLOY_CONCURRENCY = "endpoints.deploy.concurrency"
+DEPLOY_SUBMIT = "endpoints.deploy.submit"
+MIRROR_TARGET = "endpoints.traffic.mirror_target"
+MIRROR_PERCENT = "endpoints.traffic.mirror_percent"
+TRAFFIC_CONFIRM_LARGE = "endpoints.traffic.confirm_large"
+TRAFFIC_APPLY = "endpoints.traffic.apply"
+SHOW_KEYS = "endpoints.keys.show"
+LOG_DEPLOYMENT = "endpoints.logs.deployment"
+LOG_LINES = "endpoints.logs.lines"
+LOG_CONTAINER = "endpoints.logs.container"
+
+PLAY_TARGET = "playground.target"
+PLAY_MODE = "playground.mode"
+PLAY_PROMPT = "playground.prompt"
+PLAY_MAX_TOKENS = "playground.max_new_tokens"
+PLAY_TEMPERATURE = "playground.temperature"
+PLAY_TOP_P = "playground.top_p"
+PLAY_AB_A = "playground.ab.a"
+PLAY_AB_B = "playground.ab.b"
+PLAY_SEND = "playground.send"
+PLAY_CHAT = "playground.chat"
+
+RANK_DEPLOYMENT = "ranks.deployment"
+RANK_COMPARE = "ranks.compare"
+RANK_SOURCE = "ranks.source"
+RANK_INPUT = "ranks.input"
+RANK_UPLOAD = "ranks.upload"
+RANK_T1 = "ranks.threshold.1"
+RANK_T2 = "ranks.threshold.2"
+RANK_T3 = "ranks.threshold.3"
+RANK_ANALYSE = "ranks.analyse"
+
+MON_WINDOW = "monitoring.window"
+MON_LIVE = "monitoring.live"
+
+
+def traffic_input(deployment: str, revision: str) -> str:
+    """The number box holding a deployment's live share on the Endpoints page.
+
+    ``revision`` (the endpoint's ``updated_at``) gives fresh boxes, showing
+    the stored split, after every change to the endpoint.
+    """
+    return f"endpoints.traffic.{revision}.{deployment.lower()}"
+
+
+def revert_button(audit_id: object) -> str:
+    return f"endpoints.traffic.revert.{audit_id}"
+
+
+def confirm_button(action: str) -> str:
+    return f"confirm.{action}"
+
+
+def cancel_button(action: str) -> str:
+    return f"cancel.{action}"

@@ -1,0 +1,48 @@
+"""Starting the console: ``byom console`` calls :func:`run_console`.
+
+The console is a Streamlit server bound to loopback (127.0.0.1) unless the
+operator asks for another address, headless (it prints its URL rather than
+opening a browser), sending no usage statistics. The workspace home reaches
+the pages through ``BYOM_HOME`` (see :mod:`console.context`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def console_command(
+    home: Path | str | None, port: int, host: str = "127.0.0.1"
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that serve the console (tests start it the same way)."""
+    argv = [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+        # An unexpected exception shows its type, never a traceback; byom's own errors are messages.
+        "--client.showErrorDetails", "type",
+        "--client.toolbarMode", "minimal",
+        "--theme.base", "light",
+    ]
+    env = dict(os.environ)
+    if home is not None:
+        env["BYOM_HOME"] = str(home)
+    return argv, env
+
+
+def run_console(home: Path | None = None, port: int = 8501, host: str = "127.0.0.1") -> int:
+    """Serve the console until interrupted; the exit code of the server."""
+    argv, env = console_command(home, port, host)
+    print(f"byom console on http://{host}:{port} (Ctrl+C to stop)", flush=True)
+    try:
+        return subprocess.call(argv, env=env)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,93 @@
+"""Environments: versions, the conda spec, a diff of two versions, the build and its log, drift."""
+
+import pandas as pd
+import streamlit as st
+
+from console import context, keys, ui, views
+from core.entities import EnvironmentSpec
+from core.errors import ByomError
+
+ws = context.workspace()
+
+st.title("Environments")
+
+envs = ws.list_environments()
+deployments = [d for e in ws.list_endpoints() for d in ws.list_deployments(e.name)]
+usage = views.environment_usage(deployments)
+
+browse, create = st.tabs(["Environments", "Create an environment"], key=keys.ENV_TABS, on_change="rerun")
+
+with create, st.form("environments.create"):
+    name = st.text_input("Name", key=keys.ENV_CREATE_NAME)
+    conda = st.text_area("Conda specification (YAML)", key=keys.ENV_CREATE_CONDA, height=220,
+                         placeholder="name: scoring\ndependencies:\n  - python=3.11\n  - pip:\n    - torch==2.13.0")
+    image = st.text_input("Base image (optional)", key=keys.ENV_CREATE_IMAGE)
+    if st.form_submit_button("Create", type="primary", key=keys.ENV_CREATE_SUBMIT):
+        with ui.errors():
+            env = ws.create_environment(EnvironmentSpec(name=name.strip(), conda_file=conda or None,
+                                                        image=image.strip() or None))
+            st.session_state[keys.ENVIRONMENT] = env.name
+            st.session_state[f"{keys.ENV_VERSION}.{env.name}"] = env.version
+            ui.done(f"Created environment {env.ref}.")
+
+with browse:
+    st.dataframe(views.environments_table(envs, usage), hide_index=True, width="stretch")
+    name = st.selectbox("Environment", [e.name for e in envs], key=keys.ENVIRONMENT)
+    versions = ws.list_environment_versions(name)
+    number = st.selectbox("Version", [v.version for v in versions], key=f"{keys.ENV_VERSION}.{name}")
+    env = next(v for v in versions if v.version == number)
+
+    spec, build_col = st.columns(2)
+    with spec:
+        st.subheader(f"Specification of {env.ref}")
+        if env.built_in:
+            st.write(ui.plain(env.description))
+        if env.conda_file:
+            st.code(env.conda_file, language="yaml")
+        if env.image:
+            st.markdown(f"Image: `{env.image}`")
+        st.caption("Used by: " + (ui.plain(", ".join(usage.get(env.ref, []))) or "no deployment"))
+
+    with build_col:
+        st.subheader("Build")
+        build = ws.get_environment_build(name, number)
+        state_icon = {"Succeeded": ":material/check_circle:", "Failed": ":material/error:",
+                      "Running": ":material/pending:"}.get(build.state, ":material/radio_button_unchecked:")
+        st.markdown(f"{state_icon} **{build.state}** {ui.plain(build.message)}")
+        if build.interpreter:
+            st.caption(f"Interpreter: {ui.plain(build.interpreter)}")
+        if not env.built_in and st.button("Build now", key=keys.ENV_BUILD, icon=":material/build:"):
+            with ui.errors(), ui.progress(f"Building {env.ref}") as report:
+                result = ws.build_environment(name, number, progress=report)
+                ui.done(f"Build of {env.ref}: {result.state}.")
+        with st.expander("Build log"):
+            st.code(build.log or "No log yet.", language="text")
+
+    st.subheader("Drift")
+    st.caption("For each package the spec pins: what is installed where the environment runs.")
+    try:
+        drift = ws.environment_drift(name, number)
+    except ByomError as exc:
+        ui.show_error(exc)
+        drift = []
+    if drift:
+        st.dataframe(pd.DataFrame([d.to_dict() for d in drift]), hide_index=True, width="stretch")
+    else:
+        st.caption("The spec pins no packages.")
+
+    if len(versions) > 1:
+        st.subheader("Compare two versions")
+        numbers = [v.version for v in versions]
+        left, right = st.columns(2)
+        old = left.selectbox("From", numbers, index=1, key=keys.ENV_DIFF_FROM)
+        new = right.selectbox("To", numbers, index=0, key=keys.ENV_DIFF_TO)
+        with ui.errors():
+            diff = ws.diff_environments(name, old, new)
+            left.code("\n".join(line.text for line in diff.conda if line.tag in (" ", "-")) or "(empty)",
+                      language="yaml")
+            right.code("\n".join(line.text for line in diff.conda if line.tag in (" ", "+")) or "(empty)",
+                       language="yaml")
+            st.code("\n".join(f"{line.tag}{line.text}" for line in diff.conda), language="diff")
+            changes = ([f"added {r}" for r in diff.added] + [f"removed {r}" for r in diff.removed]
+                       + [f"changed {a} → {b}" for _, a, b in diff.changed])
+            st.markdown("\n".join(f"- {ui.plain(c)}" for c in changes) or "No package changes.")

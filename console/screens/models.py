@@ -1,0 +1,134 @@
+"""Models: registered models and their versions; register, edit, promote, archive, download, delete."""
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from console import context, keys, ui, views
+from core.demo import SAMPLE_MODEL, sample_spec
+from core.entities import ModelSpec
+from core.errors import InvalidInput
+
+ws = context.workspace()
+
+st.title("Models")
+
+show_archived = st.toggle("Show archived", key="models.show_archived")
+models = ws.list_models(include_archived=show_archived)
+deployments = [d for e in ws.list_endpoints() for d in ws.list_deployments(e.name)]
+usage = views.model_usage(deployments)
+
+browse, register = st.tabs(["Registered models", "Register a model"], key=keys.MODEL_TABS, on_change="rerun")
+
+with register:
+    source = st.radio("From", ["A folder or file on this machine", "An uploaded file", "The sample model"],
+                      key=keys.REGISTER_SOURCE, horizontal=True)
+    with st.form("models.register", border=True):
+        default_name = SAMPLE_MODEL if source == "The sample model" else ""
+        name = st.text_input("Name", value=default_name, key=keys.REGISTER_NAME,
+                             help="Letters, digits, '-', '_' and '.'; a new version is added if the name exists.")
+        path = upload = None
+        if source == "A folder or file on this machine":
+            path = st.text_input("Path", key=keys.REGISTER_PATH,
+                                 placeholder="/models/my-model (a transformers folder) or /models/model.gguf")
+        elif source == "An uploaded file":
+            upload = st.file_uploader("Model file", key=keys.REGISTER_UPLOAD)
+        else:
+            st.caption("SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), packaged into a transformers folder.")
+        package = st.checkbox("Package a GGUF checkpoint into a transformers folder", value=source == "The sample model",
+                              key=keys.REGISTER_PACKAGE)
+        description = st.text_input("Description", key=keys.REGISTER_DESCRIPTION)
+        tags_text = st.text_area("Tags", placeholder="team=nlp\nlicense=apache-2.0", key=keys.REGISTER_TAGS, height=80)
+        submitted = st.form_submit_button("Register", type="primary", icon=":material/upload:")
+    if submitted:
+        with ui.errors(), ui.progress(f"Registering {name or 'model'}") as report, \
+                tempfile.TemporaryDirectory(prefix="byom-upload-") as scratch:
+            tags = views.parse_tags(tags_text)
+            if source == "The sample model":
+                sample = sample_spec(report)
+                path, tags, description = sample.path, tags or sample.tags, description or sample.description
+            elif source == "An uploaded file":
+                if upload is None:
+                    raise InvalidInput("Choose a file to upload first.")
+                path = str(Path(scratch) / Path(upload.name).name)
+                Path(path).write_bytes(upload.getvalue())
+            elif not path:
+                raise InvalidInput("Enter the path of a model folder or file.")
+            spec = ModelSpec(name=name.strip(), path=path, package=package, description=description, tags=tags)
+            model = ws.create_model(spec, report)
+            st.session_state[keys.MODEL] = model.name
+            st.session_state[f"{keys.MODEL_VERSION}.{model.name}"] = model.version
+            ui.done(f"Registered {model.ref}.")
+
+with browse:
+    if not models:
+        if not show_archived and ws.list_models(include_archived=True):
+            st.info("Every model is archived: turn on 'Show archived' to see them.")
+        else:
+            st.info("No models yet. Register one in the next tab, or set up the demo on the Overview page.")
+        st.stop()
+    st.dataframe(views.models_table(models, usage), hide_index=True, width="stretch")
+
+    names = [m.name for m in models]
+    chosen = st.session_state.get(keys.MODEL)
+    name = st.selectbox("Model", names, index=names.index(chosen) if chosen in names else 0)
+    st.session_state[keys.MODEL] = name
+    versions = ws.list_model_versions(name, include_archived=True)
+    st.dataframe(views.versions_table(versions, usage), hide_index=True, width="stretch")
+
+    numbers = [v.version for v in versions]
+    number = st.selectbox("Version", numbers, key=f"{keys.MODEL_VERSION}.{name}")
+    version = next(v for v in versions if v.version == number)
+    ref = version.ref
+
+    edit, promote, lifecycle = st.columns(3)
+    with edit.form("models.edit"):
+        st.markdown(f"**Describe {ui.plain(ref)}**")
+        new_description = st.text_input("Description", value=version.description, key=f"{keys.MODEL_DESCRIPTION}.{ref}")
+        new_tags = st.text_area("Tags", value=views.format_tags(version.tags), key=f"{keys.MODEL_TAGS}.{ref}", height=100)
+        if st.form_submit_button("Save", key=keys.MODEL_SAVE):
+            with ui.errors():
+                ws.update_model(name, number, description=new_description, tags=views.parse_tags(new_tags))
+                ui.done(f"Saved the description and tags of {ref}.")
+
+    with promote.form("models.promote"):
+        st.markdown(f"**Promote {ui.plain(ref)}** (now in *{version.stage}*)")
+        stage = st.selectbox("To stage", views.next_stages(version.stage), key=keys.PROMOTE_STAGE)
+        approver = st.text_input("Approver", key=keys.PROMOTE_APPROVER)
+        note = st.text_input("Note", key=keys.PROMOTE_NOTE)
+        if st.form_submit_button("Promote", key=keys.PROMOTE_SUBMIT):
+            with ui.errors():
+                ws.promote_model(name, number, stage, approver=approver, note=note)
+                ui.done(f"{ref} is now in {stage}.")
+        if version.stage_history:
+            st.caption("History: " + "; ".join(
+                f"{ui.plain(c.from_stage)} → {ui.plain(c.to_stage)} by {ui.plain(c.approver)}"
+                for c in version.stage_history))
+
+    with lifecycle:
+        st.markdown(f"**Keep or remove {ui.plain(ref)}**")
+        if version.archived:
+            if st.button("Restore", key=keys.RESTORE, icon=":material/unarchive:"):
+                with ui.errors():
+                    ws.restore_model(name, number)
+                    ui.done(f"Restored {ref}.")
+        elif st.button("Archive", key=keys.ARCHIVE, icon=":material/archive:",
+                       help="Hidden from lists and from 'latest'; deployments keep running."):
+            with ui.errors():
+                ws.archive_model(name, number)
+                ui.done(f"Archived {ref}: turn on 'Show archived' to see it again.")
+        dest = st.text_input("Download into folder", key=keys.DOWNLOAD_DEST, placeholder="/tmp/models")
+        if st.button("Download", key=keys.DOWNLOAD, icon=":material/download:"):
+            with ui.errors():
+                if not dest.strip():
+                    raise InvalidInput("Enter a folder to download into.")
+                target = ws.download_model(name, number, dest.strip())
+                st.success(f"Copied {ui.plain(ref)} into {ui.plain(str(target))} (every file checked against its sha256).")
+        if st.button("Delete this version", key=keys.DELETE_MODEL, icon=":material/delete:"):
+            ui.ask(f"delete-model:{ref}")
+        if ui.confirmed(f"delete-model:{ref}", f"Delete {ref} and its files? This cannot be undone."):
+            with ui.errors():
+                ws.delete_model(name, number)
+                st.session_state[keys.MODEL] = None
+                ui.done(f"Deleted {ref}.")

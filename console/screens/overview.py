@@ -1,0 +1,66 @@
+"""Overview: which workspace, what it holds, each endpoint at a glance, the latest changes."""
+
+import streamlit as st
+
+from console import context, ui, views
+from core.demo import DEMO_ENDPOINT, is_empty, setup_demo
+from core.errors import ByomError
+
+ws = context.workspace()
+info = ws.info()
+
+st.title("Overview")
+st.caption(f"{info.kind} workspace **{ui.plain(info.name)}** · {ui.plain(info.location)}")
+
+models = ws.list_models()
+endpoints = ws.list_endpoints()
+deployments = [d for e in endpoints for d in ws.list_deployments(e.name)]
+
+counts = st.columns(4)
+counts[0].metric("Models", len(models))
+counts[1].metric("Environments", len(ws.list_environments()))
+counts[2].metric("Endpoints", len(endpoints))
+counts[3].metric("Deployments", len(deployments))
+
+if is_empty(ws):
+    with st.container(border=True):
+        st.subheader("Start with the demo")
+        st.write(
+            "Registers the sample model (SmolLM2-135M-Instruct) and deploys it twice under the endpoint "
+            f"`{DEMO_ENDPOINT}`: one deployment generates text, the other scores token ranks."
+        )
+        if st.button("Set up the demo", type="primary", icon=":material/rocket_launch:"):
+            with ui.errors(), ui.progress("Setting up the demo") as report:
+                setup_demo(ws, report)
+                ui.done(f"The demo endpoint {DEMO_ENDPOINT} is ready: try it in the Playground.")
+
+st.subheader("Endpoints")
+if not endpoints:
+    st.info("No endpoints yet. Create one on the Endpoints page.")
+for endpoint in endpoints:
+    with st.container(border=True):
+        its_deployments = [d for d in deployments if d.endpoint_name == endpoint.name]
+        head, rate = st.columns([3, 1])
+        head.markdown(f"#### {ui.plain(endpoint.name)}")
+        head.caption(ui.plain(endpoint.description) or ui.plain(endpoint.scoring_uri))
+        try:
+            recent = ws.get_metrics(endpoint.name, window_s=300, bucket_s=60)
+            per_minute = sum(m.requests for m in recent if not m.mirrored) / 5
+            rate.metric("Requests / min (5 min)", f"{per_minute:.1f}")
+        except ByomError:
+            rate.metric("Requests / min (5 min)", "n/a")
+        st.markdown(f"Traffic: **{ui.plain(views.split_text(endpoint.traffic, endpoint.mirror_traffic))}**")
+        if its_deployments:
+            st.dataframe(views.deployments_table(its_deployments, endpoint), hide_index=True,
+                         width="stretch",
+                         column_config={"traffic %": st.column_config.ProgressColumn(
+                             "traffic %", min_value=0, max_value=100, format="%d %%")})
+        else:
+            st.caption("No deployments yet.")
+
+st.subheader("Latest changes")
+audit = ws.list_audit(limit=15)
+if audit:
+    st.dataframe(views.audit_table(audit), hide_index=True, width="stretch")
+else:
+    st.caption("Nothing has changed in this workspace yet.")

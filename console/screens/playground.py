@@ -1,0 +1,118 @@
+"""Playground: send a prompt or a chat to an endpoint or one deployment; A/B two deployments side by side."""
+
+import json
+
+import streamlit as st
+
+from console import context, keys, ui, views
+
+ws = context.workspace()
+
+st.title("Playground")
+
+endpoints = ws.list_endpoints()
+if not endpoints:
+    st.info("No endpoints yet: set up the demo on the Overview page, or create one on the Endpoints page.")
+    st.stop()
+
+names = [e.name for e in endpoints]
+chosen = st.session_state.get(keys.ENDPOINT)
+name = st.selectbox("Endpoint", names, index=names.index(chosen) if chosen in names else 0)
+st.session_state[keys.ENDPOINT] = name
+dep_names = [d.name for d in ws.list_deployments(name) if not (d.scoring_script or "").endswith("token_ranks.py")]
+SPLIT = "The traffic split"
+
+mode = st.segmented_control("Mode", ["Prompt", "Chat", "A/B"], default="Prompt", key=keys.PLAY_MODE)
+if mode == "A/B":
+    if len(dep_names) < 2:
+        st.warning("A/B needs two generation deployments on this endpoint: deploy a second one on the Endpoints page.")
+        st.stop()
+    left, right = st.columns(2)
+    targets = [left.selectbox("Deployment A", dep_names, index=0, key=keys.PLAY_AB_A),
+               right.selectbox("Deployment B", dep_names, index=1, key=keys.PLAY_AB_B)]
+else:
+    target = st.selectbox("Send to", [SPLIT, *dep_names], key=keys.PLAY_TARGET,
+                          help="The traffic split picks a deployment by weight; naming one bypasses the split.")
+    targets = [None if target == SPLIT else target]
+
+with st.expander("Generation parameters"):
+    cols = st.columns(3)
+    max_new_tokens = cols[0].slider("Max new tokens", 1, 512, 64, key=keys.PLAY_MAX_TOKENS)
+    temperature = cols[1].slider("Temperature", 0.0, 2.0, 0.0, 0.05, key=keys.PLAY_TEMPERATURE,
+                                 help="0 is greedy decoding (the same answer every time).")
+    top_p = cols[2].slider("Top p", 0.05, 1.0, 1.0, 0.05, key=keys.PLAY_TOP_P, disabled=temperature == 0)
+
+
+def send(payload: dict) -> list[views.Answer]:
+    answers = []
+    with st.spinner("Waiting for the model…"):
+        for deployment in targets:
+            result = ws.invoke(name, payload, deployment=deployment)
+            answers.append(views.read_answer(result.status_code, result.body, result.deployment,
+                                             result.latency_ms, result.request_id))
+    return answers
+
+
+def show(answer: views.Answer, where) -> None:  # noqa: ANN001 - a Streamlit container
+    if answer.ok:
+        where.markdown(ui.plain(answer.text))
+    else:
+        where.error(f"HTTP {answer.status_code}: {ui.plain(answer.text)}")
+        hint = views.status_hint(answer.status_code)
+        if hint:
+            where.info(hint, icon=":material/arrow_forward:")
+    figures = where.columns(3)
+    figures[0].metric("Latency", f"{answer.latency_ms:,.0f} ms")
+    tps = answer.tokens_per_second
+    figures[1].metric("Tokens / s", f"{tps:,.1f}" if tps else "n/a")
+    figures[2].metric("Served by", answer.deployment or "none")
+    where.caption(f"Request id `{answer.request_id}` · HTTP {answer.status_code}"
+                  + (f" · finish reason {answer.finish_reason}" if answer.finish_reason else ""))
+    with where.expander("Raw answer"):
+        st.code(json.dumps(answer.raw, indent=2) if not isinstance(answer.raw, str) else answer.raw, language="json")
+
+
+def params(prompt: str = "", chat: list | None = None) -> dict:
+    return views.generation_payload(prompt, chat=chat, max_new_tokens=max_new_tokens,
+                                    temperature=temperature, top_p=top_p)
+
+
+if mode == "Chat":
+    history = st.session_state.setdefault(keys.CHAT_HISTORY, [])
+    for turn in history:
+        with st.chat_message(turn["role"]):
+            st.markdown(ui.plain(turn["content"]))
+    if st.button("New chat", key="playground.chat.clear", disabled=not history):
+        st.session_state[keys.CHAT_HISTORY] = []
+        st.rerun()
+    message = st.chat_input("Message the model", key=keys.PLAY_CHAT)
+    if message:
+        with ui.errors():
+            chat = [*history, {"role": "user", "content": message}]
+            answer = send(params(chat=chat))[0]
+            if answer.ok:
+                st.session_state[keys.CHAT_HISTORY] = [*chat, {"role": "assistant", "content": answer.text}]
+                st.session_state[keys.LAST_ANSWER] = answer.text
+            st.session_state[keys.PLAYGROUND_RESULTS] = [answer]
+            st.rerun()
+    for answer in st.session_state.get(keys.PLAYGROUND_RESULTS, [])[:1]:
+        show(answer, st.container())
+else:
+    prompt = st.text_area("Prompt", height=120, key=keys.PLAY_PROMPT, placeholder="Write a haiku about load balancers.")
+    if st.button("Send", type="primary", icon=":material/send:", key=keys.PLAY_SEND, disabled=not prompt.strip()):
+        with ui.errors():
+            answers = send(params(prompt))
+            st.session_state[keys.PLAYGROUND_RESULTS] = answers
+            if answers[0].ok:
+                st.session_state[keys.LAST_ANSWER] = answers[0].text
+    results = st.session_state.get(keys.PLAYGROUND_RESULTS, [])
+    if results:
+        columns = st.columns(len(results))
+        for answer, column in zip(results, columns, strict=True):
+            with column.container(border=True):
+                show(answer, st.container())
+    with st.expander("Call it from code"):
+        endpoint = ws.get_endpoint(name)
+        curl, python = st.tabs(["curl", "Python requests"])
+        curl.code(views.curl_snippet(endpoint, params(prompt or "Say hello."), targets[0]), language="bash")
+        python.code(views.python_snippet(endpoint, params(prompt or "Say hello."), targets[0]), language="python")

@@ -1,0 +1,134 @@
+"""Token ranks: how expected each token of a text was to a model, as GLTR shows it; two deployments compared."""
+
+import streamlit as st
+
+from console import context, keys, ui
+from core import analysis
+from core.errors import ByomError, InvalidInput
+
+ws = context.workspace()
+
+st.title("Token ranks")
+st.caption("For each token, its rank in the model's next-token distribution: 0 is the model's first choice.")
+
+endpoints = ws.list_endpoints()
+if not endpoints:
+    st.info("No endpoints yet: set up the demo on the Overview page, or deploy token_ranks.py on the Endpoints page.")
+    st.stop()
+
+cols = st.columns(3)
+names = [e.name for e in endpoints]
+chosen = st.session_state.get(keys.ENDPOINT)
+name = cols[0].selectbox("Endpoint", names, index=names.index(chosen) if chosen in names else 0)
+st.session_state[keys.ENDPOINT] = name
+deployments = ws.list_deployments(name)
+if not deployments:
+    st.info(f"Endpoint {name} has no deployments: deploy token_ranks.py into it on the Endpoints page.")
+    st.stop()
+# Token-rank deployments first: those are the ones that can answer here.
+ordered = sorted(deployments, key=lambda d: not (d.scoring_script or "").endswith("token_ranks.py"))
+dep_names = [d.name for d in ordered]
+primary = cols[1].selectbox("Deployment", dep_names, key=keys.RANK_DEPLOYMENT)
+other = cols[2].selectbox("Compare with", ["nothing", *[n for n in dep_names if n != primary]], key=keys.RANK_COMPARE)
+selected = [primary] if other == "nothing" else [primary, other]
+
+sources = ["Type or paste", "Upload a text file", "The last Playground answer"]
+source = st.radio("Text", sources, horizontal=True, key=keys.RANK_SOURCE, label_visibility="collapsed")
+if source == "Upload a text file":
+    uploaded = st.file_uploader("Text file", type=["txt", "md"], key=keys.RANK_UPLOAD)
+    text = uploaded.getvalue().decode("utf-8", "replace") if uploaded else ""
+elif source == "The last Playground answer":
+    text = st.session_state.get(keys.LAST_ANSWER, "")
+    if text:
+        st.text(text[:2000])
+    else:
+        st.info("No Playground answer yet in this session: send a prompt on the Playground page first.")
+else:
+    text = st.text_area("Text to analyse", height=150, key=keys.RANK_INPUT,
+                        placeholder="Paste a paragraph: machine-written text tends to stay in the top 10.")
+
+with st.expander("Bucket thresholds"):
+    t = st.columns(3)
+    thresholds = (
+        int(t[0].number_input("Green below rank", 1, 100_000, 10, key=keys.RANK_T1)),
+        int(t[1].number_input("Yellow below rank", 1, 100_000, 100, key=keys.RANK_T2)),
+        int(t[2].number_input("Red below rank", 1, 100_000, 1000, key=keys.RANK_T3)),
+    )
+try:
+    thresholds = analysis.check_thresholds(thresholds)
+except InvalidInput as exc:
+    ui.show_error(exc)
+    thresholds = analysis.DEFAULT_THRESHOLDS
+
+if st.button("Analyse", type="primary", icon=":material/analytics:", key=keys.RANK_ANALYSE, disabled=not text.strip()):
+    results = {}
+    with ui.errors(), st.spinner(f"Scoring {len(text):,} characters…"):
+        for deployment in selected:
+            answer = ws.invoke(name, {"text": text, "top_k": 5}, deployment=deployment, timeout_s=120)
+            if not answer.ok:
+                raise ByomError(f"{deployment} answered HTTP {answer.status_code}: {answer.body[:300]}",
+                                hint="Choose a deployment whose scoring script is token_ranks.py.")
+            results[deployment] = answer.json()
+        st.session_state[keys.RANK_RESULTS] = results
+        st.session_state[keys.RANK_TEXT] = text
+
+results = st.session_state.get(keys.RANK_RESULTS)
+if not results:
+    st.stop()
+
+analysed_text = st.session_state.get(keys.RANK_TEXT)
+try:
+    tables = {dep: analysis.token_table(body, thresholds) for dep, body in results.items()}
+except ByomError as exc:
+    ui.show_error(exc)
+    st.stop()
+summaries = {dep: analysis.summarize(table, thresholds) for dep, table in tables.items()}
+
+st.html(analysis.legend_html(thresholds))
+columns = st.columns(len(tables))
+for column, (dep, table) in zip(columns, tables.items(), strict=True):
+    with column:
+        summary = summaries[dep]
+        st.subheader(dep)
+        figures = st.columns(4)
+        figures[0].metric("Tokens", f"{summary.tokens:,}")
+        figures[1].metric("Perplexity", f"{summary.perplexity:,.1f}" if summary.perplexity else "n/a")
+        figures[2].metric("Mean log-rank", f"{summary.mean_log_rank:.2f}" if summary.mean_log_rank is not None else "n/a")
+        figures[3].metric(f"In {analysis.bucket_labels(thresholds)[0]}", f"{100 * summary.share_top:.0f} %")
+        with st.container(height=320 if summary.tokens > 200 else "content"):
+            st.html(analysis.token_html(table, thresholds, analysed_text))
+
+heatmaps, histograms, summary_tab, table_tab = st.tabs(
+    ["Heatmap", "Histograms", "Summary", "Table and export"], key=keys.RANK_TABS, on_change="rerun")
+with heatmaps:
+    for dep, table in tables.items():
+        heatmap = analysis.rank_heatmap(table, title=f"{dep}: token ranks (colour = log rank)", thresholds=thresholds)
+        st.plotly_chart(heatmap, width="stretch",
+                        key=f"ranks.heatmap.{dep}")
+    if len(tables) == 2:
+        (name_a, table_a), (name_b, table_b) = tables.items()
+        diff = analysis.compare(table_a, table_b)
+        unpaired = max(len(table_a), len(table_b)) - len(diff)
+        if unpaired:
+            st.caption(f"{unpaired} token(s) could not be paired: the two tokenizers split the text differently.")
+        st.plotly_chart(analysis.diff_heatmap(diff, name_a, name_b), width="stretch", key="ranks.diff")
+with histograms:
+    for dep, table in tables.items():
+        st.markdown(f"**{ui.plain(dep)}**")
+        cols = st.columns(3)
+        cols[0].plotly_chart(analysis.bucket_histogram(table, thresholds), width="stretch", key=f"ranks.buckets.{dep}")
+        cols[1].plotly_chart(analysis.ratio_histogram(table), width="stretch", key=f"ranks.ratio.{dep}")
+        cols[2].plotly_chart(analysis.entropy_histogram(table), width="stretch", key=f"ranks.entropy.{dep}")
+with summary_tab:
+    st.plotly_chart(analysis.summary_figure(summaries), width="stretch", key="ranks.summary")
+    st.dataframe(analysis.summary_table(summaries), hide_index=True, width="stretch")
+with table_tab:
+    for dep, table in tables.items():
+        st.markdown(f"**{ui.plain(dep)}**")
+        st.dataframe(table.drop(columns=["start", "end"]), hide_index=True, width="stretch", height=300,
+                     key=f"ranks.table.{dep}")
+        st.download_button(f"Download {dep} as CSV", analysis.to_csv(table), file_name=f"token-ranks-{dep}.csv",
+                           mime="text/csv", key=f"ranks.csv.{dep}", icon=":material/download:")
+    st.download_button("Download everything as JSON", analysis.to_json(tables, thresholds, analysed_text),
+                       file_name="token-ranks.json", mime="application/json", key="ranks.json",
+                       icon=":material/download:")

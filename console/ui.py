@@ -1,0 +1,100 @@
+"""Small rendering helpers every page shares: errors, progress, confirmations, messages.
+
+Errors from core arrive as :class:`core.errors.ByomError`; ``errors()``
+turns them into ``st.error(message)`` plus the hint, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core.errors import ByomError
+from core.workspace import Progress
+
+from . import keys
+
+_MARKDOWN_SPECIALS = "\\`*_[]<>#$|~"
+
+
+def plain(text: str) -> str:
+    """Text shown as is inside Streamlit's markdown (no emphasis, links or LaTeX)."""
+    return "".join("\\" + c if c in _MARKDOWN_SPECIALS else c for c in str(text))
+
+
+def show_error(exc: ByomError) -> None:
+    st.error(plain(exc.message), icon=":material/error:")
+    if exc.hint:
+        st.info(plain(exc.hint), icon=":material/arrow_forward:")
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Run a workspace call; a ByomError becomes a message on the page and the page goes on."""
+    try:
+        yield
+    except ByomError as exc:
+        show_error(exc)
+
+
+def flash(text: str, kind: str = "success") -> None:
+    """Show ``text`` once, at the top of the next run (after ``st.rerun()``)."""
+    st.session_state.setdefault(keys.FLASH, []).append((kind, text))
+
+
+def show_flash() -> None:
+    for kind, text in st.session_state.pop(keys.FLASH, []):
+        {"success": st.success, "warning": st.warning, "info": st.info}.get(kind, st.info)(plain(text))
+
+
+def done(text: str) -> None:
+    """A change went through: say so and redraw the page from the new state."""
+    flash(text)
+    st.rerun()
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Progress]:
+    """A status box with a progress bar, fed by a core progress callback."""
+    box = st.status(label, expanded=True)
+    bar = box.progress(0.0, text="Starting")
+    last = [0.0]
+
+    def report(message: str, fraction: float | None = None) -> None:
+        if fraction is not None:
+            last[0] = max(0.0, min(1.0, fraction))
+        bar.progress(last[0], text=plain(message))
+
+    try:
+        yield report
+    except ByomError:
+        box.update(label=f"{label}: failed", state="error", expanded=True)
+        raise
+    box.update(label=f"{label}: done", state="complete", expanded=False)
+
+
+def ask(action: str) -> None:
+    """Start a destructive action: the next run asks for confirmation."""
+    st.session_state[keys.CONFIRM] = action
+
+
+def confirmed(action: str, question: str, *, label: str = "Delete") -> bool:
+    """True once the user confirmed ``action`` (started by ``ask``); shows the question until then."""
+    if st.session_state.get(keys.CONFIRM) != action:
+        return False
+    st.warning(plain(question), icon=":material/warning:")
+    yes, no = st.columns([1, 6])
+    if yes.button(label, key=keys.confirm_button(action), type="primary"):
+        st.session_state[keys.CONFIRM] = None
+        return True
+    if no.button("Cancel", key=keys.cancel_button(action)):
+        st.session_state[keys.CONFIRM] = None
+        st.rerun()
+    return False
+
+
+def mask(secret: str) -> str:
+    """A key as a user may see it on screen: its first four characters."""
+    return secret[:4] + "•" * 12 if secret else ""

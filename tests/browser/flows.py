@@ -1,0 +1,75 @@
+"""What a person does in the console, as Playwright steps (shared by the browser tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+
+def open_page(page: Page, title: str) -> None:
+    """Click a page in the sidebar and wait for its title."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
+    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+    settle(page)
+
+
+def settle(page: Page) -> None:
+    """Wait until the script run the last action started has finished."""
+    page.wait_for_timeout(300)
+    expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=120_000)
+
+
+def shot(page: Page, folder: Path, name: str, height: int = 2400) -> Path:
+    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the window is made tall."""
+    settle(page)
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": height})
+    page.wait_for_timeout(500)  # let charts re-lay themselves out
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+    return path
+
+
+def set_number(page: Page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    settle(page)
+
+
+def deploy(page: Page, name: str, timeout_ms: int = 30_000) -> None:
+    page.get_by_role("tab", name="Deployments").click()
+    page.get_by_label("Deployment name", exact=True).fill(name)
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.get_by_text(f"Deployment {name} is Succeeded.")).to_be_visible(timeout=timeout_ms)
+    settle(page)
+
+
+def shift_traffic(page: Page, split: dict[str, int]) -> None:
+    page.get_by_role("tab", name="Traffic").click()
+    for deployment, pct in split.items():
+        set_number(page, deployment, pct)
+    expect(page.get_by_text("This split would be refused")).to_have_count(0)
+    page.get_by_role("button", name="Apply traffic").click()
+    expect(page.get_by_text("Traffic of demo is now")).to_be_visible()
+    settle(page)
+
+
+def send_prompt(page: Page, prompt: str, timeout_ms: int = 30_000) -> None:
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+    page.get_by_label("Prompt", exact=True).press("Control+Enter")
+    settle(page)
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.get_by_text("Served by")).to_be_visible(timeout=timeout_ms)
+    settle(page)
+
+
+def analyse(page: Page, text: str, timeout_ms: int = 60_000) -> None:
+    page.get_by_label("Text to analyse", exact=True).fill(text)
+    page.get_by_label("Text to analyse", exact=True).press("Control+Enter")
+    settle(page)
+    page.get_by_role("button", name="Analyse", exact=True).click()
+    expect(page.locator("span.byom-token").first).to_be_visible(timeout=timeout_ms)
+    settle(page)

@@ -1,0 +1,52 @@
+"""AppTest fixtures: the console's entry script with an in-memory workspace injected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from console import keys
+from core.demo import setup_demo
+from core.memory import InMemoryWorkspace
+
+APP = Path(__file__).resolve().parents[2] / "console" / "app.py"
+
+
+@pytest.fixture
+def workspace() -> InMemoryWorkspace:
+    return InMemoryWorkspace(seed=0)
+
+
+@pytest.fixture
+def model_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiny-model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"\x00" * 64)
+    return folder
+
+
+@pytest.fixture
+def demo(workspace: InMemoryWorkspace, model_folder: Path) -> InMemoryWorkspace:
+    """The in-memory workspace after the demo set-up: endpoint demo with chat (100 %) and ranks."""
+    setup_demo(workspace, model_path=model_folder, package=False)
+    return workspace
+
+
+@pytest.fixture
+def open_page(workspace: InMemoryWorkspace) -> Callable[[str], AppTest]:
+    """Run the console on one page (``"models"`` for console/screens/models.py) against ``workspace``."""
+
+    def run(page: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=30)
+        at.session_state[keys.WORKSPACE] = workspace
+        at.run()
+        if page != "overview":
+            at.switch_page(f"screens/{page}.py").run()
+        assert not at.exception, at.exception
+        return at
+
+    return run
+

@@ -1,0 +1,187 @@
+"""Endpoints: create, deploy, traffic with validation before sending, revert from history, keys, logs, delete."""
+
+from console import keys
+from core.entities import Endpoint
+from core.local.workspace import LocalWorkspace
+from core.serving import NoServing
+
+from .apptest_helpers import by_label, texts
+
+
+def set_traffic(at, **split):
+    for deployment, pct in split.items():
+        by_label(at.number_input, deployment).set_value(pct)
+    return at.run()
+
+
+def test_create_an_endpoint_and_refuse_a_bad_name(open_page, workspace):
+    at = open_page("endpoints")
+    at.text_input(key=keys.ENDPOINT_CREATE_NAME).set_value("x")
+    at.button(key=keys.ENDPOINT_CREATE_SUBMIT).click()
+    at.run()
+    assert "Invalid endpoint name 'x'" in texts(at.error)
+    assert workspace.list_endpoints() == []
+
+    at.text_input(key=keys.ENDPOINT_CREATE_NAME).set_value("chat-prod")
+    at.button(key=keys.ENDPOINT_CREATE_SUBMIT).click()
+    at.run()
+    assert "Created endpoint chat-prod." in texts(at.success)
+    assert at.selectbox[0].value == "chat-prod"
+    assert "No deployments yet" in texts(at.info)
+
+
+def test_deploy_a_second_version_blue_green(open_page, demo):
+    at = open_page("endpoints")
+    assert at.text_input(key=keys.DEPLOY_NAME).value == "blue"
+    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
+    at.number_input(key=keys.DEPLOY_INSTANCES).set_value(2)
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+
+    assert not at.exception
+    assert "Deployment green is Succeeded." in texts(at.success)
+    table = at.dataframe[0].value
+    assert list(table["deployment"]) == ["chat", "green", "ranks"]
+    assert list(table["traffic %"]) == [100, 0, 0]
+    green = demo.get_deployment("demo", "green")
+    assert (green.instance_count, green.scoring_script) == (2, "generate.py")
+
+
+def test_a_failed_deployment_shows_its_reason(open_page, demo):
+    demo.fake_serving.fail_next("init() raised: out of memory")
+    at = open_page("endpoints")
+    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert "Deployment green failed: init() raised: out of memory" in texts(at.error).replace("\\", "")
+    assert "Read its logs" in texts(at.info)
+
+
+def test_deploying_where_the_backend_cannot_serve_says_so(open_page, workspace, tmp_path, model_folder):
+    from streamlit.testing.v1 import AppTest
+
+    from core.entities import ModelSpec
+
+    from .conftest import APP
+
+    local = LocalWorkspace(tmp_path / "home", serving=NoServing())  # a registry-only workspace
+    local.create_model(ModelSpec(name="tiny", path=str(model_folder)))
+    local.create_or_update_endpoint(Endpoint(name="local-ep"))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.session_state[keys.WORKSPACE] = local
+    at.run()
+    at.switch_page("screens/endpoints.py").run()
+    at.text_input(key=keys.DEPLOY_NAME).set_value("blue")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert not at.exception
+    assert "This workspace cannot run deployments." in texts(at.error)
+    assert at.info, "the refusal comes with a next step"
+
+
+def test_traffic_is_checked_before_it_is_sent(open_page, demo):
+    at = open_page("endpoints")
+    audit_before = len(demo.list_audit())
+
+    at = set_traffic(at, chat=80, ranks=10)
+    assert "This split would be refused: Traffic adds up to 90 %" in texts(at.error)
+    assert at.button(key=keys.TRAFFIC_APPLY).disabled
+
+    at = set_traffic(at, chat=100, ranks=0)
+    assert not at.error
+    at.selectbox(key=f"{keys.MIRROR_TARGET}.{demo.get_endpoint('demo').updated_at}").set_value("chat").run()
+    assert "cannot also receive mirror traffic" in texts(at.error)
+    assert at.button(key=keys.TRAFFIC_APPLY).disabled
+    assert len(demo.list_audit()) == audit_before, "a refused split is never sent"
+
+
+def test_shift_traffic_90_10_then_revert_from_history(open_page, demo):
+    at = open_page("endpoints")
+    at = set_traffic(at, chat=90, ranks=10)
+    assert not at.error
+    at.button(key=keys.TRAFFIC_APPLY).click()
+    at.run()
+    assert "Traffic of demo is now chat 90 · ranks 10." in texts(at.success)
+    assert demo.get_endpoint("demo").traffic == {"chat": 90, "ranks": 10}
+    assert by_label(at.number_input, "chat").value == 90
+
+    history = demo.list_audit(target_prefix="endpoint/demo")
+    newest = next(r for r in history if r.action == "endpoint.traffic")
+    assert "chat 100 → **chat 90 · ranks 10**" in texts(at.markdown)
+    at.button(key=keys.revert_button(newest.id)).click()
+    at.run()
+    assert "Reverted demo to chat 100." in texts(at.success)
+    assert demo.get_endpoint("demo").traffic == {"chat": 100, "ranks": 0}
+    assert by_label(at.number_input, "chat").value == 100
+
+
+def test_a_large_shift_asks_for_confirmation(open_page, demo):
+    at = open_page("endpoints")
+    at = set_traffic(at, chat=0, ranks=100)
+    assert at.button(key=keys.TRAFFIC_APPLY).disabled
+    confirm = by_label(at.checkbox, "Yes, move 100 percentage points of live traffic at once")
+    confirm.check().run()
+    assert not at.button(key=keys.TRAFFIC_APPLY).disabled
+    at.button(key=keys.TRAFFIC_APPLY).click()
+    at.run()
+    assert demo.get_endpoint("demo").traffic == {"chat": 0, "ranks": 100}
+
+
+def test_mirror_traffic_to_a_deployment_without_live_traffic(open_page, demo):
+    at = open_page("endpoints")
+    revision = demo.get_endpoint("demo").updated_at
+    at.selectbox(key=f"{keys.MIRROR_TARGET}.{revision}").set_value("ranks").run()
+    at.number_input(key=f"{keys.MIRROR_PERCENT}.{revision}").set_value(60)
+    at.run()
+    assert "at most 50 % can be mirrored" in texts(at.error)
+    at.number_input(key=f"{keys.MIRROR_PERCENT}.{revision}").set_value(20)
+    at.run()
+    at.button(key=keys.TRAFFIC_APPLY).click()
+    at.run()
+    assert demo.get_endpoint("demo").mirror_traffic == {"ranks": 20}
+    assert "(mirror: ranks 20)" in texts(at.markdown)
+
+
+def test_keys_are_masked_until_shown_and_regenerated_after_confirmation(open_page, demo):
+    old = demo.get_keys("demo")
+    at = open_page("endpoints")
+    shown = texts(at.code)
+    assert old.primary_key not in shown
+    assert old.primary_key[:4] + "•" in shown
+    assert "Authorization: Bearer $BYOM_KEY" in shown and "memory://endpoints/demo/score" in shown
+
+    at.toggle(key=keys.SHOW_KEYS).set_value(True).run()
+    assert old.primary_key in texts(at.code)
+
+    at.button(key="endpoints.keys.regenerate.primary").click()
+    at.run()
+    assert demo.get_keys("demo") == old, "nothing changes before the confirmation"
+    at.button(key=keys.confirm_button("regenerate:demo:primary")).click()
+    at.run()
+    new = demo.get_keys("demo")
+    assert new.primary_key != old.primary_key and new.secondary_key == old.secondary_key
+    assert "Regenerated the primary key of demo." in texts(at.success)
+
+
+def test_logs_of_a_deployment(open_page, demo):
+    at = open_page("endpoints")
+    at.selectbox(key=keys.LOG_DEPLOYMENT).set_value("ranks").run()
+    assert "Deployment ranks ready" in texts(at.code)
+
+
+def test_delete_a_deployment_with_traffic_is_refused_and_an_endpoint_asks_first(open_page, demo):
+    at = open_page("endpoints")
+    at.selectbox(key="endpoints.manage.deployment").set_value("chat").run()
+    at.button(key="endpoints.delete_deployment").click()
+    at.run()
+    at.button(key=keys.confirm_button("delete-deployment:demo/chat")).click()
+    at.run()
+    assert "still has 100 % of live traffic" in texts(at.error)
+
+    at.button(key="endpoints.delete").click()
+    at.run()
+    assert demo.list_endpoints(), "nothing is deleted before the confirmation"
+    at.button(key=keys.confirm_button("delete-endpoint:demo")).click()
+    at.run()
+    assert demo.list_endpoints() == []
+    assert "Deleted endpoint demo." in texts(at.success)

@@ -1,0 +1,50 @@
+"""Environments: create versions, see the spec, diff two versions, build, drift."""
+
+from console import keys
+
+from .apptest_helpers import texts
+
+CONDA_V1 = "name: scoring\ndependencies:\n  - python=3.11\n  - pip:\n    - numpy==2.3.1\n"
+CONDA_V2 = "name: scoring\ndependencies:\n  - python=3.11\n  - pip:\n    - numpy==2.3.2\n    - requests==2.32.3\n"
+
+
+def create(at, name: str, conda: str):
+    at.text_input(key=keys.ENV_CREATE_NAME).set_value(name)
+    at.text_area(key=keys.ENV_CREATE_CONDA).set_value(conda)
+    at.button(key=keys.ENV_CREATE_SUBMIT).click()
+    return at.run()
+
+
+def test_the_built_in_environment_is_listed(open_page):
+    at = open_page("environments")
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["local-python"]
+    assert "Succeeded" in texts(at.markdown)
+
+
+def test_create_two_versions_diff_them_and_build(open_page, workspace):
+    at = create(open_page("environments"), "scoring", CONDA_V1)
+    assert "Created environment scoring:1." in texts(at.success)
+    at = create(at, "scoring", CONDA_V2)
+    assert "Created environment scoring:2." in texts(at.success)
+
+    at.selectbox(key=keys.ENVIRONMENT).set_value("scoring").run()
+    assert not at.exception
+    assert CONDA_V2.strip() in texts(at.code)
+    diff = [c.value for c in at.code if c.language == "diff"]
+    assert diff and "-    - numpy==2.3.1" in diff[0] and "+    - requests==2.32.3" in diff[0]
+    assert "changed numpy==2.3.1 → numpy==2.3.2" in texts(at.markdown)
+    assert "added requests==2.32.3" in texts(at.markdown)
+
+    at.button(key=keys.ENV_BUILD).click()
+    at.run()
+    assert "Build of scoring:2: Succeeded." in texts(at.success)
+    assert "Installed numpy==2.3.2" in texts(at.code)
+    drift = at.dataframe[-1].value
+    assert set(drift["package"]) == {"numpy", "requests"}
+
+
+def test_a_refused_spec_is_explained(open_page):
+    at = create(open_page("environments"), "broken", "just: text\n")
+    assert not at.exception
+    assert at.error

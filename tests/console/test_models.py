@@ -1,0 +1,113 @@
+"""Models: register, edit, promote, archive/restore, delete with confirmation."""
+
+from console import keys
+
+from .apptest_helpers import by_label, texts
+
+
+def register(at, name: str, path: str, tags: str = ""):
+    at.radio(key=keys.REGISTER_SOURCE).set_value("A folder or file on this machine").run()
+    at.text_input(key=keys.REGISTER_NAME).set_value(name)
+    at.text_input(key=keys.REGISTER_PATH).set_value(path)
+    at.text_area(key=keys.REGISTER_TAGS).set_value(tags)
+    by_label(at.button, "Register").click()
+    return at.run()
+
+
+def test_register_a_folder_shows_it_with_its_version_and_tags(open_page, workspace, model_folder):
+    at = register(open_page("models"), "tiny", str(model_folder), "team=nlp")
+
+    assert not at.exception
+    assert "Registered tiny:1." in texts(at.success)
+    models = at.dataframe[0].value
+    assert list(models["name"]) == ["tiny"]
+    versions = at.dataframe[1].value
+    assert list(versions["version"]) == [1]
+    assert versions["tags"][0] == "team=nlp"
+    assert versions["sha256"][0] == workspace.get_model("tiny").files[0].sha256
+
+    at = register(at, "tiny", str(model_folder))
+    assert "Registered tiny:2." in texts(at.success)
+    assert list(at.dataframe[1].value["version"]) == [2, 1]
+
+
+def test_register_refusals_are_messages_not_tracebacks(open_page, model_folder, tmp_path):
+    at = register(open_page("models"), "tiny", "")
+    assert "Enter the path of a model folder or file." in texts(at.error)
+
+    at = register(at, "bad name!", str(model_folder))
+    assert "Invalid model name" in texts(at.error)
+
+    at = register(at, "tiny", str(tmp_path / "nowhere"))
+    assert not at.exception
+    assert at.error, "a missing folder must be reported"
+    assert "nowhere" in texts(at.error)
+
+    at = register(at, "tiny", str(model_folder), "no-equals-sign")
+    assert "has no '='" in texts(at.error)
+
+
+def test_edit_promote_archive_and_restore(open_page, workspace, model_folder):
+    from core.entities import ModelSpec
+
+    workspace.create_model(ModelSpec(name="tiny", path=str(model_folder)))
+    at = open_page("models")
+
+    at.text_input(key=f"{keys.MODEL_DESCRIPTION}.tiny:1").set_value("A tiny model")
+    at.text_area(key=f"{keys.MODEL_TAGS}.tiny:1").set_value("team=nlp\nowner=ada")
+    at.button(key=keys.MODEL_SAVE).click()
+    at.run()
+    assert "Saved the description and tags of tiny:1." in texts(at.success)
+    assert workspace.get_model("tiny").tags == {"team": "nlp", "owner": "ada"}
+
+    at.button(key=keys.PROMOTE_SUBMIT).click()  # no approver
+    at.run()
+    assert "needs an approver" in texts(at.error)
+    assert workspace.get_model("tiny").stage == "dev"
+
+    at.text_input(key=keys.PROMOTE_APPROVER).set_value("grace")
+    at.text_input(key=keys.PROMOTE_NOTE).set_value("eval passed")
+    at.button(key=keys.PROMOTE_SUBMIT).click()
+    at.run()
+    assert "tiny:1 is now in staging." in texts(at.success)
+    assert at.dataframe[1].value["stage"][0] == "staging"
+    assert at.selectbox(key=keys.PROMOTE_STAGE).options == ["production", "dev"]
+
+    at.button(key=keys.ARCHIVE).click()
+    at.run()
+    assert workspace.get_model("tiny", 1).archived
+    assert "Every model is archived" in texts(at.info)
+    at.toggle(key="models.show_archived").set_value(True).run()
+    assert at.dataframe[1].value["archived"][0]
+    at.button(key=keys.RESTORE).click()
+    at.run()
+    assert not workspace.get_model("tiny", 1).archived
+
+
+def test_delete_asks_first_and_refuses_a_model_in_use(open_page, demo):
+    at = open_page("models")
+    assert at.selectbox[0].value == "smollm2-135m-instruct"
+    assert at.dataframe[1].value["deployed in"][0] == "demo/chat, demo/ranks"
+
+    at.button(key=keys.DELETE_MODEL).click()
+    at.run()
+    assert "cannot be undone" in texts(at.warning)
+    assert demo.list_models(), "nothing is deleted before the confirmation"
+
+    by_label(at.button, "Delete").click()
+    at.run()
+    assert not at.exception
+    assert "is used by deployment(s) demo/chat, demo/ranks" in texts(at.error)
+    assert "Delete or update those deployments first." in texts(at.info)
+
+
+def test_download_copies_the_checked_files(open_page, workspace, model_folder, tmp_path):
+    from core.entities import ModelSpec
+
+    workspace.create_model(ModelSpec(name="tiny", path=str(model_folder)))
+    at = open_page("models")
+    at.text_input(key=keys.DOWNLOAD_DEST).set_value(str(tmp_path / "out"))
+    at.button(key=keys.DOWNLOAD).click()
+    at.run()
+    assert "Copied tiny:1 into" in texts(at.success).replace("\\", "")
+    assert (tmp_path / "out" / "tiny" / "weights.bin").read_bytes() == b"\x00" * 64

@@ -1,0 +1,85 @@
+"""Playground: a prompt through the split or to one deployment, A/B side by side, chat, errors."""
+
+from console import keys
+from core.entities import Deployment
+
+from .apptest_helpers import by_label, texts
+
+
+def send(at, prompt: str):
+    at.text_area(key=keys.PLAY_PROMPT).set_value(prompt).run()
+    at.button(key=keys.PLAY_SEND).click()
+    return at.run()
+
+
+def test_a_prompt_through_the_traffic_split(open_page, demo):
+    at = send(open_page("playground"), "hello there")
+
+    assert not at.exception
+    assert "\\[chat\\] ereht olleh" in texts(at.markdown)  # the fake model answers the prompt reversed
+    assert by_label(at.metric, "Served by").value == "chat"
+    assert by_label(at.metric, "Latency").value.endswith(" ms")
+    assert "Request id `" in texts(at.caption)
+    assert demo.fake_serving.history[-1] == ("demo", "chat", {"prompt": "hello there", "max_new_tokens": 64})
+    assert at.session_state[keys.LAST_ANSWER] == "[chat] ereht olleh"
+
+
+def test_generation_parameters_go_into_the_request(open_page, demo):
+    at = open_page("playground")
+    at.slider(key=keys.PLAY_MAX_TOKENS).set_value(16)
+    at.slider(key=keys.PLAY_TEMPERATURE).set_value(0.7).run()
+    at.slider(key=keys.PLAY_TOP_P).set_value(0.9)
+    send(at, "hi")
+    assert demo.fake_serving.history[-1][2] == {"prompt": "hi", "max_new_tokens": 16, "do_sample": True,
+                                                 "temperature": 0.7, "top_p": 0.9}
+
+
+def test_a_prompt_to_one_deployment_by_name(open_page, demo):
+    demo.create_or_update_deployment(Deployment(name="green", endpoint_name="demo", model="smollm2-135m-instruct:1"))
+    at = open_page("playground")
+    assert at.selectbox(key=keys.PLAY_TARGET).options == ["The traffic split", "chat", "green"]
+    at.selectbox(key=keys.PLAY_TARGET).set_value("green")
+    at = send(at, "abc")
+    assert by_label(at.metric, "Served by").value == "green"
+
+
+def test_ab_sends_the_same_prompt_to_two_deployments(open_page, demo):
+    demo.create_or_update_deployment(Deployment(name="green", endpoint_name="demo", model="smollm2-135m-instruct:1"))
+    at = open_page("playground")
+    at.button_group(key=keys.PLAY_MODE).set_value("A/B").run()
+    assert (at.selectbox(key=keys.PLAY_AB_A).value, at.selectbox(key=keys.PLAY_AB_B).value) == ("chat", "green")
+    at = send(at, "same prompt")
+    served = [m.value for m in at.metric if m.label == "Served by"]
+    assert served == ["chat", "green"]
+    assert [h[1] for h in demo.fake_serving.history[-2:]] == ["chat", "green"]
+
+
+def test_ab_needs_two_generation_deployments(open_page, demo):
+    at = open_page("playground")
+    at.button_group(key=keys.PLAY_MODE).set_value("A/B").run()
+    assert "A/B needs two generation deployments" in texts(at.warning)
+
+
+def test_chat_keeps_the_conversation(open_page, demo):
+    at = open_page("playground")
+    at.button_group(key=keys.PLAY_MODE).set_value("Chat").run()
+    at.chat_input(key=keys.PLAY_CHAT).set_value("first").run()
+    at.chat_input(key=keys.PLAY_CHAT).set_value("second").run()
+    assert not at.exception
+    sent = demo.fake_serving.history[-1][2]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[-1]["content"] == "second"
+    assert len(at.chat_message) == 4
+
+
+def test_an_endpoint_with_no_live_traffic_explains_the_404(open_page, demo):
+    demo.set_traffic("demo", {"chat": 0, "ranks": 0})
+    at = send(open_page("playground"), "anyone?")
+    assert not at.exception
+    assert "HTTP 404" in texts(at.error)
+    assert "set traffic on the Endpoints page" in texts(at.info)
+
+
+def test_no_endpoint_yet_points_to_the_demo(open_page):
+    at = open_page("playground")
+    assert "set up the demo on the Overview page" in texts(at.info)

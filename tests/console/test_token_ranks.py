@@ -1,0 +1,92 @@
+"""Token ranks: analyse a text, colour its tokens, adjust thresholds, compare two deployments, export."""
+
+import json
+
+from console import keys
+
+from .apptest_helpers import texts
+
+TEXT = "The quick brown fox jumps over the lazy dog"
+# The fake model ranks word i at (i * 37) % 1500: 0, 37, 74, 111, 148, 185, 222, 259, 296.
+
+
+def analyse(at, text: str = TEXT):
+    at.text_area(key=keys.RANK_INPUT).set_value(text).run()
+    at.button(key=keys.RANK_ANALYSE).click()
+    return at.run()
+
+
+def coloured_tokens(at) -> str:
+    return next(h.value for h in at.html if "byom-tokens" in h.value)
+
+
+def test_analyse_a_text_on_the_token_rank_deployment(open_page, demo):
+    at = open_page("token_ranks")
+    assert at.selectbox(key=keys.RANK_DEPLOYMENT).value == "ranks"
+    at = analyse(at)
+
+    assert not at.exception
+    assert demo.fake_serving.history[-1] == ("demo", "ranks", {"text": TEXT, "top_k": 5})
+    html = coloured_tokens(at)
+    assert html.count('class="byom-token"') == 9
+    assert 'data-rank="0" data-bucket="0"' in html  # "The": the model's first choice, green
+    assert 'data-rank="37" data-bucket="1"' in html  # "quick": yellow
+    assert 'data-rank="148" data-bucket="2"' in html  # "jumps": red
+    assert "rank 37 (no ties)" in html and "entropy 1.50" in html and "top: &#x27;QUICK&#x27; 0.500" in html
+    assert ">brown</span> <span" in html, "the spaces of the text stay between the tokens"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Tokens"] == "9"
+    assert metrics["In top 10"] == "11 %"
+    assert len(at.get("plotly_chart")) == 5  # heatmap, three histograms, summary
+
+
+def test_thresholds_recolour_without_a_new_request(open_page, demo):
+    at = analyse(open_page("token_ranks"))
+    requests = len(demo.fake_serving.history)
+    at.number_input(key=keys.RANK_T1).set_value(50).run()
+    html = coloured_tokens(at)
+    assert 'data-rank="37" data-bucket="0"' in html
+    assert {m.label: m.value for m in at.metric}["In top 50"] == "22 %"
+    assert len(demo.fake_serving.history) == requests
+
+    at.number_input(key=keys.RANK_T2).set_value(20).run()
+    assert "must grow from left to right" in texts(at.error)
+    assert not at.exception
+
+
+def test_compare_two_deployments_with_a_difference_heatmap(open_page, demo):
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("chat").run()
+    at = analyse(at)
+    assert not at.exception
+    assert [h[1] for h in demo.fake_serving.history[-2:]] == ["ranks", "chat"]
+    assert [s.value for s in at.subheader] == ["ranks", "chat"]
+    charts = at.get("plotly_chart")
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in charts]
+    assert "chat vs ranks: change in log-rank" in titles
+
+
+def test_export_csv_and_json(open_page, demo):
+    at = analyse(open_page("token_ranks"))
+    labels = [b.label for b in at.download_button]
+    assert labels == ["Download ranks as CSV", "Download everything as JSON"]
+
+
+def test_a_generation_answer_is_explained_not_crashed(open_page, demo):
+    # A deployment that answers something other than token ranks (here: a generation-shaped answer).
+    demo.fake_serving.responder = lambda endpoint, deployment, payload: (200, {"text": "hello"})
+    at = analyse(open_page("token_ranks"))
+    assert not at.exception
+    assert "no 'token\\_ranks' list" in texts(at.error)
+
+
+def test_the_last_playground_answer_can_be_analysed(open_page, demo):
+    at = open_page("token_ranks")
+    at.radio(key=keys.RANK_SOURCE).set_value("The last Playground answer").run()
+    assert "send a prompt on the Playground page first" in texts(at.info)
+    at.session_state[keys.LAST_ANSWER] = "an answer from the model"
+    at.run()
+    at.button(key=keys.RANK_ANALYSE).click()
+    at.run()
+    assert demo.fake_serving.history[-1][2] == {"text": "an answer from the model", "top_k": 5}
+    assert coloured_tokens(at).count('class="byom-token"') == 5

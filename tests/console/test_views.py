@@ -1,0 +1,81 @@
+"""console.views: the tables, history and snippets pages show, without Streamlit."""
+
+import pytest
+
+from console import views
+from core.entities import AuditRecord, Deployment, Endpoint
+from core.errors import InvalidInput
+
+
+def test_parse_tags_lines_and_commas():
+    assert views.parse_tags("team=nlp\n\n owner = ada ,stage=dev") == {"team": "nlp", "owner": "ada", "stage": "dev"}
+    assert views.parse_tags("") == {}
+    with pytest.raises(InvalidInput, match="has no '='"):
+        views.parse_tags("team")
+    with pytest.raises(InvalidInput, match="no name"):
+        views.parse_tags("=x")
+
+
+def test_next_stages_follow_the_promotion_rules():
+    assert views.next_stages("dev") == ["staging"]
+    assert views.next_stages("staging") == ["production", "dev"]
+    assert views.next_stages("production") == ["dev"]
+
+
+def test_traffic_history_reads_traffic_changes_only():
+    records = [
+        AuditRecord(at="2025-01-01T10:00:02Z", actor="ada", action="endpoint.traffic", target="endpoint/demo",
+                    before={"traffic": {"blue": 100, "green": 0}, "mirror_traffic": {}},
+                    after={"traffic": {"blue": 90, "green": 10}, "mirror_traffic": {}}, id=7),
+        AuditRecord(at="2025-01-01T10:00:01Z", actor="ada", action="endpoint.regenerate-key", target="endpoint/demo",
+                    after={"key_type": "primary"}, id=6),
+    ]
+    [change] = views.traffic_history(records)
+    assert (change.id, change.before, change.after) == (7, {"blue": 100, "green": 0}, {"blue": 90, "green": 10})
+
+
+def test_split_text_and_largest_shift():
+    assert views.split_text({"blue": 90, "green": 10, "red": 0}) == "blue 90 · green 10"
+    assert views.split_text({}, {"shadow": 20}) == "no traffic (mirror: shadow 20)"
+    assert views.largest_shift({"blue": 100}, {"blue": 40, "green": 60}) == 60
+    assert views.largest_shift({"Blue": 50, "green": 50}, {"blue": 50, "green": 50}) == 0
+
+
+def test_snippets_never_contain_the_key_and_target_a_deployment():
+    endpoint = Endpoint(name="demo", scoring_uri="http://127.0.0.1:5000/endpoints/demo/score")
+    curl = views.curl_snippet(endpoint, {"prompt": "hi"}, "green")
+    assert "http://127.0.0.1:5000/endpoints/demo/score" in curl
+    assert '"Authorization: Bearer $BYOM_KEY"' in curl
+    assert "azureml-model-deployment: green" in curl
+    python = views.python_snippet(endpoint, {"prompt": "hi", "do_sample": True})
+    compile(python, "snippet", "exec")
+    assert "json={'prompt': 'hi', 'do_sample': True}" in python
+    assert '"azureml-model-deployment": ' not in python
+    targeted = views.python_snippet(endpoint, {"prompt": "hi"}, "green")
+    compile(targeted, "snippet", "exec")
+    assert '"azureml-model-deployment": "green"' in targeted
+
+
+def test_deployments_table_shows_each_share():
+    endpoint = Endpoint(name="demo", traffic={"blue": 90, "green": 10}, mirror_traffic={"shadow": 5})
+    deps = [Deployment(name=n, endpoint_name="demo", model="m:1", provisioning_state="Succeeded")
+            for n in ("blue", "green", "shadow")]
+    table = views.deployments_table(deps, endpoint)
+    assert list(table["traffic %"]) == [90, 10, 0]
+    assert list(table["mirror %"]) == [0, 0, 5]
+
+
+def test_read_answer_of_a_generation_and_of_an_error():
+    ok = views.read_answer(200, '{"text": "hi", "usage": {"completion_tokens": 10}, "finish_reason": "stop"}',
+                           "blue", 500.0, "r1")
+    assert (ok.ok, ok.text, ok.tokens_per_second, ok.finish_reason) == (True, "hi", 20.0, "stop")
+    bad = views.read_answer(400, '{"message": "Send exactly one of prompt or messages."}', "blue", 3.0, "r2")
+    assert (bad.ok, bad.text, bad.tokens_per_second) == (False, "Send exactly one of prompt or messages.", None)
+    assert "Endpoints page" in views.status_hint(404)
+
+
+def test_generation_payload_is_greedy_at_temperature_zero():
+    assert views.generation_payload("hi") == {"prompt": "hi", "max_new_tokens": 64}
+    chat = [{"role": "user", "content": "hi"}]
+    assert views.generation_payload("", chat=chat, temperature=0.5, top_p=0.9) == {
+        "messages": chat, "max_new_tokens": 64, "do_sample": True, "temperature": 0.5, "top_p": 0.9}
