@@ -1,0 +1,166 @@
+"""Text generation: an Azure ML entry script (init()/run()).
+
+POST ``{"prompt": "..."}`` or ``{"messages": [{"role": "user", "content": "..."}]}``
+with optional ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
+``seed``, ``stop`` and ``chat_template``. Answers
+``{"model", "text", "finish_reason", "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}``.
+
+Requests that reach one worker at the same time are generated as one batch.
+That needs a server that runs requests concurrently: gunicorn's threaded
+worker, e.g. ``GUNICORN_CMD_ARGS="--threads 16"`` in the deployment's
+environment variables (azmlinfsrv passes it on to gunicorn).
+
+Limits (environment): BYOM_MAX_NEW_TOKENS (512), BYOM_MAX_PROMPT_CHARS
+(100000), BYOM_MAX_BATCH (16 requests), BYOM_BATCH_WAIT_MS (5),
+BYOM_MAX_BODY_BYTES (1 MiB).
+"""
+
+import logging
+import os
+import sys
+
+# The server loads this file by path, with AML_APP_ROOT on sys.path; on Azure
+# that is the parent of the code folder, so put this folder there to find the
+# byom_scoring package beside this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from azureml_inference_server_http.api.aml_request import rawhttp  # noqa: E402
+from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: E402
+from byom_scoring import common  # noqa: E402
+from byom_scoring.batching import DynamicBatcher  # noqa: E402
+from byom_scoring.common import BadRequest  # noqa: E402
+from byom_scoring.generation import BatchGenerator, GenerationRequest  # noqa: E402
+from byom_scoring.schemas import GENERATE_INPUT, GENERATE_OUTPUT  # noqa: E402
+
+logger = logging.getLogger("byom.generate")
+
+FIELDS = {"prompt", "messages", "chat_template", "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "stop"}
+ROLES = {"system", "user", "assistant"}
+MAX_STOP = 4
+MAX_STOP_CHARS = 64
+
+lm: common.LoadedModel | None = None
+batcher: DynamicBatcher | None = None
+limits: dict[str, int] = {}
+
+
+def init():
+    global lm, batcher, limits
+    lm = common.load_model()
+    generator = BatchGenerator(lm)
+    batcher = DynamicBatcher(
+        generator.generate,
+        max_batch=common.env_int("BYOM_MAX_BATCH", 16),
+        wait_ms=common.env_int("BYOM_BATCH_WAIT_MS", 5),
+    )
+    limits = {
+        "new_tokens": common.env_int("BYOM_MAX_NEW_TOKENS", 512),
+        "prompt_chars": common.env_int("BYOM_MAX_PROMPT_CHARS", 100_000),
+    }
+    common.publish_schema(run, GENERATE_INPUT, GENERATE_OUTPUT)
+    logger.info("generation ready: model %s on %s (%s)", lm.name, lm.device, lm.dtype)
+
+
+@rawhttp
+def run(request):
+    try:
+        body = common.read_json_object(request)
+        generation = parse(body)
+    except BadRequest as ex:
+        return ex.response()
+    result = batcher.submit(generation)
+    return AMLResponse(
+        {
+            "model": lm.name,
+            "text": result.text,
+            "finish_reason": result.finish_reason,
+            "usage": {
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens,
+            },
+        },
+        200,
+        json_str=True,
+    )
+
+
+def parse(body):
+    """A GenerationRequest from a request body, or BadRequest naming the problem."""
+    common.reject_unknown_fields(body, FIELDS)
+    if ("prompt" in body) == ("messages" in body):
+        raise BadRequest(
+            "Send exactly one of 'prompt' (a string) or 'messages' (a list of chat messages).", field="prompt"
+        )
+    use_template = common.get_bool(body, "chat_template", True) and bool(lm.tokenizer.chat_template)
+    if "prompt" in body:
+        prompt = common.get_text(body["prompt"], "prompt", limits["prompt_chars"])
+        messages = [{"role": "user", "content": prompt}] if use_template else None
+    else:
+        messages = parse_messages(body["messages"])
+        prompt = None
+    if messages is not None:
+        if use_template:
+            prompt = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            prompt = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+        prompt_ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    else:
+        prompt_ids = lm.tokenizer(prompt)["input_ids"]
+
+    max_new_tokens = common.get_int(body, "max_new_tokens", min(64, limits["new_tokens"]), 1, limits["new_tokens"])
+    room = lm.context_length - max_new_tokens
+    if len(prompt_ids) > room:
+        raise BadRequest(
+            f"The prompt has {len(prompt_ids)} tokens; with max_new_tokens={max_new_tokens} it may have at most "
+            f"{max(room, 0)} (the model's context is {lm.context_length} tokens).",
+            field="messages" if "messages" in body else "prompt",
+            status=413,
+        )
+    return GenerationRequest(
+        prompt_ids=prompt_ids,
+        max_new_tokens=max_new_tokens,
+        do_sample=common.get_bool(body, "do_sample", False),
+        temperature=common.get_float(body, "temperature", 1.0, 0.0, 2.0),
+        top_p=common.get_float(body, "top_p", 1.0, 1e-6, 1.0),
+        seed=common.get_int(body, "seed", None, 0, 2**63 - 1),
+        stop=parse_stop(body.get("stop")),
+    )
+
+
+def parse_messages(messages):
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty list of {role, content} objects.", field="messages")
+    total = 0
+    for i, m in enumerate(messages):
+        field = f"messages[{i}]"
+        if not isinstance(m, dict) or set(m) != {"role", "content"}:
+            raise BadRequest(f"'{field}' must be an object with exactly 'role' and 'content'.", field=field)
+        if m["role"] not in ROLES:
+            raise BadRequest(f"'{field}.role' must be one of {', '.join(sorted(ROLES))}.", field=f"{field}.role")
+        if not isinstance(m["content"], str):
+            raise BadRequest(f"'{field}.content' must be a string.", field=f"{field}.content")
+        total += len(m["content"])
+    if total > limits["prompt_chars"]:
+        raise BadRequest(
+            f"'messages' hold {total} characters; the limit is {limits['prompt_chars']}.", field="messages", status=413
+        )
+    return messages
+
+
+def parse_stop(stop):
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        stop = [stop]
+    if (
+        not isinstance(stop, list)
+        or len(stop) > MAX_STOP
+        or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in stop)
+    ):
+        raise BadRequest(
+            f"'stop' must be a string or a list of at most {MAX_STOP} non-empty strings of at most "
+            f"{MAX_STOP_CHARS} characters.",
+            field="stop",
+        )
+    return stop
