@@ -265,6 +265,16 @@ def console_run(args: argparse.Namespace) -> int:
     from console.launch import run_console
 
     home = Path(args.workspace_dir).expanduser() if args.workspace_dir else None
+    if args.setup_demo:
+        from .demo import is_empty, setup_demo
+
+        ws = open_workspace(args)
+        try:
+            if is_empty(ws):
+                sys.stderr.write("Setting up the demo: the sample model behind endpoint 'demo' (first run only)\n")
+                setup_demo(ws, stderr_progress())
+        finally:
+            ws.close()
     return run_console(home=home, port=args.port, host=args.host)
 
 
@@ -398,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_workspace_arguments(p)
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
+    p.add_argument("--setup-demo", action="store_true",
+                   help="On an empty workspace, register the sample model and deploy it first.")
     p.set_defaults(run=console_run)
     return parser
 

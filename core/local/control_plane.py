@@ -46,7 +46,7 @@ from typing import Any
 
 from ..entities import AuditRecord, Deployment, ProbeSettings, utcnow
 from .artifacts import DirectoryArtifacts
-from .model_server import InstanceSpec, launch, probe, resolve_interpreter
+from .model_server import EnvironmentBuilding, InstanceSpec, launch, probe, resolve_interpreter
 from .processes import (
     HOME_MARKER,
     Child,
@@ -293,6 +293,10 @@ class ControlPlane:
         storage_log.parent.mkdir(parents=True, exist_ok=True)
         try:
             spec = self.prepare(dep, model, gen, storage_log)
+        except EnvironmentBuilding as exc:
+            rollout.token = None  # not started: look again at the next reload
+            self.note(rollout, dep.updated_at, str(exc))
+            return
         except (LookupError, OSError, ValueError) as exc:
             _append(storage_log, f"Failed: {exc}")
             log.info("Deployment %s/%s cannot start: %s", dep.endpoint_name, dep.name, exc)
@@ -312,7 +316,7 @@ class ControlPlane:
         self.adjust_count(rollout)
 
     def prepare(self, dep: Deployment, model: dict[str, Any] | None, gen: str, storage_log: Path) -> InstanceSpec:
-        interpreter = resolve_interpreter(dep.environment)
+        interpreter = resolve_interpreter(self.files.home, dep.environment)
         if model is None:
             raise LookupError(f"Model {dep.model} is not registered in this workspace.")
         model_dir = self.mount_model(model)
@@ -516,6 +520,16 @@ class ControlPlane:
                     self.stop(inst, rollout.request_timeout_s)
                 rollout.previous = None
             self.finish(rollout, "Succeeded", "")
+
+    def note(self, rollout: Rollout, token: str, reason: str) -> None:
+        """Say what a deployment waits for, leaving its state as it is."""
+        key = f"{rollout.endpoint}/{rollout.deployment}"
+        with self.store.transaction() as txn:
+            doc = txn.get("deployment", key)
+            if doc is None or doc.get("updated_at") != token or doc.get("state_reason") == reason:
+                return
+            doc["state_reason"] = reason
+            txn.put("deployment", key, 0, doc)
 
     def finish(self, rollout: Rollout, state: str, reason: str) -> None:
         rollout.phase = "failed" if state == "Failed" else "steady"

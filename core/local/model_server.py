@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import http.client
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..entities import LOCAL_PYTHON
 from .processes import HOME_MARKER, Child, spawn
 
 LAUNCHER = """
@@ -49,19 +47,28 @@ class InstanceSpec:
     worker_count: int = 1
 
 
-def resolve_interpreter(environment_ref: str) -> str:
+class EnvironmentBuilding(Exception):
+    """The deployment's environment is still being built: try again later."""
+
+
+def resolve_interpreter(home: Path, environment_ref: str) -> str:
     """The Python that runs a deployment's environment.
 
-    Only the built-in ``local-python`` runs for now; built environments
-    (a virtual environment per conda spec) plug in here.
+    ``local-python`` (and image-only environments) run with byom's own
+    interpreter; an environment with a conda file runs with its build, which
+    is started here if there is none. Raises ``EnvironmentBuilding`` while it
+    builds and ``LookupError`` with the build's reason when it failed.
     """
-    name = environment_ref.split(":", 1)[0]
-    if name == LOCAL_PYTHON:
-        return sys.executable
-    raise LookupError(
-        f"Environment {environment_ref} has no local build yet: deploy with environment {LOCAL_PYTHON} "
-        "until environment builds are available."
-    )
+    from ..errors import ByomError
+    from .builds import interpreter_for
+
+    try:
+        interpreter = interpreter_for(home, environment_ref, wait=False)
+    except ByomError as exc:
+        raise LookupError(str(exc)) from None
+    if interpreter is None:
+        raise EnvironmentBuilding(f"Waiting for environment {environment_ref} to build.")
+    return str(interpreter)
 
 
 def instance_env(spec: InstanceSpec, home: Path) -> dict[str, str]:

@@ -145,7 +145,7 @@ class LocalServing(Serving):
                     progress(f"Instance {inst.id}: {inst.state} (pid {inst.pid}, port {inst.port})",
                              min(ready / deployment.instance_count, 1.0))
             rollout = self._rollout(current, deployment.endpoint_name, deployment.name)
-            if rollout is not None and rollout.get("token", "") > deployment.updated_at:
+            if rollout is not None and (rollout.get("token") or "") > deployment.updated_at:
                 return deployment.replace(state_reason="A later change to this deployment superseded this one.")
             if rollout is not None and rollout.get("token") == deployment.updated_at and rollout["phase"] != "rolling":
                 instances = self._instances(current, deployment.endpoint_name, deployment.name)
