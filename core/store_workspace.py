@@ -147,11 +147,43 @@ class StoreWorkspace(Workspace):
             return max(int(r["version"]) for r in rows)
         return rules.validate_version(version, kind)
 
-    def _model_doc(self, txn: Txn, name: str, version: VersionRef) -> dict[str, Any]:
-        number = self._resolve_version(txn, "model", name, version, include_archived=False)
-        doc = txn.get("model", name, number)
+    def _asset_doc(self, txn: Txn, kind: str, name: str, version: VersionRef) -> dict[str, Any]:
+        number = self._resolve_version(txn, kind, name, version, include_archived=False)
+        doc = txn.get(kind, name, number)
         if doc is None:
-            raise NotFound(f"Model {name!r} has no version {number}.", hint=f"See 'byom model list --name {name}'.")
+            raise NotFound(f"{kind.capitalize()} {name!r} has no version {number}.",
+                           hint=f"See 'byom {kind} list --name {name}'.")
+        return doc
+
+    def _model_doc(self, txn: Txn, name: str, version: VersionRef) -> dict[str, Any]:
+        return self._asset_doc(txn, "model", name, version)
+
+    def _latest_versions(self, kind: str, include_archived: bool) -> list[dict[str, Any]]:
+        """The highest version of each name, sorted by name."""
+        with self.store.transaction() as txn:
+            latest: dict[str, dict[str, Any]] = {}
+            for doc in txn.list(kind):
+                if doc.get("archived") and not include_archived:
+                    continue
+                if doc["name"] not in latest or doc["version"] > latest[doc["name"]]["version"]:
+                    latest[doc["name"]] = doc
+        return [latest[n] for n in sorted(latest)]
+
+    def _update_asset(
+        self, kind: str, name: str, version: VersionRef, description: str | None, tags: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """Change description and/or tags, the only mutable fields of a version."""
+        new_tags = rules.validate_tags(tags) if tags is not None else None
+        with self.store.transaction() as txn:
+            doc = self._asset_doc(txn, kind, name, version)
+            before = {"description": doc["description"], "tags": doc["tags"]}
+            if description is not None:
+                doc["description"] = description
+            if new_tags is not None:
+                doc["tags"] = new_tags
+            txn.put(kind, name, doc["version"], doc)
+            self._audit(txn, f"{kind}.update", f"{kind}/{name}:{doc['version']}", before,
+                        {"description": doc["description"], "tags": doc["tags"]})
         return doc
 
     def create_model(self, spec: ModelSpec, progress: Progress = no_progress) -> ModelVersion:
@@ -205,14 +237,7 @@ class StoreWorkspace(Workspace):
         return model
 
     def list_models(self, include_archived: bool = False) -> list[ModelVersion]:
-        with self.store.transaction() as txn:
-            latest: dict[str, dict[str, Any]] = {}
-            for doc in txn.list("model"):
-                if doc.get("archived") and not include_archived:
-                    continue
-                if doc["name"] not in latest or doc["version"] > latest[doc["name"]]["version"]:
-                    latest[doc["name"]] = doc
-        return [ModelVersion.from_dict(latest[n]) for n in sorted(latest)]
+        return [ModelVersion.from_dict(d) for d in self._latest_versions("model", include_archived)]
 
     def list_model_versions(self, name: str, include_archived: bool = False) -> list[ModelVersion]:
         with self.store.transaction() as txn:
@@ -229,18 +254,7 @@ class StoreWorkspace(Workspace):
     def update_model(
         self, name: str, version: VersionRef, *, description: str | None = None, tags: dict[str, str] | None = None
     ) -> ModelVersion:
-        new_tags = rules.validate_tags(tags) if tags is not None else None
-        with self.store.transaction() as txn:
-            doc = self._model_doc(txn, name, version)
-            before = {"description": doc["description"], "tags": doc["tags"]}
-            if description is not None:
-                doc["description"] = description
-            if new_tags is not None:
-                doc["tags"] = new_tags
-            txn.put("model", name, doc["version"], doc)
-            self._audit(txn, "model.update", f"model/{name}:{doc['version']}", before,
-                        {"description": doc["description"], "tags": doc["tags"]})
-        return ModelVersion.from_dict(doc)
+        return ModelVersion.from_dict(self._update_asset("model", name, version, description, tags))
 
     def promote_model(
         self, name: str, version: VersionRef, stage: str, *, approver: str, note: str = ""
@@ -344,14 +358,7 @@ class StoreWorkspace(Workspace):
         return env
 
     def list_environments(self, include_archived: bool = False) -> list[EnvironmentVersion]:
-        with self.store.transaction() as txn:
-            latest: dict[str, dict[str, Any]] = {}
-            for doc in txn.list("environment"):
-                if doc.get("archived") and not include_archived:
-                    continue
-                if doc["name"] not in latest or doc["version"] > latest[doc["name"]]["version"]:
-                    latest[doc["name"]] = doc
-        envs = [EnvironmentVersion.from_dict(latest[n]) for n in sorted(latest)]
+        envs = [EnvironmentVersion.from_dict(d) for d in self._latest_versions("environment", include_archived)]
         return [local_python_environment(), *envs]
 
     def list_environment_versions(self, name: str) -> list[EnvironmentVersion]:
@@ -369,32 +376,14 @@ class StoreWorkspace(Workspace):
                 raise NotFound(f"{LOCAL_PYTHON} has only version 1.")
             return local_python_environment()
         with self.store.transaction() as txn:
-            number = self._resolve_version(txn, "environment", name, version, include_archived=False)
-            doc = txn.get("environment", name, number)
-        if doc is None:
-            raise NotFound(f"Environment {name!r} has no version {number}.", hint=f"See 'byom environment list --name {name}'.")
-        return EnvironmentVersion.from_dict(doc)
+            return EnvironmentVersion.from_dict(self._asset_doc(txn, "environment", name, version))
 
     def update_environment(
         self, name: str, version: VersionRef, *, description: str | None = None, tags: dict[str, str] | None = None
     ) -> EnvironmentVersion:
         if name == LOCAL_PYTHON:
             raise InvalidInput(f"{LOCAL_PYTHON!r} is built in and cannot be changed.")
-        new_tags = rules.validate_tags(tags) if tags is not None else None
-        with self.store.transaction() as txn:
-            number = self._resolve_version(txn, "environment", name, version, include_archived=False)
-            doc = txn.get("environment", name, number)
-            if doc is None:
-                raise NotFound(f"Environment {name!r} has no version {number}.")
-            before = {"description": doc["description"], "tags": doc["tags"]}
-            if description is not None:
-                doc["description"] = description
-            if new_tags is not None:
-                doc["tags"] = new_tags
-            txn.put("environment", name, number, doc)
-            self._audit(txn, "environment.update", f"environment/{name}:{number}", before,
-                        {"description": doc["description"], "tags": doc["tags"]})
-        return EnvironmentVersion.from_dict(doc)
+        return EnvironmentVersion.from_dict(self._update_asset("environment", name, version, description, tags))
 
     def _builder(self) -> EnvironmentBuilder:
         if self.builder is None:

@@ -27,8 +27,6 @@ Killing this process leaves instances and gateway serving.
 
 from __future__ import annotations
 
-import argparse
-import fcntl
 import hashlib
 import http.client
 import json
@@ -58,7 +56,7 @@ from .processes import (
     spawn,
     terminate,
 )
-from .serving_files import ServingFiles, read_json, write_json
+from .serving_files import ServingFiles, read_json, start_service, write_json
 from .sqlite_store import SqliteStore
 
 log = logging.getLogger("byom.control-plane")
@@ -641,18 +639,10 @@ def _append(path: Path, line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.local.control_plane")
-    parser.add_argument("--home", required=True)
-    args = parser.parse_args(argv)
-    files = ServingFiles(args.home)
-    files.run.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s [%(process)d] %(message)s")
-    lock = open(files.control_plane_lock, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("Another control plane runs for %s; leaving it to that one.", files.home)
+    started = start_service(argv, "python -m core.local.control_plane", "control_plane_lock", "control plane")
+    if started is None:
         return 0
+    files, _lock = started
     from .processes import start_time
 
     write_json(files.control_plane, {"pid": os.getpid(), "start": start_time(os.getpid()), "started_at": utcnow()})

@@ -23,9 +23,7 @@ rule, not the header.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import fcntl
 import logging
 import os
 import random
@@ -47,7 +45,7 @@ from .gateway_metrics import GatewayMetrics
 from .processes import start_time
 from .request_facts import RequestFactStore
 from .routing import DeploymentRoute, EndpointRoute, build_routes
-from .serving_files import ServingFiles, read_json, write_json
+from .serving_files import ServingFiles, read_json, start_service, write_json
 from .sqlite_store import SqliteStore
 
 log = logging.getLogger("byom.gateway")
@@ -378,18 +376,10 @@ async def serve(files: ServingFiles) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.local.gateway")
-    parser.add_argument("--home", required=True)
-    args = parser.parse_args(argv)
-    files = ServingFiles(args.home)
-    files.run.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s [%(process)d] %(message)s")
-    lock = open(files.gateway_lock, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("Another gateway serves %s; leaving it to that one.", files.home)
+    started = start_service(argv, "python -m core.local.gateway", "gateway_lock", "gateway")
+    if started is None:
         return 0
+    files, _lock = started
     return asyncio.run(serve(files))
 
 

@@ -19,11 +19,14 @@ reader never sees half a file.
 
 from __future__ import annotations
 
+import argparse
+import fcntl
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .processes import free_port
 
@@ -94,3 +97,24 @@ def write_json(path: Path, data: Any) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def start_service(argv: list[str] | None, prog: str, lock_name: str, what: str) -> tuple[ServingFiles, IO[str]] | None:
+    """How the control plane and the gateway start: read --home, log, take the home's lock for ``what``.
+
+    Returns the files and the lock (held while the file stays open), or None
+    when another process already holds it: one of each per home.
+    """
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--home", required=True)
+    files = ServingFiles(parser.parse_args(argv).home)
+    files.run.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s [%(process)d] %(message)s")
+    lock = open(getattr(files, lock_name), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        logging.getLogger(prog).info("Another %s serves %s; leaving it to that one.", what, files.home)
+        lock.close()
+        return None
+    return files, lock
