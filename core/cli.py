@@ -258,6 +258,39 @@ def audit_list(ws: Workspace, args: argparse.Namespace) -> Any:
     return ws.list_audit(limit=args.limit, target_prefix=args.target)
 
 
+# ---------------------------------------------------------- local processes
+
+
+def _local_serving(ws: Workspace):  # type: ignore[no-untyped-def]
+    from .local.serving import LocalServing
+
+    serving = getattr(ws, "serving", None)
+    if not isinstance(serving, LocalServing):
+        raise InvalidInput("Only a local workspace has local serving processes: leave out the Azure ML options.")
+    return serving
+
+
+def local_status(ws: Workspace, args: argparse.Namespace) -> Any:
+    serving = _local_serving(ws)
+    control_plane, gateway = serving.control_plane(), serving.gateway()
+    return {
+        "home": str(serving.files.home),
+        "control_plane_pid": control_plane.pid if control_plane else None,
+        "gateway_pid": gateway.pid if gateway else None,
+        "running": control_plane is not None,
+    }
+
+
+def local_start(ws: Workspace, args: argparse.Namespace) -> Any:
+    _local_serving(ws).wait_gateway()
+    return local_status(ws, args)
+
+
+def local_stop(ws: Workspace, args: argparse.Namespace) -> Any:
+    _local_serving(ws).shutdown()
+    return local_status(ws, args)
+
+
 # -------------------------------------------------------------------- console
 
 
@@ -402,6 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _verb(audit, "list", audit_list, "Changes, newest first.")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--target", help="Only targets starting with this, e.g. endpoint/chat or model/bert.")
+
+    # the local workspace's processes
+    local = groups.add_parser("local", help="The local workspace's serving processes (control plane, gateway, model servers).").add_subparsers(
+        dest="verb", metavar="VERB", parser_class=_Parser)
+    local.required = True
+    _verb(local, "status", local_status, "Whether the control plane and gateway of this home run.")
+    _verb(local, "start", local_start, "Start serving this home's deployments (they also start on first use).")
+    _verb(local, "stop", local_stop, "Stop every process of this home; deployments start again with 'byom local start'.")
 
     # console
     p = groups.add_parser("console", help="Open the operator console in a browser (binds 127.0.0.1).")
