@@ -18,7 +18,7 @@ from typing import Any
 
 from .cli_output import add_output_arguments, compile_query, emit, parse_key_values, stderr_progress
 from .entities import EnvironmentSpec, ModelSpec
-from .errors import ByomError, InvalidInput
+from .errors import BackendError, ByomError, InvalidInput
 from .workspace import Workspace
 
 Handler = Callable[[Workspace, argparse.Namespace], Any]
@@ -235,8 +235,15 @@ def environment_drift(ws: Workspace, args: argparse.Namespace) -> Any:
 
 def environment_build(ws: Workspace, args: argparse.Namespace) -> Any:
     progress = stderr_progress(args.output == "none")
-    return ws.build_environment(args.name, args.version or "latest", force=args.force, wait=not args.no_wait,
-                                progress=progress)
+    build = ws.build_environment(args.name, args.version or "latest", force=args.force, wait=not args.no_wait,
+                                 progress=progress)
+    if build.state == "Failed":
+        raise BackendError(
+            f"Environment {build.name}:{build.version} failed to build: {build.message}",
+            hint=f"See 'byom environment logs -n {build.name} -v {build.version}'.",
+        )
+    build.log = ""  # the log has its own verb
+    return build
 
 
 def environment_show_build(ws: Workspace, args: argparse.Namespace) -> Any:

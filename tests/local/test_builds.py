@@ -229,6 +229,9 @@ def test_a_failing_spec_ends_in_failed_naming_the_package(tmp_path: Path, requir
         interpreter_for(ws.home, "bad:1")
     logs = byom(ws.home, "environment", "logs", "-n", "bad")
     assert f"FAILED: {expected}" in logs.stdout
+    again = byom(ws.home, "environment", "build", "-n", "bad")  # a script sees the failure in the exit code
+    assert again.returncode == 1 and again.stdout == ""
+    assert "failed to build" in again.stderr and expected in again.stderr
 
 
 @pytest.mark.slow

@@ -1,0 +1,40 @@
+"""The conda specs shipped in environments/ build into working environments (slow: torch is installed)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from core.local.workspace import LocalWorkspace
+from core.specs import environment_spec_from_yaml
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+SPECS = Path(__file__).resolve().parents[2] / "environments"
+
+
+def test_shipped_environment_specs_build(tmp_path: Path) -> None:
+    ws = LocalWorkspace(tmp_path / "home")
+    names = []
+    for folder in ("scoring-cpu", "scoring-gpu"):
+        env = ws.create_environment(environment_spec_from_yaml(SPECS / folder / "environment.yml"))
+        ws.build_environment(env.name, env.version, wait=False)  # both build at once, in the background
+        names.append(env.name)
+    deadline = time.monotonic() + 840
+    builds = {}
+    while time.monotonic() < deadline:
+        builds = {name: ws.get_environment_build(name) for name in names}
+        if all(b.state in ("Succeeded", "Failed") for b in builds.values()):
+            break
+        time.sleep(1)
+    for name, build in builds.items():
+        assert build.state == "Succeeded", (name, build.message, build.log[-2000:])
+        drift = {d.package: d.status for d in ws.environment_drift(name)}
+        assert set(drift.values()) == {"ok"}, drift
+        # the scoring scripts' imports work with the environment's interpreter
+        check = subprocess.run([build.interpreter, "-c", "import torch, transformers, gguf, azureml_inference_server_http"],
+                               capture_output=True, text=True, timeout=300)
+        assert check.returncode == 0, check.stderr
