@@ -74,3 +74,20 @@ def test_sklearn_model_scores_in_its_built_environment(workspace, tmp_path: Path
     assert green.provisioning_state == "Succeeded", green.state_reason
     assert workspace.get_environment_build("sklearn-env", same.version).interpreter == build.interpreter
     assert workspace.invoke("sk-endpoint", {"data": [row]}, deployment="green").status_code == 200
+
+
+def test_a_deployment_whose_environment_fails_to_build_fails_with_the_reason(workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"0")
+    model = workspace.create_model(ModelSpec(name="any", path=str(folder)))
+    conda = "dependencies:\n  - python=3.11\n  - pip:\n    - byom-surely-not-a-package==1.0\n"
+    env = workspace.create_environment(EnvironmentSpec(name="broken", conda_file=conda))
+    workspace.create_or_update_endpoint(Endpoint(name="broken-env"))
+    dep = workspace.create_or_update_deployment(Deployment(
+        name="blue", endpoint_name="broken-env", model=model.ref, environment=env.ref,
+        code_path=str(ASSETS / "echo"), scoring_script="score.py"))
+    assert dep.provisioning_state == "Failed"
+    assert "byom-surely-not-a-package" in dep.state_reason
+    assert workspace.get_deployment("broken-env", "blue").provisioning_state == "Failed"
+    assert model_servers(workspace.home) == []
