@@ -41,27 +41,45 @@ with st.sidebar:
         kind = st.radio(
             "Backend",
             ["Local", "Azure ML"],
-            captions=["A folder on this machine", "Coming soon"],
+            index=1 if context.on_azure() else 0,
+            captions=["A folder on this machine", "A workspace in your Azure subscription"],
             horizontal=True,
             label_visibility="collapsed",
-            disabled=False,
-            key="sidebar.backend",
+            key=keys.SIDEBAR_BACKEND,
         )
-        if kind == "Azure ML":
-            st.info("Azure ML workspaces are coming in a later version; the console shows the local one.")
-        with st.form("sidebar.switch", border=False):
-            home = st.text_input("Local workspace home", value=context.location(),
-                                 help="A folder; `:memory:` opens a demo workspace kept in memory.")
-            if st.form_submit_button("Open", icon=":material/folder_open:"):
-                context.choose(home)
-                st.rerun()
+        if kind == "Local":
+            with st.form("sidebar.local", border=False):
+                home = st.text_input("Local workspace home", value=context.location(), key=keys.SIDEBAR_HOME,
+                                     help="A folder; `:memory:` opens a demo workspace kept in memory.")
+                if st.form_submit_button("Open", icon=":material/folder_open:", key=keys.SIDEBAR_OPEN_LOCAL):
+                    context.choose(home)
+                    st.rerun()
+        else:
+            with st.form("sidebar.azure", border=False):
+                config = st.text_input("config.json", key=keys.SIDEBAR_AZURE_CONFIG, placeholder="~/config.json",
+                                       help="Download it from the workspace's page in Azure ML studio.")
+                st.caption("or by name")
+                subscription = st.text_input("Subscription id", key=keys.SIDEBAR_AZURE_SUBSCRIPTION)
+                resource_group = st.text_input("Resource group", key=keys.SIDEBAR_AZURE_RESOURCE_GROUP)
+                workspace_name = st.text_input("Workspace name", key=keys.SIDEBAR_AZURE_WORKSPACE)
+                opened = st.form_submit_button("Sign in and open", icon=":material/cloud:", key=keys.SIDEBAR_OPEN_AZURE,
+                                               help="Signs in with your Azure CLI login ('az login') "
+                                                    "or the credentials in the environment.")
+            if opened:
+                with ui.errors():
+                    context.choose_azure(config=config, subscription=subscription, resource_group=resource_group,
+                                         workspace_name=workspace_name)
+                    st.rerun()
 
 try:
     info = context.workspace().info()
 except ByomError as exc:
     ui.show_error(exc)
     st.stop()
-st.sidebar.caption(f"{info.kind} · {ui.plain(info.location)}")
+st.sidebar.caption(f"{info.kind} · {ui.plain(info.name if info.kind == 'azure' else info.location)}")
 
 ui.show_flash()
-page.run()
+try:
+    page.run()
+except ByomError as exc:  # a call a page did not expect to fail (the Azure sign-in expired, ...)
+    ui.show_error(exc)

@@ -10,6 +10,11 @@ WORKSPACE = "byom.workspace"
 """A Workspace object put here by a test (or an embedding app) replaces the opened one."""
 WORKSPACE_HOME = "byom.workspace_home"
 """The local workspace home this session looks at (text of a path)."""
+WORKSPACE_AZURE = "byom.workspace_azure"
+"""The Azure ML workspace this session looks at (a core.azure.connect.AzureTarget); None: the local home."""
+AZURE_CONNECT = "byom.azure_connect"
+"""Keyword arguments for core.azure.connect.connect (a credential, an HTTP transport) put here by a test;
+a served console signs in with DefaultAzureCredential."""
 
 # Messages that outlive a rerun ----------------------------------------------
 FLASH = "byom.flash"
@@ -34,6 +39,14 @@ RANK_RESULTS = "byom.rank_results"
 RANK_TEXT = "byom.rank_text"
 
 # Widgets ----------------------------------------------------------------------
+SIDEBAR_BACKEND = "sidebar.backend"
+SIDEBAR_HOME = "sidebar.home"
+SIDEBAR_OPEN_LOCAL = "sidebar.open_local"
+SIDEBAR_AZURE_CONFIG = "sidebar.azure.config"
+SIDEBAR_AZURE_SUBSCRIPTION = "sidebar.azure.subscription"
+SIDEBAR_AZURE_RESOURCE_GROUP = "sidebar.azure.resource_group"
+SIDEBAR_AZURE_WORKSPACE = "sidebar.azure.workspace_name"
+SIDEBAR_OPEN_AZURE = "sidebar.open_azure"
 # Tab sets keep the open tab across reruns (a change inside a tab reruns the page).
 MODEL_TABS = "models.tabs"
 ENV_TABS = "environments.tabs"

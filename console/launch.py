@@ -2,8 +2,11 @@
 
 The console is a Streamlit server bound to loopback (127.0.0.1) unless the
 operator asks for another address, headless (it prints its URL rather than
-opening a browser), sending no usage statistics. The workspace home reaches
-the pages through ``BYOM_HOME`` (see :mod:`console.context`).
+opening a browser), sending no usage statistics. The workspace reaches the
+pages through the environment (see :mod:`console.context`): a local home as
+``BYOM_HOME``, an Azure ML workspace's config.json as ``BYOM_AZURE_CONFIG``;
+a local home named here wins over a ``BYOM_AZURE_CONFIG`` already set, as on
+the command line.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.azure.connect import ENV_CONFIG
+
 APP = Path(__file__).resolve().parent / "app.py"
 
 
 def console_command(
-    home: Path | str | None, port: int, host: str = "127.0.0.1"
+    home: Path | str | None, port: int, host: str = "127.0.0.1", azure_config: Path | str | None = None
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that serve the console (tests start it the same way)."""
     argv = [
@@ -35,12 +40,17 @@ def console_command(
     env = dict(os.environ)
     if home is not None:
         env["BYOM_HOME"] = str(home)
+        env.pop(ENV_CONFIG, None)
+    if azure_config is not None:
+        env[ENV_CONFIG] = str(Path(azure_config).expanduser().resolve())
     return argv, env
 
 
-def run_console(home: Path | None = None, port: int = 8501, host: str = "127.0.0.1") -> int:
+def run_console(
+    home: Path | None = None, port: int = 8501, host: str = "127.0.0.1", azure_config: Path | str | None = None
+) -> int:
     """Serve the console until interrupted; the exit code of the server."""
-    argv, env = console_command(home, port, host)
+    argv, env = console_command(home, port, host, azure_config)
     print(f"byom console on http://{host}:{port} (Ctrl+C to stop)", flush=True)
     try:
         return subprocess.call(argv, env=env)

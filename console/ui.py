@@ -2,6 +2,9 @@
 
 Errors from core arrive as :class:`core.errors.ByomError`; ``errors()``
 turns them into ``st.error(message)`` plus the hint, never a traceback.
+What a page cannot show because its backend cannot do it
+(:class:`core.errors.Unsupported`: no metrics on Azure ML, ...) is no error:
+``explain()`` says so with ``st.info``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core.errors import ByomError
+from core.errors import ByomError, Unsupported
 from core.workspace import Progress
 
 from . import keys
@@ -28,6 +31,11 @@ def show_error(exc: ByomError) -> None:
     st.error(plain(exc.message), icon=":material/error:")
     if exc.hint:
         st.info(plain(exc.hint), icon=":material/arrow_forward:")
+
+
+def explain(exc: Unsupported) -> None:
+    """What this backend cannot do, and where to look instead."""
+    st.info(plain(exc.message) + (f"\n\n{plain(exc.hint)}" if exc.hint else ""), icon=":material/info:")
 
 
 @contextmanager

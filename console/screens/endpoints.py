@@ -4,7 +4,7 @@ import streamlit as st
 
 from console import context, keys, ui, views
 from core import rules
-from core.demo import SCORING_DIR
+from core.demo import GENERATION_SCRIPT, SCORING_DIR
 from core.entities import Deployment, Endpoint, RequestSettings
 from core.errors import InvalidInput
 
@@ -61,31 +61,46 @@ with tab_deploy:
 
     model_refs = [v.ref for m in ws.list_models() for v in ws.list_model_versions(m.name)]
     env_refs = [e.ref if not e.built_in else e.name for e in ws.list_environments()]
-    with st.form("endpoints.deploy"):
+    with st.container(border=True):
         st.markdown("**Deploy a model version**")
-        suggested = next((n for n in ("blue", "green") if n not in [d.lower() for d in dep_names]), "")
         cols = st.columns(3)
-        dep_name = cols[0].text_input("Deployment name", value=suggested, key=keys.DEPLOY_NAME)
-        model_ref = cols[1].selectbox("Model version", model_refs, key=keys.DEPLOY_MODEL,
-                                      placeholder="Register a model first")
-        env_ref = cols[2].selectbox("Environment", env_refs, key=keys.DEPLOY_ENVIRONMENT)
-        cols = st.columns(3)
-        code = cols[0].text_input("Code folder", value=str(SCORING_DIR), key=keys.DEPLOY_CODE)
-        script = cols[1].text_input("Scoring script", value="generate.py", key=keys.DEPLOY_SCRIPT,
-                                    help="generate.py answers prompts; token_ranks.py scores token ranks.")
-        instances = cols[2].number_input("Instances", 1, 20, 1, key=keys.DEPLOY_INSTANCES)
-        cols = st.columns(3)
-        timeout_ms = cols[0].number_input("Request timeout (ms)", 1, 600_000, 60_000, step=1000, key=keys.DEPLOY_TIMEOUT)
-        concurrency = cols[1].number_input("Max concurrent requests per instance", 1, 64, 1, key=keys.DEPLOY_CONCURRENCY)
-        submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:", key=keys.DEPLOY_SUBMIT)
+        code = cols[0].text_input("Code folder", value=str(SCORING_DIR), key=keys.DEPLOY_CODE,
+                                  help="Uploaded as the deployment's code; the repository's scoring/ folder by default.")
+        scripts: list[str] = []
+        with ui.errors():
+            scripts = views.scoring_scripts(code.strip())
+            if not scripts:
+                st.warning("This folder holds no .py file: the scoring script must be one of its files.")
+        script = cols[1].selectbox("Scoring script", scripts, key=keys.DEPLOY_SCRIPT,
+                                   index=scripts.index(GENERATION_SCRIPT) if GENERATION_SCRIPT in scripts else 0,
+                                   help="Its init() and run() answer the requests: generate.py answers prompts, "
+                                        "token_ranks.py scores token ranks.")
+        with st.form("endpoints.deploy", border=False):
+            suggested = next((n for n in ("blue", "green") if n not in [d.lower() for d in dep_names]), "")
+            cols = st.columns(3)
+            dep_name = cols[0].text_input("Deployment name", value=suggested, key=keys.DEPLOY_NAME)
+            model_ref = cols[1].selectbox("Model version", model_refs, key=keys.DEPLOY_MODEL,
+                                          placeholder="Register a model first")
+            env_ref = cols[2].selectbox("Environment", env_refs, key=keys.DEPLOY_ENVIRONMENT)
+            cols = st.columns(3)
+            instances = cols[0].number_input("Instances", 1, 20, 1, key=keys.DEPLOY_INSTANCES)
+            timeout_ms = cols[1].number_input("Request timeout (ms)", 1, 600_000, 60_000, step=1000,
+                                              key=keys.DEPLOY_TIMEOUT)
+            concurrency = cols[2].number_input("Max concurrent requests per instance", 1, 64, 1,
+                                               key=keys.DEPLOY_CONCURRENCY)
+            submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:",
+                                              key=keys.DEPLOY_SUBMIT)
     if submitted:
         with ui.errors(), ui.progress(f"Deploying {dep_name} into {name}") as report:
             if not model_ref:
                 raise InvalidInput("There is no model version to deploy.", hint="Register a model on the Models page first.")
+            if not script:
+                raise InvalidInput("Choose the scoring script first.",
+                                   hint="Enter a code folder that holds it; its .py files are offered.")
             deployment = ws.create_or_update_deployment(
                 Deployment(
                     name=dep_name.strip(), endpoint_name=name, model=model_ref, environment=env_ref,
-                    code_path=code.strip() or None, scoring_script=script.strip() or None,
+                    code_path=code.strip() or None, scoring_script=script,
                     instance_count=int(instances),
                     request_settings=RequestSettings(request_timeout_ms=int(timeout_ms),
                                                      max_concurrent_requests_per_instance=int(concurrency)),

@@ -5,9 +5,11 @@ import streamlit as st
 
 from console import context, keys, ui, views
 from core.entities import EnvironmentSpec
-from core.errors import ByomError
+from core.errors import ByomError, Unsupported
+from core.workspace import Capability
 
 ws = context.workspace()
+builds = ws.supports(Capability.ENVIRONMENT_BUILDS)
 
 st.title("Environments")
 
@@ -51,28 +53,34 @@ with browse:
     with build_col:
         st.subheader("Build")
         build = ws.get_environment_build(name, number)
-        state_icon = {"Succeeded": ":material/check_circle:", "Failed": ":material/error:",
-                      "Running": ":material/pending:"}.get(build.state, ":material/radio_button_unchecked:")
-        st.markdown(f"{state_icon} **{build.state}** {ui.plain(build.message)}")
-        if build.interpreter:
-            st.caption(f"Interpreter: {ui.plain(build.interpreter)}")
-        if not env.built_in and st.button("Build now", key=keys.ENV_BUILD, icon=":material/build:"):
-            with ui.errors(), ui.progress(f"Building {env.ref}") as report:
-                result = ws.build_environment(name, number, progress=report)
-                ui.done(f"Build of {env.ref}: {result.state}.")
-        with st.expander("Build log"):
-            st.code(build.log or "No log yet.", language="text")
+        if not builds:
+            st.info(f"**Build status is not available on this {ui.plain(ws.info().kind)} workspace.** "
+                    f"{ui.plain(build.message)}", icon=":material/info:")
+        else:
+            state_icon = {"Succeeded": ":material/check_circle:", "Failed": ":material/error:",
+                          "Running": ":material/pending:"}.get(build.state, ":material/radio_button_unchecked:")
+            st.markdown(f"{state_icon} **{build.state}** {ui.plain(build.message)}")
+            if build.interpreter:
+                st.caption(f"Interpreter: {ui.plain(build.interpreter)}")
+            if not env.built_in and st.button("Build now", key=keys.ENV_BUILD, icon=":material/build:"):
+                with ui.errors(), ui.progress(f"Building {env.ref}") as report:
+                    result = ws.build_environment(name, number, progress=report)
+                    ui.done(f"Build of {env.ref}: {result.state}.")
+            with st.expander("Build log"):
+                st.code(build.log or "No log yet.", language="text")
 
     st.subheader("Drift")
     st.caption("For each package the spec pins: what is installed where the environment runs.")
+    drift = None
     try:
         drift = ws.environment_drift(name, number)
+    except Unsupported as exc:
+        ui.explain(exc)
     except ByomError as exc:
         ui.show_error(exc)
-        drift = []
     if drift:
         st.dataframe(pd.DataFrame([d.to_dict() for d in drift]), hide_index=True, width="stretch")
-    else:
+    elif drift is not None:
         st.caption("The spec pins no packages.")
 
     if len(versions) > 1:

@@ -10,6 +10,8 @@ from core.demo import SAMPLE_MODEL, sample_spec
 from core.entities import ModelSpec
 from core.errors import InvalidInput
 
+UPLOAD_LIMIT_MB = 2048  # uploads are held in memory until registered
+
 ws = context.workspace()
 
 st.title("Models")
@@ -22,22 +24,29 @@ usage = views.model_usage(deployments)
 browse, register = st.tabs(["Registered models", "Register a model"], key=keys.MODEL_TABS, on_change="rerun")
 
 with register:
-    source = st.radio("From", ["A folder or file on this machine", "An uploaded file", "The sample model"],
+    source = st.radio("From", ["A folder or file on this machine", "Uploaded files", "The sample model"],
                       key=keys.REGISTER_SOURCE, horizontal=True)
     with st.form("models.register", border=True):
         default_name = SAMPLE_MODEL if source == "The sample model" else ""
         name = st.text_input("Name", value=default_name, key=keys.REGISTER_NAME,
                              help="Letters, digits, '-', '_' and '.'; a new version is added if the name exists.")
-        path = upload = None
+        path = None
+        uploads = []
+        package = False
         if source == "A folder or file on this machine":
             path = st.text_input("Path", key=keys.REGISTER_PATH,
                                  placeholder="/models/my-model (a transformers folder) or /models/model.gguf")
-        elif source == "An uploaded file":
-            upload = st.file_uploader("Model file", key=keys.REGISTER_UPLOAD)
+        elif source == "Uploaded files":
+            uploads = st.file_uploader("Model files", key=keys.REGISTER_UPLOAD, accept_multiple_files=True,
+                                       max_upload_size=UPLOAD_LIMIT_MB,
+                                       help="One GGUF file, or every file of a model folder (config.json, the "
+                                            f"weights, the tokenizer files), up to {UPLOAD_LIMIT_MB:,} MB each; "
+                                            "register larger models from a path on this machine.")
         else:
-            st.caption("SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), packaged into a transformers folder.")
-        package = st.checkbox("Package a GGUF checkpoint into a transformers folder", value=source == "The sample model",
-                              key=keys.REGISTER_PACKAGE)
+            st.caption("SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), packaged into a transformers folder "
+                       "once per machine.")
+        if source != "The sample model":
+            package = st.checkbox("Package a GGUF checkpoint into a transformers folder", key=keys.REGISTER_PACKAGE)
         description = st.text_input("Description", key=keys.REGISTER_DESCRIPTION)
         tags_text = st.text_area("Tags", placeholder="team=nlp\nlicense=apache-2.0", key=keys.REGISTER_TAGS, height=80)
         submitted = st.form_submit_button("Register", type="primary", icon=":material/upload:")
@@ -45,17 +54,18 @@ with register:
         with ui.errors(), ui.progress(f"Registering {name or 'model'}") as report, \
                 tempfile.TemporaryDirectory(prefix="byom-upload-") as scratch:
             tags = views.parse_tags(tags_text)
+            properties: dict[str, str] = {}
             if source == "The sample model":
                 sample = sample_spec(report)
                 path, tags, description = sample.path, tags or sample.tags, description or sample.description
-            elif source == "An uploaded file":
-                if upload is None:
-                    raise InvalidInput("Choose a file to upload first.")
-                path = str(Path(scratch) / Path(upload.name).name)
-                Path(path).write_bytes(upload.getvalue())
+                package, properties = sample.package, sample.properties
+            elif source == "Uploaded files":
+                report(f"Saving {len(uploads)} uploaded file(s)", 0.0)
+                path = str(views.save_uploads([(u.name, u.getvalue()) for u in uploads], Path(scratch)))
             elif not path:
                 raise InvalidInput("Enter the path of a model folder or file.")
-            spec = ModelSpec(name=name.strip(), path=path, package=package, description=description, tags=tags)
+            spec = ModelSpec(name=name.strip(), path=path, package=package, description=description, tags=tags,
+                             properties=properties)
             model = ws.create_model(spec, report)
             st.session_state[keys.MODEL] = model.name
             st.session_state[f"{keys.MODEL_VERSION}.{model.name}"] = model.version

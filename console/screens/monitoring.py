@@ -4,6 +4,8 @@ import streamlit as st
 
 from console import context, keys, ui
 from core import analysis
+from core.errors import Unsupported
+from core.workspace import Capability
 
 ws = context.workspace()
 
@@ -22,6 +24,15 @@ names = [e.name for e in endpoints]
 chosen = st.session_state.get(keys.ENDPOINT)
 name = cols[0].selectbox("Endpoint", names, index=names.index(chosen) if chosen in names else 0)
 st.session_state[keys.ENDPOINT] = name
+
+if not ws.supports(Capability.METRICS):
+    try:
+        ws.get_metrics(name)
+    except Unsupported as exc:  # the backend says why, and where to look instead
+        st.subheader("Request metrics are not available for this workspace")
+        ui.explain(exc)
+        st.stop()
+
 window = cols[1].selectbox("Window", list(WINDOWS), index=1, key=keys.MON_WINDOW)
 live = cols[2].toggle("Live", value=True, key=keys.MON_LIVE, help="Refresh every 5 seconds.")
 window_s, bucket_s = WINDOWS[window]

@@ -5,6 +5,7 @@ import streamlit as st
 from console import context, ui, views
 from core.demo import DEMO_ENDPOINT, is_empty, setup_demo
 from core.errors import ByomError
+from core.workspace import Capability
 
 ws = context.workspace()
 info = ws.info()
@@ -22,7 +23,8 @@ counts[1].metric("Environments", len(ws.list_environments()))
 counts[2].metric("Endpoints", len(endpoints))
 counts[3].metric("Deployments", len(deployments))
 
-if is_empty(ws):
+# The demo deploys twice: free on this machine, billed on Azure ML, so it is offered locally only.
+if info.kind != "azure" and is_empty(ws):
     with st.container(border=True):
         st.subheader("Start with the demo")
         st.write(
@@ -35,20 +37,25 @@ if is_empty(ws):
                 ui.done(f"The demo endpoint {DEMO_ENDPOINT} is ready: try it in the Playground.")
 
 st.subheader("Endpoints")
+has_metrics = ws.supports(Capability.METRICS)
 if not endpoints:
     st.info("No endpoints yet. Create one on the Endpoints page.")
+elif not has_metrics:
+    st.caption("This workspace's backend does not report request rates: the Monitoring page says where to see them.")
 for endpoint in endpoints:
     with st.container(border=True):
         its_deployments = [d for d in deployments if d.endpoint_name == endpoint.name]
         head, rate = st.columns([3, 1])
         head.markdown(f"#### {ui.plain(endpoint.name)}")
         head.caption(ui.plain(endpoint.description) or ui.plain(endpoint.scoring_uri))
-        try:
-            recent = ws.get_metrics(endpoint.name, window_s=300, bucket_s=60)
-            per_minute = sum(m.requests for m in recent if not m.mirrored) / 5
-            rate.metric("Requests / min (5 min)", f"{per_minute:.1f}")
-        except ByomError:
-            rate.metric("Requests / min (5 min)", "n/a")
+        per_minute = None
+        if has_metrics:
+            try:
+                recent = ws.get_metrics(endpoint.name, window_s=300, bucket_s=60)
+                per_minute = sum(m.requests for m in recent if not m.mirrored) / 5
+            except ByomError:
+                pass
+        rate.metric("Requests / min (5 min)", "n/a" if per_minute is None else f"{per_minute:.1f}")
         st.markdown(f"Traffic: **{ui.plain(views.split_text(endpoint.traffic, endpoint.mirror_traffic))}**")
         if its_deployments:
             st.dataframe(views.deployments_table(its_deployments, endpoint), hide_index=True,

@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from .errors import azure_errors
 
 ENV_CONFIG = "BYOM_AZURE_CONFIG"
 ENV_SUBSCRIPTION = "AZURE_SUBSCRIPTION_ID"
 ENV_RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
 ENV_WORKSPACE = "AZUREML_WORKSPACE_NAME"
+NO_WORKSPACE = ("Check the subscription, resource group and workspace name ('az ml workspace list -g GROUP' "
+                "lists a group's workspaces), or download config.json again from the workspace's page in "
+                "Azure ML studio.")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,25 @@ def connect(target: AzureTarget, *, credential: Any = None, **client_kwargs: Any
         return MLClient(credential, target.subscription, target.resource_group, target.workspace_name, **kwargs)
 
 
-def open_azure_workspace(target: AzureTarget, *, actor: str | None = None, **client_kwargs: Any) -> Any:
+def check_workspace(ml_client: Any) -> None:
+    """Reach the workspace once: a wrong name or a missing sign-in is reported when it is opened, not on first use."""
+    name = ml_client.workspace_name
+    try:
+        with azure_errors(f"open the Azure ML workspace {name!r}"):
+            ml_client.workspaces.get(name)
+    except NotFound as exc:
+        raise NotFound(f"There is no Azure ML workspace {name!r} in resource group "
+                       f"{ml_client.resource_group_name!r} of subscription {ml_client.subscription_id!r}.",
+                       hint=NO_WORKSPACE) from exc
+
+
+def open_azure_workspace(
+    target: AzureTarget, *, actor: str | None = None, check: bool = False, **client_kwargs: Any
+) -> Any:
+    """The AzureWorkspace for ``target``; ``check`` reaches it first (see :func:`check_workspace`)."""
     from .workspace import AzureWorkspace
 
-    return AzureWorkspace(connect(target, **client_kwargs), actor=actor, transport=client_kwargs.get("transport"))
+    ml_client = connect(target, **client_kwargs)
+    if check:
+        check_workspace(ml_client)
+    return AzureWorkspace(ml_client, actor=actor, transport=client_kwargs.get("transport"))

@@ -40,38 +40,74 @@ def artifacts() -> Path:
     return folder
 
 
+def start_console(home: str, log_dir: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``streamlit run console/app.py`` for a workspace home; the process and its URL once healthy.
+
+    ``env`` adds environment variables. The process is ended here when it
+    does not come up, else by the caller (:func:`stop`).
+    """
+    port = free_port()
+    argv, console_env = console_command(home, port)
+    env = {**console_env, **(env or {})}
+    log_path = log_dir / f"console-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"The console exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    stop(proc)
+    raise RuntimeError(f"The console did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
-def serve_console(tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """Start ``streamlit run console/app.py`` for a workspace home; returns its URL once healthy."""
+def serve_console(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start a console for a workspace home, ended after the test; returns its URL once healthy."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def serve(home: str) -> str:
-        port = free_port()
-        argv, env = console_command(home, port)
-        log = (tmp_path / f"console-{port}.log").open("wb")
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    def serve(home: str, env: dict[str, str] | None = None) -> str:
+        try:
+            proc, url = start_console(home, tmp_path, env)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
         started.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"The console exited with {proc.returncode}:\n{Path(log.name).read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        return url
-            except OSError:
-                time.sleep(0.3)
-        pytest.fail(f"The console did not answer within 60 s:\n{Path(log.name).read_text()[-3000:]}")
+        return url
 
     yield serve
     for proc in started:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def memory_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One console on the in-memory demo per pytest process (each xdist worker starts its own), ended at exit.
+
+    Its workspace lives in the server, so the tests that share it change
+    nothing another test relies on (they add deployments and traffic, never
+    remove the demo's).
+    """
+    try:
+        proc, url = start_console(":memory:", tmp_path_factory.mktemp("memory-console"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url
+    stop(proc)
 
 
 @pytest.fixture

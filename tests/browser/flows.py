@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -30,6 +31,31 @@ def shot(page: Page, folder: Path, name: str, height: int = 2400) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
     return path
+
+
+def set_up_demo(page: Page, timeout_s: float = 600) -> list[str]:
+    """Click the Overview's demo button and follow its progress until the demo is ready; the messages seen."""
+    page.get_by_role("button", name="Set up the demo").click()
+    expect(page.get_by_text("Setting up the demo", exact=True)).to_be_visible()
+    progress = page.locator('[data-testid="stProgress"]')
+    ready = page.get_by_text("The demo endpoint demo is ready", exact=False)
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while not ready.is_visible():
+        if page.locator('[data-testid="stAlertContentError"]').count():
+            raise AssertionError(f"The demo set-up failed: {page.locator('[data-testid=stAlertContentError]').all_inner_texts()}"
+                                 f" after {seen}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"The demo was not ready within {timeout_s:.0f} s; progress seen: {seen}")
+        try:
+            message = progress.first.inner_text(timeout=500).strip() if progress.count() else ""
+        except Exception:  # the bar went away between count() and inner_text(): the next look decides
+            message = ""
+        if message and (not seen or seen[-1] != message):
+            seen.append(message)
+        page.wait_for_timeout(250)
+    settle(page)
+    return seen
 
 
 def set_number(page: Page, label: str, value: int) -> None:

@@ -1,28 +1,31 @@
 """The console in a real browser: open Overview, deploy, shift traffic 90/10, prompt, analyse token ranks.
 
 Against the in-memory demo workspace (``BYOM_HOME=:memory:``; its deployments
-are answered by a fake model), and against a real local workspace with the
-sample model (real model servers behind the real gateway).
+are answered by a fake model; one console per pytest process serves the tests
+that use it), and against a new real local workspace that the Overview's demo
+button fills with the sample model (real model servers behind the real
+gateway).
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
 
-from .flows import analyse, deploy, open_page, send_prompt, settle, shift_traffic, shot
+from .flows import analyse, deploy, open_page, send_prompt, set_number, set_up_demo, settle, shift_traffic, shot
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.browser]
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 
 
-def test_console_flows_on_the_in_memory_demo(serve_console, page, artifacts):
+def test_console_flows_on_the_in_memory_demo(memory_console, page, artifacts):
     folder = artifacts / "memory"
     folder.mkdir(exist_ok=True)
-    page.goto(serve_console(":memory:"))
+    page.goto(memory_console)
 
     expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
     expect(page.get_by_role("heading", name="demo")).to_be_visible()
@@ -59,40 +62,88 @@ def test_console_flows_on_the_in_memory_demo(serve_console, page, artifacts):
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
 
 
+def test_a_2000_token_text_stays_responsive(memory_console, page, artifacts):
+    """From the click on Analyse to 2,000 coloured tokens on screen, and a recolouring after a new threshold."""
+    page.goto(memory_console)
+    open_page(page, "Token ranks")
+    words = TEXT.rstrip(".").split()
+    text = " ".join(words[i % len(words)] for i in range(2000))  # the fake model makes one token of each word
+    box = page.get_by_label("Text to analyse", exact=True)
+    box.fill(text)
+    box.press("Control+Enter")
+    settle(page)
+
+    started = time.monotonic()
+    page.get_by_role("button", name="Analyse", exact=True).click()
+    tokens = page.locator("span.byom-token")
+    expect(tokens).to_have_count(2000, timeout=60_000)
+    expect(tokens.last).to_be_attached()
+    analysed_s = time.monotonic() - started
+    settle(page)
+    idle_s = time.monotonic() - started
+
+    started = time.monotonic()
+    page.get_by_text("Bucket thresholds").click()
+    set_number(page, "Green below rank", 50)
+    expect(page.locator('span.byom-token[data-rank="37"][data-bucket="0"]').first).to_be_attached()
+    recoloured_s = time.monotonic() - started
+    shot(page, artifacts, "token-ranks-2000")
+
+    figures = f"analyse → 2,000 coloured tokens: {analysed_s:.1f} s; page idle: {idle_s:.1f} s; " \
+              f"new threshold → recoloured: {recoloured_s:.1f} s\n"
+    (artifacts / "token-ranks-2000.txt").write_text(figures)
+    print(figures)
+    assert analysed_s < 15, figures
+    assert recoloured_s < 15, figures
+
+
 @pytest.fixture
-def local_demo(tmp_path, sample_model_dir):
-    """A real local workspace after the demo set-up: the sample model served by real model servers."""
-    from core.demo import setup_demo
+def local_home(tmp_path):
+    """A new local workspace home; whatever the console starts in it (control plane, gateway, model servers) is ended."""
     from core.local.workspace import LocalWorkspace
 
-    ws = LocalWorkspace(tmp_path / "home")
+    home = tmp_path / "home"
+    yield home
+    ws = LocalWorkspace(home)
     try:
-        result = setup_demo(ws, model_path=sample_model_dir, package=False)
-        failed = [d for d in result.deployments if d.provisioning_state != "Succeeded"]
-        assert not failed, [(d.name, d.state_reason[-2000:]) for d in failed]
-        yield ws
-    finally:
         ws.serving.shutdown()
+    finally:
         ws.close()
 
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_console_flows_on_a_real_local_workspace_with_the_sample_model(local_demo, serve_console, page, artifacts):
+def test_console_flows_on_a_real_local_workspace_with_the_sample_model(
+    local_home, sample_model_dir, model_cache_dir, serve_console, page, artifacts
+):
+    from core.local.workspace import LocalWorkspace
+
     folder = artifacts / "local"
     folder.mkdir(exist_ok=True)
-    page.goto(serve_console(str(local_demo.home)))
+    # The console finds the sample already packaged in the tests' model cache (sample_model_dir made sure).
+    page.goto(serve_console(str(local_home), env={"BYOM_CACHE": str(model_cache_dir)}))
 
     expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Start with the demo")).to_be_visible()
+    shot(page, folder, "0-empty-overview")
+    seen = set_up_demo(page)
+    assert any(m.startswith("Copying and hashing files") or m.startswith("Copied") for m in seen), seen
+    assert any("deployment chat" in m or "Deployment chat" in m for m in seen), seen
+    assert any("ranks" in m for m in seen), seen
     expect(page.get_by_role("heading", name="demo")).to_be_visible()
     expect(page.get_by_text("chat 100", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Set up the demo")).to_have_count(0)
     shot(page, folder, "1-overview")
 
     open_page(page, "Endpoints")
     deploy(page, "blue", timeout_ms=240_000)
     shift_traffic(page, {"chat": 90, "blue": 10})
     expect(page.get_by_text("Traffic of demo is now blue 10 · chat 90.")).to_be_visible()
-    assert local_demo.get_endpoint("demo").traffic == {"blue": 10, "chat": 90, "ranks": 0}
+    ws = LocalWorkspace(local_home)
+    try:
+        assert ws.get_endpoint("demo").traffic == {"blue": 10, "chat": 90, "ranks": 0}
+    finally:
+        ws.close()
     shot(page, folder, "2-endpoints-traffic")
 
     open_page(page, "Playground")

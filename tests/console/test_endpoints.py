@@ -47,6 +47,43 @@ def test_deploy_a_second_version_blue_green(open_page, demo):
     assert (green.instance_count, green.scoring_script) == (2, "generate.py")
 
 
+def test_the_scoring_script_is_chosen_from_the_code_folder(open_page, demo, tmp_path):
+    at = open_page("endpoints")
+    script = at.selectbox(key=keys.DEPLOY_SCRIPT)
+    assert at.text_input(key=keys.DEPLOY_CODE).value.endswith("scoring")
+    assert script.value == "generate.py"
+    assert script.options[:2] == ["generate.py", "token_ranks.py"]
+
+    script.set_value("token_ranks.py")
+    at.text_input(key=keys.DEPLOY_NAME).set_value("ranks2")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert "Deployment ranks2 is Succeeded." in texts(at.success)
+    assert demo.get_deployment("demo", "ranks2").scoring_script == "token_ranks.py"
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return raw\n")
+    at.text_input(key=keys.DEPLOY_CODE).set_value(str(tmp_path / "code")).run()
+    assert at.selectbox(key=keys.DEPLOY_SCRIPT).options == ["score.py"]
+    at.text_input(key=keys.DEPLOY_NAME).set_value("custom")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    custom = demo.get_deployment("demo", "custom")
+    assert (custom.code_path, custom.scoring_script) == (str(tmp_path / "code"), "score.py")
+
+
+def test_a_code_folder_that_does_not_exist_is_explained(open_page, demo, tmp_path):
+    at = open_page("endpoints")
+    at.text_input(key=keys.DEPLOY_CODE).set_value(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert "does not exist" in texts(at.error)
+    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert "Choose the scoring script first." in texts(at.error)
+    assert [d.name for d in demo.list_deployments("demo")] == ["chat", "ranks"]
+
+
 def test_a_failed_deployment_shows_its_reason(open_page, demo):
     demo.fake_serving.fail_next("init() raised: out of memory")
     at = open_page("endpoints")

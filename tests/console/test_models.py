@@ -111,3 +111,38 @@ def test_download_copies_the_checked_files(open_page, workspace, model_folder, t
     at.run()
     assert "Copied tiny:1 into" in texts(at.success).replace("\\", "")
     assert (tmp_path / "out" / "tiny" / "weights.bin").read_bytes() == b"\x00" * 64
+
+
+def upload(at, name: str, files):
+    at.radio(key=keys.REGISTER_SOURCE).set_value("Uploaded files").run()
+    at.text_input(key=keys.REGISTER_NAME).set_value(name)
+    at.file_uploader(key=keys.REGISTER_UPLOAD).set_value(
+        [(file, content, "application/octet-stream") for file, content in files])
+    by_label(at.button, "Register").click()
+    return at.run()
+
+
+def test_upload_a_model_folder_s_files(open_page, workspace):
+    files = [("config.json", b'{"model_type": "llama"}'), ("model.safetensors", b"\x01" * 32),
+             ("tokenizer.json", b"{}")]
+    at = upload(open_page("models"), "uploaded", files)
+
+    assert not at.exception
+    assert "Registered uploaded:1." in texts(at.success)
+    model = workspace.get_model("uploaded")
+    assert sorted(f.path for f in model.files) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert model.format == "transformers"
+    assert at.dataframe[1].value["files"][0] == 3
+
+
+def test_upload_one_file(open_page, workspace):
+    at = upload(open_page("models"), "single", [("weights.bin", b"\x00" * 16)])
+    assert "Registered single:1." in texts(at.success)
+    assert [f.path for f in workspace.get_model("single").files] == ["weights.bin"]
+
+
+def test_upload_nothing_says_what_to_do(open_page, workspace):
+    at = upload(open_page("models"), "nothing", [])
+    assert not at.exception
+    assert "Choose the files to upload first" in texts(at.error)
+    assert workspace.list_models() == []

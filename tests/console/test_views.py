@@ -79,3 +79,51 @@ def test_generation_payload_is_greedy_at_temperature_zero():
     chat = [{"role": "user", "content": "hi"}]
     assert views.generation_payload("", chat=chat, temperature=0.5, top_p=0.9) == {
         "messages": chat, "max_new_tokens": 64, "do_sample": True, "temperature": 0.5, "top_p": 0.9}
+
+
+def test_save_uploads_one_file_is_registered_as_that_file(tmp_path):
+    path = views.save_uploads([("model.gguf", b"GGUF")], tmp_path)
+    assert path == tmp_path / "model.gguf" and path.read_bytes() == b"GGUF"
+
+
+def test_save_uploads_several_files_make_the_model_folder(tmp_path):
+    path = views.save_uploads([("config.json", b"{}"), ("model.safetensors", b"w")], tmp_path)
+    assert path == tmp_path
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_save_uploads_keep_subfolders_and_drop_the_folder_the_user_picked(tmp_path):
+    files = [("my-model/config.json", b"{}"), ("my-model/tokenizer/tokenizer.json", b"t")]
+    path = views.save_uploads(files, tmp_path)
+    assert path == tmp_path
+    assert (tmp_path / "config.json").read_bytes() == b"{}"
+    assert (tmp_path / "tokenizer" / "tokenizer.json").read_bytes() == b"t"
+
+
+def test_save_uploads_refuse_names_outside_the_folder_and_nothing(tmp_path):
+    with pytest.raises(InvalidInput, match="outside the model folder"):
+        views.save_uploads([("../evil.py", b"x"), ("config.json", b"{}")], tmp_path)
+    with pytest.raises(InvalidInput, match="outside the model folder"):
+        views.save_uploads([("/etc/passwd", b"x")], tmp_path)
+    with pytest.raises(InvalidInput, match="Choose the files"):
+        views.save_uploads([], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scoring_scripts_of_the_repository_scoring_folder_put_entry_scripts_first():
+    from core.demo import SCORING_DIR
+
+    scripts = views.scoring_scripts(SCORING_DIR)
+    assert scripts[:2] == ["generate.py", "token_ranks.py"]
+    assert "byom_scoring/ranks.py" in scripts[2:]
+    assert not any("__pycache__" in s for s in scripts)
+
+
+def test_scoring_scripts_of_another_folder(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return raw\n")
+    (tmp_path / "helpers.py").write_text("def run_fast():\n    pass\n")
+    (tmp_path / "README.md").write_text("not a script")
+    assert views.scoring_scripts(tmp_path) == ["src/score.py", "helpers.py"]
+    with pytest.raises(InvalidInput, match="does not exist"):
+        views.scoring_scripts(tmp_path / "nowhere")
