@@ -5,14 +5,23 @@ with optional ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
 ``seed``, ``stop`` and ``chat_template``. Answers
 ``{"model", "text", "finish_reason", "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}``.
 
-Requests that reach one worker at the same time are generated as one batch.
-That needs a server that runs requests concurrently: gunicorn's threaded
-worker, e.g. ``GUNICORN_CMD_ARGS="--threads 16"`` in the deployment's
-environment variables (azmlinfsrv passes it on to gunicorn).
+Requests that reach one worker are decoded together, one token for the
+whole batch per forward pass (continuous batching): a request joins the
+running batch at the next step and is answered as soon as it is done. That
+needs a server that runs requests concurrently, and gunicorn's default
+worker runs one at a time: deploy with ``GUNICORN_CMD_ARGS="--threads 32"``
+in the deployment's environment variables (azmlinfsrv passes it on to
+gunicorn), i.e. at least BYOM_MAX_BATCH threads and some to spare, so that
+health probes still get a thread while a full batch runs. Keep one worker
+per machine (``WORKER_COUNT=1``, the default) with torch on every core (the
+default, see byom_scoring/common.py): one batch of 16 reads the weights once
+per step where two workers would read them twice, and each worker holds its
+own copy of the model.
 
 Limits (environment): BYOM_MAX_NEW_TOKENS (512), BYOM_MAX_PROMPT_CHARS
-(100000), BYOM_MAX_BATCH (16 requests), BYOM_BATCH_WAIT_MS (5),
-BYOM_MAX_BODY_BYTES (1 MiB).
+(100000), BYOM_MAX_BATCH (16 requests decoded together; more wait their
+turn), BYOM_BATCH_WAIT_MS (5: how long an idle worker waits for more
+requests to start with), BYOM_MAX_BODY_BYTES (1 MiB).
 """
 
 import logging
@@ -27,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from azureml_inference_server_http.api.aml_request import rawhttp  # noqa: E402
 from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: E402
 from byom_scoring import common  # noqa: E402
-from byom_scoring.batching import DynamicBatcher  # noqa: E402
+from byom_scoring.batching import ContinuousBatcher  # noqa: E402
 from byom_scoring.common import BadRequest  # noqa: E402
 from byom_scoring.generation import BatchGenerator, GenerationRequest  # noqa: E402
 from byom_scoring.schemas import GENERATE_INPUT, GENERATE_OUTPUT  # noqa: E402
@@ -40,16 +49,15 @@ MAX_STOP = 4
 MAX_STOP_CHARS = 64
 
 lm: common.LoadedModel | None = None
-batcher: DynamicBatcher | None = None
+batcher: ContinuousBatcher | None = None
 limits: dict[str, int] = {}
 
 
 def init():
     global lm, batcher, limits
     lm = common.load_model()
-    generator = BatchGenerator(lm)
-    batcher = DynamicBatcher(
-        generator.generate,
+    batcher = ContinuousBatcher(
+        BatchGenerator(lm).batch(),
         max_batch=common.env_int("BYOM_MAX_BATCH", 16),
         wait_ms=common.env_int("BYOM_BATCH_WAIT_MS", 5),
     )
@@ -58,6 +66,11 @@ def init():
         "prompt_chars": common.env_int("BYOM_MAX_PROMPT_CHARS", 100_000),
     }
     common.publish_schema(run, GENERATE_INPUT, GENERATE_OUTPUT)
+    if "--threads" not in os.environ.get("GUNICORN_CMD_ARGS", ""):
+        logger.warning(
+            "GUNICORN_CMD_ARGS sets no --threads: unless the server is configured otherwise, this worker answers "
+            "one request at a time and nothing is batched (see the top of generate.py)."
+        )
     logger.info("generation ready: model %s on %s (%s)", lm.name, lm.device, lm.dtype)
 
 

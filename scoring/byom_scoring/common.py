@@ -10,9 +10,10 @@ Environment variables (all optional):
     Override the hardware choice: CUDA with bfloat16 weights when a GPU is
     present, otherwise CPU with float32.
 ``BYOM_TORCH_THREADS``
-    CPU threads for torch (default: torch's choice, one per core). On a
-    machine shared with other busy processes, fewer threads than cores avoid
-    threads spinning while they wait for each other.
+    CPU threads for torch in each worker (default: the cores torch sees,
+    divided by the inference server's ``WORKER_COUNT``, so that the workers
+    together use every core once). ``OMP_WAIT_POLICY`` defaults to
+    ``PASSIVE`` (see ``__init__.py``).
 ``BYOM_MODEL_NAME``
     The model name reported in responses (default: the model folder or file name).
 ``BYOM_MAX_BODY_BYTES``
@@ -249,8 +250,8 @@ def load_model(model_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
 
     source = find_model(model_dir)
     device, dtype = choose_device_and_dtype()
-    threads = env_int("BYOM_TORCH_THREADS", 0)
-    if threads > 0:
+    threads = env_int("BYOM_TORCH_THREADS", 0) or torch_threads_per_worker()
+    if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(source.folder, **extra)
@@ -258,6 +259,10 @@ def load_model(model_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
     model.to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, name=source.name, device=device, dtype=dtype)
+
+
+def torch_threads_per_worker() -> int:
+    return max(1, torch.get_num_threads() // max(1, env_int("WORKER_COUNT", 1)))
 
 
 def bos_token_id(tokenizer: Any) -> int:

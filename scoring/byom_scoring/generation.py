@@ -1,18 +1,23 @@
 """Batched text generation: many prompts, each with its own parameters, decoded together.
 
-Prompts are left-padded into one batch and decoded step by step with a KV
-cache; each row samples with its own temperature, top_p and seed, and stops on
-its own (end-of-sequence token, stop sequence or max_new_tokens). Finished
-rows leave the batch (and the cache) so that the rest run on at their own cost.
+A ``RunningBatch`` decodes one token for every row per ``step()``. Requests
+join it between steps (``admit``): their prompts are prefilled as a batch of
+their own and their KV cache is merged into the running one, left-padded to a
+common width. Each row samples with its own temperature, top_p and seed, and
+leaves the batch (and the cache) as soon as it stops (end-of-sequence token,
+stop sequence or max_new_tokens), so a request's result never waits for the
+others and the rest run on at their own cost.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
+from transformers.cache_utils import DynamicLayer
 
 from .common import LoadedModel
 
@@ -36,6 +41,14 @@ class GenerationResult:
     completion_tokens: int
 
 
+@dataclass
+class _Row:
+    key: Hashable
+    request: GenerationRequest
+    generator: torch.Generator | None
+    generated: list[int] = field(default_factory=list)
+
+
 class BatchGenerator:
     def __init__(self, lm: LoadedModel):
         self.lm = lm
@@ -53,74 +66,25 @@ class BatchGenerator:
         self.eos_ids = eos
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos or {0})
 
-    @torch.inference_mode()
+    def batch(self) -> RunningBatch:
+        """An empty batch that requests can join while it runs."""
+        return RunningBatch(self)
+
     def generate(
         self,
         requests: list[GenerationRequest],
         deliver: Callable[[int, GenerationResult], None] | None = None,
     ) -> list[GenerationResult]:
         """Generate for every request; ``deliver(i, result)`` is called as soon as request i is done."""
-        device = self.lm.device
-        n = len(requests)
-        lengths = [len(r.prompt_ids) for r in requests]
-        width = max(lengths)
-        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, r in enumerate(requests):
-            input_ids[i, width - lengths[i] :] = torch.tensor(r.prompt_ids)
-            mask[i, width - lengths[i] :] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        generators = [self._generator(r) for r in requests]
-
-        out = self.lm.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
-        )
-        cache = out.past_key_values
-        logits = out.logits[:, -1, :]
-        next_positions = torch.tensor(lengths, device=device)
-        active = list(range(n))  # which request each row of the batch belongs to
-        generated: list[list[int]] = [[] for _ in requests]
-        results: list[GenerationResult | None] = [None] * n
-
-        while True:
-            chosen = self._choose(logits.float(), [requests[i] for i in active], [generators[i] for i in active])
-            keep = []
-            for row, i in enumerate(active):
-                token = chosen[row]
-                r = requests[i]
-                if token in self.eos_ids:
-                    results[i] = self._result(r, generated[i], "stop")
-                else:
-                    generated[i].append(token)
-                    text_if_stopped = self._stopped_text(r, generated[i])
-                    if text_if_stopped is not None:
-                        results[i] = GenerationResult(text_if_stopped, "stop", len(r.prompt_ids), len(generated[i]))
-                    elif len(generated[i]) >= r.max_new_tokens:
-                        results[i] = self._result(r, generated[i], "length")
-                if results[i] is None:
-                    keep.append(row)
-                elif deliver is not None:
-                    deliver(i, results[i])
-            if not keep:
-                return results  # type: ignore[return-value]
-            if len(keep) < len(active):
-                index = torch.tensor(keep, device=device)
-                cache.batch_select_indices(index)
-                mask, next_positions = mask[index], next_positions[index]
-                active = [active[row] for row in keep]
-            step_ids = torch.tensor([[generated[i][-1]] for i in active], device=device)
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            out = self.lm.model(
-                input_ids=step_ids,
-                attention_mask=mask,
-                position_ids=next_positions[:, None],
-                past_key_values=cache,
-                use_cache=True,
-            )
-            cache = out.past_key_values
-            logits = out.logits[:, -1, :]
-            next_positions = next_positions + 1
+        results: list[GenerationResult | None] = [None] * len(requests)
+        batch = self.batch()
+        batch.admit(list(enumerate(requests)))
+        while batch:
+            for i, result in batch.step():
+                results[i] = result
+                if deliver is not None:
+                    deliver(i, result)
+        return results  # type: ignore[return-value]
 
     # --- per-row choices --------------------------------------------------------------------------
 
@@ -131,14 +95,13 @@ class BatchGenerator:
         return torch.Generator(device=self.lm.device).manual_seed(seed)
 
     @staticmethod
-    def _choose(
-        logits: torch.Tensor, requests: list[GenerationRequest], generators: list[torch.Generator | None]
-    ) -> list[int]:
+    def _choose(logits: torch.Tensor, rows: list[_Row]) -> list[int]:
         chosen = logits.argmax(dim=-1).tolist()
-        for row, (r, generator) in enumerate(zip(requests, generators, strict=True)):
-            if generator is None:
+        for i, row in enumerate(rows):
+            if row.generator is None:
                 continue
-            probs = torch.softmax(logits[row] / r.temperature, dim=-1)
+            r = row.request
+            probs = torch.softmax(logits[i] / r.temperature, dim=-1)
             if r.top_p < 1.0:
                 sorted_probs, order = probs.sort(descending=True)
                 # Keep the smallest set of tokens whose probability reaches top_p
@@ -146,17 +109,164 @@ class BatchGenerator:
                 drop = sorted_probs.cumsum(-1) - sorted_probs >= r.top_p
                 sorted_probs[drop] = 0
                 probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-            chosen[row] = int(torch.multinomial(probs, 1, generator=generator))
+            chosen[i] = int(torch.multinomial(probs, 1, generator=row.generator))
         return chosen
 
-    def _stopped_text(self, r: GenerationRequest, ids: list[int]) -> str | None:
-        """The text up to the first stop sequence, when one has appeared; otherwise None."""
-        if not r.stop:
-            return None
-        text = self.lm.tokenizer.decode(ids, skip_special_tokens=True)
-        cuts = [text.find(s) for s in r.stop if s in text]
-        return text[: min(cuts)] if cuts else None
+    def _finish(self, row: _Row, token: int) -> GenerationResult | None:
+        """Take ``token`` into the row; the row's result when it is done, otherwise None."""
+        r = row.request
+        if token in self.eos_ids:
+            return self._result(r, row.generated, "stop")
+        row.generated.append(token)
+        if r.stop:
+            text = self.lm.tokenizer.decode(row.generated, skip_special_tokens=True)
+            cuts = [text.find(s) for s in r.stop if s in text]
+            if cuts:
+                return GenerationResult(text[: min(cuts)], "stop", len(r.prompt_ids), len(row.generated))
+        if len(row.generated) >= r.max_new_tokens:
+            return self._result(r, row.generated, "length")
+        return None
 
     def _result(self, r: GenerationRequest, ids: list[int], reason: str) -> GenerationResult:
         text = self.lm.tokenizer.decode(ids, skip_special_tokens=True)
         return GenerationResult(text, reason, len(r.prompt_ids), len(ids))
+
+
+class RunningBatch:
+    """Rows being decoded together, one token per ``step()``; new rows may join between steps.
+
+    Row i of every tensor belongs to ``rows[i]``. Prompts are left-padded:
+    ``mask`` marks the real positions of each row in the cache, and
+    ``positions`` holds each row's next position id, so padding shifts
+    nothing. ``logits`` are each row's scores for its next token.
+    """
+
+    def __init__(self, generator: BatchGenerator):
+        self.g = generator
+        self.device = generator.lm.device
+        self.rows: list[_Row] = []
+        self.cache = None
+        self.mask = torch.zeros((0, 0), dtype=torch.long, device=self.device)
+        self.positions = torch.zeros((0,), dtype=torch.long, device=self.device)
+        self.logits: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @torch.inference_mode()
+    def admit(self, entries: list[tuple[Hashable, GenerationRequest]]) -> None:
+        """Prefill these requests and add them to the batch; ``step()`` returns their results under their keys.
+
+        Raises before changing the batch when the prefill fails, so the rows already running are unharmed.
+        """
+        if not entries:
+            return
+        if not self.accepts():
+            raise RuntimeError("This model's cache cannot be merged: requests can only start in an empty batch.")
+        lengths = [len(r.prompt_ids) for _, r in entries]
+        width = max(lengths)
+        ids = torch.full((len(entries), width), self.g.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(entries), width), dtype=torch.long)
+        for i, (_, r) in enumerate(entries):
+            ids[i, width - lengths[i] :] = torch.tensor(r.prompt_ids)
+            mask[i, width - lengths[i] :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        out = self.g.lm.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        rows = [_Row(key, r, self.g._generator(r)) for key, r in entries]
+        positions = torch.tensor(lengths, device=self.device)
+        logits = out.logits[:, -1, :]
+        if not self.rows:
+            self.cache, self.mask, self.positions, self.logits = out.past_key_values, mask, positions, logits
+        else:
+            self._merge(out.past_key_values, mask, positions, logits)
+        self.rows.extend(rows)
+
+    def accepts(self) -> bool:
+        """Whether requests can join now: the batch is empty, or its cache can be merged with theirs."""
+        return not self.rows or self._mergeable()
+
+    def _mergeable(self) -> bool:
+        # Only plain growing layers (Llama-like models) are merged and trimmed here; a
+        # sliding-window or recurrent layer keeps state that left-padding would corrupt.
+        return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
+
+    def _merge(self, cache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor) -> None:
+        width = max(self.mask.shape[1], mask.shape[1])
+
+        def pad(tensor: torch.Tensor, dim: int) -> torch.Tensor:
+            missing = width - tensor.shape[dim]
+            if missing == 0:
+                return tensor
+            # F.pad lists (before, after) pairs from the last dimension backwards.
+            return F.pad(tensor, (0, 0) * (tensor.dim() - 1 - dim) + (missing, 0))
+
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            mine.keys = torch.cat([pad(mine.keys, 2), pad(theirs.keys, 2)])
+            mine.values = torch.cat([pad(mine.values, 2), pad(theirs.values, 2)])
+        self.mask = torch.cat([pad(self.mask, 1), pad(mask, 1)])
+        self.positions = torch.cat([self.positions, positions])
+        self.logits = torch.cat([self.logits, logits])
+
+    @torch.inference_mode()
+    def step(self) -> list[tuple[Hashable, GenerationResult]]:
+        """Choose every row's next token, retire the rows that are done, run the others one position on.
+
+        Returns the finished rows' (key, result).
+        """
+        if not self.rows:
+            return []
+        chosen = self.g._choose(self.logits.float(), self.rows)
+        done, keep = [], []
+        for i, (row, token) in enumerate(zip(self.rows, chosen, strict=True)):
+            result = self.g._finish(row, token)
+            if result is None:
+                keep.append(i)
+            else:
+                done.append((row.key, result))
+        if len(keep) < len(self.rows):
+            self._keep(keep)
+        if self.rows:
+            step_ids = torch.tensor([[row.generated[-1]] for row in self.rows], device=self.device)
+            self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
+            out = self.g.lm.model(
+                input_ids=step_ids,
+                attention_mask=self.mask,
+                position_ids=self.positions[:, None],
+                past_key_values=self.cache,
+                use_cache=True,
+            )
+            self.cache = out.past_key_values
+            self.logits = out.logits[:, -1, :]
+            self.positions = self.positions + 1
+        return done
+
+    def _keep(self, keep: list[int]) -> None:
+        self.rows = [self.rows[i] for i in keep]
+        if not self.rows:
+            self.clear()
+            return
+        index = torch.tensor(keep, device=self.device)
+        self.positions, self.logits, self.mask = self.positions[index], self.logits[index], self.mask[index]
+        if not self._mergeable():
+            self.cache.batch_select_indices(index)
+            return
+        # Columns that only the departed rows used (padding for every row left) go too.
+        start = int(self.mask.any(dim=0).int().argmax())
+        self.mask = self.mask[:, start:]
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[index, :, start:]
+            layer.values = layer.values[index, :, start:]
+
+    def clear(self) -> None:
+        """Drop every row (after an error, the batch's state is not to be trusted)."""
+        self.rows = []
+        self.cache = None
+        self.mask = self.mask.new_zeros((0, 0))
+        self.positions = self.positions.new_zeros((0,))
+        self.logits = None

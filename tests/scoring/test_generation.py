@@ -1,11 +1,11 @@
-"""Batched generation and the dynamic batcher, on the tiny random Llama."""
+"""Batched generation, requests joining a running batch, and the continuous batcher."""
 
 import threading
 import time
 
 import pytest
 import torch
-from byom_scoring.batching import DynamicBatcher
+from byom_scoring.batching import ContinuousBatcher
 from byom_scoring.generation import BatchGenerator, GenerationRequest
 
 PROMPTS = ["Hello there", "A much longer prompt that has quite a few more tokens in it", "Why?"]
@@ -98,72 +98,152 @@ def test_each_request_is_delivered_when_it_is_done(tiny_lm):
     assert delivered == [(1, results[1]), (0, results[0])]
 
 
-def deliver_all(function):
-    """A batch function that delivers function(item) for each item at the end."""
-
-    def run_batch(items, deliver):
-        for i, result in enumerate([function(item) for item in items]):
-            deliver(i, result)
-
-    return run_batch
+def run_to_end(batch):
+    results = {}
+    while batch:
+        results.update(batch.step())
+    return results
 
 
-class TestDynamicBatcher:
-    def test_concurrent_calls_run_as_one_batch_and_each_gets_its_result(self):
-        started = threading.Event()
+def test_requests_joining_a_running_batch_give_what_they_give_alone(tiny_lm):
+    generator = BatchGenerator(tiny_lm)
+    first = GenerationRequest(ids(tiny_lm, PROMPTS[0]), max_new_tokens=16)
+    # Joins later with a longer prompt than the batch is wide (the running row gets padded)...
+    longer = GenerationRequest(ids(tiny_lm, PROMPTS[1] + " " + PROMPTS[1]), max_new_tokens=4)
+    # ...and a shorter one, sampled, joining while the longer one runs and leaving after it.
+    sampled = GenerationRequest(ids(tiny_lm, PROMPTS[2]), max_new_tokens=10, do_sample=True, seed=5, temperature=1.3)
+    batch = generator.batch()
+    batch.admit([("first", first)])
+    results = {}
+    for _ in range(3):
+        results.update(batch.step())
+    batch.admit([("longer", longer)])
+    results.update(batch.step())
+    batch.admit([("sampled", sampled)])
+    results.update(run_to_end(batch))
+    for key, request in {"first": first, "longer": longer, "sampled": sampled}.items():
+        assert results[key] == generator.generate([request])[0], key
+    assert results["first"].text == hf_greedy(tiny_lm, first.prompt_ids, 16)
+    assert results["longer"].text == hf_greedy(tiny_lm, longer.prompt_ids, 4)
 
-        def slow_times_ten(item):
-            started.set()
-            time.sleep(0.2)  # later callers queue up meanwhile
-            return item * 10
 
-        batcher = DynamicBatcher(deliver_all(slow_times_ten), max_batch=8, wait_ms=1)
-        results = {}
+def test_the_batch_narrows_when_its_widest_rows_leave(tiny_lm):
+    generator = BatchGenerator(tiny_lm)
+    long_prompt = GenerationRequest(ids(tiny_lm, "word " * 100), max_new_tokens=2)
+    short_prompt = GenerationRequest(ids(tiny_lm, PROMPTS[0]), max_new_tokens=12)
+    batch = generator.batch()
+    batch.admit([("short", short_prompt), ("long", long_prompt)])
+    results = {}
+    while "long" not in results:
+        results.update(batch.step())
+    # What is left is as wide as the short row's prompt and tokens, not the long prompt.
+    assert batch.mask.shape[1] <= len(short_prompt.prompt_ids) + 12
+    assert all(layer.keys.shape[2] == batch.mask.shape[1] for layer in batch.cache.layers)
+    results.update(run_to_end(batch))
+    assert results["short"] == generator.generate([short_prompt])[0]
 
-        def call(i):
-            results[i] = batcher.submit(i)
 
-        first = threading.Thread(target=call, args=(0,))
-        first.start()
-        started.wait(5)
-        others = [threading.Thread(target=call, args=(i,)) for i in range(1, 6)]
-        for t in others:
-            t.start()
-        for t in [first, *others]:
-            t.join(10)
-        assert results == {i: i * 10 for i in range(6)}
-        assert batcher.batch_sizes == [1, 5]
+class Countdown:
+    """A fake engine: item (name, steps) is done after that many steps, with result name."""
 
-    def test_batches_are_capped(self):
-        gate = threading.Event()
+    def __init__(self, step_s=0.01, mergeable=True):
+        self.rows = {}
+        self.step_s = step_s
+        self.mergeable = mergeable
+        self.widest = 0
+        self.admitted = threading.Event()
 
-        def wait_for_gate(item):
-            gate.wait(5)
-            return item
+    def __len__(self):
+        return len(self.rows)
 
-        batcher = DynamicBatcher(deliver_all(wait_for_gate), max_batch=3, wait_ms=50)
-        threads = [threading.Thread(target=batcher.submit, args=(i,)) for i in range(7)]
+    def accepts(self):
+        return self.mergeable or not self.rows
+
+    def admit(self, entries):
+        if any(name == "bad" for _, (name, _) in entries):
+            raise ValueError("bad item")
+        self.rows.update((key, list(item)) for key, item in entries)
+        self.widest = max(self.widest, len(self.rows))
+        self.admitted.set()
+
+    def step(self):
+        time.sleep(self.step_s)
+        if any(name == "boom" for name, _ in self.rows.values()):
+            raise ValueError("boom")
+        done = []
+        for key, row in list(self.rows.items()):
+            row[1] -= 1
+            if row[1] <= 0:
+                done.append((key, row[0]))
+                del self.rows[key]
+        return done
+
+    def clear(self):
+        self.rows.clear()
+
+
+def submit_in_threads(batcher, items, results, finished_at):
+    def call(item):
+        results[item[0]] = batcher.submit(item)
+        finished_at[item[0]] = time.monotonic()
+
+    threads = [threading.Thread(target=call, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    return threads
+
+
+class TestContinuousBatcher:
+    def test_requests_join_a_running_batch_and_are_answered_when_done(self):
+        engine = Countdown()
+        batcher = ContinuousBatcher(engine, max_batch=8, wait_ms=1)
+        results, finished_at = {}, {}
+        threads = submit_in_threads(batcher, [("long", 100)], results, finished_at)
+        assert engine.admitted.wait(5)
+        threads += submit_in_threads(batcher, [(f"short{i}", 3) for i in range(5)], results, finished_at)
         for t in threads:
-            t.start()
-        time.sleep(0.3)
-        gate.set()
+            t.join(10)
+        assert results == {"long": "long", **{f"short{i}": f"short{i}" for i in range(5)}}
+        assert batcher.admissions[0] == (0, 1)
+        assert all(running >= 1 for running, _ in batcher.admissions[1:])  # they joined the long one
+        assert max(finished_at[f"short{i}"] for i in range(5)) < finished_at["long"]
+
+    def test_the_batch_never_exceeds_max_batch(self):
+        engine = Countdown()
+        batcher = ContinuousBatcher(engine, max_batch=3, wait_ms=1)
+        results, finished_at = {}, {}
+        for t in submit_in_threads(batcher, [(f"item{i}", 1 + i % 4) for i in range(10)], results, finished_at):
+            t.join(10)
+        assert len(results) == 10
+        assert engine.widest == 3
+
+    def test_an_engine_that_cannot_merge_takes_requests_only_when_empty(self):
+        engine = Countdown(mergeable=False)
+        batcher = ContinuousBatcher(engine, max_batch=8, wait_ms=1)
+        results, finished_at = {}, {}
+        threads = submit_in_threads(batcher, [("first", 20)], results, finished_at)
+        assert engine.admitted.wait(5)
+        threads += submit_in_threads(batcher, [("second", 1)], results, finished_at)
         for t in threads:
             t.join(10)
-        assert sum(batcher.batch_sizes) == 7
-        assert max(batcher.batch_sizes) == 3
+        assert results == {"first": "first", "second": "second"}
+        assert [running for running, _ in batcher.admissions] == [0, 0]
+        assert finished_at["first"] < finished_at["second"]
 
-    def test_an_error_reaches_every_caller_of_the_batch_and_the_batcher_lives_on(self):
-        def fail_on_boom(item):
-            if item == "boom":
-                raise ValueError("boom")
-            return item
-
-        batcher = DynamicBatcher(deliver_all(fail_on_boom), max_batch=4, wait_ms=1)
+    def test_an_error_in_a_step_reaches_every_running_caller_and_the_batcher_lives_on(self):
+        batcher = ContinuousBatcher(Countdown(), max_batch=4, wait_ms=1)
         with pytest.raises(ValueError, match="boom"):
-            batcher.submit("boom")
-        assert batcher.submit("fine") == "fine"
+            batcher.submit(("boom", 2))
+        assert batcher.submit(("fine", 2)) == "fine"
 
-    def test_an_item_the_batch_function_forgot_gets_an_error(self):
-        batcher = DynamicBatcher(lambda items, deliver: None, max_batch=4, wait_ms=1)
-        with pytest.raises(RuntimeError, match="without a result"):
-            batcher.submit("lost")
+    def test_a_request_that_cannot_join_fails_alone(self):
+        engine = Countdown()
+        batcher = ContinuousBatcher(engine, max_batch=4, wait_ms=1)
+        results, finished_at = {}, {}
+        threads = submit_in_threads(batcher, [("long", 30)], results, finished_at)
+        assert engine.admitted.wait(5)
+        with pytest.raises(ValueError, match="bad item"):
+            batcher.submit(("bad", 1))
+        for t in threads:
+            t.join(10)
+        assert results == {"long": "long"}
