@@ -1,19 +1,22 @@
 """Gateway overhead: the same trivial score script called directly and through the gateway, one run.
 
-    .venv/bin/python -m bench.gateway [--requests 2000] [--clients 1 32] [--sample]
+    .venv/bin/python -m bench.gateway [--requests 2000] [--clients 1 32] [--sample | --sample-only]
 
 A fresh workspace home gets one deployment of a score script that answers
 its input, one instance (max_concurrent_requests_per_instance 32, so the
 gateway admits 64 in flight and never answers 429 here). For each number of
-concurrent clients, the clients (asyncio tasks of one aiohttp client, in
-this process) send --requests requests in total, first straight to the
-instance's port, then to the endpoint's scoring URI with the key. Latency is
-per request, from send to the end of the answer; throughput is requests over
-wall time. Every answer must be 200.
+concurrent clients, the clients (asyncio tasks of one aiohttp client with
+keep-alive connections, in this process) send --requests requests in total,
+first straight to the instance's port, then to the endpoint's scoring URI
+with the key. Latency is per request, from send to the end of the answer;
+throughput is requests over wall time. Every answer must be 200.
 
-With --sample it also times ``online-deployment create`` of the packaged
-sample model (SmolLM2-135M-Instruct) with scoring/generate.py, from the call
-to Succeeded, as the CLI does it.
+With --sample (or --sample-only) it also times ``online-deployment create``
+of the packaged sample model (SmolLM2-135M-Instruct) with
+scoring/generate.py, from the call to Succeeded, as the CLI does it, with
+the workspace's control plane already running (a home's first deployment
+also waits for it to start), and splits that time into phases read from the
+instance's log.
 
 The load average printed beside the figures tells whether other work shared
 the machine: client, gateway and model server all run on it.
@@ -27,6 +30,7 @@ import os
 import platform
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -51,7 +55,7 @@ async def measure(url: str, headers: dict[str, str], total: int, clients: int) -
     payload = b'{"prompt": "How fast is the gateway?", "max_new_tokens": 8}'
     latencies: list[float] = []
     remaining = total
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)  # as the gateway does: gunicorn closes anyway
+    connector = aiohttp.TCPConnector(limit=0)  # keep-alive: the model servers and the gateway both keep connections
 
     async with aiohttp.ClientSession(connector=connector) as session:
         async def client() -> None:
@@ -132,19 +136,50 @@ def gateway_overhead(ws: LocalWorkspace, tmp: Path, requests: int, clients: list
     return rows
 
 
-def sample_deploy_time(ws: LocalWorkspace) -> str:
+# Lines of an instance log that mark the phases of a start, and what each phase ends with.
+PHASES = (
+    ("=== byom: starting", "control plane: copy the code folder, start the instance"),
+    ("Booting worker", "gunicorn master: start, fork the worker"),
+    ("Found user script", "worker: import the server app, then the score script (torch, transformers)"),
+    ("init has completed", "init(): load tokenizer and model"),
+)
+
+
+def _log_time(line: str) -> float | None:
+    """When a log line was written (byom's lines carry ISO UTC times, the server's 'YYYY-mm-dd HH:MM:SS,mmm' UTC)."""
+    try:
+        if line.startswith("=== byom:"):
+            return datetime.fromisoformat(line.rsplit(" at ", 1)[1].strip()).timestamp()
+        return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
+    except (ValueError, IndexError):
+        return None
+
+
+def sample_deploy_time(ws: LocalWorkspace) -> list[str]:
     from core.sample import cached_packaged_sample
 
     folder = cached_packaged_sample(Path(os.environ.get("BYOM_CACHE") or REPO / ".cache" / "byom"))
     model = ws.create_model(ModelSpec(name="smollm2", path=str(folder))).ref
     ws.create_or_update_endpoint(Endpoint(name="sample"))
-    started = time.perf_counter()
+    ws.serving.ensure_started()
+    load = os.getloadavg()[0]
+    started, clock = time.time(), time.perf_counter()
     dep = ws.create_or_update_deployment(Deployment(
         name="blue", endpoint_name="sample", model=model, code_path=str(REPO / "scoring"),
         scoring_script="generate.py"))
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - clock
     assert dep.provisioning_state == "Succeeded", dep.state_reason
-    return f"online-deployment create of the packaged sample model to Succeeded: {seconds:.1f} s"
+    out = [f"online-deployment create of the packaged sample model to Succeeded: {seconds:.1f} s "
+           f"(load average {load:.2f} before, {os.getloadavg()[0]:.2f} after)"]
+    lines = ws.get_deployment_logs("sample", "blue", lines=500).splitlines()
+    previous = started
+    for marker, what in PHASES:
+        at = next((t for line in lines if marker in line and (t := _log_time(line)) is not None), None)
+        if at is not None:
+            out.append(f"  {at - previous:5.2f} s  {what}")
+            previous = at
+    out.append(f"  {started + seconds - previous:5.2f} s  readiness seen, Succeeded reported")
+    return out
 
 
 def main() -> None:
@@ -152,16 +187,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--sample", action="store_true", help="also time deploying the packaged sample model")
+    parser.add_argument("--sample-only", action="store_true", help="only time deploying the packaged sample model")
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="byom-bench-") as scratch:
         ws = LocalWorkspace(Path(scratch) / "home", actor="bench")
         try:
-            rows = gateway_overhead(ws, Path(scratch), args.requests, args.clients)
-            print("\n".join(rows))
-            if args.sample:
-                print(sample_deploy_time(ws))
+            if not args.sample_only:
+                print("\n".join(gateway_overhead(ws, Path(scratch), args.requests, args.clients)))
+            if args.sample or args.sample_only:
+                print("\n".join(sample_deploy_time(ws)))
         finally:
             ws.serving.shutdown()
             ws.close()

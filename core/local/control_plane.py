@@ -44,14 +44,14 @@ from typing import Any
 
 from ..entities import AuditRecord, Deployment, ProbeSettings, utcnow
 from .artifacts import DirectoryArtifacts
-from .model_server import EnvironmentBuilding, InstanceSpec, launch, probe, resolve_interpreter
+from .log_files import log_max_bytes, log_tail, rotate_if_large
+from .model_server import INSTANCE_MARK, EnvironmentBuilding, InstanceSpec, launch, probe, resolve_interpreter
 from .processes import (
     HOME_MARKER,
     Child,
     ProcessRef,
     free_port,
     home_processes,
-    log_tail,
     parent_pid,
     spawn,
     terminate,
@@ -63,6 +63,7 @@ log = logging.getLogger("byom.control-plane")
 
 TICK_S = 0.1
 RELOAD_EVERY_S = 5.0
+ROTATE_EVERY_S = 1.0
 BACKOFF_S = (0.5, 1, 2, 4, 8, 16, 30)
 STABLE_S = 60.0  # an instance ready this long starts its next crash streak from the shortest backoff
 STOP_GRACE_S = 10.0
@@ -167,6 +168,8 @@ class ControlPlane:
         self._watch = sqlite3.connect(files.db, timeout=30)
         self._data_version: int | None = None
         self._last_load = 0.0
+        self._last_rotate = 0.0
+        self.log_max_bytes = log_max_bytes()
         self._dirty = False
         self._routes_dirty = False
         self._last_poke = 0.0
@@ -215,7 +218,7 @@ class ControlPlane:
             if ref.pid in known or parent_pid(ref.pid) in known:
                 continue
             cmdline = Path(f"/proc/{ref.pid}/cmdline").read_bytes() if Path(f"/proc/{ref.pid}").exists() else b""
-            if b"amlserver_linux" in cmdline:
+            if INSTANCE_MARK in cmdline:
                 orphans.append(ref)
         if orphans:
             log.info("Ending %d model server(s) no record names: %s", len(orphans), [r.pid for r in orphans])
@@ -610,6 +613,18 @@ class ControlPlane:
         if self._routes_dirty:
             self._routes_dirty = False
             self.poke_gateway()
+        if now - self._last_rotate >= ROTATE_EVERY_S:
+            self._last_rotate = now
+            self.rotate_logs()
+
+    def rotate_logs(self) -> None:
+        paths = [self.files.control_plane_log, self.files.gateway_log]
+        paths += [self.files.instance_log(i.endpoint, i.deployment, i.id) for i in self.instances]
+        for path in paths:
+            try:
+                rotate_if_large(path, self.log_max_bytes)
+            except OSError:
+                log.exception("Rotating %s failed", path)
 
     def close(self) -> None:
         self.probes.shutdown(wait=False, cancel_futures=True)

@@ -36,17 +36,17 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-
 from ..entities import RequestFact, utcnow
 from ..serving import DEPLOYMENT_HEADER
+from .gateway_http import HttpServer, Request, Response, json_error, json_response
 from .gateway_metrics import GatewayMetrics
+from .model_server import KEEP_ALIVE_S
 from .processes import start_time
 from .request_facts import RequestFactStore
 from .routing import DeploymentRoute, EndpointRoute, build_routes
 from .serving_files import ServingFiles, read_json, start_service, write_json
 from .sqlite_store import SqliteStore
+from .upstream import Dropped, Refused, UpstreamPool
 
 log = logging.getLogger("byom.gateway")
 
@@ -61,10 +61,6 @@ _NOT_FORWARDED = {
 }
 
 
-def _json_error(status: int, message: str, headers: dict[str, str]) -> web.Response:
-    return web.json_response({"error": {"code": status, "message": message}}, status=status, headers=headers)
-
-
 class Gateway:
     def __init__(self, files: ServingFiles) -> None:
         self.files = files
@@ -75,9 +71,9 @@ class Gateway:
         self.in_flight_port: dict[int, int] = defaultdict(int)
         self.down: set[int] = set()  # ports that refused a connection: dead until the routes say otherwise
         self.metrics = GatewayMetrics()
-        self.facts: list[RequestFact] = []
+        self.facts: list[tuple[Any, ...]] = []  # RequestFact fields, made into RequestFacts when written
         self.fact_store = RequestFactStore(files.requests_db)
-        self.session: aiohttp.ClientSession | None = None
+        self.upstreams = UpstreamPool(max_idle_s=KEEP_ALIVE_S / 2)
         self.mirrors: set[asyncio.Task[None]] = set()
         # one thread for the database: SQLite connections stay on the thread that opened them
         self.db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-db")
@@ -85,6 +81,12 @@ class Gateway:
         self._watch: sqlite3.Connection | None = None
         self._seen: tuple[Any, ...] = ()
         self._reload_lock = asyncio.Lock()
+        self._ports: set[int] = set()
+        self.admin = {
+            "/metrics": ("GET", self.metrics_page), "/-/health": ("GET", self.health_page),
+            "/-/in-flight": ("GET", self.in_flight_page), "/-/reload": ("POST", self.reload_page),
+            "/-/flush": ("POST", self.flush_page),
+        }
 
     # ------------------------------------------------------------ routing
 
@@ -117,6 +119,9 @@ class Gateway:
             self.routes = routes
             ports = {u.port for r in routes.values() for d in r.deployments.values() for u in d.upstreams}
             self.down &= ports
+            for port in self._ports - ports:
+                self.upstreams.forget(port)
+            self._ports = ports
 
     async def watch(self) -> None:
         """Fallback for a missed reload call: notice changes by polling."""
@@ -139,13 +144,28 @@ class Gateway:
         batch, self.facts = self.facts, []
         if batch:
             try:
-                await loop.run_in_executor(self.db_thread, self.fact_store.add, batch)
+                await loop.run_in_executor(self.db_thread, self._write_facts, batch)
             except Exception:
                 log.exception("Recording %d request facts failed", len(batch))
 
+    def _write_facts(self, batch: list[tuple[Any, ...]]) -> None:
+        self.fact_store.add([RequestFact(*fields) for fields in batch])
+
     # ----------------------------------------------------------- requests
 
-    def _base_headers(self, request: web.Request) -> dict[str, str]:
+    async def dispatch(self, request: Request) -> Response:
+        parts = request.path.split("/")
+        if len(parts) == 4 and parts[1] == "endpoints" and parts[3] in ("score", "swagger.json"):
+            if parts[3] == "score":
+                return await self.score(request, parts[2]) if request.method == "POST" else _not_allowed("POST")
+            return await self.swagger(request, parts[2]) if request.method == "GET" else _not_allowed("GET")
+        admin = self.admin.get(request.path)
+        if admin is None:
+            return json_error(404, "Not Found")
+        method, page = admin
+        return await page(request) if request.method == method else _not_allowed(method)
+
+    def _base_headers(self, request: Request) -> dict[str, str]:
         headers = {"x-request-id": str(uuid.uuid4())}
         client_id = request.headers.get("x-ms-client-request-id")
         if client_id:
@@ -155,78 +175,75 @@ class Gateway:
     def _record(self, endpoint: str, dep: DeploymentRoute | None, status: int, started: float,
                 mirrored: bool = False) -> None:
         seconds = time.perf_counter() - started
-        self.metrics.observe(endpoint, dep.name if dep else "", dep.model if dep else "", status, seconds, mirrored)
-        if dep is not None:
-            self.facts.append(RequestFact(time.time(), endpoint, dep.name, dep.model, status, seconds * 1000, mirrored))
+        if dep is None:
+            self.metrics.observe(endpoint, "", "", status, seconds, mirrored)
+        else:
+            self.metrics.observe(endpoint, dep.name, dep.model, status, seconds, mirrored)
+            self.facts.append((time.time(), endpoint, dep.name, dep.model, status, seconds * 1000, mirrored))
 
-    def _route(self, request: web.Request, headers: dict[str, str]) -> tuple[EndpointRoute, DeploymentRoute, bool] | web.Response:
-        name = request.match_info["endpoint"]
+    def _route(self, request: Request, name: str,
+               headers: dict[str, str]) -> tuple[EndpointRoute, DeploymentRoute, bool] | Response:
         route = self.routes.get(name)
         if route is None:
-            return _json_error(404, f"No endpoint named {name!r}.", headers)
-        if not route.authorized(request.headers.get("Authorization")):
-            return _json_error(401, "Missing or invalid key: send 'Authorization: Bearer <key>' with the endpoint's "
-                                    "primary or secondary key.", headers)
+            return json_error(404, f"No endpoint named {name!r}.", headers)
+        if not route.authorized(request.headers.get("authorization")):
+            return json_error(401, "Missing or invalid key: send 'Authorization: Bearer <key>' with the endpoint's "
+                                   "primary or secondary key.", headers)
         targeted = request.headers.get(DEPLOYMENT_HEADER)
         if targeted is not None:
             dep = route.target(targeted)
             if dep is None:
-                return _json_error(404, f"Endpoint {name!r} has no deployment named {targeted.strip()[:64]!r}.", headers)
+                return json_error(404, f"Endpoint {name!r} has no deployment named {targeted.strip()[:64]!r}.", headers)
         else:
             dep = route.choose(self.rng)
             if dep is None:
-                return _json_error(404, f"No deployment of endpoint {name!r} has live traffic: set traffic, "
-                                        "or name a deployment in the azureml-model-deployment header.", headers)
+                return json_error(404, f"No deployment of endpoint {name!r} has live traffic: set traffic, "
+                                       "or name a deployment in the azureml-model-deployment header.", headers)
         return route, dep, targeted is not None
 
-    async def score(self, request: web.Request) -> web.Response:
+    async def score(self, request: Request, name: str) -> Response:
         started = time.perf_counter()
         headers = self._base_headers(request)
-        routed = self._route(request, headers)
-        if isinstance(routed, web.Response):
-            self._record(request.match_info["endpoint"], None, routed.status, started)
+        routed = self._route(request, name, headers)
+        if isinstance(routed, Response):
+            self._record(name, None, routed.status, started)
             return routed
         route, dep, targeted = routed
         headers[DEPLOYMENT_HEADER] = dep.name
         key = (route.name, dep.key)
         if self.in_flight[key] >= dep.max_in_flight:
             self._record(route.name, dep, 429, started)
-            return _json_error(429, f"Deployment {dep.name!r} already has {dep.max_in_flight} requests in flight "
-                                    "(2 × max_concurrent_requests_per_instance × instance_count): retry later, "
-                                    "or scale the deployment.", headers)
+            return json_error(429, f"Deployment {dep.name!r} already has {dep.max_in_flight} requests in flight "
+                                   "(2 × max_concurrent_requests_per_instance × instance_count): retry later, "
+                                   "or scale the deployment.", headers)
         self._enter(key, +1)
         try:
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                self._record(route.name, dep, 413, started)
-                return _json_error(413, f"The request body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB.", headers)
-            response = await self._forward(route, dep, "POST", "/score", body, request, headers)
+            response = await self._forward(route, dep, "POST", "/score", request, headers)
         finally:
             self._enter(key, -1)
         self._record(route.name, dep, response.status, started)
         if not targeted:
             shadow = route.mirror_to(self.rng)
             if shadow is not None:
-                task = asyncio.create_task(self._mirror(route, shadow, body, request))
+                task = asyncio.create_task(self._mirror(route, shadow, request))
                 self.mirrors.add(task)
                 task.add_done_callback(self.mirrors.discard)
         return response
 
-    async def swagger(self, request: web.Request) -> web.Response:
+    async def swagger(self, request: Request, name: str) -> Response:
         headers = self._base_headers(request)
-        routed = self._route(request, headers)
-        if isinstance(routed, web.Response):
+        routed = self._route(request, name, headers)
+        if isinstance(routed, Response):
             return routed
         route, dep, _ = routed
         headers[DEPLOYMENT_HEADER] = dep.name
-        return await self._forward(route, dep, "GET", "/swagger.json", b"", request, headers)
+        return await self._forward(route, dep, "GET", "/swagger.json", request, headers)
 
     def _enter(self, key: tuple[str, str], delta: int) -> None:
         self.in_flight[key] += delta
         self.metrics.in_flight[key] = self.in_flight[key]
 
-    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, body: bytes, request: web.Request) -> None:
+    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request) -> None:
         started = time.perf_counter()
         key = (route.name, dep.key)
         if self.in_flight[key] >= dep.max_in_flight:
@@ -234,28 +251,26 @@ class Gateway:
             return
         self._enter(key, +1)
         try:
-            response = await self._forward(route, dep, "POST", "/score", body, request, {})
+            response = await self._forward(route, dep, "POST", "/score", request, {})
         finally:
             self._enter(key, -1)
         self._record(route.name, dep, response.status, started, mirrored=True)
 
-    async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, body: bytes,
-                       request: web.Request, headers: dict[str, str]) -> web.Response:
-        assert self.session is not None
+    async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, request: Request,
+                       headers: dict[str, str]) -> Response:
         upstreams = [u for u in dep.upstreams if u.port not in self.down]
         if not upstreams:
-            return _json_error(503, f"Deployment {dep.name!r} has no ready instance right now: see its state with "
-                                    "'byom online-deployment show' and its logs with 'get-logs'.", headers)
-        sent = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+            return json_error(503, f"Deployment {dep.name!r} has no ready instance right now: see its state with "
+                                   "'byom online-deployment show' and its logs with 'get-logs'.", headers)
+        sent = [(k, v) for k, v in request.raw_headers if k.lower() not in _NOT_FORWARDED]
         if "x-request-id" in headers:
-            sent["x-request-id"] = headers["x-request-id"]
+            sent.append(("x-request-id", headers["x-request-id"]))
         if "x-ms-client-request-id" in headers:
-            sent["x-ms-client-request-id"] = headers["x-ms-client-request-id"]
+            sent.append(("x-ms-client-request-id", headers["x-ms-client-request-id"]))
         rr_key = (route.name, dep.key)
         first = self.round_robin[rr_key]
         self.round_robin[rr_key] = first + 1
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + dep.timeout_s
+        deadline = asyncio.get_running_loop().time() + dep.timeout_s
         for attempt in range(len(upstreams)):
             upstream = upstreams[(first + attempt) % len(upstreams)]
             if upstream.port in self.down:
@@ -263,95 +278,62 @@ class Gateway:
             self.in_flight_port[upstream.port] += 1
             try:
                 async with asyncio.timeout_at(deadline):
-                    async with self.session.request(
-                        method, f"http://127.0.0.1:{upstream.port}{path}", data=body, headers=sent,
-                        allow_redirects=False,
-                    ) as answer:
-                        data = await answer.read()
-                        status, reason = answer.status, answer.reason or ""
-                        content_type = answer.headers.get("Content-Type", "application/json")
-            except aiohttp.ClientConnectorError:
+                    answer = await self.upstreams.request(upstream.port, method, path, sent, request.body)
+            except Refused:
                 self.down.add(upstream.port)  # nothing was sent: safe to try the next instance
+                self.upstreams.forget(upstream.port)
                 continue
             except TimeoutError:
-                return _json_error(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
-                                        f"{int(dep.timeout_s * 1000)}.", headers)
-            except aiohttp.ClientError as exc:
-                return _json_error(502, f"Instance {upstream.instance} of deployment {dep.name!r} dropped the "
-                                        f"request: {type(exc).__name__}.", headers)
+                return json_error(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
+                                       f"{int(dep.timeout_s * 1000)}.", headers)
+            except Dropped as exc:
+                return json_error(502, f"Instance {upstream.instance} of deployment {dep.name!r} dropped the "
+                                       f"request: {exc}.", headers)
             finally:
                 self.in_flight_port[upstream.port] -= 1
                 if not self.in_flight_port[upstream.port]:
                     del self.in_flight_port[upstream.port]
-            if 200 <= status < 300:
-                return web.Response(status=status, body=data, headers={**headers, "Content-Type": content_type})
-            return web.Response(
-                status=424, body=data,
-                headers={**headers, "Content-Type": content_type, "ms-azureml-model-error-statuscode": str(status),
-                         "ms-azureml-model-error-reason": reason},
-            )
-        return _json_error(502, f"No instance of deployment {dep.name!r} could be reached.", headers)
+            headers["Content-Type"] = answer.content_type or "application/json"
+            if 200 <= answer.status < 300:
+                return Response(answer.status, headers, answer.body)
+            headers["ms-azureml-model-error-statuscode"] = str(answer.status)
+            headers["ms-azureml-model-error-reason"] = answer.reason
+            return Response(424, headers, answer.body)
+        return json_error(502, f"No instance of deployment {dep.name!r} could be reached.", headers)
 
     # -------------------------------------------------------------- admin
 
-    async def metrics_page(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+    async def metrics_page(self, request: Request) -> Response:
+        return Response(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+                              "X-Content-Type-Options": "nosniff"}, self.metrics.render().encode())
 
-    async def reload_page(self, request: web.Request) -> web.Response:
+    async def reload_page(self, request: Request) -> Response:
         await self.reload()
-        return web.json_response({"endpoints": len(self.routes)})
+        return json_response(200, {"endpoints": len(self.routes)}, {})
 
-    async def flush_page(self, request: web.Request) -> web.Response:
+    async def flush_page(self, request: Request) -> Response:
         await self.flush_once(asyncio.get_running_loop())
-        return web.json_response({"ok": True})
+        return json_response(200, {"ok": True}, {})
 
-    async def in_flight_page(self, request: web.Request) -> web.Response:
-        return web.json_response({str(port): n for port, n in self.in_flight_port.items()})
+    async def in_flight_page(self, request: Request) -> Response:
+        return json_response(200, {str(port): n for port, n in self.in_flight_port.items()}, {})
 
-    async def health_page(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "endpoints": len(self.routes)})
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """aiohttp's own 404/405/413 answers, as JSON with a request id like every other answer."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _json_error(exc.status, exc.reason, {"x-request-id": str(uuid.uuid4())})
+    async def health_page(self, request: Request) -> Response:
+        return json_response(200, {"ok": True, "endpoints": len(self.routes)}, {})
 
 
-def make_app(gateway: Gateway) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
-    app.router.add_post("/endpoints/{endpoint}/score", gateway.score)
-    app.router.add_get("/endpoints/{endpoint}/swagger.json", gateway.swagger)
-    app.router.add_get("/metrics", gateway.metrics_page)
-    app.router.add_post("/-/reload", gateway.reload_page)
-    app.router.add_get("/-/in-flight", gateway.in_flight_page)
-    app.router.add_post("/-/flush", gateway.flush_page)
-    app.router.add_get("/-/health", gateway.health_page)
-    return app
+def _not_allowed(method: str) -> Response:
+    return json_error(405, "Method Not Allowed", {"x-request-id": str(uuid.uuid4()), "Allow": method})
 
 
 async def serve(files: ServingFiles) -> int:
     gateway = Gateway(files)
     port = files.gateway_port()
-    gateway.session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, force_close=True),  # gunicorn's sync workers close every connection
-        timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False,
-    )
-    runner = web.AppRunner(make_app(gateway), access_log=None, handle_signals=False)
-    await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
+        server = await HttpServer(gateway.dispatch, MAX_BODY_BYTES).start("127.0.0.1", port)
     except OSError as exc:
         log.error("Cannot listen on 127.0.0.1:%d (%s). Free that port, or delete %s to have a new one chosen.",
                   port, exc.strerror, files.port_file)
-        await gateway.session.close()
-        await runner.cleanup()
         return 1
     await gateway.reload()
     write_json(files.gateway, {"pid": os.getpid(), "start": start_time(os.getpid()), "port": port,
@@ -365,9 +347,9 @@ async def serve(files: ServingFiles) -> int:
     await stop.wait()
     for task in tasks:
         task.cancel()
-    await runner.cleanup()
+    server.close()
     await gateway.flush_once(loop)
-    await gateway.session.close()
+    gateway.upstreams.close()
     record = read_json(files.gateway) or {}
     if record.get("pid") == os.getpid():
         files.gateway.unlink(missing_ok=True)

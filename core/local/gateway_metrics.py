@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -24,7 +25,7 @@ def _labels(names: tuple[str, ...], values: tuple[str, ...], extra: str = "") ->
 class GatewayMetrics:
     def __init__(self) -> None:
         self.requests: dict[Labels, int] = defaultdict(int)
-        self.buckets: dict[Labels, list[int]] = {}
+        self.buckets: dict[Labels, list[int]] = {}  # per bucket, not cumulative: one increment per request
         self.sums: dict[Labels, float] = defaultdict(float)
         self.in_flight: dict[tuple[str, str], int] = defaultdict(int)
 
@@ -32,10 +33,10 @@ class GatewayMetrics:
                 mirrored: bool = False) -> None:
         labels = (endpoint, deployment, model_version, str(status), "true" if mirrored else "false")
         self.requests[labels] += 1
-        counts = self.buckets.setdefault(labels, [0] * len(BUCKETS_S))
-        for i, bound in enumerate(BUCKETS_S):
-            if seconds <= bound:
-                counts[i] += 1
+        counts = self.buckets.get(labels)
+        if counts is None:
+            counts = self.buckets[labels] = [0] * (len(BUCKETS_S) + 1)
+        counts[bisect_left(BUCKETS_S, seconds)] += 1  # the first bound >= seconds; the last slot: +Inf
         self.sums[labels] += seconds
 
     def render(self) -> str:
@@ -50,9 +51,11 @@ class GatewayMetrics:
             "# TYPE byom_request_duration_seconds histogram",
         ]
         for labels, counts in sorted(self.buckets.items()):
-            for bound, count in zip(BUCKETS_S, counts, strict=True):
+            cumulative = 0
+            for bound, count in zip(BUCKETS_S, counts, strict=False):
+                cumulative += count
                 le = f'le="{bound}"'
-                out.append(f"byom_request_duration_seconds_bucket{_labels(LABEL_NAMES, labels, le)} {count}")
+                out.append(f"byom_request_duration_seconds_bucket{_labels(LABEL_NAMES, labels, le)} {cumulative}")
             total = self.requests[labels]
             le = 'le="+Inf"'
             out.append(f"byom_request_duration_seconds_bucket{_labels(LABEL_NAMES, labels, le)} {total}")

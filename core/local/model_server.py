@@ -1,8 +1,9 @@
 """One model-server instance: the Azure ML inference server, bound to loopback.
 
 An instance is the real ``azureml-inference-server-http`` app served by
-gunicorn, exactly as ``azmlinfsrv`` runs it in an Azure ML container, except
-that it binds 127.0.0.1 instead of 0.0.0.0. The launcher below runs in the
+gunicorn, as ``azmlinfsrv`` runs it in an Azure ML container, except that it
+binds 127.0.0.1 instead of 0.0.0.0, keeps connections alive and writes no
+access log (see ``LAUNCHER``). The launcher runs in the
 deployment's interpreter and imports nothing from byom, so an environment
 only needs the inference server package (which Azure ML asks of it too).
 """
@@ -16,20 +17,44 @@ from pathlib import Path
 
 from .processes import HOME_MARKER, Child, spawn
 
-LAUNCHER = """
+# Seconds a model server keeps an idle connection open; the gateway reuses one for at most half of that.
+KEEP_ALIVE_S = 10
+
+# amlserver_linux.run's gunicorn arguments, with three differences: loopback instead of 0.0.0.0; the
+# gthread worker, which keeps the gateway's connections alive (the sync worker closes each one) and with
+# its default of one thread serves one request at a time as the sync worker does; and no access log, one
+# line per request that repeats the server's own request line. The last two go first in
+# GUNICORN_CMD_ARGS, so that a deployment's own GUNICORN_CMD_ARGS (say "--threads 16") still wins.
+# One cost: run() executes in a worker thread, where the server cannot arm its own SCORING_TIMEOUT
+# (SIGALRM, default one hour); the gateway still answers 408 past request_timeout_ms.
+LAUNCHER = f"""
 import os, sys
-import gunicorn.config
-from azureml_inference_server_http import amlserver, amlserver_linux
-from azureml_inference_server_http.constants import PACKAGE_ROOT
+import gunicorn.app.wsgiapp, gunicorn.config
+from azureml_inference_server_http import amlserver
+from azureml_inference_server_http.constants import (
+    DEFAULT_WORKER_PRELOAD, DEFAULT_WORKER_TIMEOUT_SECONDS, ENV_WORKER_PRELOAD, ENV_WORKER_TIMEOUT, PACKAGE_ROOT)
 from azureml_inference_server_http.log_config import load_logging_config
 
 load_logging_config(PACKAGE_ROOT)
 amlserver.validate_environment_variables()
+ours = "--worker-class gthread --keep-alive {KEEP_ALIVE_S}"
 if hasattr(gunicorn.config, "ControlSocketDisable"):
     # gunicorn >= 25.1 opens one control socket per user: instances would fight over it
-    os.environ["GUNICORN_CMD_ARGS"] = (os.environ.get("GUNICORN_CMD_ARGS", "") + " --no-control-socket").strip()
-amlserver_linux.run("127.0.0.1", int(sys.argv[1]), int(os.environ.get("WORKER_COUNT", "1")))
+    ours += " --no-control-socket"
+os.environ["GUNICORN_CMD_ARGS"] = (ours + " " + os.environ.get("GUNICORN_CMD_ARGS", "")).strip()
+sys.argv = [
+    sys.argv[0], "-b", "127.0.0.1:" + sys.argv[1], "-w", os.environ.get("WORKER_COUNT", "1"),
+    "--timeout", os.environ.get(ENV_WORKER_TIMEOUT, DEFAULT_WORKER_TIMEOUT_SECONDS),
+    "--error-logfile", "/dev/null",
+]
+if os.environ.get(ENV_WORKER_PRELOAD, DEFAULT_WORKER_PRELOAD).lower() == "true":
+    sys.argv.append("--preload")
+sys.argv.append("azureml_inference_server_http.server.entry:app")
+gunicorn.app.wsgiapp.WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
 """
+
+# In the command line of every model-server instance (how byom tells them from its other processes).
+INSTANCE_MARK = b"azureml_inference_server_http.server.entry:app"
 
 # Variables of byom's own process that must not leak into a model server.
 _NOT_INHERITED = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "BYOM_HOME", "GUNICORN_CMD_ARGS")

@@ -165,25 +165,6 @@ def home_processes(home: Path) -> list[ProcessRef]:
     return found
 
 
-def log_tail(path: Path, lines: int) -> str:
-    """The last ``lines`` lines of a log file ('' when there is none)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            block = min(size, max(4096, lines * 400))
-            while True:
-                fh.seek(size - block)
-                data = fh.read(block)
-                if data.count(b"\n") > lines or block == size:
-                    break
-                block = min(size, block * 2)
-    except FileNotFoundError:
-        return ""
-    text = data.decode("utf-8", "replace")
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def parent_pid(pid: int) -> int | None:
     fields = _stat_fields(pid)
     return int(fields[1]) if fields else None

@@ -27,7 +27,8 @@ import requests
 from ..entities import Deployment, InstanceStatus, InvokeResult, RequestFact
 from ..errors import BackendError, NotFound
 from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
-from .processes import HOME_MARKER, ProcessRef, home_processes, log_tail, spawn_detached, terminate
+from .log_files import log_tail
+from .processes import HOME_MARKER, ProcessRef, home_processes, spawn_detached, terminate
 from .request_facts import RequestFactStore
 from .serving_files import ServingFiles, read_json
 

@@ -10,6 +10,7 @@
     <home>/run/models/<name>/<version>/   what AZUREML_MODEL_DIR names: a link to the artifacts, laid out as on Azure
     <home>/logs/control-plane.log, gateway.log
     <home>/logs/endpoints/<endpoint>/<deployment>/<instance>.log    one per model-server instance
+    <home>/logs/.../<name>.log.1, .2, .3                              rotated logs (see log_files)
     <home>/logs/endpoints/<endpoint>/<deployment>/storage-initializer.log
     <home>/code/<endpoint>/<deployment>/<generation>/              the code folder as deployed
 

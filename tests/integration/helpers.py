@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
+from core.local.model_server import INSTANCE_MARK
 from core.local.processes import home_processes, parent_pid
 from core.local.workspace import LocalWorkspace
 
@@ -53,7 +54,7 @@ def model_servers(home: Path) -> list[int]:
     found = []
     for ref in home_processes(home):
         try:
-            if b"amlserver_linux" in Path(f"/proc/{ref.pid}/cmdline").read_bytes():
+            if INSTANCE_MARK in Path(f"/proc/{ref.pid}/cmdline").read_bytes():
                 found.append(ref.pid)
         except OSError:
             pass

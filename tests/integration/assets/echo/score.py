@@ -4,7 +4,8 @@ init() reads model/greeting.txt under AZUREML_MODEL_DIR, where Azure ML puts
 a model registered from a folder named "model";
 run() answers {"greeting", "echo", "pid", "label"} where label is the
 deployment's ECHO_LABEL environment variable. A payload can ask it to
-sleep ({"sleep": 0.2}) or to answer another status ({"status": 400}).
+sleep ({"sleep": 0.2}), to answer another status ({"status": 400}) or to
+print lines to its log ({"say": ["first line", "second line"]}).
 """
 
 import json
@@ -29,6 +30,8 @@ def run(raw_data):
         return AMLResponse({"error": f"The body is not JSON: {exc}"}, 400, json_str=True)
     if not isinstance(data, dict):
         return AMLResponse({"error": "The body must be a JSON object."}, 400, json_str=True)
+    for line in data.get("say", []):
+        print(line, flush=True)
     if "sleep" in data:
         time.sleep(float(data["sleep"]))
     if "status" in data:

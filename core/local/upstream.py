@@ -1,0 +1,154 @@
+"""The gateway's HTTP/1.1 client for model servers on 127.0.0.1: one request per connection at a time,
+idle connections kept per port for the next request.
+
+It knows only what a model server answers (a status line, headers, a body
+framed by Content-Length, chunks or the end of the connection), which is
+why it is this small and why it costs a fraction of a general client.
+A connection is reused only after a whole answer was read from it and the
+server did not ask to close it; one idle for longer than ``max_idle_s``
+(below the server's keep-alive) or closed by the server is dropped, so a
+request never goes out on a connection the server is closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+MAX_HEAD_BYTES = 64 * 1024
+
+
+class Refused(Exception):
+    """No connection could be made: nothing was sent."""
+
+
+class Dropped(Exception):
+    """The connection ended before a whole answer came back."""
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    reason: str
+    content_type: str | None
+    body: bytes
+
+
+class _Connection:
+    __slots__ = ("reader", "writer", "idle_since")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.idle_since = reader, writer, 0.0
+
+    def usable(self, now: float, max_idle_s: float) -> bool:
+        return now - self.idle_since < max_idle_s and not self.reader.at_eof() and not self.writer.is_closing()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class UpstreamPool:
+    def __init__(self, max_idle_s: float) -> None:
+        self.max_idle_s = max_idle_s
+        self._idle: defaultdict[int, list[_Connection]] = defaultdict(list)
+
+    async def _connection(self, port: int) -> _Connection:
+        idle = self._idle.get(port)
+        if idle:
+            now = time.monotonic()
+            while idle:
+                conn = idle.pop()
+                if conn.usable(now, self.max_idle_s):
+                    return conn
+                conn.close()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=MAX_HEAD_BYTES)
+        except OSError as exc:
+            raise Refused(str(exc)) from None
+        return _Connection(reader, writer)
+
+    async def request(self, port: int, method: str, path: str, headers: list[tuple[str, str]],
+                      body: bytes) -> Answer:
+        """Send one request and read its whole answer.
+
+        Raises ``Refused`` when no connection could be made and ``Dropped``
+        when the connection broke; a cancellation (the caller's timeout)
+        closes the connection.
+        """
+        conn = await self._connection(port)
+        done = False
+        try:
+            head = [f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"]
+            head += [f"{name}: {value}\r\n" for name, value in headers]
+            head.append("\r\n")
+            conn.writer.write("".join(head).encode("latin-1") + body)
+            answer, keep = await _read_answer(conn.reader, method)
+            done = True
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            raise Dropped(type(exc).__name__) from None
+        finally:
+            if done and keep:
+                conn.idle_since = time.monotonic()
+                self._idle[port].append(conn)
+            else:
+                conn.close()
+        return answer
+
+    def forget(self, port: int) -> None:
+        """Close the idle connections to a port (its instance is gone)."""
+        for conn in self._idle.pop(port, []):
+            conn.close()
+
+    def close(self) -> None:
+        for port in list(self._idle):
+            self.forget(port)
+
+
+async def _read_answer(reader: asyncio.StreamReader, method: str) -> tuple[Answer, bool]:
+    """One answer from the stream, and whether the connection may carry another request."""
+    while True:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code, _, reason = rest.partition(" ")
+        status = int(code)
+        if status >= 200 or status == 101:
+            break  # 1xx answers (100 Continue) come before the real one
+    length: int | None = None
+    chunked, close, content_type = False, version != "HTTP/1.1", None
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        name, value = name.strip().lower(), value.strip()
+        if name == "content-length":
+            length = int(value)
+        elif name == "transfer-encoding":
+            chunked = "chunked" in value.lower()
+        elif name == "connection":
+            close = close or "close" in value.lower()
+        elif name == "content-type":
+            content_type = value
+    if method == "HEAD" or status in (204, 304):
+        body = b""
+    elif chunked:
+        body = await _read_chunks(reader)
+    elif length is not None:
+        body = await reader.readexactly(length)
+    else:
+        body, close = await reader.read(), True
+    return Answer(status, reason, content_type, body), not close
+
+
+async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
+    parts = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                pass
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
