@@ -1,9 +1,9 @@
 """Azure ML's safe-rollout walkthrough, run with ``byom`` where the tutorial says ``az ml``.
 
-The sample folder is laid out as Azure's CLI examples are (endpoint and
-deployment YAML beside model-1/ and model-2/ with an onlinescoring/ code
-folder, paths relative to the YAML); the models are pickled scikit-learn
-regressions.
+Twice: with pickled scikit-learn regressions in a folder laid out as Azure's
+CLI examples are (endpoint and deployment YAML beside model-1/ and model-2/
+with an onlinescoring/ code folder, paths relative to the YAML), and with the
+packaged sample model (SmolLM2-135M-Instruct) served by scoring/generate.py.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from core.local.processes import home_processes
 from core.local.serving import LocalServing
 
 from .helpers import ASSETS, model_servers
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -134,3 +136,73 @@ def test_bad_input_gets_clear_messages(home: Path, tmp_path: Path, capsys: pytes
     assert "names deployment 'blue'" in fails("online-endpoint", "update", "-n", "real", "--traffic", "blue=100")
     assert "--yes" in fails("online-endpoint", "delete", "-n", "real")
     assert "-f" in fails("online-deployment", "create", "-n", "blue", "-e", "real")
+
+
+def sample_deployment(root: Path, name: str, model_name: str) -> Path:
+    """Deployment YAML for the registered sample model with scoring/generate.py, answering as ``model_name``."""
+    path = root / f"{name}-deployment.yml"
+    path.write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\n"
+        f"name: {name}\nendpoint_name: chat-endpoint\nmodel: azureml:smollm2@latest\n"
+        f"code_configuration:\n  code: {REPO / 'scoring'}\n  scoring_script: generate.py\n"
+        "environment: azureml:local-python@latest\n"
+        # one torch thread: two spin against each other on a loaded 2-core machine
+        f"environment_variables:\n  BYOM_TORCH_THREADS: '1'\n  BYOM_MODEL_NAME: {model_name}\n"
+        "request_settings:\n  request_timeout_ms: 60000\n"
+        "instance_type: Standard_DS3_v2\ninstance_count: 1\n")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_safe_rollout_walkthrough_with_the_sample_model(home: Path, tmp_path: Path, sample_model_dir: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    def byom(*argv: str) -> str:
+        code = main([*argv, "--workspace-dir", str(home)])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out.strip()
+
+    def show(query: str) -> object:
+        return json.loads(byom("online-endpoint", "show", "-n", "chat-endpoint", "--query", query))
+
+    request = tmp_path / "sample-request.json"
+    request.write_text(json.dumps({"prompt": "The capital of France is", "max_new_tokens": 3}))
+    assert json.loads(byom("model", "create", "-n", "smollm2", "-p", str(sample_model_dir)))["version"] == 1
+    byom("online-endpoint", "create", "-n", "chat-endpoint")
+    blue = json.loads(byom("online-deployment", "create", "-f", str(sample_deployment(tmp_path, "blue", "blue-lm")),
+                           "--all-traffic"))
+    assert blue["provisioning_state"] == "Succeeded"
+    assert show("traffic") == {"blue": 100}
+
+    answer = json.loads(byom("online-endpoint", "invoke", "-n", "chat-endpoint", "--request-file", str(request)))
+    assert answer["model"] == "blue-lm" and answer["text"].strip()
+    assert 1 <= answer["usage"]["completion_tokens"] <= 3 and answer["finish_reason"] in ("length", "stop")
+
+    green = json.loads(byom("online-deployment", "create", "-f", str(sample_deployment(tmp_path, "green", "green-lm"))))
+    assert green["provisioning_state"] == "Succeeded" and show("traffic") == {"blue": 100}
+
+    key = byom("online-endpoint", "get-credentials", "-n", "chat-endpoint", "--query", "primaryKey", "-o", "tsv")
+    uri = byom("online-endpoint", "show", "-n", "chat-endpoint", "--query", "scoring_uri", "-o", "tsv")
+    curl = subprocess.run(
+        ["curl", "-s", "--fail-with-body", "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
+         "-H", "azureml-model-deployment: green", "--data", f"@{request}", uri],
+        capture_output=True, text=True, timeout=60, check=True)
+    by_name = json.loads(curl.stdout)
+    assert by_name["model"] == "green-lm"
+    assert by_name["text"] == answer["text"]  # the same weights, greedy: the same words
+
+    byom("online-endpoint", "update", "-n", "chat-endpoint", "--mirror-traffic", "green=10")
+    assert show("mirror_traffic") == {"green": 10}
+    byom("online-endpoint", "update", "-n", "chat-endpoint", "--mirror-traffic", "green=0",
+         "--traffic", "blue=90 green=10")
+    assert show("[traffic, mirror_traffic]") == [{"blue": 90, "green": 10}, {}]
+    byom("online-endpoint", "update", "-n", "chat-endpoint", "--traffic", "blue=0 green=100")
+    moved = json.loads(byom("online-endpoint", "invoke", "-n", "chat-endpoint", "--request-file", str(request)))
+    assert moved["model"] == "green-lm" and moved["text"] == answer["text"]
+
+    byom("online-deployment", "delete", "-n", "blue", "-e", "chat-endpoint", "--yes")
+    assert [d["name"] for d in json.loads(byom("online-deployment", "list", "-e", "chat-endpoint"))] == ["green"]
+    byom("online-endpoint", "delete", "-n", "chat-endpoint", "--yes")
+    assert json.loads(byom("online-endpoint", "list")) == []
+    assert model_servers(home) == []
