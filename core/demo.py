@@ -81,8 +81,11 @@ def setup_demo(
             Endpoint(name=DEMO_ENDPOINT, description="Demo: the sample model for text generation and token ranks.")
         )
     deployments = [
+        # Threads let one worker batch the requests that arrive together (see scoring/generate.py);
+        # the gateway admits 2 × 16 at once before it answers 429.
         _deployment(workspace, CHAT_DEPLOYMENT, GENERATION_SCRIPT, model, "Text generation",
-                    _scaled(progress, 0.5, 0.75)),
+                    _scaled(progress, 0.5, 0.75), concurrent=16,
+                    environment_variables={"GUNICORN_CMD_ARGS": "--threads 32"}),
         _deployment(workspace, RANKS_DEPLOYMENT, TOKEN_RANKS_SCRIPT, model, "Token-rank analysis",
                     _scaled(progress, 0.75, 0.95)),
     ]
@@ -112,7 +115,8 @@ def _model(workspace: Workspace, progress: Progress, model_path: str | Path | No
 
 
 def _deployment(
-    workspace: Workspace, name: str, script: str, model: ModelVersion, description: str, progress: Progress
+    workspace: Workspace, name: str, script: str, model: ModelVersion, description: str, progress: Progress,
+    concurrent: int = 1, environment_variables: dict[str, str] | None = None,
 ) -> Deployment:
     try:
         current = workspace.get_deployment(DEMO_ENDPOINT, name)
@@ -130,7 +134,9 @@ def _deployment(
             scoring_script=script,
             description=description,
             # A CPU forward pass over a 2,000-token text takes longer than the 5 s default.
-            request_settings=RequestSettings(request_timeout_ms=60_000),
+            request_settings=RequestSettings(request_timeout_ms=60_000,
+                                             max_concurrent_requests_per_instance=concurrent),
+            environment_variables=dict(environment_variables or {}),
         ),
         progress=progress,
     )
