@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
-from core.errors import AlreadyExists, InUse, InvalidInput, NotFound
+from core.errors import AlreadyExists, InUse, InvalidInput, NotFound, Unsupported
 from core.workspace import Capability, Workspace
 
 CONDA = """\
@@ -296,7 +296,12 @@ class WorkspaceContract:
         ws.set_traffic("ep1", {"blue": 100})
         for i in range(5):
             assert ws.invoke("ep1", {"i": i}).ok
-        needs(ws, Capability.METRICS)
+        if not ws.supports(Capability.METRICS):
+            # a backend without metrics says where to look instead of answering zeros
+            with pytest.raises(Unsupported) as refused:
+                ws.get_metrics("ep1")
+            assert refused.value.hint
+            return
         figures = {m.deployment: m for m in ws.get_metrics("ep1") if not m.mirrored}
         assert figures["blue"].requests == 5 and figures["blue"].errors == 0
         assert figures["blue"].p50_ms is not None
