@@ -179,6 +179,13 @@ def test_safe_rollout_walkthrough_with_the_sample_model(home: Path, tmp_path: Pa
     assert answer["model"] == "blue-lm" and answer["text"].strip()
     assert 1 <= answer["usage"]["completion_tokens"] <= 3 and answer["finish_reason"] in ("length", "stop")
 
+    scaled = json.loads(byom("online-deployment", "update", "-n", "blue", "-e", "chat-endpoint",
+                             "--set", "instance_count=2"))
+    assert scaled["instance_count"] == 2 and [i["state"] for i in scaled["instances"]] == ["Ready", "Ready"]
+    for _ in range(4):  # round robin over both instances: each loaded the same weights
+        again = json.loads(byom("online-endpoint", "invoke", "-n", "chat-endpoint", "--request-file", str(request)))
+        assert again["text"] == answer["text"]
+
     green = json.loads(byom("online-deployment", "create", "-f", str(sample_deployment(tmp_path, "green", "green-lm"))))
     assert green["provisioning_state"] == "Succeeded" and show("traffic") == {"blue": 100}
 
