@@ -169,12 +169,12 @@ class TestGenerate:
 AZMLINFSRV_DRIVER = textwrap.dedent(
     """
     import json, os, subprocess, sys, time, urllib.request
-    port, model_dir, log = sys.argv[1], sys.argv[2], sys.argv[3]
+    port, model_dir, log, script, payload = sys.argv[1:6]
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     azmlinfsrv = [os.path.join(os.path.dirname(sys.executable), "azmlinfsrv")]
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            [*azmlinfsrv, "--entry_script", "scoring/token_ranks.py", "--model_dir", model_dir, "--port", port],
+            [*azmlinfsrv, "--entry_script", f"scoring/{script}", "--model_dir", model_dir, "--port", port],
             stdout=out, stderr=subprocess.STDOUT,
         )
     try:
@@ -183,10 +183,10 @@ AZMLINFSRV_DRIVER = textwrap.dedent(
                 sys.exit(f"azmlinfsrv exited with {server.returncode}")
             try:
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/score", data=json.dumps({"text": "Hello world"}).encode(),
+                    f"http://127.0.0.1:{port}/score", data=payload.encode(),
                     headers={"Content-Type": "application/json"},
                 )
-                print(urllib.request.urlopen(request, timeout=5).read().decode())
+                print(urllib.request.urlopen(request, timeout=60).read().decode())
                 break
             except OSError:
                 time.sleep(0.3)
@@ -204,16 +204,25 @@ def _can_unshare_network() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _can_unshare_network(), reason="needs unshare -rn (user and network namespaces)")
-def test_the_azmlinfsrv_command_runs_the_script(tiny_model_dir, tmp_path):
+def run_under_azmlinfsrv(script, model_dir, payload, tmp_path):
+    """Start ``azmlinfsrv`` on a scoring script, post ``payload`` once it answers, and return the answer."""
     log = tmp_path / "azmlinfsrv.log"
     done = subprocess.run(
-        ["unshare", "-rn", sys.executable, "-c", AZMLINFSRV_DRIVER, str(free_port()), str(tiny_model_dir), str(log)],
+        ["unshare", "-rn", sys.executable, "-c", AZMLINFSRV_DRIVER, str(free_port()), str(model_dir), str(log),
+         script, json.dumps(payload)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert done.returncode == 0, done.stderr + log.read_text()
-    body = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+needs_unshare = pytest.mark.skipif(not _can_unshare_network(), reason="needs unshare -rn (user and network namespaces)")
+
+
+@needs_unshare
+def test_the_azmlinfsrv_command_runs_the_script(tiny_model_dir, tmp_path):
+    body = run_under_azmlinfsrv("token_ranks.py", tiny_model_dir, {"text": "Hello world"}, tmp_path)
     assert [t["token"] for t in body["token_ranks"]] == ["Hello", " world"]

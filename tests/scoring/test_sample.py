@@ -6,6 +6,7 @@ from reference.token_ranks_naive import reference_ranks
 
 from bench.servers import inference_server, post
 
+from .test_http import needs_unshare, run_under_azmlinfsrv
 from .test_ranks import assert_ranks_match
 
 pytestmark = pytest.mark.slow
@@ -48,6 +49,17 @@ def test_generation_over_http(sample_model_dir, tmp_path):
     assert "Paris" in body["text"]
     assert body["finish_reason"] == "stop"
     assert 0 < body["usage"]["completion_tokens"] < 20
+
+
+@pytest.mark.integration
+@needs_unshare
+def test_both_scripts_answer_under_the_azmlinfsrv_command(sample_model_dir, sample_lm, tmp_path, one_torch_thread):
+    ranks = run_under_azmlinfsrv("token_ranks.py", sample_model_dir, {"text": TEXT, "top_k": 0}, tmp_path)
+    expected = RankScorer(sample_lm).score([TEXT], top_k=0)[0]
+    assert [t["rank"] for t in ranks["token_ranks"]] == [t["rank"] for t in expected["token_ranks"]]
+    question = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_new_tokens": 20}
+    answer = run_under_azmlinfsrv("generate.py", sample_model_dir, question, tmp_path)
+    assert "Paris" in answer["text"] and answer["finish_reason"] == "stop"
 
 
 def test_a_gguf_file_is_served_as_it_is(sample_gguf, sample_lm, one_torch_thread):
