@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import joblib
@@ -65,15 +65,21 @@ def home(tmp_path: Path) -> Iterator[Path]:
     assert not home_processes(home)
 
 
-def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sample = tmp_path / "online"
-    write_sample(sample)
-
-    def byom(*argv: str) -> str:
+@pytest.fixture
+def byom(home: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
+    """Run ``byom ARGV`` on the test's home; its output, once it exited 0."""
+    def run(*argv: str) -> str:
         code = main([*argv, "--workspace-dir", str(home)])
         out, err = capsys.readouterr()
         assert code == 0, err
         return out.strip()
+
+    return run
+
+
+def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, byom: Callable[..., str]) -> None:
+    sample = tmp_path / "online"
+    write_sample(sample)
 
     def show(query: str) -> object:
         return json.loads(byom("online-endpoint", "show", "-n", "my-endpoint", "--query", query))
@@ -156,13 +162,7 @@ def sample_deployment(root: Path, name: str, model_name: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_safe_rollout_walkthrough_with_the_sample_model(home: Path, tmp_path: Path, sample_model_dir: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    def byom(*argv: str) -> str:
-        code = main([*argv, "--workspace-dir", str(home)])
-        out, err = capsys.readouterr()
-        assert code == 0, err
-        return out.strip()
-
+                                                        byom: Callable[..., str]) -> None:
     def show(query: str) -> object:
         return json.loads(byom("online-endpoint", "show", "-n", "chat-endpoint", "--query", query))
 
