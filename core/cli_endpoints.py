@@ -18,7 +18,7 @@ from typing import Any
 
 from .cli_output import parse_key_values, stderr_progress
 from .entities import Deployment, Endpoint, ProbeSettings, RequestSettings
-from .errors import BackendError, InvalidInput
+from .errors import BackendError, InvalidInput, NotFound
 from .workspace import Workspace
 
 Verb = Callable[..., argparse.ArgumentParser]
@@ -102,8 +102,15 @@ def endpoint_create(ws: Workspace, args: argparse.Namespace) -> Any:
     if not endpoint.name:
         raise InvalidInput("Name the endpoint: pass --name or a file with 'name:' (-f endpoint.yml).")
     endpoint = _endpoint_sets(endpoint, args.set)
-    # traffic names deployments, which a new endpoint does not have yet
-    return ws.create_or_update_endpoint(endpoint.replace(traffic={}, mirror_traffic={}))
+    try:
+        current = ws.get_endpoint(endpoint.name)
+    except NotFound:
+        # traffic names deployments, which a new endpoint does not have yet
+        return ws.create_or_update_endpoint(endpoint.replace(traffic={}, mirror_traffic={}))
+    # Creating an endpoint that exists updates its description and tags; its traffic stays as it is,
+    # so that a script run twice does not cut every request off (traffic changes go through update).
+    return ws.create_or_update_endpoint(
+        endpoint.replace(traffic=current.traffic, mirror_traffic=current.mirror_traffic))
 
 
 def _endpoint_sets(endpoint: Endpoint, sets: list[str] | None) -> Endpoint:

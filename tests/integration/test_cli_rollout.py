@@ -88,6 +88,9 @@ def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, byom: Callable[...
     blue = json.loads(byom("online-deployment", "create", "-f", str(sample / "blue-deployment.yml"), "--all-traffic"))
     assert blue["provisioning_state"] == "Succeeded"
     assert show("traffic") == {"blue": 100}
+    # a script run twice creates the endpoint again: that must not take its traffic away
+    byom("online-endpoint", "create", "-f", str(sample / "endpoint.yml"), "--set", "description=again")
+    assert show("[traffic, description]") == [{"blue": 100}, "again"]
 
     request = str(sample / "sample-request.json")
     [blue_prediction] = json.loads(byom("online-endpoint", "invoke", "-n", "my-endpoint", "--request-file", request))
