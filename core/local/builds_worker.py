@@ -36,6 +36,22 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
 
 
+def host_pip_serves(python_version: str) -> bool:
+    """Whether byom's own pip can install into an interpreter of this version (``pip --python``).
+
+    Saves a copy of pip per environment; an older interpreter than the one
+    byom's pip supports (its Requires-Python) gets its own pip instead.
+    """
+    if importlib.util.find_spec("pip") is None:
+        return False
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    requires = metadata.metadata("pip").get("Requires-Python") or ""
+    return SpecifierSet(requires).contains(python_version)
+
+
 def _pip(folder: BuildFolder, host_pip: bool) -> list[str]:
     if host_pip:
         return [sys.executable, "-m", "pip", "--python", str(folder.python)]
@@ -65,7 +81,9 @@ def build(folder: BuildFolder, request: dict[str, Any], lock_fd: int) -> None:
     step(f"Creating a virtual environment with Python {request['python_version']}", 0.05)
     if folder.venv.exists():  # left by a failed, killed or forced build
         shutil.rmtree(folder.venv)
-    host_pip = importlib.util.find_spec("pip") is not None
+    host_pip = host_pip_serves(request["python_version"])
+    if not host_pip:
+        log(f"Python {request['python_version']} gets its own pip (byom's pip does not install into it)")
     cmd = [interpreter, "-m", "venv", *(["--without-pip"] if host_pip else []), str(folder.venv)]
     log("$ " + " ".join(cmd))
     code, out = _run(cmd, lock_fd)

@@ -206,6 +206,31 @@ def test_an_unmet_python_pin_builds_with_the_nearest_and_warns(built: dict) -> N
     assert f"python {pin}" in json.loads(shown.stdout)
 
 
+def _python_older_than_byoms_pip() -> Interpreter | None:
+    from core.local.builds_python import find_interpreters
+    from core.local.builds_worker import host_pip_serves
+
+    older = [i for i in find_interpreters() if not host_pip_serves(i.version_text)]
+    return older[0] if older else None
+
+
+@pytest.mark.slow
+def test_an_interpreter_older_than_byoms_pip_builds_with_its_own_pip(tmp_path: Path) -> None:
+    # Azure's safe-rollout sample pins python=3.9, which pip 26 no longer installs into with --python.
+    older = _python_older_than_byoms_pip()
+    if older is None:
+        pytest.skip("no interpreter here is older than what byom's pip supports")
+    pin = ".".join(map(str, older.version[:2]))
+    ws = LocalWorkspace(tmp_path / "home")
+    ws.create_environment(EnvironmentSpec(name="older", conda_file=f"dependencies:\n  - python={pin}\n  - pip\n"))
+    build = ws.build_environment("older")
+    assert build.state == "Succeeded", build.message
+    assert f"Python {older.version_text} gets its own pip" in build.log
+    probe = subprocess.run([build.interpreter or "", "-c", "import sys, azureml_inference_server_http;"
+                            "print(sys.version_info[:2])"], capture_output=True, text=True)
+    assert probe.returncode == 0 and probe.stdout.strip() == str(older.version[:2]), probe.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("requirement", "expected"),
