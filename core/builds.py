@@ -25,6 +25,10 @@ class EnvironmentBuilder(ABC):
     @abstractmethod
     def status(self, env: EnvironmentVersion) -> EnvironmentBuild: ...
 
+    def build_id(self, env: EnvironmentVersion) -> str:
+        """What identifies the build that ``env`` runs in: versions with the same id share one build."""
+        return env.ref
+
 
 class FakeBuilder(EnvironmentBuilder):
     def __init__(self) -> None:

@@ -411,10 +411,35 @@ class StoreWorkspace(Workspace):
         env = self.get_environment(name, version)
         if env.built_in:
             return self.get_environment_build(name, version)
+        if force:
+            self._refuse_rebuild_in_use(env)
         build = self._builder().build(env, force=force, wait=wait, progress=progress)
         with self.store.transaction() as txn:
             self._audit(txn, "environment.build", f"environment/{env.ref}", None, {"state": build.state})
         return build
+
+    def _refuse_rebuild_in_use(self, env: EnvironmentVersion) -> None:
+        """A forced rebuild replaces the build in place, under the model servers that run in it: refuse that."""
+        builder = self._builder()
+        target = builder.build_id(env)
+        with self.store.transaction() as txn:
+            deployments = txn.list("deployment")
+        users = []
+        for doc in deployments:
+            name, version = parse_asset_ref(doc.get("environment") or LOCAL_PYTHON, "environment")
+            try:
+                other = self.get_environment(name, version)
+            except NotFound:
+                continue
+            if other.conda_file and not other.built_in and builder.build_id(other) == target:
+                users.append(f"{doc['endpoint_name']}/{doc['name']} ({other.ref})")
+        if users:
+            raise InUse(
+                f"The build of {env.ref} is in use by deployment(s) {', '.join(users)}: a forced rebuild would "
+                "replace the environment under their running model servers.",
+                hint="Delete those deployments or move them to another environment first, or create a new "
+                     "environment version with the changed spec (it builds beside this one).",
+            )
 
     def environment_drift(self, name: str, version: VersionRef = "latest") -> list[DriftEntry]:
         env = self.get_environment(name, version)

@@ -198,7 +198,11 @@ class Workspace(ABC):
         self, name: str, version: VersionRef = "latest", *, force: bool = False, wait: bool = True,
         progress: Progress = no_progress,
     ) -> EnvironmentBuild:
-        """Build (or reuse the cached build of) a version. Unsupported where builds are remote."""
+        """Build (or reuse the cached build of) a version. Unsupported where builds are remote.
+
+        ``force`` rebuilds in place, so it is refused (``InUse``) while a
+        deployment runs in that build (its own version or one with the same spec).
+        """
 
     @abstractmethod
     def environment_drift(self, name: str, version: VersionRef = "latest") -> list[DriftEntry]:

@@ -76,6 +76,9 @@ class VenvBuilder(EnvironmentBuilder):
         key = build_key(interpreter.version_text, requirements)
         return BuildPlan(BuildFolder(self.root / key), interpreter, requirements, warning)
 
+    def build_id(self, env: EnvironmentVersion) -> str:
+        return self.plan(env).folder.path.name  # the cache key: the resolved spec
+
     # -------------------------------------------------------------- status
 
     def status(self, env: EnvironmentVersion) -> EnvironmentBuild:
