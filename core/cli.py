@@ -39,6 +39,12 @@ def add_workspace_arguments(parser: argparse.ArgumentParser) -> None:
 def open_workspace(args: argparse.Namespace) -> Workspace:
     from .azure.connect import open_azure_workspace, resolve_target
 
+    if getattr(args, "local", False):
+        # az ml's --local deploys to the machine it runs on (in Docker) whatever workspace is named: here,
+        # the local workspace
+        from .local.workspace import LocalWorkspace
+
+        return LocalWorkspace(args.workspace_dir or None)
     target = resolve_target(
         config=getattr(args, "workspace_config", None), subscription=args.subscription,
         resource_group=args.resource_group, workspace_name=args.workspace_name,

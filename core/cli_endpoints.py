@@ -316,7 +316,6 @@ def register(groups: Any, verb: Verb) -> None:
         p.add_argument("--file", "-f", help="Azure ML deployment YAML.")
         p.add_argument("--set", action="append", metavar="PATH=VALUE")
         p.add_argument("--no-wait", action="store_true", help="Return once the work has started.")
-        p.add_argument("--local", action="store_true", help="Accepted for az ml compatibility: byom is local.")
         p.add_argument("--skip-script-validation", action="store_true", help="Accepted for az ml compatibility.")
         if name == "create":
             p.add_argument("--all-traffic", action="store_true", help="Give it all live traffic once it succeeds.")
@@ -336,3 +335,7 @@ def register(groups: Any, verb: Verb) -> None:
     p.add_argument("--lines", "-l", type=int, default=100)
     p.add_argument("--container", "-c", choices=["inference-server", "storage-initializer"],
                    default="inference-server")
+    for group in (ep, dep):
+        for parser in set(group.choices.values()):
+            parser.add_argument("--local", action="store_true",
+                                help="As az ml's --local: use the local workspace, even where an Azure one is set.")

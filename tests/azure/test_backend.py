@@ -164,3 +164,15 @@ def test_cli_names_what_is_missing_for_an_azure_workspace(capsys, monkeypatch) -
     assert "--subscription" in capsys.readouterr().err
     assert main(["model", "list", "--workspace-config", "/nonexistent/config.json"]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_local_flag_uses_the_local_workspace_even_where_azure_is_named(capsys, monkeypatch, tmp_path) -> None:
+    # as az ml's --local does: the endpoint verbs run on this machine, whatever workspace the script names
+    monkeypatch.setenv("BYOM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BYOM_AZURE_CONFIG", "/nonexistent/config.json")
+    azure = ["--subscription", "sub", "-g", "rg", "-w", "ws"]
+    assert main(["online-endpoint", "create", "-n", "local-ep", "--local", *azure]) == 0
+    capsys.readouterr()
+    assert main(["online-endpoint", "list", "--local", "--query", "[].name", *azure]) == 0
+    assert json.loads(capsys.readouterr().out) == ["local-ep"]
+    assert main(["online-endpoint", "delete", "-n", "local-ep", "--yes", "--local"]) == 0
