@@ -9,6 +9,7 @@ name are serialised, so each gets its own number and no row is lost.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -66,6 +67,13 @@ class SqliteStore(Store):
         self.path = Path(path)
         self._local = threading.local()
         with translate_sqlite_errors(self.path):
+            # The database holds endpoint keys: only its owner may read it (SQLite gives its -wal and -shm
+            # files the database's permissions).
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise BackendError(f"Cannot open the workspace database {self.path}: {exc.strerror}.",
+                                   hint="Point BYOM_HOME at a folder you can write to.") from exc
             conn = self._conn()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
