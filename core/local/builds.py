@@ -31,7 +31,7 @@ from typing import Any
 from ..builds import EnvironmentBuilder, Progress
 from ..entities import LOCAL_PYTHON, EnvironmentBuild, EnvironmentVersion, utcnow
 from ..environments import build_key, with_inference_server
-from ..errors import BackendError, InvalidInput, NotFound
+from ..errors import BackendError, ByomError, InvalidInput, NotFound
 from .builds_folder import BuildFolder, write_json
 from .builds_python import Interpreter, choose_interpreter, find_interpreters
 
@@ -249,6 +249,20 @@ def _build_failed(env: EnvironmentVersion, build: EnvironmentBuild) -> BackendEr
         hint=f"See 'byom environment logs -n {env.name} -v {env.version}'; fix the conda file in a new version, "
              f"or retry with 'byom environment build -n {env.name} -v {env.version}'.",
     )
+
+
+def running_build(home: str | Path, ref: str) -> dict[str, Any] | None:
+    """The state (step, fraction, ...) of the build a deployment's environment waits for; None when none runs."""
+    home = Path(home)
+    try:
+        env = _environment(home, ref)
+        if env.built_in or not env.conda_file:
+            return None
+        folder = VenvBuilder(home / "envs").plan(env).folder
+    except ByomError:
+        return None
+    state = folder.read_state() or {}
+    return state if state.get("state") == "Running" and not _interrupted(folder, state) else None
 
 
 def _environment(home: Path, ref: str) -> EnvironmentVersion:

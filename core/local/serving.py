@@ -27,6 +27,7 @@ import requests
 from ..entities import Deployment, InstanceStatus, InvokeResult, RequestFact
 from ..errors import BackendError, NotFound
 from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
+from .builds import running_build
 from .log_files import log_tail
 from .processes import HOME_MARKER, ProcessRef, home_processes, spawn_detached, terminate
 from .request_facts import RequestFactStore
@@ -34,6 +35,7 @@ from .serving_files import ServingFiles, read_json
 
 START_TIMEOUT_S = 30.0
 REMOVE_TIMEOUT_S = 60.0
+BUILD_CHECK_S = 1.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -135,9 +137,21 @@ class LocalServing(Serving):
         if not wait:
             return deployment
         probe = deployment.readiness_probe
-        deadline = time.monotonic() + probe.initial_delay + probe.period * probe.failure_threshold + 60
+        window = probe.initial_delay + probe.period * probe.failure_threshold + 60
+        deadline = time.monotonic() + window
         reported: dict[str, str] = {}
+        build_step, build_checked = None, 0.0
         while time.monotonic() < deadline:
+            if not reported and time.monotonic() - build_checked >= BUILD_CHECK_S:
+                # The environment may still be building: say how far it is, and give the instances their
+                # whole window once it is built (a build takes minutes; readiness is counted from there).
+                build_checked = time.monotonic()
+                build = running_build(self.files.home, deployment.environment or "")
+                if build is not None:
+                    deadline = max(deadline, build_checked + window)
+                    if build.get("step") != build_step:
+                        build_step = build.get("step")
+                        progress(f"Environment {deployment.environment}: {build_step}", build.get("fraction"))
             current = self._state()
             for inst in self._instances(current, deployment.endpoint_name, deployment.name):
                 if reported.get(inst.id) != inst.state:

@@ -45,10 +45,14 @@ def test_sklearn_model_scores_in_its_built_environment(workspace, tmp_path: Path
     env = workspace.create_environment(EnvironmentSpec(name="sklearn-env", conda_file=conda_spec()))
     workspace.create_or_update_endpoint(Endpoint(name="sk-endpoint"))
 
+    seen: list[str] = []
     blue = workspace.create_or_update_deployment(Deployment(
         name="blue", endpoint_name="sk-endpoint", model=model.ref, environment=env.ref,
-        code_path=str(ASSETS / "sklearn_scoring"), scoring_script="score.py"))
+        code_path=str(ASSETS / "sklearn_scoring"), scoring_script="score.py"),
+        progress=lambda message, fraction=None: seen.append(message))
     assert blue.provisioning_state == "Succeeded", blue.state_reason
+    # while the environment builds, the caller hears how far it is
+    assert any(m.startswith(f"Environment {env.ref}: Installing") for m in seen), seen
     build = workspace.get_environment_build("sklearn-env", env.version)
     assert build.state == "Succeeded"
     assert any(line.startswith("scikit-learn==") for line in build.packages)
