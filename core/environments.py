@@ -65,6 +65,34 @@ CONDA_TO_PYPI: dict[str, str | None] = {
     "huggingface_hub": "huggingface-hub",
     "pytables": "tables",
     "msgpack-python": "msgpack",
+    "opencv": "opencv-python",
+    "py-opencv": "opencv-python",
+    "libopencv": None,
+    "python-graphviz": "graphviz",
+    "graphviz": None,  # conda's graphviz is the C program; the Python binding is python-graphviz
+    "pytorch-gpu": "torch",
+    "numpy-base": "numpy",
+    "openblas": None,
+    "libopenblas": None,
+    "blas": None,
+    "intel-openmp": None,
+    "llvm-openmp": None,
+    "tbb": None,
+    "gcc": None,
+    "gxx": None,
+    "gcc_linux-64": None,
+    "gxx_linux-64": None,
+    "make": None,
+    "libpng": None,
+    "jpeg": None,
+    "libjpeg-turbo": None,
+    "freetype": None,
+    "libxml2": None,
+    "libiconv": None,
+    "icu": None,
+    "hdf5": None,
+    "ffmpeg": None,
+    "git": None,
 }
 
 _CONDA_SPEC = re.compile(r"^\s*(?:[\w.-]+::)?([A-Za-z0-9_.\-]+)\s*(.*)$")
@@ -94,6 +122,8 @@ def conda_to_pip(spec: str) -> tuple[str | None, str | None]:
         constraint = "==" + constraint[2:].split("=")[0]
     constraint = constraint.replace(" ", "")
     if name.lower() == "python":
+        if re.search(r"[<>!~,]", constraint):
+            return None, constraint  # a range, as PEP 440 writes it: ">=3.8,<3.12"
         version = re.sub(r"^[=<>!~]+", "", constraint).rstrip(".*") or None
         return None, version
     pypi = CONDA_TO_PYPI.get(name.lower(), name)
@@ -166,7 +196,9 @@ def build_key(python_version: str, requirements: list[str]) -> str:
 
     Environment versions whose specs resolve to the same key share one build.
     """
-    resolved = {"recipe": BUILD_RECIPE, "python": python_version, "requirements": with_inference_server(requirements)}
+    # pip resolves the requirements together: their order and spacing do not change what is built
+    wanted = sorted({re.sub(r"\s+", "", r) for r in with_inference_server(requirements)})
+    resolved = {"recipe": BUILD_RECIPE, "python": python_version, "requirements": wanted}
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:24]
 
 

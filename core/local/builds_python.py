@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,6 +137,8 @@ def choose_interpreter(requested: str | None, interpreters: list[Interpreter]) -
     """
     if not interpreters:
         raise LookupError("No Python interpreter of version 3.9 or later was found on this machine.")
+    if requested and re.match(r"^\s*[<>!~=]", requested):
+        return _choose_in_range(requested, interpreters)
     wanted = parse_python_request(requested)
     if wanted is None:
         return interpreters[0], None
@@ -154,6 +157,26 @@ def choose_interpreter(requested: str | None, interpreters: list[Interpreter]) -
                f"(available: {available}); built with the nearest, Python {nearest.version_text}. "
                f"Install Python {requested} (or name it in BYOM_PYTHONS) and build again to honour the pin.")
     return nearest, warning
+
+
+def _choose_in_range(requested: str, interpreters: list[Interpreter]) -> tuple[Interpreter, str | None]:
+    """For a range such as ``>=3.8,<3.12``: byom's own interpreter when it is in range, else the newest that is."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        spec = SpecifierSet(requested.replace(" ", ""))
+    except InvalidSpecifier:
+        spec = None
+    if spec is not None:
+        inside = [i for i in interpreters if spec.contains(i.version_text)]
+        if inside:
+            best = inside[0] if inside[0] is interpreters[0] else max(inside, key=lambda i: i.version)
+            return best, None
+    available = ", ".join(".".join(map(str, v)) for v in sorted({i.version for i in interpreters}))
+    chosen = interpreters[0]
+    return chosen, (f"The spec asks for python {requested}, which no Python on this machine meets "
+                    f"(available: {available}); built with Python {chosen.version_text}. Install a Python in "
+                    f"that range (or name it in BYOM_PYTHONS) and build again to honour the pin.")
 
 
 def venv_python(venv: Path) -> Path:

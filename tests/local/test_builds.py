@@ -49,12 +49,17 @@ def test_conda_versions_and_system_libraries_map_to_pypi() -> None:
     assert conda_to_pip("conda-forge::scikit-learn=1.5") == ("scikit-learn==1.5.*", None)
     assert conda_to_pip("zlib") == (None, None)
     assert conda_to_pip("python 3.11") == (None, "3.11")
+    assert conda_to_pip("python>=3.8,<3.12") == (None, ">=3.8,<3.12")
+    assert conda_to_pip("py-opencv=4.10") == ("opencv-python==4.10.*", None)
+    assert conda_to_pip("python-graphviz") == ("graphviz", None)
+    assert conda_to_pip("openblas") == (None, None)
 
 
 def test_build_key_is_the_resolved_spec() -> None:
     assert build_key("3.11.7", ["joblib"]) == build_key("3.11.7", ["joblib", "azureml-inference-server-http"])
     assert build_key("3.11.7", ["joblib"]) != build_key("3.12.1", ["joblib"])
     assert build_key("3.11.7", ["joblib"]) != build_key("3.11.7", ["joblib==1.5.3"])
+    assert build_key("3.11.7", ["numpy == 2.3.1", "joblib"]) == build_key("3.11.7", ["joblib", "numpy==2.3.1"])
 
 
 def test_python_pin_is_honoured_or_falls_back_to_the_nearest_with_a_warning() -> None:
@@ -68,6 +73,12 @@ def test_python_pin_is_honoured_or_falls_back_to_the_nearest_with_a_warning() ->
     assert "python 3.14" in warning and "3.13.0" in warning and "3.10.13, 3.11.7, 3.13.0" in warning
     chosen, warning = choose_interpreter("3.8", found)
     assert chosen == older and warning and "3.10.13" in warning
+    # a range: byom's own when it is inside, else the newest inside, else byom's own with a warning
+    assert choose_interpreter(">=3.8,<3.12", found) == (own, None)
+    assert choose_interpreter(">=3.12", found) == (newer, None)
+    assert choose_interpreter("<3.11", found) == (older, None)
+    chosen, warning = choose_interpreter(">=3.14", found)
+    assert chosen == own and warning and "python >=3.14" in warning
 
 
 def test_a_pip_conflict_names_both_pins() -> None:
