@@ -166,6 +166,8 @@ class DriftEntry(Entity):
     pinned: str | None  # the requirement as the spec writes it ("numpy==2.3.1"), None if only installed
     installed: str | None  # version installed, None if missing
     status: str  # ok | mismatch | missing | unpinned
+    source: str = ""  # where ``installed`` was read: "build", or byom's interpreter when there is no build
+    current: str | None = None  # the version in the interpreter byom runs in, for comparison
 
 
 @dataclass

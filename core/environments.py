@@ -218,8 +218,12 @@ def freeze_to_versions(freeze_lines: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def drift(requirements: Iterable[str], installed: Mapping[str, str]) -> list[DriftEntry]:
-    """Each requirement against what is installed: ok, mismatch, missing or unpinned."""
+def drift(requirements: Iterable[str], installed: Mapping[str, str], *, source: str = "",
+          current: Mapping[str, str] | None = None) -> list[DriftEntry]:
+    """Each requirement against what is installed (read from ``source``): ok, mismatch, missing or unpinned.
+
+    ``current``, when given, is what byom's own interpreter has, reported beside it.
+    """
     entries = []
     for req in requirements:
         name = requirement_name(req)
@@ -233,7 +237,8 @@ def drift(requirements: Iterable[str], installed: Mapping[str, str]) -> list[Dri
             status = "unpinned"
         else:
             status = "ok" if _same_version(pin, have) else "mismatch"
-        entries.append(DriftEntry(package=name, pinned=req, installed=have, status=status))
+        entries.append(DriftEntry(package=name, pinned=req, installed=have, status=status, source=source,
+                                  current=None if current is None else current.get(name)))
     return entries
 
 

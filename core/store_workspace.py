@@ -65,6 +65,10 @@ def default_actor() -> str:
         return "unknown"
 
 
+BYOM_INTERPRETER = "byom's interpreter"
+"""Where drift reads installed versions for an environment that has no build (yet)."""
+
+
 def parse_asset_ref(ref: str, kind: str) -> tuple[str, str]:
     """'name:3', 'azureml:name:3', 'name@latest' or 'name' → (name, version ref)."""
     text = ref.strip()
@@ -322,9 +326,13 @@ class StoreWorkspace(Workspace):
             raise NotFound(f"Model {name!r} has no version {number}.")
         model = ModelVersion.from_dict(doc)
         target = Path(dest).expanduser() / name
-        if target.exists() and any(target.iterdir()):
-            raise InvalidInput(f"{target} already exists and is not empty: choose another --download-path.")
-        self.artifacts.export(model.path, model.files, target)
+        try:
+            if target.exists() and any(target.iterdir()):
+                raise InvalidInput(f"{target} already exists and is not empty: choose another --download-path.")
+            self.artifacts.export(model.path, model.files, target)
+        except OSError as exc:
+            raise InvalidInput(f"Cannot copy {model.ref} into {target}: {exc.strerror or exc}.",
+                               hint="Choose a folder you can write to (a new or empty folder, not a file).") from exc
         return target
 
     # ------------------------------------------------------- environments
@@ -443,12 +451,15 @@ class StoreWorkspace(Workspace):
 
     def environment_drift(self, name: str, version: VersionRef = "latest") -> list[DriftEntry]:
         env = self.get_environment(name, version)
-        installed = installed_packages()
+        current = installed_packages()
+        installed, source = current, BYOM_INTERPRETER
         if not env.built_in and self.builder is not None:
             build = self.builder.status(env)
             if build.state == "Succeeded":
-                installed = freeze_to_versions(build.packages)
-        return drift(env.pip_requirements, installed)
+                installed, source = freeze_to_versions(build.packages), "build"
+            else:
+                source = f"{BYOM_INTERPRETER} (build {build.state})"
+        return drift(env.pip_requirements, installed, source=source, current=current)
 
     # ---------------------------------------------------------- endpoints
 

@@ -201,9 +201,12 @@ class WorkspaceContract:
 
         conda = f"dependencies:\n  - numpy={numpy.__version__}\n  - pip:\n    - surely-not-installed-pkg==1.0\n"
         workspace.create_environment(EnvironmentSpec(name="d", conda_file=conda))
-        report = {e.package: e.status for e in workspace.environment_drift("d")}
-        assert report["numpy"] == "ok"
-        assert report["surely-not-installed-pkg"] == "missing"
+        entries = {e.package: e for e in workspace.environment_drift("d")}
+        assert entries["numpy"].status == "ok"
+        assert entries["surely-not-installed-pkg"].status == "missing"
+        # not built yet: the report says it read byom's interpreter, and shows its versions beside
+        assert entries["numpy"].source.startswith("byom's interpreter")
+        assert entries["numpy"].current == numpy.__version__
 
     # -------------------------------------------------------- endpoints
 

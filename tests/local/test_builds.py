@@ -171,8 +171,8 @@ def test_a_conda_spec_builds_a_virtual_environment(built: dict) -> None:
     assert f"joblib=={joblib_version}" in build.packages
     assert any(p.startswith("azureml-inference-server-http==") for p in build.packages)
     assert "Collecting joblib==1.5.*" in build.log and "Succeeded in" in build.log
-    drift = {d.package: (d.installed, d.status) for d in ws.environment_drift("small")}
-    assert drift == {"joblib": (joblib_version, "ok")}
+    drift = {d.package: (d.installed, d.status, d.source) for d in ws.environment_drift("small")}
+    assert drift == {"joblib": (joblib_version, "ok", "build")}
 
 
 @pytest.mark.slow
