@@ -71,6 +71,22 @@ def _conflict_causes(text: list[str]) -> str:
     return "; ".join(causes)
 
 
+_IGNORED_PYTHON = re.compile(r"Ignored the following versions that require a different python version: (.*)")
+
+
+def _other_python(text: str, requirement: str) -> str | None:
+    """The Requires-Python of the pinned version when pip skipped it for this interpreter, else None."""
+    match = _IGNORED_PYTHON.search(text)
+    pinned = requirement.partition("==")[2].strip()
+    if match is None or not pinned:
+        return None
+    for entry in match.group(1).split(";"):  # "1.5.1 Requires-Python >=3.8,<3.11; 1.5.0 Requires-Python ..."
+        version, _, needs = entry.strip().partition(" Requires-Python ")
+        if version == pinned:
+            return needs.strip()
+    return None
+
+
 def failure_reason(lines: list[str], collected: list[str]) -> str:
     """One sentence naming the package pip failed on, and the last lines pip wrote about it."""
     text = [line.rstrip() for line in lines if line.strip()]
@@ -82,6 +98,10 @@ def failure_reason(lines: list[str], collected: list[str]) -> str:
             head = (f"No package named {requirement_name(requirement) or requirement!r} was found on the "
                     f"package index (requirement {requirement}): check the name; a conda-only package "
                     f"(a system library) has no PyPI equivalent and should be left out.")
+        elif (needs := _other_python(joined, requirement)) is not None:
+            head = (f"{requirement} exists but requires Python {needs}, not the Python this environment is "
+                    f"built with: pin a version of {requirement_name(requirement) or requirement} for it, or "
+                    f"change the spec's python.")
         else:
             recent = ", ".join(v.strip() for v in versions.split(",")[-5:])
             head = (f"No version of {requirement_name(requirement) or requirement} matches {requirement} "

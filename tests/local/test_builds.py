@@ -81,6 +81,19 @@ def test_python_pin_is_honoured_or_falls_back_to_the_nearest_with_a_warning() ->
     assert chosen == own and warning and "python >=3.14" in warning
 
 
+def test_a_pin_that_needs_another_python_says_so() -> None:
+    lines = [  # pip 26.3 on Python 3.11
+        "ERROR: Ignored the following versions that require a different python version: 1.4.2 Requires-Python "
+        ">=3.6,<3.9; 1.5.1 Requires-Python >=3.7,<3.11; 1.7 Requires-Python >=3.7,<3.11",
+        "ERROR: Could not find a version that satisfies the requirement inference-schema==1.5.1 (from versions: "
+        "0.1a0, 1.0.0, 1.4.1, 1.7.1, 1.7.2, 1.8)",
+        "ERROR: No matching distribution found for inference-schema==1.5.1",
+    ]
+    reason = failure_reason(lines, [])
+    assert reason.startswith("inference-schema==1.5.1 exists but requires Python >=3.7,<3.11"), reason
+    assert "change the pin" not in reason
+
+
 def test_a_pip_conflict_names_both_pins() -> None:
     lines = [
         "ERROR: Cannot install azureml-inference-server-http==1.5.1 and pydantic==1.10.13 because these package "
