@@ -60,18 +60,31 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+def _field(value: Any) -> str:
+    """A scalar as one tsv field: a tab or line break inside it would split the row, so it is escaped."""
+    return _scalar(value).replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def _tsv(data: Any) -> str:
     rows = data if isinstance(data, list) else [data]
     lines = []
     for row in rows:
         if isinstance(row, dict):
             # as az does: scalar values of the object, nested objects left out
-            lines.append("\t".join(_scalar(v) for v in row.values() if not isinstance(v, (dict, list))))
+            lines.append("\t".join(_field(v) for v in row.values() if not isinstance(v, (dict, list))))
         elif isinstance(row, list):
-            lines.append("\t".join(_scalar(v) for v in row))
+            lines.append("\t".join(_field(v) for v in row))
         else:
-            lines.append(_scalar(row))
+            lines.append(_field(row))
     return "\n".join(lines)
+
+
+TABLE_CELL_CHARS = 60
+
+
+def _cell(value: Any) -> str:
+    text = " ".join(_scalar(value).split())  # one line per row
+    return text if len(text) <= TABLE_CELL_CHARS else text[: TABLE_CELL_CHARS - 1] + "…"
 
 
 def _table(data: Any) -> str:
@@ -85,7 +98,9 @@ def _table(data: Any) -> str:
         for key, value in row.items():
             if key not in columns and not isinstance(value, (dict, list)):
                 columns.append(key)
-    cells = [[_scalar(row.get(c)) for c in columns] for row in rows]
+    # a text of several lines (a conda file, a log) has no place in a table: --query or -o json shows it
+    columns = [c for c in columns if not any("\n" in _scalar(row.get(c)) for row in rows)]
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     titles = [c.replace("_", " ").title() for c in columns]
     widths = [max(len(t), *(len(r[i]) for r in cells)) for i, t in enumerate(titles)]
     out = ["  ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True)).rstrip(),

@@ -61,6 +61,26 @@ def test_query_tsv_and_table(home: Path, model_dir: Path, capsys) -> None:
     assert yaml.safe_load(out)["version"] == 2
 
 
+
+def test_tsv_and_table_keep_one_line_per_row(home: Path, capsys) -> None:
+    for name in ("a", "b"):
+        run(capsys, "environment", "create", "-n", name, "--conda-file", _conda_file(home.parent, CONDA))
+    code, out, _ = run(capsys, "environment", "list", "-o", "tsv")
+    # one line each (a, b and the built-in local-python): the conda file's line breaks are escaped
+    assert code == 0 and sorted(line.split("\t")[0] for line in out.splitlines()) == ["a", "b", "local-python"]
+    assert "dependencies:\\n  - python=3.11" in out
+    code, out, _ = run(capsys, "environment", "list", "-o", "table")
+    assert code == 0 and len(out.splitlines()) == 5  # header, rule, three rows
+    assert "Conda File" not in out.splitlines()[0]
+
+
+def _conda_file(folder: Path, text: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "conda.yml"
+    path.write_text(text)
+    return str(path)
+
+
 def test_update_promote_archive_restore_download(home: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
     run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir))
     code, out, _ = run(capsys, "model", "update", "-n", "clf", "-v", "1", "--set", "description=risk scorer",
