@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.demo import CHAT_DEPLOYMENT, DEMO_ENDPOINT, RANKS_DEPLOYMENT
 from core.entities import AuditRecord, Deployment, Endpoint, EnvironmentVersion, ModelVersion
 from core.errors import InvalidInput
 
@@ -35,10 +36,16 @@ def model_usage(deployments: Iterable[Deployment]) -> dict[str, list[str]]:
 
 
 def environment_usage(deployments: Iterable[Deployment]) -> dict[str, list[str]]:
+    """``"name:version"`` → the deployments (``endpoint/deployment``) that run in it."""
     usage: dict[str, list[str]] = {}
     for d in deployments:
         usage.setdefault(d.environment, []).append(f"{d.endpoint_name}/{d.name}")
     return usage
+
+
+def environment_users(usage: Mapping[str, list[str]], name: str) -> list[str]:
+    """The deployments that run in any version of environment ``name``."""
+    return [user for ref, users in usage.items() if ref.rsplit(":", 1)[0] == name for user in users]
 
 
 def models_table(models: Sequence[ModelVersion], usage: Mapping[str, list[str]]) -> pd.DataFrame:
@@ -142,11 +149,25 @@ def environments_table(envs: Sequence[EnvironmentVersion], usage: Mapping[str, l
             {
                 "name": e.name, "latest": e.version, "python": e.python or "", "image": e.image or "",
                 "packages": len(e.pip_requirements), "built in": e.built_in,
-                "used by": ", ".join(usage.get(e.ref, [])), "created at": short_time(e.created_at),
+                "used by": ", ".join(environment_users(usage, e.name)), "created at": short_time(e.created_at),
             }
             for e in envs
         ],
         columns=["name", "latest", "python", "image", "packages", "built in", "used by", "created at"],
+    )
+
+
+def environment_versions_table(versions: Sequence[EnvironmentVersion], usage: Mapping[str, list[str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "version": e.version, "python": e.python or "", "image": e.image or "",
+                "packages": len(e.pip_requirements), "archived": e.archived, "used by": ", ".join(usage.get(e.ref, [])),
+                "created by": e.created_by, "created at": short_time(e.created_at),
+            }
+            for e in versions
+        ],
+        columns=["version", "python", "image", "packages", "archived", "used by", "created by", "created at"],
     )
 
 
@@ -194,6 +215,14 @@ def scoring_scripts(code_folder: str | Path) -> list[str]:
     return entry + other
 
 
+def demo_unfinished(endpoints: Iterable[Endpoint], deployments: Iterable[Deployment]) -> bool:
+    """Whether the demo endpoint exists without both its deployments running (a set-up that stopped half-way)."""
+    if not any(e.name == DEMO_ENDPOINT for e in endpoints):
+        return False
+    running = {d.name for d in deployments if d.endpoint_name == DEMO_ENDPOINT and d.provisioning_state == "Succeeded"}
+    return not {CHAT_DEPLOYMENT, RANKS_DEPLOYMENT} <= running
+
+
 def split_text(traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None) -> str:
     """``chat 90 · green 10`` (and ``mirror: shadow 10``); ``no traffic`` when nothing is live."""
     live = " · ".join(f"{name} {pct}" for name, pct in sorted(traffic.items()) if pct > 0) or "no traffic"
@@ -233,6 +262,21 @@ def traffic_history(records: Iterable[AuditRecord]) -> list[TrafficChange]:
             mirror_after=dict(r.after.get("mirror_traffic") or {}),
         ))
     return out
+
+
+def revert_split(change: TrafficChange, deployments: Iterable[str]) -> tuple[dict[str, int], dict[str, int], str]:
+    """What reverting ``change`` sends: its earlier live and mirror splits, and why it cannot be sent ('' if it can).
+
+    Deployments deleted since then are left out when they had 0 %; one that
+    had a share makes the earlier split impossible to restore.
+    """
+    existing = {d.lower() for d in deployments}
+    gone = [f"{n} ({pct} %)" for split in (change.before, change.mirror_before) for n, pct in sorted(split.items())
+            if n.lower() not in existing and pct > 0]
+    why = f"Cannot revert: it gave traffic to {', '.join(gone)}, deleted since." if gone else ""
+    live = {n: pct for n, pct in change.before.items() if n.lower() in existing}
+    mirror = {n: pct for n, pct in change.mirror_before.items() if n.lower() in existing}
+    return live, mirror, why
 
 
 def audit_table(records: Sequence[AuditRecord]) -> pd.DataFrame:

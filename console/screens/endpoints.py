@@ -6,7 +6,7 @@ from console import context, keys, ui, views
 from core import rules
 from core.demo import GENERATION_SCRIPT, SCORING_DIR
 from core.entities import Deployment, Endpoint, RequestSettings
-from core.errors import InvalidInput
+from core.errors import BackendError, InvalidInput
 
 ws = context.workspace()
 
@@ -20,7 +20,7 @@ with st.expander("Create an endpoint", expanded=not endpoints, icon=":material/a
                                  help="3-32 letters, digits and '-', starting with a letter.")
         new_description = st.text_input("Description", key=keys.ENDPOINT_CREATE_DESCRIPTION)
         if st.form_submit_button("Create endpoint", type="primary", key=keys.ENDPOINT_CREATE_SUBMIT):
-            with ui.errors():
+            with ui.errors(), st.spinner(f"Creating endpoint {ui.plain(new_name.strip())}…"):
                 created = ws.create_or_update_endpoint(Endpoint(name=new_name.strip(), description=new_description))
                 st.session_state[keys.ENDPOINT] = created.name
                 ui.done(f"Created endpoint {created.name}. Deploy a model into it next.")
@@ -49,10 +49,11 @@ with tab_deploy:
 
     @st.fragment(run_every=2 if busy else None)
     def deployment_states() -> None:
-        current = ws.list_deployments(name)
-        st.dataframe(views.deployments_table(current, ws.get_endpoint(name)), hide_index=True, width="stretch")
-        if busy and not any(d.provisioning_state in ("Creating", "Updating", "Scaling", "Deleting") for d in current):
-            st.rerun()
+        with ui.errors():  # a fragment's own reruns bypass app.py's handler
+            current = ws.list_deployments(name)
+            st.dataframe(views.deployments_table(current, ws.get_endpoint(name)), hide_index=True, width="stretch")
+            if busy and not any(d.provisioning_state in ("Creating", "Updating", "Scaling", "Deleting") for d in current):
+                st.rerun()
 
     if deployments:
         deployment_states()
@@ -60,7 +61,8 @@ with tab_deploy:
         st.info("No deployments yet: deploy a model version below.")
 
     model_refs = [v.ref for m in ws.list_models() for v in ws.list_model_versions(m.name)]
-    env_refs = [e.ref if not e.built_in else e.name for e in ws.list_environments()]
+    env_refs = [v.name if v.built_in else v.ref for e in ws.list_environments()
+                for v in ws.list_environment_versions(e.name) if not v.archived]
     with st.container(border=True):
         st.markdown("**Deploy a model version**")
         cols = st.columns(3)
@@ -90,6 +92,18 @@ with tab_deploy:
                                                key=keys.DEPLOY_CONCURRENCY)
             submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:",
                                               key=keys.DEPLOY_SUBMIT)
+    # Deploying under a running deployment's name replaces it in place, live traffic and all: ask first.
+    replaced = next((d for d in deployments if d.name.lower() == dep_name.strip().lower()
+                     and d.provisioning_state != "Failed"), None)
+    redeploy = f"redeploy:{name}/{dep_name.strip().lower()}"
+    if submitted and replaced is not None:
+        ui.ask(redeploy)
+        submitted = False
+    if replaced is not None and ui.confirmed(
+            redeploy, f"Deployment {replaced.name} already exists on {name} with "
+                      f"{endpoint.traffic.get(replaced.name.lower(), 0)} % of live traffic: replace it in place "
+                      f"with {model_ref}?", label="Replace"):
+        submitted = True
     if submitted:
         with ui.errors(), ui.progress(f"Deploying {dep_name} into {name}") as report:
             if not model_ref:
@@ -108,11 +122,12 @@ with tab_deploy:
                 progress=report,
             )
             if deployment.provisioning_state == "Failed":
-                st.error(f"Deployment {ui.plain(deployment.name)} failed: {ui.plain(deployment.state_reason)}")
-                st.info("Read its logs in the Logs tab, fix the cause and deploy again under the same name.")
-            else:
-                ui.done(f"Deployment {deployment.name} is {deployment.provisioning_state}. "
-                        "It gets no traffic until you give it some in the Traffic tab.")
+                raise BackendError(f"Deployment {deployment.name} failed: {deployment.state_reason}",
+                                   hint="Read its logs in the Logs tab, fix the cause and deploy again under the "
+                                        "same name.")
+            st.session_state.pop(keys.DEPLOY_NAME, None)  # the next deployment gets the next free name
+            ui.done(f"Deployment {deployment.name} is {deployment.provisioning_state}. "
+                    "It gets no traffic until you give it some in the Traffic tab.")
 
     if deployments:
         st.markdown("**Scale or delete a deployment**")
@@ -127,7 +142,7 @@ with tab_deploy:
         if cols[3].button("Delete", key="endpoints.delete_deployment", icon=":material/delete:"):
             ui.ask(f"delete-deployment:{name}/{target}")
         if ui.confirmed(f"delete-deployment:{name}/{target}", f"Delete deployment {target} of {name}?"):
-            with ui.errors():
+            with ui.errors(), st.spinner(f"Deleting deployment {ui.plain(target)}…"):
                 ws.delete_deployment(name, target)
                 ui.done(f"Deleted deployment {target}.")
 
@@ -170,7 +185,7 @@ with tab_traffic:
                                           key=f"{keys.TRAFFIC_CONFIRM_LARGE}.{revision}")
         if st.button("Apply traffic", type="primary", key=keys.TRAFFIC_APPLY,
                      disabled=refused is not None or not confirmed_large):
-            with ui.errors():
+            with ui.errors(), st.spinner("Applying the new traffic split…"):
                 ws.set_traffic(name, proposed, mirror)
                 ui.done(f"Traffic of {name} is now {views.split_text(proposed, mirror)}.")
 
@@ -179,17 +194,29 @@ with tab_traffic:
         if not history:
             st.caption("No traffic changes yet.")
         for change in history:
+            before, mirror_before, why_not = views.revert_split(change, dep_names)
             row = st.columns([2, 1, 4, 1], vertical_alignment="center")
             row[0].text(views.short_time(change.at))
             row[1].text(change.actor)
             row[2].markdown(f"{ui.plain(views.split_text(change.before, change.mirror_before))} → "
                             f"**{ui.plain(views.split_text(change.after, change.mirror_after))}**")
-            if row[3].button("Revert", key=keys.revert_button(change.id),
-                             help="Set traffic back to what it was before this change."):
-                with ui.errors():
-                    rules.validate_traffic(change.before, change.mirror_before, dep_names)
-                    ws.set_traffic(name, change.before, change.mirror_before)
-                    ui.done(f"Reverted {name} to {views.split_text(change.before, change.mirror_before)}.")
+            if why_not:
+                row[2].caption(ui.plain(why_not))
+            revert = f"revert:{name}:{change.id}"
+            shift = views.largest_shift(endpoint.traffic, before)
+            go = row[3].button("Revert", key=keys.revert_button(change.id), disabled=bool(why_not),
+                               help=why_not or "Set traffic back to what it was before this change.")
+            if go and shift >= views.LARGE_SHIFT:
+                ui.ask(revert)
+                go = False
+            if ui.confirmed(revert, f"Reverting moves {shift} percentage points of live traffic at once: set {name} "
+                                    f"to {views.split_text(before, mirror_before)}?", label="Revert"):
+                go = True
+            if go:
+                with ui.errors(), st.spinner("Reverting the traffic split…"):
+                    rules.validate_traffic(before, mirror_before, dep_names)
+                    ws.set_traffic(name, before, mirror_before)
+                    ui.done(f"Reverted {name} to {views.split_text(before, mirror_before)}.")
 
 # ---------------------------------------------------------------- keys & code
 with tab_keys:
@@ -238,7 +265,7 @@ with tab_delete:
     if st.button("Delete endpoint", key="endpoints.delete", icon=":material/delete_forever:"):
         ui.ask(f"delete-endpoint:{name}")
     if ui.confirmed(f"delete-endpoint:{name}", f"Delete endpoint {name} and all its deployments?"):
-        with ui.errors():
+        with ui.errors(), st.spinner(f"Deleting endpoint {ui.plain(name)} and its deployments…"):
             ws.delete_endpoint(name)
             st.session_state[keys.ENDPOINT] = None
             ui.done(f"Deleted endpoint {name}.")

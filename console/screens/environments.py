@@ -25,7 +25,7 @@ with create, st.form("environments.create"):
                          placeholder="name: scoring\ndependencies:\n  - python=3.11\n  - pip:\n    - torch==2.13.0")
     image = st.text_input("Base image (optional)", key=keys.ENV_CREATE_IMAGE)
     if st.form_submit_button("Create", type="primary", key=keys.ENV_CREATE_SUBMIT):
-        with ui.errors():
+        with ui.errors(), st.spinner(f"Creating environment {ui.plain(name.strip())}…"):
             env = ws.create_environment(EnvironmentSpec(name=name.strip(), conda_file=conda or None,
                                                         image=image.strip() or None))
             st.session_state[keys.ENVIRONMENT] = env.name
@@ -36,6 +36,7 @@ with browse:
     st.dataframe(views.environments_table(envs, usage), hide_index=True, width="stretch")
     name = st.selectbox("Environment", [e.name for e in envs], key=keys.ENVIRONMENT)
     versions = ws.list_environment_versions(name)
+    st.dataframe(views.environment_versions_table(versions, usage), hide_index=True, width="stretch")
     number = st.selectbox("Version", [v.version for v in versions], key=f"{keys.ENV_VERSION}.{name}")
     env = next(v for v in versions if v.version == number)
 

@@ -11,6 +11,7 @@ from core.entities import ModelSpec
 from core.errors import InvalidInput
 
 UPLOAD_LIMIT_MB = 2048  # uploads are held in memory until registered
+SAMPLE = "The sample model"
 
 ws = context.workspace()
 
@@ -23,12 +24,18 @@ usage = views.model_usage(deployments)
 
 browse, register = st.tabs(["Registered models", "Register a model"], key=keys.MODEL_TABS, on_change="rerun")
 
+
+def name_the_sample() -> None:
+    """Choosing the sample fills in its name, unless the user typed one."""
+    if st.session_state[keys.REGISTER_SOURCE] == SAMPLE and not st.session_state.get(keys.REGISTER_NAME, "").strip():
+        st.session_state[keys.REGISTER_NAME] = SAMPLE_MODEL
+
+
 with register:
-    source = st.radio("From", ["A folder or file on this machine", "Uploaded files", "The sample model"],
-                      key=keys.REGISTER_SOURCE, horizontal=True)
+    source = st.radio("From", ["A folder or file on this machine", "Uploaded files", SAMPLE],
+                      key=keys.REGISTER_SOURCE, horizontal=True, on_change=name_the_sample)
     with st.form("models.register", border=True):
-        default_name = SAMPLE_MODEL if source == "The sample model" else ""
-        name = st.text_input("Name", value=default_name, key=keys.REGISTER_NAME,
+        name = st.text_input("Name", key=keys.REGISTER_NAME,
                              help="Letters, digits, '-', '_' and '.'; a new version is added if the name exists.")
         path = None
         uploads = []
@@ -45,17 +52,18 @@ with register:
         else:
             st.caption("SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), packaged into a transformers folder "
                        "once per machine.")
-        if source != "The sample model":
+        if source != SAMPLE:
             package = st.checkbox("Package a GGUF checkpoint into a transformers folder", key=keys.REGISTER_PACKAGE)
         description = st.text_input("Description", key=keys.REGISTER_DESCRIPTION)
         tags_text = st.text_area("Tags", placeholder="team=nlp\nlicense=apache-2.0", key=keys.REGISTER_TAGS, height=80)
         submitted = st.form_submit_button("Register", type="primary", icon=":material/upload:")
     if submitted:
+        name = name.strip() or (SAMPLE_MODEL if source == SAMPLE else "")
         with ui.errors(), ui.progress(f"Registering {name or 'model'}") as report, \
                 tempfile.TemporaryDirectory(prefix="byom-upload-") as scratch:
             tags = views.parse_tags(tags_text)
             properties: dict[str, str] = {}
-            if source == "The sample model":
+            if source == SAMPLE:
                 sample = sample_spec(report)
                 path, tags, description = sample.path, tags or sample.tags, description or sample.description
                 package, properties = sample.package, sample.properties
@@ -133,7 +141,8 @@ with browse:
             with ui.errors():
                 if not dest.strip():
                     raise InvalidInput("Enter a folder to download into.")
-                target = ws.download_model(name, number, dest.strip())
+                with st.spinner(f"Copying {ui.plain(ref)} into {ui.plain(dest.strip())}…"):
+                    target = ws.download_model(name, number, dest.strip())
                 st.success(f"Copied {ui.plain(ref)} into {ui.plain(str(target))} (every file checked against its sha256).")
         if st.button("Delete this version", key=keys.DELETE_MODEL, icon=":material/delete:"):
             ui.ask(f"delete-model:{ref}")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from console import context, ui, views
 from core.demo import DEMO_ENDPOINT, is_empty, setup_demo
-from core.errors import ByomError
+from core.errors import BackendError, ByomError
 from core.workspace import Capability
 
 ws = context.workspace()
@@ -24,7 +24,8 @@ counts[2].metric("Endpoints", len(endpoints))
 counts[3].metric("Deployments", len(deployments))
 
 # The demo deploys twice: free on this machine, billed on Azure ML, so it is offered locally only.
-if info.kind != "azure" and is_empty(ws):
+# It stays offered until both its deployments run: setting it up again continues where it stopped.
+if info.kind != "azure" and (is_empty(ws) or views.demo_unfinished(endpoints, deployments)):
     with st.container(border=True):
         st.subheader("Start with the demo")
         st.write(
@@ -33,7 +34,12 @@ if info.kind != "azure" and is_empty(ws):
         )
         if st.button("Set up the demo", type="primary", icon=":material/rocket_launch:"):
             with ui.errors(), ui.progress("Setting up the demo") as report:
-                setup_demo(ws, report)
+                result = setup_demo(ws, report)
+                failed = [d for d in result.deployments if d.provisioning_state == "Failed"]
+                if failed:
+                    raise BackendError("\n\n".join(f"Deployment {d.name} failed: {d.state_reason}" for d in failed),
+                                       hint="Read its logs on the Endpoints page, fix the cause and set up the demo "
+                                            "again: it continues where it stopped.")
                 ui.done(f"The demo endpoint {DEMO_ENDPOINT} is ready: try it in the Playground.")
 
 st.subheader("Endpoints")

@@ -22,7 +22,8 @@ st.session_state[keys.ENDPOINT] = name
 dep_names = [d.name for d in ws.list_deployments(name) if not (d.scoring_script or "").endswith("token_ranks.py")]
 SPLIT = "The traffic split"
 
-mode = st.segmented_control("Mode", ["Prompt", "Chat", "A/B"], default="Prompt", key=keys.PLAY_MODE)
+mode = st.segmented_control("Mode", ["Prompt", "Chat", "A/B"], default="Prompt", key=keys.PLAY_MODE,
+                            on_change=lambda: st.session_state.pop(keys.PLAYGROUND_RESULTS, None))
 if mode == "A/B":
     if len(dep_names) < 2:
         st.warning("A/B needs two generation deployments on this endpoint: deploy a second one on the Endpoints page.")
@@ -30,6 +31,8 @@ if mode == "A/B":
     left, right = st.columns(2)
     targets = [left.selectbox("Deployment A", dep_names, index=0, key=keys.PLAY_AB_A),
                right.selectbox("Deployment B", dep_names, index=1, key=keys.PLAY_AB_B)]
+    if targets[0] == targets[1]:
+        st.warning("A and B are the same deployment: choose two different ones to compare them.")
 else:
     target = st.selectbox("Send to", [SPLIT, *dep_names], key=keys.PLAY_TARGET,
                           help="The traffic split picks a deployment by weight; naming one bypasses the split.")

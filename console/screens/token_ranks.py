@@ -68,7 +68,13 @@ if st.button("Analyse", type="primary", icon=":material/analytics:", key=keys.RA
             if not answer.ok:
                 raise ByomError(f"{deployment} answered HTTP {answer.status_code}: {answer.body[:300]}",
                                 hint="Choose a deployment whose scoring script is token_ranks.py.")
-            results[deployment] = answer.json()
+            try:
+                results[deployment] = answer.json()
+            except ValueError:
+                raise ByomError(f"{deployment} answered HTTP {answer.status_code} with a body that is not JSON: "
+                                f"{answer.body[:300]}",
+                                hint="Choose a deployment whose scoring script is token_ranks.py; if it is one, "
+                                     "read its logs on the Endpoints page.") from None
         st.session_state[keys.RANK_RESULTS] = results
         st.session_state[keys.RANK_TEXT] = text
 

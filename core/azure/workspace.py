@@ -355,13 +355,17 @@ class AzureWorkspace(Workspace):
         number = self._resolve(self.ml.models, "model", name, version, include_archived=True)
         model = self._model(name, number)
         target = Path(dest).expanduser() / name
-        if target.exists() and any(target.iterdir()):
-            raise InvalidInput(f"{target} already exists and is not empty: choose another --download-path.")
-        with tempfile.TemporaryDirectory(prefix="byom-download-") as scratch:
-            with self._call(f"download model {model.ref}"):
-                self.ml.models.download(name=name, version=str(number), download_path=scratch)
-            root = _downloaded_root(Path(scratch) / name, model)
-            copy_verified(root, model.files, target)
+        try:
+            if target.exists() and any(target.iterdir()):
+                raise InvalidInput(f"{target} already exists and is not empty: choose another --download-path.")
+            with tempfile.TemporaryDirectory(prefix="byom-download-") as scratch:
+                with self._call(f"download model {model.ref}"):
+                    self.ml.models.download(name=name, version=str(number), download_path=scratch)
+                root = _downloaded_root(Path(scratch) / name, model)
+                copy_verified(root, model.files, target)
+        except OSError as exc:
+            raise InvalidInput(f"Cannot copy {model.ref} into {target}: {exc.strerror or exc}.",
+                               hint="Choose a folder you can write to (a new or empty folder, not a file).") from exc
         return target
 
     # ------------------------------------------------------- environments

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from console import keys
@@ -50,3 +52,18 @@ def open_page(workspace: InMemoryWorkspace) -> Callable[[str], AppTest]:
 
     return run
 
+
+@pytest.fixture
+def spinners(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The text of every ``st.spinner`` the pages show (a spinner is gone from the page once its work is done)."""
+    shown: list[str] = []
+    real = st.spinner
+
+    @contextmanager
+    def spinner(text: str = "", *args, **kwargs) -> Iterator[None]:
+        shown.append(text.replace("\\", ""))
+        with real(text, *args, **kwargs):
+            yield
+
+    monkeypatch.setattr(st, "spinner", spinner)
+    return shown

@@ -1,7 +1,7 @@
 """Endpoints: create, deploy, traffic with validation before sending, revert from history, keys, logs, delete."""
 
 from console import keys
-from core.entities import Endpoint
+from core.entities import Deployment, Endpoint, EnvironmentSpec
 from core.local.workspace import LocalWorkspace
 from core.serving import NoServing
 
@@ -92,6 +92,7 @@ def test_a_failed_deployment_shows_its_reason(open_page, demo):
     at.run()
     assert "Deployment green failed: init() raised: out of memory" in texts(at.error).replace("\\", "")
     assert "Read its logs" in texts(at.info)
+    assert (at.status[-1].label, at.status[-1].state) == ("Deploying green into demo: failed", "error")
 
 
 def test_deploying_where_the_backend_cannot_serve_says_so(open_page, workspace, tmp_path, model_folder):
@@ -222,3 +223,116 @@ def test_delete_a_deployment_with_traffic_is_refused_and_an_endpoint_asks_first(
     at.run()
     assert demo.list_endpoints() == []
     assert "Deleted endpoint demo." in texts(at.success)
+
+
+def traffic_changes(workspace):
+    """The endpoint's traffic changes, newest first."""
+    return [r for r in workspace.list_audit(target_prefix="endpoint/demo") if r.action == "endpoint.traffic"]
+
+
+def test_a_deployment_name_is_not_reused_without_asking(open_page, demo):
+    at = open_page("endpoints")
+    assert at.text_input(key=keys.DEPLOY_NAME).value == "blue"
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert "Deployment blue is Succeeded." in texts(at.success)
+    assert at.text_input(key=keys.DEPLOY_NAME).value == "green", "the next deploy does not replace blue by default"
+
+    at.text_input(key=keys.DEPLOY_NAME).set_value("chat")
+    at.number_input(key=keys.DEPLOY_INSTANCES).set_value(2)
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert "Deployment chat already exists on demo with 100 % of live traffic" in texts(at.warning)
+    assert demo.get_deployment("demo", "chat").instance_count == 1, "nothing changes before the confirmation"
+    at.button(key=keys.confirm_button("redeploy:demo/chat")).click()
+    at.run()
+    assert "Deployment chat is Succeeded." in texts(at.success)
+    assert demo.get_deployment("demo", "chat").instance_count == 2
+
+
+def test_any_environment_version_can_be_deployed(open_page, demo):
+    conda = "name: scoring\ndependencies:\n  - python=3.11\n"
+    demo.create_environment(EnvironmentSpec(name="scoring", conda_file=conda))
+    demo.create_environment(EnvironmentSpec(name="scoring", conda_file=conda + "  - pip\n"))
+    at = open_page("endpoints")
+    environment = at.selectbox(key=keys.DEPLOY_ENVIRONMENT)
+    assert {"scoring:2", "scoring:1"} <= set(environment.options)
+    environment.set_value("scoring:1")
+    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert "Deployment green is Succeeded." in texts(at.success)
+    assert demo.get_deployment("demo", "green").environment == "scoring:1"
+
+
+def test_a_large_revert_asks_for_confirmation(open_page, demo):
+    demo.set_traffic("demo", {"chat": 0, "ranks": 100})
+    at = open_page("endpoints")
+    newest = traffic_changes(demo)[0]
+    at.button(key=keys.revert_button(newest.id)).click()
+    at.run()
+    assert "Reverting moves 100 percentage points of live traffic at once" in texts(at.warning)
+    assert demo.get_endpoint("demo").traffic == {"chat": 0, "ranks": 100}, "nothing changes before the confirmation"
+    at.button(key=keys.confirm_button(f"revert:demo:{newest.id}")).click()
+    at.run()
+    assert "Reverted demo to chat 100." in texts(at.success)
+    assert demo.get_endpoint("demo").traffic == {"chat": 100, "ranks": 0}
+
+
+def test_history_from_before_a_deployment_was_deleted(open_page, demo):
+    demo.create_or_update_deployment(Deployment(name="green", endpoint_name="demo", model="smollm2-135m-instruct:1"))
+    demo.set_traffic("demo", {"chat": 90, "ranks": 10})
+    demo.set_traffic("demo", {"chat": 100, "ranks": 0})
+    demo.delete_deployment("demo", "ranks")
+    demo.set_traffic("demo", {"chat": 80, "green": 20})
+    _, gave_ranks_10, gave_ranks_0 = traffic_changes(demo)[:3]
+    at = open_page("endpoints")
+
+    assert at.button(key=keys.revert_button(gave_ranks_10.id)).disabled
+    assert "Cannot revert: it gave traffic to ranks (10 %), deleted since." in texts(at.caption)
+    at.button(key=keys.revert_button(gave_ranks_0.id)).click()
+    at.run()
+    assert not at.error
+    assert "Reverted demo to chat 100." in texts(at.success)
+    assert demo.get_endpoint("demo").traffic == {"chat": 100}
+
+
+def test_an_endpoint_deleted_elsewhere_while_its_deployments_refresh(open_page, demo, monkeypatch):
+    at = open_page("endpoints")
+    read = demo.list_deployments
+
+    def deleted_after_the_page_read_it(name):
+        deployments = read(name)
+        monkeypatch.setattr(demo, "list_deployments", read)
+        demo.delete_endpoint(name)  # in another window, before the live table refreshes
+        return deployments
+
+    monkeypatch.setattr(demo, "list_deployments", deleted_after_the_page_read_it)
+    at.run()
+    assert not at.exception
+    assert "No endpoint named 'demo'." in texts(at.error)
+
+
+def test_long_operations_show_a_spinner(open_page, demo, spinners):
+    at = set_traffic(open_page("endpoints"), chat=90, ranks=10)
+    at.button(key=keys.TRAFFIC_APPLY).click()
+    at.run()
+    at.button(key=keys.revert_button(traffic_changes(demo)[0].id)).click()
+    at.run()
+    at.selectbox(key="endpoints.manage.deployment").set_value("ranks").run()
+    at.button(key="endpoints.delete_deployment").click()
+    at.run()
+    at.button(key=keys.confirm_button("delete-deployment:demo/ranks")).click()
+    at.run()
+    at.button(key="endpoints.delete").click()
+    at.run()
+    at.button(key=keys.confirm_button("delete-endpoint:demo")).click()
+    at.run()
+    at.text_input(key=keys.ENDPOINT_CREATE_NAME).set_value("chat-prod")
+    at.button(key=keys.ENDPOINT_CREATE_SUBMIT).click()
+    at.run()
+
+    assert not at.exception
+    assert spinners == ["Applying the new traffic split…", "Reverting the traffic split…", "Deleting deployment ranks…",
+                        "Deleting endpoint demo and its deployments…", "Creating endpoint chat-prod…"]
+    assert [e.name for e in demo.list_endpoints()] == ["chat-prod"]

@@ -1,6 +1,7 @@
 """Environments: create versions, see the spec, diff two versions, build, drift."""
 
 from console import keys
+from core.entities import Deployment, EnvironmentSpec
 
 from .apptest_helpers import texts
 
@@ -22,8 +23,9 @@ def test_the_built_in_environment_is_listed(open_page):
     assert "Succeeded" in texts(at.markdown)
 
 
-def test_create_two_versions_diff_them_and_build(open_page, workspace):
+def test_create_two_versions_diff_them_and_build(open_page, workspace, spinners):
     at = create(open_page("environments"), "scoring", CONDA_V1)
+    assert spinners == ["Creating environment scoring…"]
     assert "Created environment scoring:1." in texts(at.success)
     at = create(at, "scoring", CONDA_V2)
     assert "Created environment scoring:2." in texts(at.success)
@@ -48,3 +50,17 @@ def test_a_refused_spec_is_explained(open_page):
     at = create(open_page("environments"), "broken", "just: text\n")
     assert not at.exception
     assert at.error
+
+
+def test_usage_is_shown_for_every_version(open_page, demo):
+    demo.create_environment(EnvironmentSpec(name="scoring", conda_file=CONDA_V1))
+    demo.create_or_update_deployment(Deployment(name="green", endpoint_name="demo", model="smollm2-135m-instruct:1",
+                                                environment="scoring:1"))
+    demo.create_environment(EnvironmentSpec(name="scoring", conda_file=CONDA_V2))
+    at = open_page("environments")
+    assert at.dataframe[0].value.set_index("name").loc["scoring", "used by"] == "demo/green"
+
+    at.selectbox(key=keys.ENVIRONMENT).set_value("scoring").run()
+    versions = at.dataframe[1].value
+    assert list(versions["version"]) == [2, 1]
+    assert list(versions["used by"]) == ["", "demo/green"]

@@ -1,6 +1,8 @@
 """Models: register, edit, promote, archive/restore, delete with confirmation."""
 
+import core.demo
 from console import keys
+from core.entities import ModelSpec
 
 from .apptest_helpers import by_label, texts
 
@@ -48,8 +50,6 @@ def test_register_refusals_are_messages_not_tracebacks(open_page, model_folder, 
 
 
 def test_edit_promote_archive_and_restore(open_page, workspace, model_folder):
-    from core.entities import ModelSpec
-
     workspace.create_model(ModelSpec(name="tiny", path=str(model_folder)))
     at = open_page("models")
 
@@ -101,16 +101,40 @@ def test_delete_asks_first_and_refuses_a_model_in_use(open_page, demo):
     assert "Delete or update those deployments first." in texts(at.info)
 
 
-def test_download_copies_the_checked_files(open_page, workspace, model_folder, tmp_path):
-    from core.entities import ModelSpec
-
+def test_download_copies_the_checked_files(open_page, workspace, model_folder, tmp_path, spinners):
     workspace.create_model(ModelSpec(name="tiny", path=str(model_folder)))
     at = open_page("models")
     at.text_input(key=keys.DOWNLOAD_DEST).set_value(str(tmp_path / "out"))
     at.button(key=keys.DOWNLOAD).click()
     at.run()
+    assert spinners == [f"Copying tiny:1 into {tmp_path / 'out'}…"]
     assert "Copied tiny:1 into" in texts(at.success).replace("\\", "")
     assert (tmp_path / "out" / "tiny" / "weights.bin").read_bytes() == b"\x00" * 64
+
+
+def test_download_into_a_file_says_what_to_do(open_page, workspace, model_folder, tmp_path):
+    workspace.create_model(ModelSpec(name="tiny", path=str(model_folder)))
+    (tmp_path / "a-file").write_text("not a folder")
+    at = open_page("models")
+    at.text_input(key=keys.DOWNLOAD_DEST).set_value(str(tmp_path / "a-file"))
+    at.button(key=keys.DOWNLOAD).click()
+    at.run()
+    assert not at.exception
+    assert f"Cannot copy tiny:1 into {tmp_path / 'a-file' / 'tiny'}" in texts(at.error).replace("\\", "")
+    assert "Choose a folder you can write to" in texts(at.info)
+
+
+def test_register_the_sample_model_under_its_name(open_page, workspace, model_folder, monkeypatch):
+    # The sample's GGUF is swapped for a small folder: registering the real one is the browser test's job.
+    monkeypatch.setattr(core.demo, "sample_spec",
+                        lambda progress: ModelSpec(name=core.demo.SAMPLE_MODEL, path=str(model_folder)))
+    at = open_page("models")
+    at.radio(key=keys.REGISTER_SOURCE).set_value("The sample model").run()
+    assert at.text_input(key=keys.REGISTER_NAME).value == "smollm2-135m-instruct"
+    by_label(at.button, "Register").click()
+    at.run()
+    assert not at.error
+    assert "Registered smollm2-135m-instruct:1." in texts(at.success)
 
 
 def upload(at, name: str, files):

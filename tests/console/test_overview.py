@@ -69,3 +69,23 @@ def test_a_local_workspace_opens(tmp_path):
     assert not at.exception
     assert "local workspace **home**" in texts(at.caption)
     assert "Set up the demo" in [b.label for b in at.button]
+
+
+def test_a_failed_demo_deployment_is_shown_and_the_demo_can_be_set_up_again(open_page, workspace, model_folder,
+                                                                             monkeypatch):
+    monkeypatch.setattr(core.demo, "sample_spec",
+                        lambda progress: ModelSpec(name=core.demo.SAMPLE_MODEL, path=str(model_folder)))
+    workspace.fake_serving.fail_next("init() raised: out of memory")
+    at = open_page("overview")
+    by_label(at.button, "Set up the demo").click()
+    at.run()
+
+    assert not at.exception
+    assert "Deployment chat failed: init() raised: out of memory" in texts(at.error).replace("\\", "")
+    assert "is ready" not in texts(at.success)
+    at.run()
+    by_label(at.button, "Set up the demo").click()  # still offered: it continues where it stopped
+    at.run()
+    assert "The demo endpoint demo is ready" in texts(at.success)
+    assert workspace.get_endpoint("demo").traffic == {"chat": 100, "ranks": 0}
+    assert "Set up the demo" not in [b.label for b in at.button]

@@ -83,3 +83,22 @@ def test_an_endpoint_with_no_live_traffic_explains_the_404(open_page, demo):
 def test_no_endpoint_yet_points_to_the_demo(open_page):
     at = open_page("playground")
     assert "set up the demo on the Overview page" in texts(at.info)
+
+
+def test_ab_warns_when_a_and_b_are_the_same_deployment(open_page, demo):
+    demo.create_or_update_deployment(Deployment(name="green", endpoint_name="demo", model="smollm2-135m-instruct:1"))
+    at = open_page("playground")
+    at.button_group(key=keys.PLAY_MODE).set_value("A/B").run()
+    assert not at.warning
+    at.selectbox(key=keys.PLAY_AB_B).set_value("chat").run()
+    assert "A and B are the same deployment" in texts(at.warning)
+
+
+def test_changing_mode_clears_the_answers(open_page, demo):
+    demo.create_or_update_deployment(Deployment(name="green", endpoint_name="demo", model="smollm2-135m-instruct:1"))
+    at = send(open_page("playground"), "hello")
+    assert by_label(at.metric, "Served by").value == "chat"
+    at.button_group(key=keys.PLAY_MODE).set_value("Chat").run()
+    assert not at.metric, "the prompt's answer is not shown as if it were the chat's"
+    at.button_group(key=keys.PLAY_MODE).set_value("A/B").run()
+    assert not at.metric

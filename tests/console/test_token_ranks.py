@@ -3,6 +3,7 @@
 import json
 
 from console import keys
+from core.entities import InvokeResult
 
 from .apptest_helpers import texts
 
@@ -90,3 +91,12 @@ def test_the_last_playground_answer_can_be_analysed(open_page, demo):
     at.run()
     assert demo.fake_serving.history[-1][2] == {"text": "an answer from the model", "top_k": 5}
     assert coloured_tokens(at).count('class="byom-token"') == 5
+
+
+def test_an_answer_that_is_not_json_is_explained(open_page, demo, monkeypatch):
+    # A proxy in front of the endpoint answering with a page instead of the deployment's JSON.
+    monkeypatch.setattr(demo, "invoke", lambda *args, **kwargs: InvokeResult(200, "<html>Bad gateway</html>"))
+    at = analyse(open_page("token_ranks"))
+    assert not at.exception
+    assert "ranks answered HTTP 200 with a body that is not JSON" in texts(at.error)
+    assert "read its logs on the Endpoints page" in texts(at.info)
