@@ -11,12 +11,14 @@ that says what to do and exit with code 2 (bad input) or 1 (a failure).
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cli_output import add_output_arguments, compile_query, emit, parse_key_values, stderr_progress
+from .cli_output import add_output_arguments, compile_query, emit, parse_key_values, progress_for, stderr_progress
 from .entities import EnvironmentSpec, ModelSpec
 from .errors import BackendError, ByomError, InvalidInput
 from .workspace import Workspace
@@ -78,6 +80,8 @@ def apply_sets(sets: list[str] | None, removes: list[str] | None, current_tags: 
         elif path.startswith("tags."):
             tags[path[len("tags."):]] = value
             changed_tags = True
+        elif path == "tags":
+            tags, changed_tags = _tags_object(value), True
         else:
             raise InvalidInput(f"--set {path!r} cannot change: only description and tags.<name> can, the rest is immutable.")
     for path in removes or []:
@@ -86,6 +90,18 @@ def apply_sets(sets: list[str] | None, removes: list[str] | None, current_tags: 
         tags.pop(path[len("tags."):], None)
         changed_tags = True
     return description, (tags if changed_tags else None)
+
+
+def _tags_object(text: str) -> dict[str, str]:
+    """``--set tags='{"team": "nlp"}'``: all the tags at once, as a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"--set tags={text!r} is not a JSON object: write tags='{{\"team\": \"nlp\"}}' "
+                           "or --set tags.team=nlp.")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def confirm(args: argparse.Namespace, what: str) -> None:
@@ -102,7 +118,7 @@ def confirm(args: argparse.Namespace, what: str) -> None:
 
 
 def model_create(ws: Workspace, args: argparse.Namespace) -> Any:
-    progress = stderr_progress(args.output == "none")
+    progress = progress_for(args)
     tags = parse_key_values(args.tags, "Tag")
     if args.sample:
         from .sample import sample_model_spec
@@ -141,10 +157,13 @@ def model_create(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def model_list(ws: Workspace, args: argparse.Namespace) -> Any:
+    include_archived = args.include_archived or args.archived_only
     if args.name:
-        rows = ws.list_model_versions(args.name, include_archived=args.include_archived)
+        rows = ws.list_model_versions(args.name, include_archived=include_archived)
     else:
-        rows = ws.list_models(include_archived=args.include_archived)
+        rows = ws.list_models(include_archived=include_archived)
+    if args.archived_only:
+        rows = [m for m in rows if m.archived]
     return rows[: args.max_results] if args.max_results else rows
 
 
@@ -166,11 +185,18 @@ def model_promote(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def model_archive(ws: Workspace, args: argparse.Namespace) -> Any:
-    return ws.archive_model(args.name, args.version)
+    return ws.archive_model(args.name, _version_or_label(ws, args))
 
 
 def model_restore(ws: Workspace, args: argparse.Namespace) -> Any:
-    return ws.restore_model(args.name, args.version)
+    return ws.restore_model(args.name, _version_or_label(ws, args))
+
+
+def _version_or_label(ws: Workspace, args: argparse.Namespace) -> str | int | None:
+    """--version, or the version --label latest names; None (every version) when neither is given."""
+    if args.version or not args.label:
+        return args.version
+    return ws.get_model(args.name, args.label).version
 
 
 def model_delete(ws: Workspace, args: argparse.Namespace) -> Any:
@@ -215,8 +241,14 @@ def environment_create(ws: Workspace, args: argparse.Namespace) -> Any:
 
 def environment_list(ws: Workspace, args: argparse.Namespace) -> Any:
     if args.name:
-        return ws.list_environment_versions(args.name)
-    return ws.list_environments()
+        rows = ws.list_environment_versions(args.name)
+        if not (args.include_archived or args.archived_only):
+            rows = [e for e in rows if not e.archived]
+    else:
+        rows = ws.list_environments(include_archived=args.include_archived or args.archived_only)
+    if args.archived_only:
+        rows = [e for e in rows if e.archived]
+    return rows[: args.max_results] if args.max_results else rows
 
 
 def environment_show(ws: Workspace, args: argparse.Namespace) -> Any:
@@ -240,7 +272,7 @@ def environment_drift(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def environment_build(ws: Workspace, args: argparse.Namespace) -> Any:
-    progress = stderr_progress(args.output == "none")
+    progress = progress_for(args)
     build = ws.build_environment(args.name, args.version or "latest", force=args.force, wait=not args.no_wait,
                                  progress=progress)
     if build.state == "Failed":
@@ -351,6 +383,13 @@ def _name_version(parser: argparse.ArgumentParser, *, version_required: bool = F
         parser.add_argument("--label", "-l", help="Label instead of a version: latest.")
 
 
+def _list_filters(parser: argparse.ArgumentParser) -> None:
+    archived = parser.add_mutually_exclusive_group()
+    archived.add_argument("--include-archived", action="store_true", help="Archived versions too.")
+    archived.add_argument("--archived-only", action="store_true", help="Only archived versions.")
+    parser.add_argument("--max-results", "-r", type=int, help="At most this many rows.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="byom", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"byom {_package_version()}")
@@ -377,8 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--no-package", dest="package", action="store_false")
     p = _verb(model, "list", model_list, "List models (latest version of each), or the versions of one.")
     p.add_argument("--name", "-n")
-    p.add_argument("--include-archived", action="store_true")
-    p.add_argument("--max-results", "-r", type=int)
+    _list_filters(p)
     _name_version(_verb(model, "show", model_show, "Show a model version."))
     p = _verb(model, "update", model_update, "Change a version's description or tags.")
     _name_version(p)
@@ -391,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", help="Why.")
     for verb, handler, text in (("archive", model_archive, "Archive a version, or every version."),
                                 ("restore", model_restore, "Restore an archived version, or every version.")):
-        _name_version(_verb(model, verb, handler, text), label=False)
+        _name_version(_verb(model, verb, handler, text))
     p = _verb(model, "delete", model_delete, "Delete a model version (refused while a deployment uses it).")
     _name_version(p, version_required=True, label=False)
     p.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation.")
@@ -413,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
     p = _verb(env, "list", environment_list, "List environments (latest of each), or the versions of one.")
     p.add_argument("--name", "-n")
+    _list_filters(p)
     _name_version(_verb(env, "show", environment_show, "Show an environment version."))
     p = _verb(env, "update", environment_update, "Change a version's description or tags.")
     _name_version(p)
@@ -431,15 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     _name_version(_verb(env, "logs", environment_logs, "The build log of an environment version."), label=False)
 
     # endpoints and deployments (their verbs live beside the serving code)
-    try:
-        from .cli_endpoints import register as register_endpoints
-    except ImportError:
-        register_endpoints = None
-    if register_endpoints is not None:
-        register_endpoints(groups, _verb)
-    else:
-        for reserved in ("online-endpoint", "online-deployment"):
-            groups.add_parser(reserved, help="Online endpoints (coming with local serving).")
+    from .cli_endpoints import register as register_endpoints
+
+    register_endpoints(groups, _verb)
 
     # audit
     audit = groups.add_parser("audit", help="The workspace's change log.").add_subparsers(
@@ -485,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if getattr(args, "query", None):
             compile_query(args.query)
+        if getattr(args, "debug", False) or getattr(args, "verbose", False):
+            logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
+                                format="%(levelname)s %(name)s: %(message)s")
         ws = open_workspace(args)
         try:
             result = args.handler(ws, args)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cli_output import parse_key_values, stderr_progress
+from .cli_output import parse_key_values, progress_for
 from .entities import Deployment, Endpoint, ProbeSettings, RequestSettings
 from .errors import BackendError, InvalidInput, NotFound
 from .workspace import Workspace
@@ -196,7 +196,7 @@ def endpoint_regenerate(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def deployment_create(ws: Workspace, args: argparse.Namespace) -> Any:
-    progress = stderr_progress(args.output == "none")
+    progress = progress_for(args)
     if args.file:
         from .endpoint_specs import deployment_from_yaml
 
@@ -227,7 +227,7 @@ def deployment_update(ws: Workspace, args: argparse.Namespace) -> Any:
         raise InvalidInput("Pass --name and --endpoint-name (or -f FILE).")
     current = ws.get_deployment(args.endpoint_name, args.name)
     wanted = _apply_sets(current, args.set)
-    progress = stderr_progress(args.output == "none")
+    progress = progress_for(args)
     if wanted.to_dict() == current.to_dict():
         return current
     if _only_count_changed(current, wanted):

@@ -19,6 +19,10 @@ FORMATS = ("json", "jsonc", "tsv", "table", "yaml", "none")
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=FORMATS, default="json", help="Output format (default json).")
     parser.add_argument("--query", help="JMESPath query applied to the result, as in az.")
+    # az's global flags, so that scripts written for az ml run unchanged
+    parser.add_argument("--only-show-errors", action="store_true", help="No progress lines, only errors.")
+    parser.add_argument("--verbose", action="store_true", help="Log what byom does to stderr.")
+    parser.add_argument("--debug", action="store_true", help="Log everything, HTTP calls to Azure included.")
 
 
 def to_plain(value: Any) -> Any:
@@ -126,6 +130,11 @@ def emit(result: Any, args: argparse.Namespace) -> None:
     text = render(result, getattr(args, "output", "json"), getattr(args, "query", None))
     if text:
         sys.stdout.write(text + "\n")
+
+
+def progress_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The progress callback a command reports to: quiet with ``-o none`` or ``--only-show-errors``."""
+    return stderr_progress(getattr(args, "output", "json") == "none" or getattr(args, "only_show_errors", False))
 
 
 def stderr_progress(quiet: bool = False):  # type: ignore[no-untyped-def]

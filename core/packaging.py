@@ -238,7 +238,7 @@ def _check_is_gguf(path: Path) -> None:
     if magic != GGUF_MAGIC:
         raise InvalidInput(
             f"{path} is not a GGUF file (bad magic: it starts with {magic!r}, not {GGUF_MAGIC!r}).",
-            hint="Pass a .gguf model file, or register the file as it is, without packaging.",
+            hint="Pass a .gguf model file, or register the file as it is (--no-package).",
         )
 
 

@@ -40,8 +40,9 @@ def validate_asset_name(name: str, kind: str = "model") -> str:
     return name
 
 
-def validate_version(version: object, kind: str = "model") -> int:
-    """A version given by a user: a whole number from 1 (or its text)."""
+def validate_version(version: object, kind: str = "model", *, latest_ok: bool = True) -> int:
+    """A version given by a user: a whole number from 1 (or its text). ``latest_ok``: whether the message
+    may offer 'latest' (where a version is looked up; not where a new one is named)."""
     if isinstance(version, int) and not isinstance(version, bool):
         number = version
     elif isinstance(version, str) and version.strip().isdigit():
@@ -49,7 +50,8 @@ def validate_version(version: object, kind: str = "model") -> int:
     else:
         number = 0
     if number < 1:
-        raise InvalidInput(f"Invalid {kind} version {version!r}: use a whole number from 1, or 'latest'.")
+        raise InvalidInput(f"Invalid {kind} version {version!r}: use a whole number from 1"
+                           + (", or 'latest'." if latest_ok else " (or leave it out for the next one)."))
     return number
 
 

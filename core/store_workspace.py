@@ -195,7 +195,7 @@ class StoreWorkspace(Workspace):
 
         rules.validate_asset_name(spec.name, "model")
         tags = rules.validate_tags(spec.tags)
-        explicit = rules.validate_version(spec.version) if spec.version is not None else None
+        explicit = rules.validate_version(spec.version, latest_ok=False) if spec.version is not None else None
         src = check_source(spec.path)
         if explicit is not None:
             with self.store.transaction() as txn:
@@ -347,7 +347,8 @@ class StoreWorkspace(Workspace):
         python, requirements = None, []
         if spec.conda_file:
             _, python, requirements = parse_conda(spec.conda_file)
-        explicit = rules.validate_version(spec.version, "environment") if spec.version is not None else None
+        explicit = (rules.validate_version(spec.version, "environment", latest_ok=False)
+                    if spec.version is not None else None)
         with self.store.transaction() as txn:
             if explicit is not None and txn.get("environment", spec.name, explicit) is not None:
                 raise AlreadyExists(

@@ -185,3 +185,39 @@ def test_usage_errors_exit_2_as_a_process(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "core.cli", "model", "frobnicate"], capture_output=True, text=True,
                           env={"BYOM_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_az_ml_archive_and_list_flags(home: Path, model_dir: Path, capsys) -> None:
+    for _ in range(2):
+        run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "--only-show-errors")
+    code, out, err = run(capsys, "model", "archive", "-n", "clf", "--label", "latest", "--only-show-errors")
+    assert code == 0 and [m["version"] for m in json.loads(out)] == [2] and err == ""
+    code, out, _ = run(capsys, "model", "list", "-n", "clf", "--query", "[].version")
+    assert json.loads(out) == [1]
+    code, out, _ = run(capsys, "model", "list", "-n", "clf", "--archived-only", "--query", "[].version")
+    assert json.loads(out) == [2]
+    code, out, _ = run(capsys, "model", "list", "-n", "clf", "--include-archived", "--max-results", "1",
+                       "--query", "[].version")
+    assert json.loads(out) == [2]
+    with pytest.raises(SystemExit) as refused:
+        run(capsys, "model", "list", "--include-archived", "--archived-only")
+    assert refused.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+    conda = _conda_file(home.parent, CONDA)
+    for _ in range(2):
+        run(capsys, "environment", "create", "-n", "env", "--conda-file", conda)
+    code, out, _ = run(capsys, "environment", "list", "-n", "env", "--max-results", "1", "--query", "[].version")
+    assert (code, json.loads(out)) == (0, [2])
+    code, out, _ = run(capsys, "environment", "list", "--archived-only")
+    assert (code, json.loads(out)) == (0, [])
+
+
+def test_az_style_updates_and_global_flags(home: Path, model_dir: Path, capsys) -> None:
+    run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir))
+    code, out, _ = run(capsys, "model", "update", "-n", "clf", "--set", 'tags={"team": "risk", "tier": 1}',
+                       "--verbose", "--query", "tags")
+    assert (code, json.loads(out)) == (0, {"team": "risk", "tier": "1"})
+    code, _, err = run(capsys, "model", "update", "-n", "clf", "--set", "tags=risk")
+    assert code == 2 and "JSON object" in err
+    code, _, err = run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "-v", "latest", "--debug")
+    assert code == 2 and "leave it out" in err and "'latest'" not in err.split(":", 2)[-1]
