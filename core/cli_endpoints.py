@@ -84,6 +84,11 @@ def _apply_sets(dep: Deployment, sets: list[str] | None) -> Deployment:
     return Deployment.from_dict(data)
 
 
+def _waiting(args: argparse.Namespace) -> dict[str, Any]:
+    """``wait`` and ``progress`` for a change (see ``progress_for``)."""
+    return {"wait": not getattr(args, "no_wait", False), "progress": progress_for(args)}
+
+
 def _print_text(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -106,11 +111,11 @@ def endpoint_create(ws: Workspace, args: argparse.Namespace) -> Any:
         current = ws.get_endpoint(endpoint.name)
     except NotFound:
         # traffic names deployments, which a new endpoint does not have yet
-        return ws.create_or_update_endpoint(endpoint.replace(traffic={}, mirror_traffic={}))
+        return ws.create_or_update_endpoint(endpoint.replace(traffic={}, mirror_traffic={}), **_waiting(args))
     # Creating an endpoint that exists updates its description and tags; its traffic stays as it is,
     # so that a script run twice does not cut every request off (traffic changes go through update).
     return ws.create_or_update_endpoint(
-        endpoint.replace(traffic=current.traffic, mirror_traffic=current.mirror_traffic))
+        endpoint.replace(traffic=current.traffic, mirror_traffic=current.mirror_traffic), **_waiting(args))
 
 
 def _endpoint_sets(endpoint: Endpoint, sets: list[str] | None) -> Endpoint:
@@ -146,10 +151,13 @@ def endpoint_update(ws: Workspace, args: argparse.Namespace) -> Any:
         traffic = loaded.traffic
     if loaded is not None and mirror is None and loaded.mirror_traffic:
         mirror = loaded.mirror_traffic
+    waiting = _waiting(args)
+    traffic_follows = traffic is not None or mirror is not None
     if (wanted.description, wanted.tags) != (current.description, current.tags):
-        ws.create_or_update_endpoint(wanted)
-    if traffic is not None or mirror is not None:
-        return ws.set_traffic(name, traffic if traffic is not None else current.traffic, mirror)
+        # the traffic change that follows is refused while this one is still running: wait for it then
+        ws.create_or_update_endpoint(wanted, **{**waiting, "wait": waiting["wait"] or traffic_follows})
+    if traffic_follows:
+        return ws.set_traffic(name, traffic if traffic is not None else current.traffic, mirror, **waiting)
     return ws.get_endpoint(name)
 
 
@@ -164,7 +172,7 @@ def endpoint_list(ws: Workspace, args: argparse.Namespace) -> Any:
 def endpoint_delete(ws: Workspace, args: argparse.Namespace) -> Any:
     ws.get_endpoint(args.name)
     _confirm(args, f"delete endpoint {args.name} and all its deployments")
-    ws.delete_endpoint(args.name)
+    ws.delete_endpoint(args.name, **_waiting(args))
     return None
 
 
@@ -188,7 +196,7 @@ def endpoint_credentials(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def endpoint_regenerate(ws: Workspace, args: argparse.Namespace) -> Any:
-    ws.regenerate_key(args.name, args.key_type)
+    ws.regenerate_key(args.name, args.key_type, **_waiting(args))
     return None
 
 
@@ -257,7 +265,7 @@ def deployment_list(ws: Workspace, args: argparse.Namespace) -> Any:
 def deployment_delete(ws: Workspace, args: argparse.Namespace) -> Any:
     ws.get_deployment(args.endpoint_name, args.name)
     _confirm(args, f"delete deployment {args.name} of endpoint {args.endpoint_name}")
-    ws.delete_deployment(args.endpoint_name, args.name)
+    ws.delete_deployment(args.endpoint_name, args.name, **_waiting(args))
     return None
 
 
@@ -267,6 +275,10 @@ def deployment_logs(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 # ------------------------------------------------------------------- parsers
+
+
+NO_WAIT = ("Return once the change is accepted, without waiting for it to finish (an Azure ML workspace goes "
+           "on with it: see 'show'); on a local workspace the change is made at once either way.")
 
 
 def register(groups: Any, verb: Verb) -> None:
@@ -279,20 +291,20 @@ def register(groups: Any, verb: Verb) -> None:
     p.add_argument("--name", "-n")
     p.add_argument("--file", "-f", help="Azure ML endpoint YAML.")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="description=... or tags.NAME=VALUE.")
-    p.add_argument("--no-wait", action="store_true", help="Accepted for az ml compatibility: creation is immediate.")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     p = verb(ep, "update", endpoint_update, "Change an endpoint's description, tags, traffic or mirror traffic.")
     p.add_argument("--name", "-n")
     p.add_argument("--file", "-f", help="Azure ML endpoint YAML.")
     p.add_argument("--traffic", "-r", help='Live split, e.g. "blue=90 green=10" (totals 100, or 0).')
     p.add_argument("--mirror-traffic", help='Mirror split, e.g. "green=10" (one deployment, 1-50 %%; 0 removes).')
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
-    p.add_argument("--no-wait", action="store_true", help="Accepted for az ml compatibility.")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     verb(ep, "show", endpoint_show, "Show an endpoint.").add_argument("--name", "-n", required=True)
     verb(ep, "list", endpoint_list, "List endpoints.")
     p = verb(ep, "delete", endpoint_delete, "Delete an endpoint and its deployments.")
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation.")
-    p.add_argument("--no-wait", action="store_true", help="Accepted for az ml compatibility.")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     p = verb(ep, "invoke", endpoint_invoke, "Send a request file to an endpoint (or to one deployment).")
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--request-file", "-r", required=True, help="JSON file to send.")
@@ -302,6 +314,7 @@ def register(groups: Any, verb: Verb) -> None:
     p = verb(ep, "regenerate-keys", endpoint_regenerate, "Replace a key; the old value stops working at once.")
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--key-type", choices=["primary", "secondary"], default="primary")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
 
     dep = groups.add_parser("online-deployment", help="Deployments behind online endpoints.") \
         .add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
@@ -326,7 +339,7 @@ def register(groups: Any, verb: Verb) -> None:
         p.add_argument("--endpoint-name", "-e", required=True)
         if name == "delete":
             p.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation.")
-            p.add_argument("--no-wait", action="store_true", help="Accepted for az ml compatibility.")
+            p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     verb(dep, "list", deployment_list, "List an endpoint's deployments.") \
         .add_argument("--endpoint-name", "-e", required=True)
     p = verb(dep, "get-logs", deployment_logs, "The last lines of a deployment's logs.")

@@ -21,7 +21,8 @@ Stage = Literal["dev", "staging", "production"]
 STAGES: tuple[str, ...] = ("dev", "staging", "production")
 
 ProvisioningState = Literal["Creating", "Updating", "Scaling", "Deleting", "Succeeded", "Failed"]
-BuildState = Literal["NotStarted", "Running", "Succeeded", "Failed"]
+# Unknown: the backend does not report builds (Azure ML builds an image when a deployment first uses it)
+BuildState = Literal["NotStarted", "Running", "Succeeded", "Failed", "Unknown"]
 
 LOCAL_PYTHON = "local-python"
 """Built-in environment: the interpreter byom itself runs in."""

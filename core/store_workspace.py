@@ -477,7 +477,9 @@ class StoreWorkspace(Workspace):
                        if d["endpoint_name"] == name}
         return EndpointState(endpoint, keys, deployments)
 
-    def create_or_update_endpoint(self, endpoint: Endpoint) -> Endpoint:
+    def create_or_update_endpoint(
+        self, endpoint: Endpoint, *, wait: bool = True, progress: Progress = no_progress
+    ) -> Endpoint:
         rules.validate_endpoint_name(endpoint.name)
         if endpoint.auth_mode != "key":
             raise InvalidInput(f"Auth mode {endpoint.auth_mode!r} is not supported: use 'key'.")
@@ -517,7 +519,7 @@ class StoreWorkspace(Workspace):
         with self.store.transaction() as txn:
             return [Endpoint.from_dict(d) for d in txn.list("endpoint")]
 
-    def delete_endpoint(self, name: str) -> None:
+    def delete_endpoint(self, name: str, *, wait: bool = True, progress: Progress = no_progress) -> None:
         with self.store.transaction() as txn:
             state = self._state(txn, name)
             for dep in state.deployments.values():
@@ -535,7 +537,9 @@ class StoreWorkspace(Workspace):
             self._endpoint_doc(txn, name)
             return EndpointKeys.from_dict(txn.get("keys", name) or {})
 
-    def regenerate_key(self, name: str, key_type: str = "primary") -> EndpointKeys:
+    def regenerate_key(
+        self, name: str, key_type: str = "primary", *, wait: bool = True, progress: Progress = no_progress
+    ) -> EndpointKeys:
         if key_type not in ("primary", "secondary"):
             raise InvalidInput(f"Unknown key type {key_type!r}: use primary or secondary.")
         with self.store.transaction() as txn:
@@ -549,7 +553,8 @@ class StoreWorkspace(Workspace):
         return keys
 
     def set_traffic(
-        self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None
+        self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, *,
+        wait: bool = True, progress: Progress = no_progress,
     ) -> Endpoint:
         with self.store.transaction() as txn:
             doc = self._endpoint_doc(txn, name)
@@ -646,7 +651,9 @@ class StoreWorkspace(Workspace):
             docs = [d for d in txn.list("deployment") if d["endpoint_name"] == endpoint_name]
         return [self.serving.observe(Deployment.from_dict(d)) for d in sorted(docs, key=lambda d: d["name"].lower())]
 
-    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+    def delete_deployment(
+        self, endpoint_name: str, name: str, *, wait: bool = True, progress: Progress = no_progress
+    ) -> None:
         with self.store.transaction() as txn:
             endpoint = Endpoint.from_dict(self._endpoint_doc(txn, endpoint_name))
             key = _dep_key(endpoint_name, name)

@@ -20,6 +20,12 @@ Rules that hold for every backend (Azure ML semantics, see DESIGN.md):
   after, time) in the same step as the change itself.
 * Errors are raised from the tree in :mod:`core.errors`; nothing is half
   written when one is raised.
+* Changes to endpoints and deployments take ``wait`` and ``progress``. With
+  ``wait`` (the default) the call returns when the change is done, reporting
+  progress as it goes; with ``wait=False`` it returns once the backend has
+  accepted the change, which then goes on (an endpoint Creating, Updating or
+  Deleting; a regenerated key not yet in effect). A backend whose changes
+  are immediate is done either way.
 """
 
 from __future__ import annotations
@@ -211,7 +217,9 @@ class Workspace(ABC):
     # ---------------------------------------------------------- endpoints
 
     @abstractmethod
-    def create_or_update_endpoint(self, endpoint: Endpoint) -> Endpoint:
+    def create_or_update_endpoint(
+        self, endpoint: Endpoint, *, wait: bool = True, progress: Progress = no_progress
+    ) -> Endpoint:
         """Create an endpoint (auth mode ``key``; two keys are issued) or update it.
 
         On update, description, tags, traffic and mirror traffic change; the
@@ -227,7 +235,7 @@ class Workspace(ABC):
         """Every endpoint, sorted by name."""
 
     @abstractmethod
-    def delete_endpoint(self, name: str) -> None:
+    def delete_endpoint(self, name: str, *, wait: bool = True, progress: Progress = no_progress) -> None:
         """Delete an endpoint and every deployment under it."""
 
     @abstractmethod
@@ -235,12 +243,18 @@ class Workspace(ABC):
         """The endpoint's primary and secondary keys. Never written to any log."""
 
     @abstractmethod
-    def regenerate_key(self, name: str, key_type: str = "primary") -> EndpointKeys:
-        """Replace one key (``primary`` or ``secondary``); the old value stops working."""
+    def regenerate_key(
+        self, name: str, key_type: str = "primary", *, wait: bool = True, progress: Progress = no_progress
+    ) -> EndpointKeys:
+        """Replace one key (``primary`` or ``secondary``); the old value stops working.
+
+        Returns the keys as they are then: without ``wait``, possibly still the old ones.
+        """
 
     @abstractmethod
     def set_traffic(
-        self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None
+        self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, *,
+        wait: bool = True, progress: Progress = no_progress,
     ) -> Endpoint:
         """Replace the live split (and, when given, the mirror split) in one step.
 
@@ -272,7 +286,9 @@ class Workspace(ABC):
         """The endpoint's deployments, sorted by name."""
 
     @abstractmethod
-    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+    def delete_deployment(
+        self, endpoint_name: str, name: str, *, wait: bool = True, progress: Progress = no_progress
+    ) -> None:
         """Stop and delete a deployment. InUse while it has live traffic.
 
         Mirror traffic to it is removed with it.

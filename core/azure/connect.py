@@ -5,9 +5,14 @@ A workspace is named, in this order, by:
 1. ``--subscription``, ``--resource-group`` and ``--workspace-name`` (each
    falling back to ``AZURE_SUBSCRIPTION_ID``, ``AZURE_RESOURCE_GROUP``,
    ``AZUREML_WORKSPACE_NAME`` when only some are given);
-2. a ``config.json`` as Studio downloads it (``--workspace-config PATH`` or
-   ``BYOM_AZURE_CONFIG``), read by ``MLClient.from_config``;
-3. nothing: the caller uses the local workspace.
+2. a ``config.json`` as Studio downloads it (``--workspace-config PATH``,
+   else ``BYOM_AZURE_CONFIG``), read by ``MLClient.from_config``;
+3. ``AZURE_SUBSCRIPTION_ID``, ``AZURE_RESOURCE_GROUP`` and
+   ``AZUREML_WORKSPACE_NAME`` when all three are set;
+4. nothing: the caller uses the local workspace.
+
+A caller that must ignore the environment (the CLI with ``--workspace-dir``)
+passes ``environ={}``.
 
 Credentials come from ``DefaultAzureCredential`` (``az login``, a service
 principal in the environment, a managed identity, ...).
@@ -22,15 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
-from .errors import azure_errors
+from .errors import NO_WORKSPACE, azure_errors
 
 ENV_CONFIG = "BYOM_AZURE_CONFIG"
 ENV_SUBSCRIPTION = "AZURE_SUBSCRIPTION_ID"
 ENV_RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
 ENV_WORKSPACE = "AZUREML_WORKSPACE_NAME"
-NO_WORKSPACE = ("Check the subscription, resource group and workspace name ('az ml workspace list -g GROUP' "
-                "lists a group's workspaces), or download config.json again from the workspace's page in "
-                "Azure ML studio.")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ def resolve_target(
             raise InvalidInput(f"Workspace config {str(path)!r} does not exist.",
                                hint="Download config.json from the workspace's page in Azure ML studio.")
         return AzureTarget(config_path=path)
+    named = tuple(environ.get(var) for var in (ENV_SUBSCRIPTION, ENV_RESOURCE_GROUP, ENV_WORKSPACE))
+    if all(named):
+        return AzureTarget(*named)
     return None
 
 

@@ -13,14 +13,22 @@ rest). How Azure differs from the local backend:
   registering one name at the same moment can still collide, and the second
   PUT is then refused by Azure (assets are immutable) or updates the first.
 * Environment builds happen in Azure when a deployment first uses an
-  environment; the SDK exposes no build status, so builds and drift are
-  Unsupported here, with the place in Studio to look instead.
+  environment; the SDK exposes no build status, so a build's state is
+  ``Unknown`` and starting a build or a drift report is Unsupported, each
+  with the place in Studio to look instead.
+* Every change to an endpoint or deployment is a long-running operation:
+  with ``wait`` its status is reported every ``progress_every_s`` until it
+  is done; without, the call returns once Azure has accepted it.
+* A wrong workspace name makes every call answer 404: on the first NotFound
+  the workspace itself is read once, and the error then names it.
 * Metrics are in Azure Monitor, which azure-ai-ml does not read: Unsupported.
 * ``local-python`` becomes an Azure environment (``byom-local-python``) with
   byom's own requirements when a deployment names it.
 * Invocations go to the endpoint's ``scoring_uri`` with a fresh header dict per
   request, not ``online_endpoints.invoke`` (see DESIGN.md).
-* The SDK's long-running pollers print dots to stdout; they are sent to
+* The SDK's long-running pollers print a dot to stdout on every status read,
+  from their own thread, which goes on after a ``wait=False`` call has
+  returned: the dot is turned off (``_no_poller_dots``), and stdout goes to
   stderr while a call runs, so that ``-o json`` output stays clean.
 """
 
@@ -127,6 +135,7 @@ class AzureWorkspace(Workspace):
         self.audit_store = SqliteStore(home / "audit.db")
         self._name_locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._workspace_seen = False  # reached once: a NotFound is then about what was asked for
 
     # ------------------------------------------------------------ general
 
@@ -153,8 +162,33 @@ class AzureWorkspace(Workspace):
 
     @contextmanager
     def _call(self, what: str) -> Iterator[None]:
-        with azure_errors(what), _quiet_stdout():
-            yield
+        try:
+            with azure_errors(what), _quiet_stdout():
+                yield
+        except NotFound as exc:
+            missing = self._missing_workspace()
+            if missing is not None:
+                raise missing from exc
+            raise
+
+    def _missing_workspace(self) -> NotFound | None:
+        """With a wrong workspace name every call answers 404: say so instead of "no model 'x'".
+
+        The workspace is read once, on the first NotFound only, so that the CLI pays nothing for it
+        on the way where everything exists.
+        """
+        if self._workspace_seen:
+            return None
+        from .connect import check_workspace
+
+        try:
+            check_workspace(self.ml)
+        except NotFound as exc:
+            return exc
+        except ByomError:
+            return None  # not a verdict on the workspace: the first error stands
+        self._workspace_seen = True
+        return None
 
     def _lock_for(self, kind: str, name: str) -> threading.Lock:
         with self._locks_lock:
@@ -165,6 +199,12 @@ class AzureWorkspace(Workspace):
             txn.audit(AuditRecord(at=utcnow(), actor=self.actor, action=action, target=target,
                                   before=before, after=after))
 
+    def _begin(self, what: str, start: Any) -> Any:
+        """Start a long-running operation (``start`` calls a ``begin_*``) and return its poller."""
+        _no_poller_dots()
+        with self._call(what):
+            return start()
+
     def _wait(self, poller: Any, what: str, progress: Progress) -> Any:
         """Block on a begin_* poller, reporting its status every ``progress_every_s``."""
         started = time.monotonic()
@@ -173,6 +213,14 @@ class AzureWorkspace(Workspace):
                 progress(f"{what}: {poller.status()} ({time.monotonic() - started:.0f} s)", None)
                 poller.wait(self.progress_every_s)
             return poller.result()
+
+    def _settle(self, poller: Any, what: str, wait: bool, progress: Progress) -> None:
+        """Wait for a begin_* poller (``wait``), or leave it to Azure and say so."""
+        if not wait:
+            progress(f"{_capital(what)}: accepted; Azure ML goes on with it", None)
+            return
+        self._wait(poller, what, progress)
+        progress(f"{_capital(what)}: done", 1.0)
 
     # ------------------------------------------------------------- models
 
@@ -269,11 +317,21 @@ class AzureWorkspace(Workspace):
         return self._model(name, self._resolve(self.ml.models, "model", name, version))
 
     def _save_model(self, sdk: Any, archived: bool, what: str) -> ModelVersion:
+        """PUT a changed version, its archived flag kept in that one request.
+
+        ``models.create_or_update`` always sends ``isArchived: false``: an archived version would
+        show in lists and as ``latest`` until a second PUT archived it again.
+        """
+        from azure.ai.ml.entities import Model
+
+        body = sdk._to_rest_object()
+        body.properties.is_archived = archived
         with self._call(what):
-            saved = self.ml.models.create_or_update(sdk)
-            if archived:  # a PUT from the SDK always sends isArchived=false
-                self.ml.models.archive(name=sdk.name, version=str(sdk.version))
-        return tr.model_from_sdk(saved, archived=archived)
+            saved = self.ml.models._model_versions_operation.create_or_update(
+                name=sdk.name, version=str(sdk.version), body=body,
+                resource_group_name=self.ml.resource_group_name, workspace_name=self.ml.workspace_name,
+            )
+        return tr.model_from_sdk(Model._from_rest_object(saved), archived=archived)
 
     def update_model(
         self, name: str, version: VersionRef, *, description: str | None = None, tags: dict[str, str] | None = None
@@ -491,13 +549,15 @@ class AzureWorkspace(Workspace):
         with self._call(f"list the deployments of endpoint {endpoint_name!r}"):
             return [d.name for d in self.ml.online_deployments.list(endpoint_name=endpoint_name)]
 
-    def _put_endpoint(self, sdk: Any, what: str, progress: Progress = no_progress) -> Endpoint:
-        with self._call(what):
-            poller = self.ml.online_endpoints.begin_create_or_update(sdk)
-        self._wait(poller, what, progress)
+    def _put_endpoint(self, sdk: Any, what: str, *, wait: bool = True, progress: Progress = no_progress) -> Endpoint:
+        progress(_capital(what), 0.0)
+        poller = self._begin(what, lambda: self.ml.online_endpoints.begin_create_or_update(sdk))
+        self._settle(poller, what, wait, progress)
         return self.get_endpoint(sdk.name)  # the SDK's get lists every deployment, 0 % included
 
-    def create_or_update_endpoint(self, endpoint: Endpoint) -> Endpoint:
+    def create_or_update_endpoint(
+        self, endpoint: Endpoint, *, wait: bool = True, progress: Progress = no_progress
+    ) -> Endpoint:
         rules.validate_endpoint_name(endpoint.name)
         if endpoint.auth_mode != "key":
             raise InvalidInput(f"Auth mode {endpoint.auth_mode!r} is not supported: use 'key'.")
@@ -510,7 +570,8 @@ class AzureWorkspace(Workspace):
         traffic, mirror = rules.validate_traffic(endpoint.traffic, endpoint.mirror_traffic, names)
         wanted = endpoint.replace(tags=tags, traffic=traffic, mirror_traffic=mirror)
         verb = "update" if old else "create"
-        result = self._put_endpoint(tr.endpoint_to_sdk(wanted), f"{verb} endpoint {endpoint.name!r}")
+        result = self._put_endpoint(tr.endpoint_to_sdk(wanted), f"{verb} endpoint {endpoint.name!r}",
+                                    wait=wait, progress=progress)
         self._audit(f"endpoint.{verb}", f"endpoint/{endpoint.name}", _endpoint_summary(old) if old else None,
                     _endpoint_summary(result))
         return result
@@ -523,29 +584,33 @@ class AzureWorkspace(Workspace):
             endpoints = [tr.endpoint_from_sdk(e) for e in self.ml.online_endpoints.list()]
         return sorted(endpoints, key=lambda e: e.name)
 
-    def delete_endpoint(self, name: str) -> None:
+    def delete_endpoint(self, name: str, *, wait: bool = True, progress: Progress = no_progress) -> None:
         old = self.get_endpoint(name)
-        with self._call(f"delete endpoint {name!r}"):
-            poller = self.ml.online_endpoints.begin_delete(name=name)
-        self._wait(poller, f"delete endpoint {name!r}", no_progress)
+        what = f"delete endpoint {name!r}"
+        progress(_capital(what), 0.0)
+        poller = self._begin(what, lambda: self.ml.online_endpoints.begin_delete(name=name))
+        self._settle(poller, what, wait, progress)
         self._audit("endpoint.delete", f"endpoint/{name}", _endpoint_summary(old), None)
 
     def get_keys(self, name: str) -> EndpointKeys:
         with self._call(f"get the keys of endpoint {name!r}"):
             return tr.keys_from_sdk(self.ml.online_endpoints.get_keys(name=name))
 
-    def regenerate_key(self, name: str, key_type: str = "primary") -> EndpointKeys:
+    def regenerate_key(
+        self, name: str, key_type: str = "primary", *, wait: bool = True, progress: Progress = no_progress
+    ) -> EndpointKeys:
         if key_type not in ("primary", "secondary"):
             raise InvalidInput(f"Unknown key type {key_type!r}: use primary or secondary.")
         what = f"regenerate the {key_type} key of endpoint {name!r}"
-        with self._call(what):
-            poller = self.ml.online_endpoints.begin_regenerate_keys(name=name, key_type=key_type)
-        self._wait(poller, what, no_progress)
+        progress(_capital(what), 0.0)
+        poller = self._begin(what, lambda: self.ml.online_endpoints.begin_regenerate_keys(name=name, key_type=key_type))
+        self._settle(poller, what, wait, progress)
         self._audit("endpoint.regenerate-key", f"endpoint/{name}", None, {"key_type": key_type})
         return self.get_keys(name)
 
     def set_traffic(
-        self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None
+        self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, *,
+        wait: bool = True, progress: Progress = no_progress,
     ) -> Endpoint:
         sdk = self._get_sdk_endpoint(name)
         old = tr.endpoint_from_sdk(sdk)
@@ -553,7 +618,7 @@ class AzureWorkspace(Workspace):
         mirror_in = old.mirror_traffic if mirror_traffic is None else mirror_traffic
         live, mirror = rules.validate_traffic(traffic, mirror_in, names)
         sdk.traffic, sdk.mirror_traffic = live, mirror  # lower-cased, as azure-ai-ml sends them anyway
-        result = self._put_endpoint(sdk, f"set the traffic of endpoint {name!r}")
+        result = self._put_endpoint(sdk, f"set the traffic of endpoint {name!r}", wait=wait, progress=progress)
         self._audit("endpoint.traffic", f"endpoint/{name}",
                     {"traffic": old.traffic, "mirror_traffic": old.mirror_traffic},
                     {"traffic": result.traffic, "mirror_traffic": result.mirror_traffic})
@@ -603,8 +668,7 @@ class AzureWorkspace(Workspace):
         verb = "update" if existing else "create"
         what = f"{verb} deployment {deployment.name!r} of endpoint {deployment.endpoint_name!r}"
         progress(f"{'Updating' if existing else 'Creating'} deployment {deployment.name} (uploading code)", 0.0)
-        with self._call(what):
-            poller = self.ml.online_deployments.begin_create_or_update(sdk)
+        poller = self._begin(what, lambda: self.ml.online_deployments.begin_create_or_update(sdk))
         desired = tr.deployment_from_sdk(sdk, deployment.endpoint_name)
         self._audit(f"deployment.{verb}", f"deployment/{deployment.endpoint_name}/{deployment.name}",
                     _deployment_summary(existing), _deployment_summary(desired))
@@ -639,7 +703,9 @@ class AzureWorkspace(Workspace):
                     for d in self.ml.online_deployments.list(endpoint_name=endpoint_name)]
         return sorted(rows, key=lambda d: d.name.lower())
 
-    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+    def delete_deployment(
+        self, endpoint_name: str, name: str, *, wait: bool = True, progress: Progress = no_progress
+    ) -> None:
         sdk_endpoint = self._get_sdk_endpoint(endpoint_name)
         endpoint = tr.endpoint_from_sdk(sdk_endpoint)
         old = self.get_deployment(endpoint_name, name)
@@ -647,11 +713,13 @@ class AzureWorkspace(Workspace):
         if endpoint.mirror_traffic.get(name.lower(), 0) > 0:  # Azure refuses to delete a mirrored deployment
             sdk_endpoint.mirror_traffic = {k: v for k, v in (sdk_endpoint.mirror_traffic or {}).items()
                                            if k.lower() != name.lower()}
-            self._put_endpoint(sdk_endpoint, f"remove the mirror traffic to {name!r}")
+            # waited for even with wait=False: Azure refuses the delete until the endpoint has changed
+            self._put_endpoint(sdk_endpoint, f"remove the mirror traffic to {name!r}", progress=progress)
         what = f"delete deployment {name!r} of endpoint {endpoint_name!r}"
-        with self._call(what):
-            poller = self.ml.online_deployments.begin_delete(name=name, endpoint_name=endpoint_name)
-        self._wait(poller, what, no_progress)
+        progress(_capital(what), 0.0)
+        poller = self._begin(what, lambda: self.ml.online_deployments.begin_delete(name=name,
+                                                                                   endpoint_name=endpoint_name))
+        self._settle(poller, what, wait, progress)
         self._audit("deployment.delete", f"deployment/{endpoint_name}/{old.name}", _deployment_summary(old), None)
 
     def scale_deployment(
@@ -663,8 +731,7 @@ class AzureWorkspace(Workspace):
         before = sdk.instance_count
         sdk.instance_count = instance_count
         what = f"scale deployment {name!r} of endpoint {endpoint_name!r} to {instance_count}"
-        with self._call(what):
-            poller = self.ml.online_deployments.begin_create_or_update(sdk)
+        poller = self._begin(what, lambda: self.ml.online_deployments.begin_create_or_update(sdk))
         self._audit("deployment.scale", f"deployment/{endpoint_name}/{sdk.name}",
                     {"instance_count": before}, {"instance_count": instance_count})
         return self._finish(poller, endpoint_name, sdk.name, what, wait, progress)
@@ -742,6 +809,28 @@ class AzureWorkspace(Workspace):
 
     def list_audit(self, limit: int = 100, target_prefix: str | None = None) -> list[AuditRecord]:
         return self.audit_store.list_audit(limit, target_prefix)
+
+
+def _no_poller_dots() -> None:
+    """Turn off the dot azure-ai-ml's ``AzureMLPolling`` prints to stdout at each status read.
+
+    It is printed from the poller's own thread, which goes on after a
+    ``wait=False`` call has returned (and may be inside a status read when it
+    does), where no redirection of ``sys.stdout`` around the call reaches it:
+    so the class goes back to ``ARMPolling``'s ``update_status``, the same
+    without the dot, before any poller starts.
+    """
+    try:
+        from azure.ai.ml._utils._azureml_polling import AzureMLPolling
+        from azure.mgmt.core.polling.arm_polling import ARMPolling
+    except ImportError:  # pragma: no cover - another azure-ai-ml: the call's stdout redirection still applies
+        return
+    if AzureMLPolling.update_status is not ARMPolling.update_status:
+        AzureMLPolling.update_status = ARMPolling.update_status  # type: ignore[method-assign]
+
+
+def _capital(what: str) -> str:
+    return what[:1].upper() + what[1:]
 
 
 def yaml_dump(data: Any) -> str:

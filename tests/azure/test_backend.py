@@ -1,15 +1,17 @@
 """What the Azure backend sends and says, beyond the shared contract (over the replay)."""
 
 import json
+import time
+import typing
 from pathlib import Path
 
 import pytest
 
 from core.cli import main
-from core.entities import Deployment, Endpoint, ModelSpec
-from core.errors import BackendError, InvalidInput, Unsupported
-from tests.azure_replay.sdk import replay_workspace
-from tests.azure_replay.service import FakeAzureML
+from core.entities import BuildState, Deployment, Endpoint, EnvironmentSpec, ModelSpec
+from core.errors import AlreadyExists, BackendError, InvalidInput, NotFound, Unsupported
+from tests.azure_replay.sdk import ReplayCredential, bind_blob_clients, replay_workspace
+from tests.azure_replay.service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from tests.azure_replay.wire import Call, replay_transport
 from tests.contract.contract import make_model_dir
 
@@ -20,6 +22,8 @@ ASSETS = Path(__file__).parent.parent / "contract" / "assets"
 def service():
     service = FakeAzureML(seed=3)
     yield service
+    service.hold = False
+    service.run_pending()  # let the SDK's poller threads of held operations end
     assert service.unrouted == []
 
 
@@ -56,11 +60,91 @@ def test_traffic_is_sent_lower_cased_and_a_bad_split_is_never_sent(endpoint, ser
     assert service.refused == []
 
 
-def test_no_wait_returns_while_azure_is_still_creating(endpoint, service) -> None:
+def status_reads(service: FakeAzureML) -> int:
+    return len(service.sent("GET", r"/mfeOperationsStatus/"))
+
+
+def wait_for_status_reads(service: FakeAzureML, more_than: int) -> None:
+    """Until azure-core's poller thread has read an operation's status a few more times."""
+    deadline = time.monotonic() + 10
+    while status_reads(service) <= more_than + 2:
+        assert time.monotonic() < deadline, "the SDK's poller thread stopped reading the operation"
+        time.sleep(0.005)
+
+
+def test_no_wait_returns_while_azure_is_still_creating(endpoint, service, capsys) -> None:
+    service.hold = True
+    before = status_reads(service)
+    capsys.readouterr()
     started = endpoint.create_or_update_deployment(deployment("blue"), wait=False)
     assert started.provisioning_state == "Creating"
+    # the SDK keeps polling on its own thread; however often it reads, the operation stays open
+    wait_for_status_reads(service, before)
+    assert endpoint.get_deployment("ep1", "blue").provisioning_state == "Creating"
+    assert capsys.readouterr().out == "", "the SDK's poller thread printed its dots on stdout"
     service.run_pending()
     assert endpoint.get_deployment("ep1", "blue").provisioning_state == "Succeeded"
+
+
+def report_and_release(service: FakeAzureML, seen: list[str]):  # type: ignore[no-untyped-def]
+    """A progress callback that lets Azure finish once the backend has reported the running operation."""
+    def report(message: str, fraction: float | None = None) -> None:
+        seen.append(message)
+        if "InProgress" in message:
+            service.run_pending()
+
+    return report
+
+
+def test_endpoint_changes_report_progress_while_azure_works(endpoint, service) -> None:
+    endpoint.create_or_update_deployment(deployment("blue"))
+    service.hold = True
+    changes = {
+        "create endpoint 'ep2'": lambda report: endpoint.create_or_update_endpoint(Endpoint(name="ep2"), progress=report),
+        "set the traffic of endpoint 'ep1'": lambda report: endpoint.set_traffic("ep1", {"blue": 100}, progress=report),
+        "regenerate the secondary key of endpoint 'ep1'":
+            lambda report: endpoint.regenerate_key("ep1", "secondary", progress=report),
+        "delete endpoint 'ep2'": lambda report: endpoint.delete_endpoint("ep2", progress=report),
+    }
+    for what, change in changes.items():
+        seen: list[str] = []
+        change(report_and_release(service, seen))
+        assert any(m.startswith(f"{what}: InProgress") for m in seen), seen
+        assert seen[-1] == f"{what[0].upper()}{what[1:]}: done", seen
+        assert service.pending() == []
+    endpoint.set_traffic("ep1", {}, progress=report_and_release(service, []))
+    seen = []
+    endpoint.delete_deployment("ep1", "blue", progress=report_and_release(service, seen))
+    assert any(m.startswith("delete deployment 'blue' of endpoint 'ep1': InProgress") for m in seen), seen
+
+
+def test_no_wait_leaves_endpoint_changes_to_azure(endpoint, service) -> None:
+    endpoint.create_or_update_deployment(deployment("blue"))
+    endpoint.create_or_update_endpoint(Endpoint(name="ep2"))
+    keys = endpoint.get_keys("ep1")
+    service.hold = True
+    seen: list[str] = []
+    assert endpoint.create_or_update_endpoint(Endpoint(name="ep3"), wait=False,
+                                              progress=lambda m, f=None: seen.append(m)).provisioning_state == "Creating"
+    assert seen[-1] == "Create endpoint 'ep3': accepted; Azure ML goes on with it"
+    assert endpoint.regenerate_key("ep1", "primary", wait=False) == keys, "not in effect until Azure is done"
+    assert endpoint.set_traffic("ep1", {"blue": 100}, wait=False).provisioning_state == "Updating"
+    endpoint.delete_endpoint("ep2", wait=False)
+    assert endpoint.get_endpoint("ep2").provisioning_state == "Deleting"
+    assert len(service.pending()) == 4
+    service.run_pending()
+    assert endpoint.get_keys("ep1").primary_key != keys.primary_key
+    assert endpoint.get_endpoint("ep1").provisioning_state == "Succeeded"
+    assert endpoint.get_endpoint("ep3").provisioning_state == "Succeeded"
+    with pytest.raises(NotFound):
+        endpoint.get_endpoint("ep2")
+    endpoint.set_traffic("ep1", {}, progress=report_and_release(service, []))
+    endpoint.delete_deployment("ep1", "blue", wait=False)
+    assert endpoint.get_deployment("ep1", "blue").provisioning_state == "Deleting"
+    service.run_pending()
+    assert endpoint.list_deployments("ep1") == []
+    actions = [r.action for r in endpoint.list_audit()]
+    assert actions[:2] == ["deployment.delete", "endpoint.traffic"] and "endpoint.delete" in actions
 
 
 def test_a_failed_deployment_says_why_and_is_audited(endpoint, service) -> None:
@@ -72,6 +156,39 @@ def test_a_failed_deployment_says_why_and_is_audited(endpoint, service) -> None:
     assert any("InProgress" in m for m in progress), progress
     state = endpoint.list_audit(target_prefix="deployment/ep1/blue")[0]
     assert state.action == "deployment.state" and state.after["provisioning_state"] == "Failed"
+
+
+NAME_TAKEN = ("There is already an endpoint with this name, Endpoint name needs to be unique within a region. "
+              "Try some other name.")
+CORE_QUOTA = ("Operation could not be completed as it results in exceeding approved standardDSv2Family Cores quota. "
+              "Additional details - Deployment Model: Resource Manager, Location: westeurope, Current Limit: 10, "
+              "Current Usage: 8, Additional Required: 4, (Minimum) New Limit Required: 12. Submit a request for "
+              "Quota increase at https://aka.ms/ProdportalCRP/#blade/Microsoft_Azure_Capacity/UsageAndQuota.ReactView "
+              "by specifying parameters listed in the 'Details' section for deployment to succeed.")
+
+
+def test_a_name_taken_in_the_region_says_to_pick_another(ws, service) -> None:
+    service.fail_next("PUT", r"/onlineEndpoints/chat$", 400, "UserError", NAME_TAKEN)
+    with pytest.raises(AlreadyExists) as raised:
+        ws.create_or_update_endpoint(Endpoint(name="chat"))
+    assert "unique within a region" in raised.value.message
+    assert "unique per Azure region" in raised.value.hint and "pick another name" in raised.value.hint
+
+
+def test_a_version_clash_is_not_called_a_name_taken_in_the_region(ws, service, tmp_path) -> None:
+    src = make_model_dir(tmp_path / "m")
+    service.fail_next("PUT", r"/models/clf/versions/1$", 409, "UserError",
+                      "Model clf:1 already exists and its modelUri cannot change: assets are immutable.")
+    with pytest.raises(AlreadyExists) as raised:
+        ws.create_model(ModelSpec(name="clf", path=str(src)))
+    assert "region" not in raised.value.hint and "--version" in raised.value.hint
+
+
+def test_a_quota_refused_as_a_conflict_still_says_to_request_quota(endpoint, service) -> None:
+    service.fail_next("PUT", r"/deployments/blue$", 409, "OperationNotAllowed", CORE_QUOTA)
+    with pytest.raises(BackendError) as raised:
+        endpoint.create_or_update_deployment(deployment("blue"))
+    assert "not enough quota" in raised.value.message and "Request more quota" in raised.value.hint
 
 
 def test_quota_errors_name_the_next_step(endpoint, service) -> None:
@@ -102,6 +219,21 @@ def test_invoke_uses_the_current_key_after_regeneration(endpoint) -> None:
     assert endpoint.invoke("ep1", {"x": 1}).status_code == 200
 
 
+def test_changing_an_archived_model_never_shows_it_in_lists(ws, service, tmp_path) -> None:
+    ws.create_model(ModelSpec(name="m", path=str(make_model_dir(tmp_path / "m"))))
+    ws.create_model(ModelSpec(name="m", path=str(make_model_dir(tmp_path / "m"))))
+    ws.archive_model("m", 2)
+    archived_at = len(service.calls)
+    ws.update_model("m", 2, description="kept for the audit")
+    ws.promote_model("m", 2, "staging", approver="lee")
+    puts = [c for c in service.calls[archived_at:] if c.method == "PUT" and "/models/m/versions/2" in c.path]
+    assert puts and all(json.loads(c.body)["properties"]["isArchived"] is True for c in puts), \
+        "a PUT with isArchived false shows the version in lists until it is archived again"
+    assert ws.get_model("m", "latest").version == 1
+    shown = ws.get_model("m", 2)
+    assert shown.archived and shown.description == "kept for the audit" and shown.stage == "staging"
+
+
 def test_stage_and_hashes_live_in_model_metadata(ws, service, tmp_path) -> None:
     ws.create_model(ModelSpec(name="m", path=str(make_model_dir(tmp_path / "m")), tags={"team": "nlp"}))
     ws.promote_model("m", 1, "staging", approver="lee", note="ok")
@@ -125,6 +257,10 @@ def test_what_azure_cannot_show_is_said_with_where_to_look(endpoint) -> None:
     assert "Azure Monitor" in metrics.value.message and "ml.azure.com" in metrics.value.hint
     build = endpoint.get_environment_build("local-python")
     assert build.state == "Succeeded"
+    endpoint.create_environment(EnvironmentSpec(name="env", conda_file="dependencies:\n  - python=3.11\n"))
+    remote = endpoint.get_environment_build("env")
+    assert remote.state == "Unknown" and remote.state in typing.get_args(BuildState), "a declared build state"
+    assert "does not report build status" in remote.message and "ml.azure.com" in remote.message
     assert endpoint.info().capabilities == ["deployments", "endpoints", "environments", "models"]
 
 
@@ -176,3 +312,103 @@ def test_local_flag_uses_the_local_workspace_even_where_azure_is_named(capsys, m
     assert main(["online-endpoint", "list", "--local", "--query", "[].name", *azure]) == 0
     assert json.loads(capsys.readouterr().out) == ["local-ep"]
     assert main(["online-endpoint", "delete", "-n", "local-ep", "--yes", "--local"]) == 0
+
+
+# ------------------------------------------------------------- the CLI on Azure
+
+
+@pytest.fixture
+def cli(service, monkeypatch, tmp_path):
+    """``byom`` reaching the replay when it opens an Azure ML workspace (no sign-in), and the flags naming it."""
+    import core.azure.connect as connect
+
+    transport = replay_transport(service)
+    bind_blob_clients(monkeypatch, transport)
+    monkeypatch.setenv("BYOM_HOME", str(tmp_path / "home"))
+    for var in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME", "BYOM_AZURE_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    opened = connect.open_azure_workspace
+    monkeypatch.setattr(connect, "open_azure_workspace", lambda target, **kwargs: opened(
+        target, credential=ReplayCredential(), transport=transport, **kwargs))
+    return ["--subscription", SUBSCRIPTION, "-g", RESOURCE_GROUP, "-w", WORKSPACE]
+
+
+def test_cli_no_wait_returns_while_azure_works_and_progress_goes_to_stderr(cli, service, capsys) -> None:
+    service.hold = True
+    before = status_reads(service)
+    assert main(["online-endpoint", "create", "-n", "ep9", "--no-wait", *cli]) == 0
+    wait_for_status_reads(service, before)  # the SDK's poller thread goes on: it must print nothing on stdout
+    out, err = capsys.readouterr()
+    assert json.loads(out)["provisioning_state"] == "Creating"
+    assert "accepted; Azure ML goes on with it" in err
+    service.run_pending()
+    for verb in (["regenerate-keys", "--key-type", "secondary"], ["delete", "--yes"]):
+        before = status_reads(service)
+        assert main(["online-endpoint", *verb, "-n", "ep9", "--no-wait", *cli]) == 0
+        wait_for_status_reads(service, before)
+        out, err = capsys.readouterr()
+        assert "accepted" in err and out == ""
+        assert len(service.pending()) == 1
+        service.run_pending()
+    assert main(["online-endpoint", "show", "-n", "ep9", *cli]) == 2
+
+
+def test_cli_waits_by_default_and_says_how_it_goes(cli, service, capsys) -> None:
+    assert main(["online-endpoint", "create", "-n", "ep9", *cli]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["provisioning_state"] == "Succeeded"
+    assert "Create endpoint 'ep9': done" in err
+    assert main(["online-endpoint", "create", "-n", "ep8", "-o", "none", *cli]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_no_wait_help_says_what_each_backend_does(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["online-endpoint", "create", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "creation is immediate" not in help_text
+    assert "Azure ML workspace goes on with it" in help_text and "local workspace" in help_text
+
+
+def test_cli_names_a_workspace_that_does_not_exist(cli, service, capsys) -> None:
+    wrong = [*cli[:-1], "no-such-ws"]
+    assert main(["model", "show", "-n", "clf", "-v", "1", *wrong]) == 2
+    err = capsys.readouterr().err
+    assert "There is no Azure ML workspace 'no-such-ws' in resource group 'test-rg'" in err
+    assert "Check the subscription, resource group and workspace name" in err
+    assert main(["online-endpoint", "list", "-g", "no-such-rg", *cli[:2], *cli[-2:]]) == 2
+    assert "Check the subscription, resource group and workspace name" in capsys.readouterr().err
+
+
+def test_cli_reads_the_workspace_only_when_something_is_not_found(cli, service, capsys) -> None:
+    workspace_reads = r"/workspaces/my-aml-workspace$"
+    assert main(["online-endpoint", "list", *cli]) == 0
+    assert service.sent("GET", workspace_reads) == [], "a command that finds what it asks for pays no extra call"
+    assert main(["online-endpoint", "show", "-n", "nope", *cli]) == 2
+    assert "Could not get endpoint 'nope'" in capsys.readouterr().err, "the workspace exists: the endpoint does not"
+    assert len(service.sent("GET", workspace_reads)) == 1
+
+
+def test_cli_selects_azure_from_the_three_environment_variables(cli, service, monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION)
+    monkeypatch.setenv("AZURE_RESOURCE_GROUP", RESOURCE_GROUP)
+    monkeypatch.setenv("AZUREML_WORKSPACE_NAME", WORKSPACE)
+    service.endpoints.clear()
+    assert main(["online-endpoint", "create", "-n", "on-azure"]) == 0
+    assert "on-azure" in service.endpoints
+    capsys.readouterr()
+    assert main(["online-endpoint", "list", "--query", "[].name", "--workspace-dir", str(tmp_path / "local")]) == 0
+    assert json.loads(capsys.readouterr().out) == [], "an explicit --workspace-dir still wins"
+
+
+def test_the_three_environment_variables_name_a_workspace_when_all_are_set(tmp_path) -> None:
+    from core.azure.connect import AzureTarget, resolve_target
+
+    env = {"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE_NAME": "ws"}
+    assert resolve_target(environ=env) == AzureTarget("sub", "rg", "ws")
+    assert resolve_target(environ={k: v for k, v in env.items() if k != "AZURE_RESOURCE_GROUP"}) is None
+    assert resolve_target(workspace_name="other", environ=env) == AzureTarget("sub", "rg", "other")
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    assert resolve_target(config=str(config), environ=env) == AzureTarget(config_path=config), "a flag wins"
+    assert resolve_target(environ={**env, "BYOM_AZURE_CONFIG": str(config)}) == AzureTarget(config_path=config)

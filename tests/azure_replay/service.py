@@ -12,6 +12,15 @@ It answers three hosts the way Azure does:
   ``azureml-model-deployment`` header and runs the deployment's uploaded
   scoring script (its ``init()`` and ``run()``) in this process.
 
+Long-running operations finish on the status read after ``polls`` reads, as
+a quick service would; with ``hold = True`` they stay InProgress, however
+often azure-core's poller thread reads them, until ``run_pending()`` lets
+them finish: a test of ``wait=False`` sees the state Azure reports while it
+works, whatever the threads do. ``fail_next(method, path_regex, status,
+code, message)`` answers the next matching request with Azure's error shape
+(quota, names taken, throttling), and a subscription, resource group or
+workspace other than this one is answered 404 as ARM answers it.
+
 Requests are checked as the service checks them: the api-version each
 operation is served under, required body fields, traffic rules, references to
 assets that must exist. A refused request is answered with Azure's error
@@ -88,6 +97,17 @@ class Operation:
 
 
 @dataclass
+class Failure:
+    """An error answer waiting for the next request that matches."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int
+    code: str
+    message: str
+
+
+@dataclass
 class RunningScript:
     module: types.ModuleType
     deployment: str
@@ -119,6 +139,8 @@ class FakeAzureML:
         self.scored: list[tuple[str, str, bool]] = []  # (endpoint, deployment, mirrored)
         self.fail_next_deployment: str | None = None
         self.no_quota_for: set[str] = set()  # instance types the subscription has no quota for
+        self.hold = False  # True: operations stay InProgress until run_pending()
+        self.failures: list[Failure] = []
         self._random = random.Random(seed)
         self._lock = threading.RLock()
         self._script_lock = threading.Lock()
@@ -155,6 +177,16 @@ class FakeAzureML:
                     error = op.finish()
                     op.status, op.error = ("Failed", error) if error else ("Succeeded", "")
 
+    def pending(self) -> list[str]:
+        """Ids of the operations still InProgress."""
+        with self._lock:
+            return [op.id for op in self.operations.values() if op.status == "InProgress"]
+
+    def fail_next(self, method: str, path_pattern: str, status: int, code: str, message: str) -> None:
+        """Answer the next ``method`` request whose path matches the regex with this error, once."""
+        with self._lock:
+            self.failures.append(Failure(method, re.compile(path_pattern), status, code, message))
+
     def sent(self, method: str, path_pattern: str) -> list[Call]:
         """Calls whose method matches and whose path matches the regex."""
         return [c for c in self.calls if c.method == method and re.search(path_pattern, c.path)]
@@ -166,6 +198,10 @@ class FakeAzureML:
         if not call.headers.get("Authorization", "").startswith("Bearer "):
             raise Refused(401, "AuthenticationFailed", "Authentication failed: the Authorization header is missing.")
         path = call.path
+        for failure in self.failures:
+            if failure.method == call.method and failure.path.search(path):
+                self.failures.remove(failure)
+                raise Refused(failure.status, failure.code, failure.message)
         op = re.fullmatch(rf"/subscriptions/{SUBSCRIPTION}{PROVIDER}/locations/{LOCATION}/mfeOperationsStatus/([\w-]+)", path)
         if op:
             return self._operation_status(op.group(1))
@@ -175,7 +211,7 @@ class FakeAzureML:
                 raise Refused(404, "NotFound", f"Operation {result.group(1)} does not exist.")
             return Reply(204)
         if not path.lower().startswith(WORKSPACE_ID.lower()):
-            raise LookupError
+            _elsewhere(path)
         rest = path[len(WORKSPACE_ID):]
         body = json.loads(call.body) if call.body else None
         family = _family(rest)
@@ -229,7 +265,7 @@ class FakeAzureML:
         op = self.operations.get(op_id)
         if op is None:
             raise Refused(404, "NotFound", f"Operation {op_id} does not exist.")
-        if op.status == "InProgress":
+        if op.status == "InProgress" and not self.hold:
             if op.polls > 0:
                 op.polls -= 1
             else:
@@ -238,7 +274,8 @@ class FakeAzureML:
         body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status, "startTime": _now()}
         if op.status == "Failed":
             body["error"] = {"code": "DeploymentFailed", "message": op.error}
-        return _json(200, body, {"retry-after-ms": "1"})
+        # a held operation is polled less often: the poller thread must not spin while a test looks
+        return _json(200, body, {"retry-after-ms": "20" if self.hold else "1"})
 
     # ---------------------------------------------------- workspace, data
 
@@ -674,6 +711,27 @@ class FakeAzureML:
                          {**headers, "ms-azureml-model-error-statuscode": "500",
                           "ms-azureml-model-error-reason": type(exc).__name__})
         return _json(200, result, headers)
+
+
+def _elsewhere(path: str) -> None:
+    """ARM's 404 for a subscription, resource group or workspace that is not this one."""
+    match = re.fullmatch(r"/subscriptions/([^/]+)(?:/resourceGroups/([^/]+)"
+                         rf"(?:{PROVIDER}/workspaces/([^/]+)(/.*)?)?)?", path, flags=re.IGNORECASE)
+    if match is None:
+        raise LookupError
+    subscription, group, workspace, rest = match.groups()
+    if subscription != SUBSCRIPTION:
+        raise Refused(404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found.")
+    if group is not None and group.lower() != RESOURCE_GROUP.lower():
+        raise Refused(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
+    if workspace is None:
+        raise LookupError
+    if rest:
+        raise Refused(404, "ParentResourceNotFound",
+                      f"Can not perform requested operation on nested resource. Parent resource '{workspace}' not found.")
+    raise Refused(404, "ResourceNotFound",
+                  f"The Resource 'Microsoft.MachineLearningServices/workspaces/{workspace}' under resource group "
+                  f"'{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
 
 
 def _family(rest: str) -> str:

@@ -2,7 +2,9 @@
 
 A backend's test module subclasses :class:`WorkspaceContract` and provides
 the ``workspace`` fixture (a fresh, empty workspace) and ``deploy_kwargs``
-(code folder and scoring script its deployments can run). Tests of what a
+(code folder and scoring script its deployments can run); a backend whose
+changes go on after ``wait=False`` returns overrides ``settle`` (let them
+finish). Tests of what a
 backend does not declare in ``info().capabilities`` are skipped with the
 reason, so a backend that lacks a capability says so instead of failing.
 """
@@ -44,6 +46,11 @@ def needs(ws: Workspace, capability: str) -> None:
 
 
 class WorkspaceContract:
+    @pytest.fixture
+    def settle(self):
+        """Let the backend finish what it accepted with ``wait=False``: nothing to do where changes are immediate."""
+        return lambda: None
+
     # ----------------------------------------------------------- models
 
     def test_versions_start_at_one_and_increment(self, workspace: Workspace, tmp_path: Path) -> None:
@@ -234,6 +241,27 @@ class WorkspaceContract:
         with pytest.raises(NotFound):
             workspace.get_endpoint("gone")
 
+    def test_endpoint_changes_can_be_left_to_the_backend(self, workspace: Workspace, settle) -> None:
+        """``wait=False`` returns once the change is accepted; the change is made all the same."""
+        seen: list[str] = []
+
+        def report(message: str, fraction: float | None = None) -> None:
+            seen.append(message)
+
+        workspace.create_or_update_endpoint(Endpoint(name="later"), wait=False, progress=report)
+        settle()
+        assert workspace.get_endpoint("later").provisioning_state == "Succeeded"
+        keys = workspace.get_keys("later")
+        workspace.regenerate_key("later", "primary", wait=False, progress=report)
+        settle()
+        assert workspace.get_keys("later").primary_key != keys.primary_key
+        workspace.set_traffic("later", {}, {}, wait=False, progress=report)
+        settle()
+        workspace.delete_endpoint("later", wait=False, progress=report)
+        settle()
+        with pytest.raises(NotFound):
+            workspace.get_endpoint("later")
+
     # ------------------------------------------------------ deployments
 
     @pytest.fixture
@@ -267,13 +295,14 @@ class WorkspaceContract:
         ep = ws.set_traffic("ep1", {"BLUE": 100, "green": 0}, {"green": 10})
         assert ep.traffic == {"blue": 100, "green": 0} and ep.mirror_traffic == {"green": 10}
 
-    def test_deployment_with_traffic_cannot_be_deleted(self, blue_green: Workspace) -> None:
+    def test_deployment_with_traffic_cannot_be_deleted(self, blue_green: Workspace, settle) -> None:
         ws = blue_green
         ws.set_traffic("ep1", {"blue": 100})
         with pytest.raises(InUse):
             ws.delete_deployment("ep1", "blue")
         ws.set_traffic("ep1", {"green": 100})
-        ws.delete_deployment("ep1", "blue")
+        ws.delete_deployment("ep1", "blue", wait=False, progress=lambda message, fraction=None: None)
+        settle()
         assert [d.name for d in ws.list_deployments("ep1")] == ["green"]
 
     def test_model_in_use_cannot_be_deleted(self, blue_green: Workspace) -> None:

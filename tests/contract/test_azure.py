@@ -40,6 +40,10 @@ class TestAzureWorkspace(WorkspaceContract):
     def deploy_kwargs(self):
         return {"code_path": str(ASSETS), "scoring_script": "echo_score.py"}
 
+    @pytest.fixture
+    def settle(self, service):
+        return service.run_pending
+
     def test_environment_drift_reports_each_pin(self, workspace):
         """Azure ML does not show what its images hold: the backend says so instead of guessing."""
         workspace.create_environment(EnvironmentSpec(name="d", conda_file=CONDA))
