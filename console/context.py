@@ -28,7 +28,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.azure.connect import ENV_CONFIG, AzureTarget, resolve_target
+from core.azure.connect import AzureTarget, environ_names_azure, resolve_target
 from core.errors import InvalidInput
 from core.local.workspace import LocalWorkspace, default_home
 from core.memory import InMemoryWorkspace
@@ -54,7 +54,7 @@ def on_azure() -> bool:
     """Whether this session looks at an Azure ML workspace (never raises: the sidebar asks it)."""
     if keys.WORKSPACE_AZURE in st.session_state:
         return st.session_state[keys.WORKSPACE_AZURE] is not None
-    return bool(os.environ.get(ENV_CONFIG, "").strip())
+    return environ_names_azure()
 
 
 def azure_target() -> AzureTarget | None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.azure.connect import ENV_CONFIG
+from core.azure.connect import AZURE_SELECTORS, ENV_CONFIG
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -40,7 +40,8 @@ def console_command(
     env = dict(os.environ)
     if home is not None:
         env["BYOM_HOME"] = str(home)
-        env.pop(ENV_CONFIG, None)
+        for name in AZURE_SELECTORS:  # a local home named here wins, as --workspace-dir does in the CLI
+            env.pop(name, None)
     if azure_config is not None:
         env[ENV_CONFIG] = str(Path(azure_config).expanduser().resolve())
     return argv, env

@@ -43,6 +43,17 @@ class AzureTarget:
     config_path: Path | None = None
 
 
+# The environment variables that select an Azure ML workspace when no flag does.
+AZURE_SELECTORS = (ENV_CONFIG, ENV_SUBSCRIPTION, ENV_RESOURCE_GROUP, ENV_WORKSPACE)
+
+
+def environ_names_azure(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment alone selects an Azure ML workspace (as :func:`resolve_target` reads it)."""
+    if environ.get(ENV_CONFIG, "").strip():
+        return True
+    return all(environ.get(name, "").strip() for name in (ENV_SUBSCRIPTION, ENV_RESOURCE_GROUP, ENV_WORKSPACE))
+
+
 def resolve_target(
     *,
     config: str | None = None,

@@ -30,7 +30,8 @@ CONDA = "name: scoring\ndependencies:\n  - python=3.11\n  - pip:\n    - numpy==2
 @pytest.fixture
 def service(tmp_path, monkeypatch):
     monkeypatch.setenv("BYOM_HOME", str(tmp_path / "home"))  # the local start page, and the Azure audit log
-    monkeypatch.delenv("BYOM_AZURE_CONFIG", raising=False)
+    for name in ("BYOM_AZURE_CONFIG", "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME"):
+        monkeypatch.delenv(name, raising=False)
     service = FakeAzureML(seed=1)
     yield service
     context.forget_azure_workspaces()
@@ -186,6 +187,16 @@ def test_byom_azure_config_opens_that_workspace_first(filled, monkeypatch, tmp_p
     assert "#### ep1" in texts(at.markdown)
 
 
+def test_the_three_azure_variables_open_that_workspace_first(filled, monkeypatch):
+    for name, value in (("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION), ("AZURE_RESOURCE_GROUP", RESOURCE_GROUP),
+                        ("AZUREML_WORKSPACE_NAME", WORKSPACE)):
+        monkeypatch.setenv(name, value)
+    at = console(filled, monkeypatch)
+    assert at.radio(key=keys.SIDEBAR_BACKEND).value == "Azure ML"
+    assert f"azure · {WORKSPACE}" in texts(at.sidebar.caption)
+    assert "#### ep1" in texts(at.markdown)
+
+
 def test_a_byom_azure_config_that_does_not_exist_is_explained_and_local_stays_reachable(service, monkeypatch, tmp_path):
     monkeypatch.setenv("BYOM_AZURE_CONFIG", str(tmp_path / "gone.json"))
     at = console(service, monkeypatch)
@@ -203,7 +214,11 @@ def test_the_served_console_gets_its_workspace_through_the_environment(tmp_path,
     from console.launch import console_command
 
     monkeypatch.setenv("BYOM_AZURE_CONFIG", "/elsewhere/config.json")
+    for name, value in (("AZURE_SUBSCRIPTION_ID", "sub"), ("AZURE_RESOURCE_GROUP", "rg"),
+                        ("AZUREML_WORKSPACE_NAME", "ws")):
+        monkeypatch.setenv(name, value)
     _, env = console_command(tmp_path / "home", 8600)
-    assert env["BYOM_HOME"] == str(tmp_path / "home") and "BYOM_AZURE_CONFIG" not in env, "a local home wins"
+    assert env["BYOM_HOME"] == str(tmp_path / "home"), "a local home wins"
+    assert not {"BYOM_AZURE_CONFIG", "AZURE_SUBSCRIPTION_ID", "AZUREML_WORKSPACE_NAME"} & set(env)
     _, env = console_command(None, 8600, azure_config=tmp_path / "config.json")
     assert env["BYOM_AZURE_CONFIG"] == str(tmp_path / "config.json")
