@@ -626,6 +626,8 @@ class StoreWorkspace(Workspace):
             current = txn.get("deployment", key)
             if current is None:  # deleted meanwhile
                 return observed
+            if current.get("updated_at") != observed.updated_at:  # changed since: the newer change decides
+                return observed
             if (current["provisioning_state"], current["state_reason"]) != (observed.provisioning_state, observed.state_reason):
                 current["provisioning_state"] = observed.provisioning_state
                 current["state_reason"] = observed.state_reason

@@ -7,13 +7,18 @@ reconciles it, once per tick:
   ``instance_count`` model-server instances (``core.local.model_server``).
   A new generation starts next to the old one; the old one is drained and
   stopped once every new instance is ready, so an update drops no request.
-  If a new instance dies or never gets ready, the deployment ends in Failed
-  with the instance's log tail, and the old generation keeps serving.
+  If a new instance dies, never gets ready or cannot be started at all, the
+  deployment ends in Failed with the instance's log tail or the reason, and
+  the old generation keeps serving.
 * an instance that dies after it was ready is restarted with backoff on a
-  new port; it leaves the routing table until it is ready again.
+  new port; it leaves the routing table until it is ready again. One that
+  cannot be started again stays Crashed (tried with backoff), and its
+  deployment's reason says why. No instance's failure stops the tick.
 * instances being stopped leave the routing table first, then get SIGTERM
   once the gateway reports no request in flight on them (or their request
-  timeout has passed).
+  timeout has passed). An instance ended for good (stopped, or never ready)
+  has its whole process group killed, so that no gunicorn worker outlives
+  its master.
 * the gateway process is started and restarted here.
 
 What it runs is written to ``run/serving-state.json`` (read by the gateway
@@ -52,6 +57,7 @@ from .processes import (
     ProcessRef,
     free_port,
     home_processes,
+    kill_group,
     parent_pid,
     spawn,
     terminate,
@@ -386,17 +392,42 @@ class ControlPlane:
     # ------------------------------------------------------------ instances
 
     def launch(self, inst: Instance) -> None:
-        spec = self.specs[inst.generation]
-        inst.port = free_port()
+        """Start an instance's process; if it cannot start, say why on the instance and its deployment.
+
+        A start that fails here (a missing interpreter or code folder, no free port or file descriptor)
+        never reaches the caller: one instance must not stop the tick for every other one.
+        """
         logfile = self.files.instance_log(inst.endpoint, inst.deployment, inst.id)
-        _append(logfile, f"=== byom: starting {inst.id} on 127.0.0.1:{inst.port} with {spec.interpreter} "
-                         f"(restart {inst.restarts}) at {utcnow()}")
-        inst.proc = launch(spec, inst.port, logfile, self.files.home)
+        try:
+            spec = self.specs[inst.generation]
+            inst.port = free_port()
+            _append(logfile, f"=== byom: starting {inst.id} on 127.0.0.1:{inst.port} with {spec.interpreter} "
+                             f"(restart {inst.restarts}) at {utcnow()}")
+            inst.proc = launch(spec, inst.port, logfile, self.files.home)
+        except Exception as exc:  # whatever it is, it is this instance's failure, not the tick's
+            self._launch_failed(inst, logfile, exc)
+            return
         inst.state, inst.reason, inst.started_at = "Starting", "", utcnow()
         inst.launched = inst.next_probe = time.monotonic()
         inst.probe, inst.ready_since, inst.liveness_failures = None, None, 0
         log.info("Started %s (pid %d, port %d)", inst.id, inst.proc.pid, inst.port)
         self._dirty = True
+
+    def _launch_failed(self, inst: Instance, logfile: Path, exc: Exception) -> None:
+        what = "the instance's generation is unknown" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+        reason = f"Instance {inst.id} could not be started: {what}"
+        try:
+            _append(logfile, f"=== byom: {reason}")
+        except OSError:
+            pass
+        inst.proc, inst.probe = None, None
+        if not inst.ever_ready:
+            self._start_failed(inst, reason)  # a rolling rollout fails with this reason (check_rollout)
+            return
+        self._crashed(inst, time.monotonic(), reason)  # tried again with backoff, like a crash
+        rollout = self.rollouts.get(inst.key)
+        if rollout is not None and rollout.phase == "steady" and rollout.token:
+            self.note(rollout, rollout.token, reason)
 
     def stop(self, inst: Instance, drain_s: float) -> None:
         was_routed = inst.state == "Ready"
@@ -433,11 +464,12 @@ class ControlPlane:
                     inst.state, inst.ever_ready, inst.ready_since = "Ready", True, now
                     log.info("Instance %s is ready (%.1f s)", inst.id, now - inst.launched)
                     self._dirty = self._routes_dirty = True
+                    if inst.restarts and rollout is not None and rollout.phase == "steady" and rollout.token:
+                        self.note(rollout, rollout.token, "")  # clears a "could not be started" note
                     return
             deadline = readiness.initial_delay + readiness.period * readiness.failure_threshold
             if now - inst.launched > deadline:
                 self._start_failed(inst, f"Instance {inst.id} did not become ready within {deadline} s.")
-                _kill(inst.proc, signal.SIGKILL)
             elif inst.probe is None and now >= inst.next_probe:
                 inst.next_probe = now + START_PROBE_EVERY_S
                 inst.probe = self.probes.submit(probe, inst.port, float(readiness.timeout))
@@ -448,7 +480,7 @@ class ControlPlane:
                 inst.liveness_failures = 0 if ok else inst.liveness_failures + 1
                 if inst.liveness_failures >= liveness.failure_threshold:
                     log.info("Instance %s failed %d liveness probes: restarting it", inst.id, inst.liveness_failures)
-                    _kill(inst.proc, signal.SIGKILL)
+                    kill_group(inst.proc.ref)
             elif inst.probe is None and now >= inst.next_probe and now - inst.launched >= liveness.initial_delay:
                 inst.next_probe = now + liveness.period
                 inst.probe = self.probes.submit(probe, inst.port, float(liveness.timeout))
@@ -456,7 +488,7 @@ class ControlPlane:
     def _died(self, inst: Instance, now: float) -> None:
         code = inst.proc.exit_code() if inst.proc else None
         if inst.proc is not None:
-            _kill_group(inst.proc.pid)  # its gunicorn workers, orphaned if the master was killed
+            kill_group(inst.proc.ref)  # its gunicorn workers, orphaned if the master was killed
         logfile = self.files.instance_log(inst.endpoint, inst.deployment, inst.id)
         tail = log_tail(logfile, LOG_TAIL_LINES)
         was_ready = inst.state == "Ready"
@@ -468,23 +500,33 @@ class ControlPlane:
             how = f"exited with code {code}" if code is not None else "stopped"
             self._start_failed(inst, f"Instance {inst.id} {how} before it was ready. Log tail:\n{tail}")
             return
+        self._crashed(inst, now, f"exited with code {code}" if code is not None else "stopped")
+
+    def _crashed(self, inst: Instance, now: float, reason: str) -> None:
+        """Start the instance again after a backoff that grows with each crash in a row."""
+        was_ready = inst.state == "Ready"
         if inst.ready_since is not None and now - inst.ready_since >= STABLE_S:
             inst.crash_streak = 0
         inst.crash_streak += 1
         delay = BACKOFF_S[min(inst.crash_streak, len(BACKOFF_S)) - 1]
         inst.state, inst.next_start, inst.probe = "Crashed", now + delay, None
-        inst.reason = f"exited with code {code}" if code is not None else "stopped"
-        log.info("Instance %s %s; restarting in %.1f s", inst.id, inst.reason, delay)
+        inst.reason = reason
+        log.info("Instance %s %s; restarting in %.1f s", inst.id, reason, delay)
         self._dirty = True
         self._routes_dirty |= was_ready
 
     def _start_failed(self, inst: Instance, reason: str) -> None:
+        """The instance never got ready: end its whole process group (gunicorn master and workers)."""
         inst.start_failed, inst.reason = True, reason
+        if inst.proc is not None:
+            kill_group(inst.proc.ref)
         log.info("%s", reason.splitlines()[0])
         self._dirty = True
 
     def _step_stopping(self, inst: Instance, now: float) -> None:
         if inst.proc is None or not inst.proc.alive():
+            if inst.proc is not None:
+                kill_group(inst.proc.ref)  # workers the master left behind
             self.instances.remove(inst)
             log.info("Instance %s stopped", inst.id)
             self._dirty = True
@@ -497,7 +539,7 @@ class ControlPlane:
                 inst.term_sent = now
                 _kill(inst.proc, signal.SIGTERM)
         elif now - inst.term_sent > STOP_GRACE_S:
-            _kill(inst.proc, signal.SIGKILL)
+            kill_group(inst.proc.ref)
 
     # -------------------------------------------------------------- rollouts
 
@@ -635,14 +677,6 @@ class ControlPlane:
 def _kill(child: Child, sig: signal.Signals) -> None:
     try:
         os.kill(child.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGKILL what is left of an instance's process group (instances lead their own session)."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 

@@ -9,9 +9,11 @@ semantics (see DESIGN.md, "Azure ML semantics to keep"):
   at most ``2 × max_concurrent_requests_per_instance × instance_count`` in
   flight per deployment (429), round robin over the ready instances, 408
   past ``request_timeout_ms``, 424 when the model server answers non-2xx,
-  502/503 when no instance can be reached; mirror copies after the live
-  request, their answers discarded.
-* ``GET /metrics``: Prometheus metrics.
+  502/503 when no instance can be reached (one that refuses a connection
+  gets no request for ``DOWN_S``); mirror copies after the live request,
+  their answers discarded.
+* ``GET /metrics``: Prometheus metrics; requests to endpoints that do not
+  exist count under ``endpoint=""`` (their names come from the URL).
 * ``POST /-/reload``: rebuild the routing table now (the library calls it
   after a traffic or key change, the control plane after instances change);
   ``GET /-/in-flight``: requests in flight per instance port (for draining);
@@ -46,7 +48,7 @@ from .request_facts import RequestFactStore
 from .routing import DeploymentRoute, EndpointRoute, build_routes
 from .serving_files import ServingFiles, read_json, start_service, write_json
 from .sqlite_store import SqliteStore
-from .upstream import Dropped, Refused, UpstreamPool
+from .upstream import Dropped, Refused, Unreachable, UpstreamPool
 
 log = logging.getLogger("byom.gateway")
 
@@ -54,6 +56,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 CLIENT_REQUEST_ID_MAX = 40
 WATCH_EVERY_S = 0.5
 FLUSH_EVERY_S = 1.0
+DOWN_S = 2.0  # how long an instance that refused a connection gets no request
 # request headers that are the gateway's business, not the model server's
 _NOT_FORWARDED = {
     "host", "authorization", "content-length", "transfer-encoding", "connection", "keep-alive",
@@ -69,7 +72,10 @@ class Gateway:
         self.round_robin: dict[tuple[str, str], int] = defaultdict(int)
         self.in_flight: dict[tuple[str, str], int] = defaultdict(int)
         self.in_flight_port: dict[int, int] = defaultdict(int)
-        self.down: set[int] = set()  # ports that refused a connection: dead until the routes say otherwise
+        # ports that refused a connection, and until when they are skipped (the routes may not know yet
+        # that the instance died; past that time the gateway tries again, in case it was wrong)
+        self.down: dict[int, float] = {}
+        self._unreachable_logged = -1e9
         self.metrics = GatewayMetrics()
         self.facts: list[tuple[Any, ...]] = []  # RequestFact fields, made into RequestFacts when written
         self.fact_store = RequestFactStore(files.requests_db)
@@ -118,7 +124,7 @@ class Gateway:
             routes = await loop.run_in_executor(self.db_thread, self._load)
             self.routes = routes
             ports = {u.port for r in routes.values() for d in r.deployments.values() for u in d.upstreams}
-            self.down &= ports
+            self.down = {port: until for port, until in self.down.items() if port in ports}
             for port in self._ports - ports:
                 self.upstreams.forget(port)
             self._ports = ports
@@ -176,7 +182,8 @@ class Gateway:
                 mirrored: bool = False) -> None:
         seconds = time.perf_counter() - started
         if dep is None:
-            self.metrics.observe(endpoint, "", "", status, seconds, mirrored)
+            # the name comes from the URL: a label only for endpoints that exist, or /metrics grows without bound
+            self.metrics.observe(endpoint if endpoint in self.routes else "", "", "", status, seconds, mirrored)
         else:
             self.metrics.observe(endpoint, dep.name, dep.model, status, seconds, mirrored)
             self.facts.append((time.time(), endpoint, dep.name, dep.model, status, seconds * 1000, mirrored))
@@ -256,9 +263,18 @@ class Gateway:
             self._enter(key, -1)
         self._record(route.name, dep, response.status, started, mirrored=True)
 
+    def _is_down(self, port: int) -> bool:
+        until = self.down.get(port)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self.down[port]
+        return False
+
     async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, request: Request,
                        headers: dict[str, str]) -> Response:
-        upstreams = [u for u in dep.upstreams if u.port not in self.down]
+        upstreams = [u for u in dep.upstreams if not self._is_down(u.port)]
         if not upstreams:
             return json_error(503, f"Deployment {dep.name!r} has no ready instance right now: see its state with "
                                    "'byom online-deployment show' and its logs with 'get-logs'.", headers)
@@ -273,16 +289,23 @@ class Gateway:
         deadline = asyncio.get_running_loop().time() + dep.timeout_s
         for attempt in range(len(upstreams)):
             upstream = upstreams[(first + attempt) % len(upstreams)]
-            if upstream.port in self.down:
+            if self._is_down(upstream.port):
                 continue
             self.in_flight_port[upstream.port] += 1
             try:
                 async with asyncio.timeout_at(deadline):
                     answer = await self.upstreams.request(upstream.port, method, path, sent, request.body)
             except Refused:
-                self.down.add(upstream.port)  # nothing was sent: safe to try the next instance
+                self.down[upstream.port] = time.monotonic() + DOWN_S  # nothing was sent: safe to try the next one
                 self.upstreams.forget(upstream.port)
                 continue
+            except Unreachable as exc:  # the gateway's own trouble (file descriptors, ports): the instance is fine
+                if time.monotonic() >= self._unreachable_logged + 10:  # once in a while, not once a request
+                    self._unreachable_logged = time.monotonic()
+                    log.warning("Cannot open a connection to instance %s of %s/%s: %s", upstream.instance,
+                                route.name, dep.name, exc)
+                return json_error(503, f"The gateway cannot open a connection right now ({exc}): retry later.",
+                                  headers)
             except TimeoutError:
                 return json_error(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
                                        f"{int(dep.timeout_s * 1000)}.", headers)

@@ -4,7 +4,8 @@ It serves what the gateway needs and nothing more: requests with a body
 framed by Content-Length or chunks, keep-alive, pipelining (answered in
 order), ``Expect: 100-continue``, and a JSON 4xx for anything malformed
 (bad request line or header, bad Content-Length, a head over 64 KiB, a body
-over the limit). A general framework costs several times more CPU per
+over the limit, a chunk size that is not plain hexadecimal, a chunk without
+its CRLF, a chunk line or trailers over 64 KiB). A general framework costs several times more CPU per
 request, and on one machine that CPU is taken from the model servers.
 """
 
@@ -62,6 +63,16 @@ class BadRequest(Exception):
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
+async def _line(reader: asyncio.StreamReader, status: int, too_long: str) -> bytes:
+    """One CRLF-ended line of a chunked body; BadRequest(status, too_long) past the stream's limit."""
+    try:
+        return await reader.readuntil(b"\r\n")
+    except asyncio.LimitOverrunError:
+        raise BadRequest(status, too_long) from None
 
 
 class HttpServer:
@@ -149,20 +160,24 @@ class HttpServer:
     async def _read_chunks(self, reader: asyncio.StreamReader) -> bytes:
         parts, total = [], 0
         while True:
-            line = await reader.readuntil(b"\r\n")
-            try:
-                size = int(line.split(b";", 1)[0], 16)
-            except ValueError:
-                raise BadRequest(400, "A chunk size is not a hexadecimal number.") from None
+            line = await _line(reader, 400, f"A chunk size line is over {MAX_HEAD_BYTES // 1024} KiB.")
+            digits = line[:-2].split(b";", 1)[0].strip(b" \t")
+            if not digits or digits.strip(_HEX_DIGITS):  # int(..., 16) would take "-5", "+5", "0x5", "5_0"
+                raise BadRequest(400, "A chunk size is not a hexadecimal number.")
+            size = int(digits, 16)
             if size == 0:
-                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                    pass
+                trailers = 0
+                while (trailer := await _line(reader, 431, "The request trailers are too large.")) != b"\r\n":
+                    trailers += len(trailer)
+                    if trailers > MAX_HEAD_BYTES:
+                        raise BadRequest(431, "The request trailers are too large.")
                 return b"".join(parts)
             total += size
             if total > self.max_body_bytes:
                 raise BadRequest(413, f"The request body is over {self.max_body_bytes // (1024 * 1024)} MiB.")
             parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
+            if await reader.readexactly(2) != b"\r\n":
+                raise BadRequest(400, "A chunk is longer than its size says (no CRLF after it).")
 
     @staticmethod
     def _write(writer: asyncio.StreamWriter, response: Response, keep_alive: bool) -> None:

@@ -140,6 +140,22 @@ def terminate(refs: Iterable[ProcessRef], *, grace_s: float = 10.0) -> None:
         pending = [r for r in pending if r.alive()]
 
 
+def kill_group(ref: ProcessRef) -> None:
+    """SIGKILL the process group that a process started by ``spawn`` leads: its children (gunicorn's
+    workers) too, also after the process itself has died.
+
+    A pid that is still a group's id is never given to another process; so when the pid now names
+    another process, the group is gone and nothing is sent.
+    """
+    now = start_time(ref.pid)
+    if now is not None and ref.start is not None and now != ref.start:
+        return
+    try:
+        os.killpg(ref.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _signal(pid: int, sig: signal.Signals) -> None:
     try:
         os.kill(pid, sig)

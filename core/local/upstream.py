@@ -21,7 +21,12 @@ MAX_HEAD_BYTES = 64 * 1024
 
 
 class Refused(Exception):
-    """No connection could be made: nothing was sent."""
+    """The instance refused the connection (nothing listens on its port): nothing was sent."""
+
+
+class Unreachable(Exception):
+    """No connection could be made for another reason (out of file descriptors or local ports):
+    nothing was sent, and the instance is not to blame."""
 
 
 class Dropped(Exception):
@@ -65,16 +70,19 @@ class UpstreamPool:
                 conn.close()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=MAX_HEAD_BYTES)
-        except OSError as exc:
+        except ConnectionRefusedError as exc:
             raise Refused(str(exc)) from None
+        except OSError as exc:
+            raise Unreachable(str(exc) or type(exc).__name__) from None
         return _Connection(reader, writer)
 
     async def request(self, port: int, method: str, path: str, headers: list[tuple[str, str]],
                       body: bytes) -> Answer:
         """Send one request and read its whole answer.
 
-        Raises ``Refused`` when no connection could be made and ``Dropped``
-        when the connection broke; a cancellation (the caller's timeout)
+        Raises ``Refused`` when the instance refused the connection,
+        ``Unreachable`` when no connection could be made for another reason
+        and ``Dropped`` when the connection broke; a cancellation (the caller's timeout)
         closes the connection.
         """
         conn = await self._connection(port)

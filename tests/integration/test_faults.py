@@ -6,17 +6,19 @@ Load comes from a few client threads posting to the gateway on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from core.entities import RequestSettings
-from core.local.processes import alive, parent_pid
+from core.entities import Deployment, ProbeSettings, RequestSettings
+from core.local.model_server import INSTANCE_MARK
+from core.local.processes import alive, home_processes, parent_pid
 from core.local.workspace import LocalWorkspace
 
-from .helpers import FAILING_INIT, Load, deploy, endpoint_with, model_servers, wait_for
+from .helpers import ECHO, FAILING_INIT, Load, deploy, endpoint_with, model_servers, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -139,3 +141,64 @@ def test_an_init_failure_fails_the_deployment_and_spares_the_others(workspace: L
     assert states == ["Failed"]
     assert workspace.invoke("fail", {}, deployment="broken").status_code == 503
     assert alive(blue.pid, None)
+
+
+def instance_processes(home: Path) -> list[int]:
+    """Pids of every model-server process of a home, gunicorn masters and workers alike."""
+    found = []
+    for ref in home_processes(home):
+        try:
+            if INSTANCE_MARK in Path(f"/proc/{ref.pid}/cmdline").read_bytes():
+                found.append(ref.pid)
+        except OSError:
+            pass
+    return found
+
+
+def test_an_instance_that_never_gets_ready_is_ended_with_its_workers(workspace: LocalWorkspace,
+                                                                     tmp_path: Path) -> None:
+    model = endpoint_with(workspace, tmp_path, "hang", ("blue",))
+    code = tmp_path / "hanging"
+    code.mkdir()
+    (code / "score.py").write_text("import time\n\ndef init():\n    time.sleep(600)\n\n"
+                                   "def run(raw_data):\n    return {}\n")
+    [blue] = workspace.get_deployment("hang", "blue").instances
+    probe = ProbeSettings(initial_delay=1, period=1, timeout=1, failure_threshold=2)
+    stuck = deploy(workspace, "hang", "stuck", model, code=code, readiness_probe=probe)
+    assert stuck.provisioning_state == "Failed" and "did not become ready within 3 s" in stuck.state_reason
+    # the gunicorn worker stuck in init() goes with its master; only blue's master and worker are left
+    wait_for(lambda: sorted(instance_processes(workspace.home)) == sorted([blue.pid, *children(blue.pid)]), 10,
+             "the stuck instance's processes to end")
+
+
+def children(pid: int) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and parent_pid(int(p.name)) == pid]
+
+
+def test_an_instance_that_cannot_be_started_stalls_no_other_deployment(workspace: LocalWorkspace,
+                                                                      tmp_path: Path) -> None:
+    model = endpoint_with(workspace, tmp_path, "stall", ("blue",))
+    [blue] = workspace.get_deployment("stall", "blue").instances
+    # its code folder gone, blue's instance cannot be started again once it dies (Popen: no such directory)
+    shutil.rmtree(workspace.home / "code" / "stall" / "blue")
+    os.killpg(blue.pid, signal.SIGKILL)
+    wait_for(lambda: [i.state for i in workspace.get_deployment("stall", "blue").instances] == ["Crashed"], 10,
+             "blue's instance to be seen dead")
+    time.sleep(1)  # its first restart (after 0.5 s) has been tried, and failed
+
+    # the control plane goes on with everything else: another deployment starts and serves
+    workspace.create_or_update_deployment(
+        Deployment(name="green", endpoint_name="stall", model=model, code_path=str(ECHO), scoring_script="score.py"),
+        wait=False)
+    green = wait_for(lambda: (d := workspace.get_deployment("stall", "green")).provisioning_state == "Succeeded"
+                     and d, 30, "green to start while blue cannot")
+    assert [i.state for i in green.instances] == ["Ready"]
+    assert workspace.invoke("stall", {}, deployment="green").status_code == 200
+    # and blue's deployment says why its instance is down
+    blue_now = workspace.get_deployment("stall", "blue")
+    assert blue_now.provisioning_state == "Succeeded" and [i.state for i in blue_now.instances] == ["Crashed"]
+    assert "could not be started" in blue_now.state_reason and "No such file or directory" in blue_now.state_reason
+
+    # a deployment whose first instance cannot start fails with the reason
+    bad = deploy(workspace, "stall", "nul", model, environment_variables={"ECHO_LABEL": "a\0b"})
+    assert bad.provisioning_state == "Failed" and "could not be started" in bad.state_reason, bad.state_reason

@@ -188,6 +188,9 @@ def test_a_traffic_change_that_breaks_a_rule_is_refused_whole(ws: LocalWorkspace
     assert all(post(uri, auth).headers["azureml-model-deployment"] == "blue" for _ in range(10))
 
 
+CHUNKED = b"POST /endpoints/rules/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
 def raw_request(port: int, data: bytes) -> int:
     """Send bytes as they are; return the HTTP status of the answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -215,11 +218,20 @@ def test_fuzzing_gets_only_4xx_and_the_gateway_stays_up(ws: LocalWorkspace, uri:
         "bad header line": raw_request(port, b"POST /endpoints/rules/score HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"),
         "bad content length": raw_request(
             port, b"POST /endpoints/rules/score HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"),
+        "negative chunk size": raw_request(port, CHUNKED + b"-5\r\nhello\r\n0\r\n\r\n"),
+        "0x chunk size": raw_request(port, CHUNKED + b"0x5\r\nhello\r\n0\r\n\r\n"),
+        "empty chunk size": raw_request(port, CHUNKED + b"\r\nhello\r\n0\r\n\r\n"),
+        "chunk longer than its size": raw_request(port, CHUNKED + b"5\r\nhello world\r\n0\r\n\r\n"),
+        "chunk size line over 64 KiB": raw_request(port, CHUNKED + b"5;" + b"x" * (70 * 1024) + b"\r\n"),
+        "trailers over 64 KiB": raw_request(port, CHUNKED + b"0\r\nX-Trailer: " + b"y" * (70 * 1024) + b"\r\n\r\n"),
     }
     huge = requests.post(uri, data=b"x" * (65 * 1024 * 1024), headers={**auth, "Content-Type": "application/json"},
                          timeout=60)
     codes["huge body"] = huge.status_code
     assert all(400 <= code < 500 for code in codes.values()), codes
     assert codes["huge body"] == 413 and codes["malformed json"] == 424 and codes["wrong key"] == 401
+    assert codes["negative chunk size"] == codes["chunk longer than its size"] == 400
+    assert codes["trailers over 64 KiB"] == 431
     assert requests.get(f"{base}/-/health", timeout=10).status_code == 200
     assert post(uri, auth).status_code == 200
+    assert "Traceback" not in (ws.home / "logs" / "gateway.log").read_text()
