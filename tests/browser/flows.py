@@ -75,8 +75,21 @@ def deploy(page: Page, name: str, timeout_ms: int = 30_000) -> None:
 
 def shift_traffic(page: Page, split: dict[str, int]) -> None:
     page.get_by_role("tab", name="Traffic").click()
+    settle(page)
+    # On a loaded machine a value typed while the previous one's rerun is still drawing can be drawn over
+    # (Streamlit redraws the input from the server's state): look, and type again what did not stay, as a
+    # person would.
+    for _ in range(3):
+        lost = {d: pct for d, pct in split.items()
+                if page.get_by_label(d, exact=True).input_value() != str(pct)}
+        if not lost:
+            break
+        for deployment, pct in lost.items():
+            set_number(page, deployment, pct)
+        page.wait_for_timeout(500)
+        settle(page)
     for deployment, pct in split.items():
-        set_number(page, deployment, pct)
+        expect(page.get_by_label(deployment, exact=True)).to_have_value(str(pct))
     expect(page.get_by_text("This split would be refused")).to_have_count(0)
     page.get_by_role("button", name="Apply traffic").click()
     expect(page.get_by_text("Traffic of demo is now")).to_be_visible()
