@@ -49,8 +49,8 @@ def endpoint_with(ws: LocalWorkspace, tmp: Path, endpoint: str, names: tuple[str
     return model
 
 
-def model_servers(home: Path) -> list[int]:
-    """Pids of the gunicorn masters running for a home (their workers are their children)."""
+def instance_processes(home: Path) -> list[int]:
+    """Pids of every model-server process of a home, gunicorn masters and workers alike."""
     found = []
     for ref in home_processes(home):
         try:
@@ -58,6 +58,12 @@ def model_servers(home: Path) -> list[int]:
                 found.append(ref.pid)
         except OSError:
             pass
+    return found
+
+
+def model_servers(home: Path) -> list[int]:
+    """Pids of the gunicorn masters running for a home (their workers are their children)."""
+    found = instance_processes(home)
     return sorted(pid for pid in found if parent_pid(pid) not in found)
 
 

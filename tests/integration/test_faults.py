@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from core.entities import Deployment, ProbeSettings, RequestSettings
-from core.local.model_server import INSTANCE_MARK
-from core.local.processes import alive, home_processes, parent_pid
+from core.local.processes import alive, parent_pid
 from core.local.workspace import LocalWorkspace
 
-from .helpers import ECHO, FAILING_INIT, Load, deploy, endpoint_with, model_servers, wait_for
+from .helpers import ECHO, FAILING_INIT, Load, deploy, endpoint_with, instance_processes, model_servers, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -141,18 +140,6 @@ def test_an_init_failure_fails_the_deployment_and_spares_the_others(workspace: L
     assert states == ["Failed"]
     assert workspace.invoke("fail", {}, deployment="broken").status_code == 503
     assert alive(blue.pid, None)
-
-
-def instance_processes(home: Path) -> list[int]:
-    """Pids of every model-server process of a home, gunicorn masters and workers alike."""
-    found = []
-    for ref in home_processes(home):
-        try:
-            if INSTANCE_MARK in Path(f"/proc/{ref.pid}/cmdline").read_bytes():
-                found.append(ref.pid)
-        except OSError:
-            pass
-    return found
 
 
 def test_an_instance_that_never_gets_ready_is_ended_with_its_workers(workspace: LocalWorkspace,
