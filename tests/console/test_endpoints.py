@@ -8,6 +8,13 @@ from core.serving import NoServing
 from .apptest_helpers import by_label, texts
 
 
+def deploy(at, name):
+    """Fill in the deployment name and press Deploy, the other fields as they are."""
+    at.text_input(key=keys.DEPLOY_NAME).set_value(name)
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+
+
 def set_traffic(at, **split):
     for deployment, pct in split.items():
         by_label(at.number_input, deployment).set_value(pct)
@@ -55,9 +62,7 @@ def test_the_scoring_script_is_chosen_from_the_code_folder(open_page, demo, tmp_
     assert script.options[:2] == ["generate.py", "token_ranks.py"]
 
     script.set_value("token_ranks.py")
-    at.text_input(key=keys.DEPLOY_NAME).set_value("ranks2")
-    at.button(key=keys.DEPLOY_SUBMIT).click()
-    at.run()
+    deploy(at, "ranks2")
     assert "Deployment ranks2 is Succeeded." in texts(at.success)
     assert demo.get_deployment("demo", "ranks2").scoring_script == "token_ranks.py"
 
@@ -65,9 +70,7 @@ def test_the_scoring_script_is_chosen_from_the_code_folder(open_page, demo, tmp_
     (tmp_path / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return raw\n")
     at.text_input(key=keys.DEPLOY_CODE).set_value(str(tmp_path / "code")).run()
     assert at.selectbox(key=keys.DEPLOY_SCRIPT).options == ["score.py"]
-    at.text_input(key=keys.DEPLOY_NAME).set_value("custom")
-    at.button(key=keys.DEPLOY_SUBMIT).click()
-    at.run()
+    deploy(at, "custom")
     custom = demo.get_deployment("demo", "custom")
     assert (custom.code_path, custom.scoring_script) == (str(tmp_path / "code"), "score.py")
 
@@ -77,9 +80,7 @@ def test_a_code_folder_that_does_not_exist_is_explained(open_page, demo, tmp_pat
     at.text_input(key=keys.DEPLOY_CODE).set_value(str(tmp_path / "nowhere")).run()
     assert not at.exception
     assert "does not exist" in texts(at.error)
-    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
-    at.button(key=keys.DEPLOY_SUBMIT).click()
-    at.run()
+    deploy(at, "green")
     assert "Choose the scoring script first." in texts(at.error)
     assert [d.name for d in demo.list_deployments("demo")] == ["chat", "ranks"]
 
@@ -87,9 +88,7 @@ def test_a_code_folder_that_does_not_exist_is_explained(open_page, demo, tmp_pat
 def test_a_failed_deployment_shows_its_reason(open_page, demo):
     demo.fake_serving.fail_next("init() raised: out of memory")
     at = open_page("endpoints")
-    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
-    at.button(key=keys.DEPLOY_SUBMIT).click()
-    at.run()
+    deploy(at, "green")
     assert "Deployment green failed: init() raised: out of memory" in texts(at.error).replace("\\", "")
     assert "Read its logs" in texts(at.info)
     assert (at.status[-1].label, at.status[-1].state) == ("Deploying green into demo: failed", "error")
@@ -109,9 +108,7 @@ def test_deploying_where_the_backend_cannot_serve_says_so(open_page, workspace, 
     at.session_state[keys.WORKSPACE] = local
     at.run()
     at.switch_page("screens/endpoints.py").run()
-    at.text_input(key=keys.DEPLOY_NAME).set_value("blue")
-    at.button(key=keys.DEPLOY_SUBMIT).click()
-    at.run()
+    deploy(at, "blue")
     assert not at.exception
     assert "This workspace cannot run deployments." in texts(at.error)
     assert at.info, "the refusal comes with a next step"
@@ -258,9 +255,7 @@ def test_any_environment_version_can_be_deployed(open_page, demo):
     environment = at.selectbox(key=keys.DEPLOY_ENVIRONMENT)
     assert {"scoring:2", "scoring:1"} <= set(environment.options)
     environment.set_value("scoring:1")
-    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
-    at.button(key=keys.DEPLOY_SUBMIT).click()
-    at.run()
+    deploy(at, "green")
     assert "Deployment green is Succeeded." in texts(at.success)
     assert demo.get_deployment("demo", "green").environment == "scoring:1"
 

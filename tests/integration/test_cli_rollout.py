@@ -77,6 +77,18 @@ def byom(home: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
     return run
 
 
+def curl_deployment(byom: Callable[..., str], endpoint: str, deployment: str, request: str,
+                    timeout: float = 30) -> object:
+    """What curl gets from one deployment by name, with the key and scoring URI the CLI prints, as the tutorial does."""
+    key = byom("online-endpoint", "get-credentials", "-n", endpoint, "--query", "primaryKey", "-o", "tsv")
+    uri = byom("online-endpoint", "show", "-n", endpoint, "--query", "scoring_uri", "-o", "tsv")
+    curl = subprocess.run(
+        ["curl", "-s", "--fail-with-body", "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
+         "-H", f"azureml-model-deployment: {deployment}", "--data", f"@{request}", uri],
+        capture_output=True, text=True, timeout=timeout, check=True)
+    return json.loads(curl.stdout)
+
+
 def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, byom: Callable[..., str]) -> None:
     sample = tmp_path / "online"
     write_sample(sample)
@@ -103,13 +115,7 @@ def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, byom: Callable[...
     green = json.loads(byom("online-deployment", "create", "-f", str(sample / "green-deployment.yml")))
     assert green["provisioning_state"] == "Succeeded" and show("traffic") == {"blue": 100}
 
-    key = byom("online-endpoint", "get-credentials", "-n", "my-endpoint", "--query", "primaryKey", "-o", "tsv")
-    uri = byom("online-endpoint", "show", "-n", "my-endpoint", "--query", "scoring_uri", "-o", "tsv")
-    curl = subprocess.run(
-        ["curl", "-s", "--fail-with-body", "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
-         "-H", "azureml-model-deployment: green", "--data", f"@{request}", uri],
-        capture_output=True, text=True, timeout=30, check=True)
-    assert json.loads(curl.stdout) == [pytest.approx(2 * sum(ROW), rel=1e-6)]
+    assert curl_deployment(byom, "my-endpoint", "green", request) == [pytest.approx(2 * sum(ROW), rel=1e-6)]
 
     byom("online-endpoint", "update", "-n", "my-endpoint", "--mirror-traffic", "green=10")
     assert show("mirror_traffic") == {"green": 10}
@@ -192,13 +198,7 @@ def test_safe_rollout_walkthrough_with_the_sample_model(home: Path, tmp_path: Pa
     green = json.loads(byom("online-deployment", "create", "-f", str(sample_deployment(tmp_path, "green", "green-lm"))))
     assert green["provisioning_state"] == "Succeeded" and show("traffic") == {"blue": 100}
 
-    key = byom("online-endpoint", "get-credentials", "-n", "chat-endpoint", "--query", "primaryKey", "-o", "tsv")
-    uri = byom("online-endpoint", "show", "-n", "chat-endpoint", "--query", "scoring_uri", "-o", "tsv")
-    curl = subprocess.run(
-        ["curl", "-s", "--fail-with-body", "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
-         "-H", "azureml-model-deployment: green", "--data", f"@{request}", uri],
-        capture_output=True, text=True, timeout=60, check=True)
-    by_name = json.loads(curl.stdout)
+    by_name = curl_deployment(byom, "chat-endpoint", "green", str(request), timeout=60)
     assert by_name["model"] == "green-lm"
     assert by_name["text"] == answer["text"]  # the same weights, greedy: the same words
 
