@@ -162,9 +162,7 @@ def model_list(ws: Workspace, args: argparse.Namespace) -> Any:
         rows = ws.list_model_versions(args.name, include_archived=include_archived)
     else:
         rows = ws.list_models(include_archived=include_archived)
-    if args.archived_only:
-        rows = [m for m in rows if m.archived]
-    return rows[: args.max_results] if args.max_results else rows
+    return _listed(rows, args)
 
 
 def model_show(ws: Workspace, args: argparse.Namespace) -> Any:
@@ -246,8 +244,13 @@ def environment_list(ws: Workspace, args: argparse.Namespace) -> Any:
             rows = [e for e in rows if not e.archived]
     else:
         rows = ws.list_environments(include_archived=args.include_archived or args.archived_only)
+    return _listed(rows, args)
+
+
+def _listed(rows: list[Any], args: argparse.Namespace) -> list[Any]:
+    """The rows ``--archived-only`` and ``--max-results`` (see ``_list_filters``) leave."""
     if args.archived_only:
-        rows = [e for e in rows if e.archived]
+        rows = [r for r in rows if r.archived]
     return rows[: args.max_results] if args.max_results else rows
 
 
