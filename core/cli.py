@@ -183,18 +183,18 @@ def model_promote(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def model_archive(ws: Workspace, args: argparse.Namespace) -> Any:
-    return ws.archive_model(args.name, _version_or_label(ws, args))
+    return ws.archive_model(args.name, _version_or_label(ws.get_model, args))
 
 
 def model_restore(ws: Workspace, args: argparse.Namespace) -> Any:
-    return ws.restore_model(args.name, _version_or_label(ws, args))
+    return ws.restore_model(args.name, _version_or_label(ws.get_model, args))
 
 
-def _version_or_label(ws: Workspace, args: argparse.Namespace) -> str | int | None:
+def _version_or_label(get: Callable[[str, str], Any], args: argparse.Namespace) -> str | int | None:
     """--version, or the version --label latest names; None (every version) when neither is given."""
     if args.version or not args.label:
         return args.version
-    return ws.get_model(args.name, args.label).version
+    return get(args.name, args.label).version
 
 
 def model_delete(ws: Workspace, args: argparse.Namespace) -> Any:
@@ -252,6 +252,14 @@ def _listed(rows: list[Any], args: argparse.Namespace) -> list[Any]:
     if args.archived_only:
         rows = [r for r in rows if r.archived]
     return rows[: args.max_results] if args.max_results else rows
+
+
+def environment_archive(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.archive_environment(args.name, _version_or_label(ws.get_environment, args))
+
+
+def environment_restore(ws: Workspace, args: argparse.Namespace) -> Any:
+    return ws.restore_environment(args.name, _version_or_label(ws.get_environment, args))
 
 
 def environment_show(ws: Workspace, args: argparse.Namespace) -> Any:
@@ -456,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", "-n")
     _list_filters(p)
     _name_version(_verb(env, "show", environment_show, "Show an environment version."))
+    for verb, handler, text in (("archive", environment_archive, "Archive a version, or every version."),
+                                ("restore", environment_restore, "Restore an archived version, or every version.")):
+        _name_version(_verb(env, verb, handler, text))
     p = _verb(env, "update", environment_update, "Change a version's description or tags.")
     _name_version(p)
     p.add_argument("--set", action="append", metavar="PATH=VALUE")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from .entities import LOCAL_PYTHON
 from .errors import InUse, InvalidInput
 
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
@@ -38,6 +39,12 @@ def validate_asset_name(name: str, kind: str = "model") -> str:
             "starting with a letter or digit."
         )
     return name
+
+
+def refuse_built_in_environment(name: str, done: str, hint: str = "") -> None:
+    """``local-python`` is the interpreter byom runs in, not a registered asset: it cannot be ``done``."""
+    if name == LOCAL_PYTHON:
+        raise InvalidInput(f"{LOCAL_PYTHON!r} is built in and cannot be {done}{hint}.")
 
 
 def validate_version(version: object, kind: str = "model", *, latest_ok: bool = True) -> int:

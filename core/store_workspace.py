@@ -339,8 +339,7 @@ class StoreWorkspace(Workspace):
 
     def create_environment(self, spec: EnvironmentSpec) -> EnvironmentVersion:
         rules.validate_asset_name(spec.name, "environment")
-        if spec.name == LOCAL_PYTHON:
-            raise InvalidInput(f"{LOCAL_PYTHON!r} is built in and cannot be replaced: choose another name.")
+        rules.refuse_built_in_environment(spec.name, "replaced", ": choose another name")
         tags = rules.validate_tags(spec.tags)
         if not spec.conda_file and not spec.image:
             raise InvalidInput("An environment needs a conda file, an image, or both: pass --conda-file or --image.")
@@ -390,9 +389,16 @@ class StoreWorkspace(Workspace):
     def update_environment(
         self, name: str, version: VersionRef, *, description: str | None = None, tags: dict[str, str] | None = None
     ) -> EnvironmentVersion:
-        if name == LOCAL_PYTHON:
-            raise InvalidInput(f"{LOCAL_PYTHON!r} is built in and cannot be changed.")
+        rules.refuse_built_in_environment(name, "changed")
         return EnvironmentVersion.from_dict(self._update_asset("environment", name, version, description, tags))
+
+    def archive_environment(self, name: str, version: VersionRef | None = None) -> list[EnvironmentVersion]:
+        rules.refuse_built_in_environment(name, "archived")
+        return [EnvironmentVersion.from_dict(d) for d in self._set_archived("environment", name, version, True)]
+
+    def restore_environment(self, name: str, version: VersionRef | None = None) -> list[EnvironmentVersion]:
+        rules.refuse_built_in_environment(name, "restored")
+        return [EnvironmentVersion.from_dict(d) for d in self._set_archived("environment", name, version, False)]
 
     def _builder(self) -> EnvironmentBuilder:
         if self.builder is None:

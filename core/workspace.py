@@ -189,6 +189,17 @@ class Workspace(ABC):
     ) -> EnvironmentVersion:
         """Change the description and/or replace the tags; the spec is immutable."""
 
+    @abstractmethod
+    def archive_environment(self, name: str, version: VersionRef | None = None) -> list[EnvironmentVersion]:
+        """Hide one version (or every version) from lists and from ``latest``, as ``archive_model`` does.
+
+        Deployments that already use it keep running. ``local-python`` cannot be archived.
+        """
+
+    @abstractmethod
+    def restore_environment(self, name: str, version: VersionRef | None = None) -> list[EnvironmentVersion]:
+        """Undo ``archive_environment``."""
+
     def diff_environments(self, name: str, from_version: VersionRef, to_version: VersionRef) -> EnvironmentDiff:
         """Line diff of two versions' conda specs and their resolved requirements."""
         from .environments import diff_environments

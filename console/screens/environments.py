@@ -1,4 +1,4 @@
-"""Environments: versions, the conda spec, a diff of two versions, the build and its log, drift."""
+"""Environments: versions, the conda spec, a diff of two versions, the build and its log, drift, archive."""
 
 import pandas as pd
 import streamlit as st
@@ -13,7 +13,8 @@ builds = ws.supports(Capability.ENVIRONMENT_BUILDS)
 
 st.title("Environments")
 
-envs = ws.list_environments()
+show_archived = st.toggle("Show archived", key=keys.ENV_SHOW_ARCHIVED)
+envs = ws.list_environments(include_archived=show_archived)
 deployments = [d for e in ws.list_endpoints() for d in ws.list_deployments(e.name)]
 usage = views.environment_usage(deployments)
 
@@ -50,6 +51,16 @@ with browse:
         if env.image:
             st.markdown(f"Image: `{env.image}`")
         st.caption("Used by: " + (ui.plain(", ".join(usage.get(env.ref, []))) or "no deployment"))
+        if env.archived:
+            if st.button("Restore", key=keys.ENV_RESTORE, icon=":material/unarchive:"):
+                with ui.errors():
+                    ws.restore_environment(name, number)
+                    ui.done(f"Restored {env.ref}.")
+        elif not env.built_in and st.button("Archive", key=keys.ENV_ARCHIVE, icon=":material/archive:",
+                       help="Hidden from lists, from 'latest' and from the deploy form; deployments keep running."):
+            with ui.errors():
+                ws.archive_environment(name, number)
+                ui.done(f"Archived {env.ref}: turn on 'Show archived' to see it again.")
 
     with build_col:
         st.subheader("Build")

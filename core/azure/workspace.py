@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -316,21 +316,25 @@ class AzureWorkspace(Workspace):
     def get_model(self, name: str, version: VersionRef = "latest") -> ModelVersion:
         return self._model(name, self._resolve(self.ml.models, "model", name, version))
 
-    def _save_model(self, sdk: Any, archived: bool, what: str) -> ModelVersion:
-        """PUT a changed version, its archived flag kept in that one request.
+    def _put_version(self, versions: Any, sdk: Any, archived: bool, what: str) -> Any:
+        """PUT a changed model or environment version, its archived flag kept in that one request.
 
-        ``models.create_or_update`` always sends ``isArchived: false``: an archived version would
-        show in lists and as ``latest`` until a second PUT archived it again.
+        ``create_or_update`` always sends ``isArchived: false``: an archived version would show in
+        lists and as ``latest`` until a second PUT archived it again. ``versions`` is the SDK's
+        private REST operation group for that kind. Returns the REST object saved.
         """
-        from azure.ai.ml.entities import Model
-
         body = sdk._to_rest_object()
         body.properties.is_archived = archived
         with self._call(what):
-            saved = self.ml.models._model_versions_operation.create_or_update(
+            return versions.create_or_update(
                 name=sdk.name, version=str(sdk.version), body=body,
                 resource_group_name=self.ml.resource_group_name, workspace_name=self.ml.workspace_name,
             )
+
+    def _save_model(self, sdk: Any, archived: bool, what: str) -> ModelVersion:
+        from azure.ai.ml.entities import Model
+
+        saved = self._put_version(self.ml.models._model_versions_operation, sdk, archived, what)
         return tr.model_from_sdk(Model._from_rest_object(saved), archived=archived)
 
     def update_model(
@@ -365,28 +369,30 @@ class AzureWorkspace(Workspace):
                     {"stage": stage, "approver": change.approver, "note": note})
         return result
 
-    def _set_archived(self, name: str, version: VersionRef | None, archived: bool) -> list[ModelVersion]:
+    def _set_archived(self, ops: Any, kind: str, name: str, version: VersionRef | None, archived: bool,
+                      read: Callable[[str, int], Any]) -> list[Any]:
         if version is None:
-            numbers = [int(v.version) for v in self._sdk_versions(self.ml.models, "model", name)]
+            numbers = [int(v.version) for v in self._sdk_versions(ops, kind, name)]
             if not numbers:
-                raise NotFound(f"No model named {name!r}.")
+                raise NotFound(f"No {kind} named {name!r}.", hint=f"See 'byom {kind} list'.")
         else:
-            numbers = [self._resolve(self.ml.models, "model", name, version, include_archived=True)]
-            self._get_sdk_model(name, numbers[0])
-        already = self._archived(self.ml.models, "model", name)
+            numbers = [self._resolve(ops, kind, name, version, include_archived=True)]
+            read(name, numbers[0])  # NotFound for a version that does not exist
+        already = self._archived(ops, kind, name)
         verb = "archive" if archived else "restore"
         for number in sorted(numbers):
             if (number in already) != archived:
-                with self._call(f"{verb} model {name}:{number}"):
-                    getattr(self.ml.models, verb)(name=name, version=str(number))
-                self._audit(f"model.{verb}", f"model/{name}:{number}", {"archived": not archived}, {"archived": archived})
-        return [self._model(name, n) for n in sorted(numbers)]
+                with self._call(f"{verb} {kind} {name}:{number}"):
+                    getattr(ops, verb)(name=name, version=str(number))
+                self._audit(f"{kind}.{verb}", f"{kind}/{name}:{number}", {"archived": not archived},
+                            {"archived": archived})
+        return [read(name, n) for n in sorted(numbers)]
 
     def archive_model(self, name: str, version: VersionRef | None = None) -> list[ModelVersion]:
-        return self._set_archived(name, version, True)
+        return self._set_archived(self.ml.models, "model", name, version, True, self._model)
 
     def restore_model(self, name: str, version: VersionRef | None = None) -> list[ModelVersion]:
-        return self._set_archived(name, version, False)
+        return self._set_archived(self.ml.models, "model", name, version, False, self._model)
 
     def _deployments_using(self, ref: str) -> list[str]:
         users = []
@@ -430,8 +436,7 @@ class AzureWorkspace(Workspace):
 
     def create_environment(self, spec: EnvironmentSpec) -> EnvironmentVersion:
         rules.validate_asset_name(spec.name, "environment")
-        if spec.name == LOCAL_PYTHON:
-            raise InvalidInput(f"{LOCAL_PYTHON!r} is built in and cannot be replaced: choose another name.")
+        rules.refuse_built_in_environment(spec.name, "replaced", ": choose another name")
         rules.validate_tags(spec.tags)
         if not spec.conda_file and not spec.image:
             raise InvalidInput("An environment needs a conda file, an image, or both: pass --conda-file or --image.")
@@ -475,27 +480,41 @@ class AzureWorkspace(Workspace):
             if str(version) not in ("latest", "1"):
                 raise NotFound(f"{LOCAL_PYTHON} has only version 1.")
             return local_python_environment()
-        number = self._resolve(self.ml.environments, "environment", name, version)
-        return tr.environment_from_sdk(self._get_sdk_environment(name, number))
+        return self._environment(name, self._resolve(self.ml.environments, "environment", name, version))
+
+    def _environment(self, name: str, number: int) -> EnvironmentVersion:
+        sdk = self._get_sdk_environment(name, number)
+        return tr.environment_from_sdk(sdk, archived=number in self._archived(self.ml.environments, "environment", name))
 
     def update_environment(
         self, name: str, version: VersionRef, *, description: str | None = None, tags: dict[str, str] | None = None
     ) -> EnvironmentVersion:
-        if name == LOCAL_PYTHON:
-            raise InvalidInput(f"{LOCAL_PYTHON!r} is built in and cannot be changed.")
+        rules.refuse_built_in_environment(name, "changed")
         new_tags = rules.validate_tags(tags) if tags is not None else None
+        from azure.ai.ml.entities import Environment
+
         number = self._resolve(self.ml.environments, "environment", name, version)
+        current = self._environment(name, number)
         sdk = self._get_sdk_environment(name, number)
-        before = {"description": sdk.description or "", "tags": tr._user(sdk.tags)}
+        before = {"description": current.description, "tags": current.tags}
         if description is not None:
             sdk.description = description
         if new_tags is not None:
             sdk.tags = {**new_tags, **{k: v for k, v in (sdk.tags or {}).items() if k.startswith(tr.PREFIX)}}
-        with self._call(f"update environment {name}:{number}"):
-            saved = tr.environment_from_sdk(self.ml.environments.create_or_update(sdk))
+        rest = self._put_version(self.ml.environments._version_operations, sdk, current.archived,
+                                 f"update environment {name}:{number}")
+        saved = tr.environment_from_sdk(Environment._from_rest_object(rest), archived=current.archived)
         self._audit("environment.update", f"environment/{name}:{number}", before,
                     {"description": saved.description, "tags": saved.tags})
         return saved
+
+    def archive_environment(self, name: str, version: VersionRef | None = None) -> list[EnvironmentVersion]:
+        rules.refuse_built_in_environment(name, "archived")
+        return self._set_archived(self.ml.environments, "environment", name, version, True, self._environment)
+
+    def restore_environment(self, name: str, version: VersionRef | None = None) -> list[EnvironmentVersion]:
+        rules.refuse_built_in_environment(name, "restored")
+        return self._set_archived(self.ml.environments, "environment", name, version, False, self._environment)
 
     def get_environment_build(self, name: str, version: VersionRef = "latest") -> EnvironmentBuild:
         env = self.get_environment(name, version)

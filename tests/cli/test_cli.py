@@ -210,6 +210,16 @@ def test_az_ml_archive_and_list_flags(home: Path, model_dir: Path, capsys) -> No
     assert (code, json.loads(out)) == (0, [2])
     code, out, _ = run(capsys, "environment", "list", "--archived-only")
     assert (code, json.loads(out)) == (0, [])
+    code, out, _ = run(capsys, "environment", "archive", "-n", "env", "--label", "latest", "--query", "[].version")
+    assert (code, json.loads(out)) == (0, [2])
+    code, out, _ = run(capsys, "environment", "show", "-n", "env", "--query", "version")
+    assert (code, json.loads(out)) == (0, 1)
+    code, out, _ = run(capsys, "environment", "list", "--archived-only", "--query", "[].[name, version]")
+    assert (code, json.loads(out)) == (0, [["env", 2]])
+    code, out, _ = run(capsys, "environment", "restore", "-n", "env", "-v", "2", "--query", "[].archived")
+    assert (code, json.loads(out)) == (0, [False])
+    code, _, err = run(capsys, "environment", "archive", "-n", "local-python")
+    assert code == 2 and "built in" in err
 
 
 def test_az_style_updates_and_global_flags(home: Path, model_dir: Path, capsys) -> None:

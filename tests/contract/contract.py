@@ -189,6 +189,34 @@ class WorkspaceContract:
             ("+", "- scikit-learn==1.8.0"),
         }
 
+    def test_archived_environments_leave_lists_and_latest_until_restored(self, workspace: Workspace) -> None:
+        workspace.create_environment(EnvironmentSpec(name="sk", conda_file=CONDA))
+        workspace.create_environment(EnvironmentSpec(name="sk", conda_file=CONDA.replace("1.9.1", "1.8.0")))
+        assert [e.version for e in workspace.archive_environment("sk", 2)] == [2]
+        assert workspace.get_environment("sk").version == 1
+        assert workspace.get_environment("sk", 2).archived
+        assert [(e.version, e.archived) for e in workspace.list_environment_versions("sk")] == [(2, True), (1, False)]
+        changed = workspace.update_environment("sk", 2, description="kept for the audit")
+        assert changed.archived and workspace.get_environment("sk").version == 1
+
+        workspace.archive_environment("sk")
+        assert "sk" not in [e.name for e in workspace.list_environments()]
+        assert "sk" in [e.name for e in workspace.list_environments(include_archived=True)]
+        with pytest.raises(NotFound):
+            workspace.get_environment("sk")
+        assert [e.version for e in workspace.restore_environment("sk")] == [1, 2]
+        assert workspace.get_environment("sk").version == 2
+        assert workspace.get_environment("sk", 2).description == "kept for the audit"
+        actions = [r.action for r in workspace.list_audit(target_prefix="environment/sk")]
+        assert actions.count("environment.archive") == 2 and actions.count("environment.restore") == 2
+
+        with pytest.raises(InvalidInput, match="built in"):
+            workspace.archive_environment("local-python")
+        with pytest.raises(NotFound):
+            workspace.archive_environment("sk", 9)
+        with pytest.raises(NotFound):
+            workspace.restore_environment("nope")
+
     def test_local_python_is_built_in(self, workspace: Workspace) -> None:
         names = [e.name for e in workspace.list_environments()]
         assert "local-python" in names
