@@ -72,6 +72,7 @@ ARCHIVE = "models.archive"
 RESTORE = "models.restore"
 DOWNLOAD_DEST = "models.download.dest"
 DOWNLOAD = "models.download"
+DOWNLOAD_ZIP = "models.download.zip"
 DELETE_MODEL = "models.delete"
 
 ENVIRONMENT = "environments.name"

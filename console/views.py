@@ -7,8 +7,11 @@ Figures live in :mod:`core.analysis`.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,6 +22,7 @@ import pandas as pd
 from core.demo import CHAT_DEPLOYMENT, DEMO_ENDPOINT, RANKS_DEPLOYMENT
 from core.entities import AuditRecord, Deployment, Endpoint, EnvironmentVersion, ModelVersion
 from core.errors import InvalidInput
+from core.workspace import Workspace
 
 LARGE_SHIFT = 50
 """A traffic change that moves this many percentage points to or from one deployment asks for confirmation."""
@@ -138,6 +142,26 @@ def save_uploads(files: Sequence[tuple[str, bytes]], folder: Path) -> Path:
     if len(files) == 1 and len(parts[0]) == 1:
         return folder / parts[0][0]
     return folder
+
+
+ZIP_DOWNLOAD_MAX_BYTES = 1 << 30
+"""Larger versions are downloaded into a folder: the browser's .zip is built in the console's memory."""
+
+
+def model_zip(ws: Workspace, name: str, version: int) -> bytes:
+    """A version's files as a .zip, every file checked against its sha256 on the way (``download_model``).
+
+    Stored, not deflated: weights barely compress and deflating them costs seconds per 100 MB.
+    Entries sit under ``<name>-<version>/`` so that unzipping gives one folder.
+    """
+    with tempfile.TemporaryDirectory(prefix="byom-zip-") as scratch:
+        folder = ws.download_model(name, version, scratch)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, f"{name}-{version}/{path.relative_to(folder).as_posix()}")
+    return buffer.getvalue()
 
 
 # ------------------------------------------------------------ environments

@@ -1,6 +1,7 @@
 """Models: registered models and their versions; register, edit, promote, archive, download, delete."""
 
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -136,6 +137,14 @@ with browse:
             with ui.errors():
                 ws.archive_model(name, number)
                 ui.done(f"Archived {ref}: turn on 'Show archived' to see it again.")
+        if version.size_bytes <= views.ZIP_DOWNLOAD_MAX_BYTES:
+            st.download_button("Download as .zip", data=partial(views.model_zip, ws, name, number),
+                               file_name=f"{name}-{number}.zip", mime="application/zip", key=keys.DOWNLOAD_ZIP,
+                               icon=":material/folder_zip:", on_click="ignore",
+                               help="Every file is checked against its sha256 before it is zipped.")
+        else:
+            st.caption(f"{ui.plain(ref)} is over {views.ZIP_DOWNLOAD_MAX_BYTES >> 30} GiB: "
+                       "download it into a folder on this machine instead.")
         dest = st.text_input("Download into folder", key=keys.DOWNLOAD_DEST, placeholder="/tmp/models")
         if st.button("Download", key=keys.DOWNLOAD, icon=":material/download:"):
             with ui.errors():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import zipfile
 
 import pytest
 from playwright.sync_api import expect
@@ -54,6 +55,15 @@ def test_console_flows_on_the_in_memory_demo(memory_console, page, artifacts):
     assert colour == "rgb(183, 240, 164)"  # top-10 green
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     shot(page, folder, "4-token-ranks")
+
+    open_page(page, "Models")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download as .zip").click()
+    zipped = download.value.path()
+    with zipfile.ZipFile(zipped) as archive:
+        assert archive.namelist() == ["smollm2-135m-instruct-1/README.md"]
+        assert archive.read("smollm2-135m-instruct-1/README.md").startswith(b"Placeholder weights")
+    assert download.value.suggested_filename == "smollm2-135m-instruct-1.zip"
 
     for title in ("Models", "Environments", "Monitoring"):
         open_page(page, title)

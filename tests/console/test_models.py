@@ -110,6 +110,8 @@ def test_download_copies_the_checked_files(open_page, workspace, model_folder, t
     assert spinners == [f"Copying tiny:1 into {tmp_path / 'out'}…"]
     assert "Copied tiny:1 into" in texts(at.success).replace("\\", "")
     assert (tmp_path / "out" / "tiny" / "weights.bin").read_bytes() == b"\x00" * 64
+    zipped = at.get("download_button")
+    assert [(b.proto.label, b.proto.id.endswith(keys.DOWNLOAD_ZIP)) for b in zipped] == [("Download as .zip", True)]
 
 
 def test_download_into_a_file_says_what_to_do(open_page, workspace, model_folder, tmp_path):

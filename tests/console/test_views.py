@@ -127,3 +127,24 @@ def test_scoring_scripts_of_another_folder(tmp_path):
     assert views.scoring_scripts(tmp_path) == ["src/score.py", "helpers.py"]
     with pytest.raises(InvalidInput, match="does not exist"):
         views.scoring_scripts(tmp_path / "nowhere")
+
+
+def test_model_zip_holds_the_checked_files_under_one_folder(tmp_path):
+    import io
+    import zipfile
+
+    from core.entities import ModelSpec
+    from core.memory import InMemoryWorkspace
+
+    source = tmp_path / "clf"
+    (source / "sub").mkdir(parents=True)
+    (source / "model.pkl").write_bytes(b"\x01" * 300)
+    (source / "sub" / "vocab.txt").write_text("a\nb\n")
+    ws = InMemoryWorkspace()
+    ws.create_model(ModelSpec(name="clf", path=str(source)))
+    ws.create_model(ModelSpec(name="clf", path=str(source)))
+    with zipfile.ZipFile(io.BytesIO(views.model_zip(ws, "clf", 2))) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == ["clf-2/model.pkl", "clf-2/sub/vocab.txt"]
+        assert archive.read("clf-2/model.pkl") == b"\x01" * 300
+        assert archive.read("clf-2/sub/vocab.txt") == b"a\nb\n"
