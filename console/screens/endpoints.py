@@ -20,8 +20,9 @@ with st.expander("Create an endpoint", expanded=not endpoints, icon=":material/a
                                  help="3-32 letters, digits and '-', starting with a letter.")
         new_description = st.text_input("Description", key=keys.ENDPOINT_CREATE_DESCRIPTION)
         if st.form_submit_button("Create endpoint", type="primary", key=keys.ENDPOINT_CREATE_SUBMIT):
-            with ui.errors(), st.spinner(f"Creating endpoint {ui.plain(new_name.strip())}…"):
-                created = ws.create_or_update_endpoint(Endpoint(name=new_name.strip(), description=new_description))
+            with ui.errors(), ui.progress(f"Creating endpoint {new_name.strip()}") as report:
+                created = ws.create_or_update_endpoint(Endpoint(name=new_name.strip(), description=new_description),
+                                                       progress=report)
                 st.session_state[keys.ENDPOINT] = created.name
                 ui.done(f"Created endpoint {created.name}. Deploy a model into it next.")
 
@@ -142,8 +143,8 @@ with tab_deploy:
         if cols[3].button("Delete", key="endpoints.delete_deployment", icon=":material/delete:"):
             ui.ask(f"delete-deployment:{name}/{target}")
         if ui.confirmed(f"delete-deployment:{name}/{target}", f"Delete deployment {target} of {name}?"):
-            with ui.errors(), st.spinner(f"Deleting deployment {ui.plain(target)}…"):
-                ws.delete_deployment(name, target)
+            with ui.errors(), ui.progress(f"Deleting deployment {target}") as report:
+                ws.delete_deployment(name, target, progress=report)
                 ui.done(f"Deleted deployment {target}.")
 
 # -------------------------------------------------------------------- traffic
@@ -185,8 +186,8 @@ with tab_traffic:
                                           key=f"{keys.TRAFFIC_CONFIRM_LARGE}.{revision}")
         if st.button("Apply traffic", type="primary", key=keys.TRAFFIC_APPLY,
                      disabled=refused is not None or not confirmed_large):
-            with ui.errors(), st.spinner("Applying the new traffic split…"):
-                ws.set_traffic(name, proposed, mirror)
+            with ui.errors(), ui.progress("Applying the new traffic split") as report:
+                ws.set_traffic(name, proposed, mirror, progress=report)
                 ui.done(f"Traffic of {name} is now {views.split_text(proposed, mirror)}.")
 
         st.markdown("**History**")
@@ -213,9 +214,9 @@ with tab_traffic:
                                     f"to {views.split_text(before, mirror_before)}?", label="Revert"):
                 go = True
             if go:
-                with ui.errors(), st.spinner("Reverting the traffic split…"):
+                with ui.errors(), ui.progress("Reverting the traffic split") as report:
                     rules.validate_traffic(before, mirror_before, dep_names)
-                    ws.set_traffic(name, before, mirror_before)
+                    ws.set_traffic(name, before, mirror_before, progress=report)
                     ui.done(f"Reverted {name} to {views.split_text(before, mirror_before)}.")
 
 # ---------------------------------------------------------------- keys & code
@@ -233,7 +234,8 @@ with tab_keys:
             if ui.confirmed(f"regenerate:{name}:{key_type}",
                             f"Regenerate the {key_type} key of {name}? Clients using it stop working.",
                             label="Regenerate"):
-                ws.regenerate_key(name, key_type)
+                with ui.progress(f"Regenerating the {key_type} key of {name}") as report:
+                    ws.regenerate_key(name, key_type, progress=report)
                 ui.done(f"Regenerated the {key_type} key of {name}.")
 
     st.markdown(f"Swagger: `{endpoint.swagger_uri}`")
@@ -265,7 +267,7 @@ with tab_delete:
     if st.button("Delete endpoint", key="endpoints.delete", icon=":material/delete_forever:"):
         ui.ask(f"delete-endpoint:{name}")
     if ui.confirmed(f"delete-endpoint:{name}", f"Delete endpoint {name} and all its deployments?"):
-        with ui.errors(), st.spinner(f"Deleting endpoint {ui.plain(name)} and its deployments…"):
-            ws.delete_endpoint(name)
+        with ui.errors(), ui.progress(f"Deleting endpoint {name} and its deployments") as report:
+            ws.delete_endpoint(name, progress=report)
             st.session_state[keys.ENDPOINT] = None
             ui.done(f"Deleted endpoint {name}.")

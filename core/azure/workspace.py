@@ -210,7 +210,7 @@ class AzureWorkspace(Workspace):
         started = time.monotonic()
         with self._call(what):
             while not poller.done():
-                progress(f"{what}: {poller.status()} ({time.monotonic() - started:.0f} s)", None)
+                progress(f"{_capital(what)}: {poller.status()} ({time.monotonic() - started:.0f} s)", None)
                 poller.wait(self.progress_every_s)
             return poller.result()
 

@@ -109,13 +109,14 @@ def test_endpoint_changes_report_progress_while_azure_works(endpoint, service) -
     for what, change in changes.items():
         seen: list[str] = []
         change(report_and_release(service, seen))
-        assert any(m.startswith(f"{what}: InProgress") for m in seen), seen
-        assert seen[-1] == f"{what[0].upper()}{what[1:]}: done", seen
+        said = f"{what[0].upper()}{what[1:]}"
+        assert any(m.startswith(f"{said}: InProgress") for m in seen), seen
+        assert seen[-1] == f"{said}: done", seen
         assert service.pending() == []
     endpoint.set_traffic("ep1", {}, progress=report_and_release(service, []))
     seen = []
     endpoint.delete_deployment("ep1", "blue", progress=report_and_release(service, seen))
-    assert any(m.startswith("delete deployment 'blue' of endpoint 'ep1': InProgress") for m in seen), seen
+    assert any(m.startswith("Delete deployment 'blue' of endpoint 'ep1': InProgress") for m in seen), seen
 
 
 def test_no_wait_leaves_endpoint_changes_to_azure(endpoint, service) -> None:

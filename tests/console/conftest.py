@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from console import keys
+from console import keys, ui
 from core.demo import setup_demo
 from core.memory import InMemoryWorkspace
 
@@ -66,4 +66,25 @@ def spinners(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             yield
 
     monkeypatch.setattr(st, "spinner", spinner)
+    return shown
+
+
+@pytest.fixture
+def progress_boxes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
+    """Each ``ui.progress`` box the pages open: its label and the messages the backend reported into it."""
+    shown: list[tuple[str, list[str]]] = []
+    real = ui.progress
+
+    @contextmanager
+    def progress(label: str) -> Iterator[Callable[..., None]]:
+        messages: list[str] = []
+        shown.append((label, messages))
+        with real(label) as report:
+            def recording(message: str, fraction: float | None = None) -> None:
+                messages.append(message)
+                report(message, fraction)
+
+            yield recording
+
+    monkeypatch.setattr(ui, "progress", progress)
     return shown

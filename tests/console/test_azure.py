@@ -222,3 +222,18 @@ def test_the_served_console_gets_its_workspace_through_the_environment(tmp_path,
     assert not {"BYOM_AZURE_CONFIG", "AZURE_SUBSCRIPTION_ID", "AZUREML_WORKSPACE_NAME"} & set(env)
     _, env = console_command(None, 8600, azure_config=tmp_path / "config.json")
     assert env["BYOM_AZURE_CONFIG"] == str(tmp_path / "config.json")
+
+
+def test_endpoint_changes_on_azure_report_the_operation_as_it_runs(filled, monkeypatch, progress_boxes):
+    at = open_azure(console(filled, monkeypatch), **BY_NAME)
+    at.switch_page("screens/endpoints.py").run()
+    at.text_input(key=keys.ENDPOINT_CREATE_NAME).set_value("ep2")
+    at.button(key=keys.ENDPOINT_CREATE_SUBMIT).click()
+    at.run()
+
+    assert not at.exception
+    assert "Created endpoint ep2. Deploy a model into it next." in texts(at.success)
+    (label, messages), = progress_boxes
+    assert label == "Creating endpoint ep2"
+    assert any(m.startswith("Create endpoint 'ep2': InProgress (") for m in messages), messages  # while Azure works
+    assert messages[-1] == "Create endpoint 'ep2': done"

@@ -308,7 +308,7 @@ def test_an_endpoint_deleted_elsewhere_while_its_deployments_refresh(open_page, 
     assert "No endpoint named 'demo'." in texts(at.error)
 
 
-def test_long_operations_show_a_spinner(open_page, demo, spinners):
+def test_long_operations_show_progress(open_page, demo, progress_boxes):
     at = set_traffic(open_page("endpoints"), chat=90, ranks=10)
     at.button(key=keys.TRAFFIC_APPLY).click()
     at.run()
@@ -328,6 +328,7 @@ def test_long_operations_show_a_spinner(open_page, demo, spinners):
     at.run()
 
     assert not at.exception
-    assert spinners == ["Applying the new traffic split…", "Reverting the traffic split…", "Deleting deployment ranks…",
-                        "Deleting endpoint demo and its deployments…", "Creating endpoint chat-prod…"]
+    assert [label for label, _ in progress_boxes] == [
+        "Applying the new traffic split", "Reverting the traffic split", "Deleting deployment ranks",
+        "Deleting endpoint demo and its deployments", "Creating endpoint chat-prod"]
     assert [e.name for e in demo.list_endpoints()] == ["chat-prod"]
