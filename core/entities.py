@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T", bound="Entity")
@@ -30,6 +30,18 @@ LOCAL_PYTHON = "local-python"
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def utcnow_after(previous: str | None) -> str:
+    """``utcnow()``, or one millisecond past ``previous`` when the clock has not moved beyond it.
+
+    A deployment's ``updated_at`` names the change the control plane carries out: two changes in
+    one millisecond (or after the clock stepped back) must still get different stamps.
+    """
+    now = utcnow()
+    if previous and now <= previous:
+        return (datetime.fromisoformat(previous) + timedelta(milliseconds=1)).isoformat(timespec="milliseconds")
+    return now
 
 
 class Entity:

@@ -46,6 +46,7 @@ from .entities import (
     StageChange,
     WorkspaceInfo,
     utcnow,
+    utcnow_after,
 )
 from .environments import drift, freeze_to_versions, installed_packages, parse_conda
 from .errors import AlreadyExists, InUse, InvalidInput, NotFound, Unsupported
@@ -609,7 +610,7 @@ class StoreWorkspace(Workspace):
             model = self._resolve_model_ref(txn, deployment.model)
             key = _dep_key(deployment.endpoint_name, deployment.name)
             existing = txn.get("deployment", key)
-            now = utcnow()
+            now = utcnow_after(existing["updated_at"] if existing else None)
             desired = deployment.replace(
                 name=existing["name"] if existing else deployment.name,
                 model=model, environment=environment,
@@ -690,7 +691,8 @@ class StoreWorkspace(Workspace):
             if doc is None:
                 raise NotFound(f"Endpoint {endpoint_name!r} has no deployment named {name!r}.")
             before = doc["instance_count"]
-            doc.update(instance_count=instance_count, provisioning_state="Scaling", updated_at=utcnow())
+            doc.update(instance_count=instance_count, provisioning_state="Scaling",
+                       updated_at=utcnow_after(doc["updated_at"]))
             txn.put("deployment", key, 0, doc)
             self._audit(txn, "deployment.scale", f"deployment/{endpoint_name}/{doc['name']}",
                         {"instance_count": before}, {"instance_count": instance_count})

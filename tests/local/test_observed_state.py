@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from core.entities import Deployment, Endpoint, ModelSpec
+from core.entities import Deployment, Endpoint, ModelSpec, utcnow, utcnow_after
 from core.memory import InMemoryWorkspace
 from core.serving import FakeServing
 
@@ -23,8 +22,7 @@ class OvertakingServing(FakeServing):
             return super().apply(state, deployment, progress, wait)
         newer, self.newer = self.newer, None
         self.fail_next("the newer change failed")
-        time.sleep(0.002)  # updated_at has millisecond resolution: the newer change is a later one
-        self.workspace.create_or_update_deployment(newer)
+        self.workspace.create_or_update_deployment(newer)  # within the same millisecond, as often as not
         return deployment.replace(state_reason="A later change to this deployment superseded this one.")
 
 
@@ -49,3 +47,19 @@ def test_a_superseded_waiter_leaves_the_newer_changes_state_alone(tmp_path: Path
     states = [r.after["provisioning_state"] for r in ws.list_audit(target_prefix="deployment/ep1/blue")
               if r.action == "deployment.state"]
     assert "Updating" not in states
+
+
+def test_each_change_of_a_deployment_gets_a_later_stamp_even_within_a_millisecond(tmp_path: Path) -> None:
+    ws = InMemoryWorkspace(actor="tester", seed=1)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.pkl").write_bytes(b"weights")
+    ws.create_model(ModelSpec(name="m", path=str(tmp_path / "m")))
+    ws.create_or_update_endpoint(Endpoint(name="ep1"))
+    stamps = [ws.create_or_update_deployment(Deployment(name="blue", endpoint_name="ep1", model="m:1")).updated_at]
+    for count in (2, 3, 1, 2, 3):
+        stamps.append(ws.scale_deployment("ep1", "blue", count, wait=False).updated_at)
+    assert stamps == sorted(set(stamps)), stamps
+
+    ahead = "2999-01-01T00:00:00.999+00:00"  # a stamp written before the clock stepped back
+    assert utcnow_after(ahead) == "2999-01-01T00:00:01.000+00:00"
+    assert utcnow_after(None) <= utcnow()
