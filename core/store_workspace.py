@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -70,9 +71,22 @@ BYOM_INTERPRETER = "byom's interpreter"
 """Where drift reads installed versions for an environment that has no build (yet)."""
 
 
+ASSET_ID = re.compile(r"/(?P<kind>models|environments|codes)/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")
+"""The tail of an asset's ARM id or azureml:// URI, as ``az ml ... show --query id`` prints it."""
+
+
 def parse_asset_ref(ref: str, kind: str) -> tuple[str, str]:
-    """'name:3', 'azureml:name:3', 'name@latest' or 'name' → (name, version ref)."""
+    """'name:3', 'azureml:name:3', 'name@latest', 'name', or an ARM id → (name, version ref)."""
     text = ref.strip()
+    if "/registries/" in text:
+        raise InvalidInput(f"{text!r} is in an Azure ML registry, which byom does not deploy from.",
+                           hint=f"Register the {kind} in this workspace and name it as NAME:VERSION.")
+    match = ASSET_ID.search(text)
+    if match:
+        if match.group("kind") != f"{kind}s":
+            raise InvalidInput(f"{text!r} is the id of {match.group('kind')}/{match.group('name')}, "
+                               f"not of a {kind}: name a {kind} version.")
+        return match.group("name"), match.group("version")
     if text.startswith("azureml:"):
         text = text[len("azureml:") :]
     if "@" in text:

@@ -20,7 +20,6 @@ is skipped by the workspace rather than shown wrongly.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import yaml
@@ -38,15 +37,13 @@ from ..entities import (
     StageChange,
 )
 from ..environments import parse_conda
+from ..store_workspace import ASSET_ID
 
 PREFIX = "byom."
 STAGE_TAG = "byom.stage"
 HISTORY_TAG = "byom.stage_history"
 DEFAULT_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 """Base image for an environment given only a conda file: Azure ML needs an image."""
-
-_ASSET_ID = re.compile(r"/(?P<kind>models|environments|codes)/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")
-
 
 def _text(value: Any) -> str:
     """An SDK enum or string as its plain value ("Succeeded", not the enum's repr)."""
@@ -69,7 +66,7 @@ def asset_ref(arm_id: str | None) -> str:
     """An asset's ARM id (or azureml: reference) → ``name:version``."""
     if not arm_id:
         return ""
-    match = _ASSET_ID.search(arm_id)
+    match = ASSET_ID.search(arm_id)
     if match:
         return f"{match.group('name')}:{match.group('version')}"
     return arm_id.removeprefix("azureml:")
