@@ -34,8 +34,11 @@ rest). How Azure differs from the local backend:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import logging
+import os
 import sys
 import tempfile
 import threading
@@ -72,6 +75,8 @@ from ..store_workspace import default_actor, local_python_environment, parse_ass
 from ..workspace import Capability, Progress, VersionRef, Workspace, no_progress
 from . import translate as tr
 from .errors import azure_errors
+
+log = logging.getLogger(__name__)
 
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 LOCAL_PYTHON_ON_AZURE = "byom-local-python"
@@ -121,7 +126,7 @@ class AzureWorkspace(Workspace):
         from ..local.workspace import default_home
 
         self.ml = ml_client
-        self.actor = actor or default_actor()
+        self._actor = actor
         self.default_instance_type = default_instance_type
         self.progress_every_s = progress_every_s
         self._transport = transport
@@ -189,6 +194,17 @@ class AzureWorkspace(Workspace):
             return None  # not a verdict on the workspace: the first error stands
         self._workspace_seen = True
         return None
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names: the one given, else ``BYOM_ACTOR``, else the identity signed in to Azure.
+
+        The identity is read from the claims of the access token azure-ai-ml uses (the credential
+        caches it); the OS user stands in when the token says nothing readable.
+        """
+        if self._actor is None:
+            self._actor = os.environ.get("BYOM_ACTOR") or signed_in_identity(self.ml) or default_actor()
+        return self._actor
 
     def _lock_for(self, kind: str, name: str) -> threading.Lock:
         with self._locks_lock:
@@ -846,6 +862,29 @@ def _no_poller_dots() -> None:
         return
     if AzureMLPolling.update_status is not ARMPolling.update_status:
         AzureMLPolling.update_status = ARMPolling.update_status  # type: ignore[method-assign]
+
+
+def signed_in_identity(ml_client: Any) -> str | None:
+    """The user (upn) or application (``app:<id>``) an MLClient's credential signs in as; None if unreadable.
+
+    The token is only decoded to read a name for the audit log, never trusted for anything else.
+    """
+    try:
+        token = ml_client._credential.get_token("https://management.azure.com/.default").token
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except Exception:  # noqa: BLE001 - any failure means: no name from Azure
+        log.debug("The signed-in identity could not be read from the access token.")
+        return None
+    if not isinstance(claims, dict):
+        return None
+    for claim in ("upn", "unique_name", "preferred_username", "email"):
+        if isinstance(claims.get(claim), str) and claims[claim]:
+            return claims[claim]
+    for claim in ("appid", "azp", "oid"):
+        if isinstance(claims.get(claim), str) and claims[claim]:
+            return f"{'app' if claim != 'oid' else 'oid'}:{claims[claim]}"
+    return None
 
 
 def _capital(what: str) -> str:

@@ -413,3 +413,48 @@ def test_the_three_environment_variables_name_a_workspace_when_all_are_set(tmp_p
     config.write_text("{}")
     assert resolve_target(config=str(config), environ=env) == AzureTarget(config_path=config), "a flag wins"
     assert resolve_target(environ={**env, "BYOM_AZURE_CONFIG": str(config)}) == AzureTarget(config_path=config)
+
+
+def _token_with(claims: dict) -> str:
+    import base64
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(("claims", "actor"), [
+    ({"upn": "ada@contoso.com", "oid": "1111"}, "ada@contoso.com"),
+    ({"appid": "2222-app", "oid": "3333"}, "app:2222-app"),
+    ({"nothing": "useful"}, None),
+])
+def test_the_audit_log_names_who_is_signed_in_to_azure(service, tmp_path, monkeypatch, claims, actor) -> None:
+    from azure.core.credentials import AccessToken
+
+    from core.azure.connect import AzureTarget, connect
+    from core.azure.workspace import AzureWorkspace
+    from core.store_workspace import default_actor
+
+    class SignedIn:
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken(_token_with(claims), int(time.time()) + 3600)
+
+    monkeypatch.delenv("BYOM_ACTOR", raising=False)
+    transport = replay_transport(service)
+    bind_blob_clients(monkeypatch, transport)
+    ml = connect(AzureTarget(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE), credential=SignedIn(), transport=transport)
+    ws = AzureWorkspace(ml, audit_home=tmp_path / "audit", transport=transport)
+    try:
+        ws.create_or_update_endpoint(Endpoint(name="ep1"))
+        assert [r.actor for r in ws.list_audit()] == [actor or default_actor()]
+    finally:
+        ws.close()
+
+    monkeypatch.setenv("BYOM_ACTOR", "release-bot")
+    ws = AzureWorkspace(ml, audit_home=tmp_path / "audit2", transport=transport)
+    try:
+        ws.create_or_update_endpoint(Endpoint(name="ep2"))
+        assert [r.actor for r in ws.list_audit()] == ["release-bot"]
+    finally:
+        ws.close()
