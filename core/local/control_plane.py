@@ -178,6 +178,7 @@ class ControlPlane:
         self.log_max_bytes = log_max_bytes()
         self._dirty = False
         self._routes_dirty = False
+        self._outcomes: list[tuple[Rollout, str, str, str]] = []  # to the database once the gateway knows
         self._last_poke = 0.0
 
     # ----------------------------------------------------------- state file
@@ -400,7 +401,7 @@ class ControlPlane:
         logfile = self.files.instance_log(inst.endpoint, inst.deployment, inst.id)
         try:
             spec = self.specs[inst.generation]
-            inst.port = free_port()
+            inst.port = free_port(avoid={i.port for i in self.instances} | {inst.port})
             _append(logfile, f"=== byom: starting {inst.id} on 127.0.0.1:{inst.port} with {spec.interpreter} "
                              f"(restart {inst.restarts}) at {utcnow()}")
             inst.proc = launch(spec, inst.port, logfile, self.files.home)
@@ -575,14 +576,19 @@ class ControlPlane:
             txn.put("deployment", key, 0, doc)
 
     def finish(self, rollout: Rollout, state: str, reason: str) -> None:
+        """End a rollout. Its outcome reaches the database at the end of the tick, after the state file
+        and the gateway's routes: whoever reads Succeeded there can call the new version at once."""
         rollout.phase = "failed" if state == "Failed" else "steady"
         rollout.reason = reason
-        self._dirty = True
+        self._dirty = self._routes_dirty = True
         log.info("Deployment %s/%s: %s %s", rollout.endpoint, rollout.name, state, reason.splitlines()[0] if reason else "")
+        self._outcomes.append((rollout, rollout.token, state, reason))
+
+    def _record_outcome(self, rollout: Rollout, token: str, state: str, reason: str) -> None:
         key = f"{rollout.endpoint}/{rollout.deployment}"
         with self.store.transaction() as txn:
             doc = txn.get("deployment", key)
-            if doc is None or doc.get("updated_at") != rollout.token:
+            if doc is None or doc.get("updated_at") != token:
                 return  # deleted, or changed again since: the newer change decides
             if (doc.get("provisioning_state"), doc.get("state_reason")) == (state, reason):
                 return
@@ -655,6 +661,9 @@ class ControlPlane:
         if self._routes_dirty:
             self._routes_dirty = False
             self.poke_gateway()
+        outcomes, self._outcomes = self._outcomes, []
+        for rollout, token, state, reason in outcomes:
+            self._record_outcome(rollout, token, state, reason)
         if now - self._last_rotate >= ROTATE_EVERY_S:
             self._last_rotate = now
             self.rotate_logs()

@@ -35,11 +35,21 @@ _DETACH = (
 )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(avoid: Iterable[int] = ()) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and not one of ``avoid``.
+
+    The kernel may hand out a port again as soon as it is closed: ``avoid`` keeps a restarted
+    instance off the port it died on (which the gateway may still mark as down) and off the
+    ports of instances that are starting and have not bound theirs yet.
+    """
+    taken = set(avoid)
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            return port
+    raise OSError(f"No free port on 127.0.0.1 outside the {len(taken)} in use by byom.")
 
 
 def _stat_fields(pid: int) -> list[str] | None:

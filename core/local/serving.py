@@ -164,6 +164,9 @@ class LocalServing(Serving):
                 return deployment.replace(state_reason="A later change to this deployment superseded this one.")
             if rollout is not None and rollout.get("token") == deployment.updated_at and rollout["phase"] != "rolling":
                 instances = self._instances(current, deployment.endpoint_name, deployment.name)
+                # The control plane tells the gateway too, but maybe a moment after this read: the caller's
+                # next request must reach the generation this state file names.
+                self._tell_gateway("/-/reload")
                 if rollout["phase"] == "failed":
                     return deployment.replace(provisioning_state="Failed", state_reason=rollout.get("reason", ""),
                                               instances=instances)
