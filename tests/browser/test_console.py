@@ -103,8 +103,10 @@ def test_a_2000_token_text_stays_responsive(memory_console, page, artifacts):
               f"new threshold → recoloured: {recoloured_s:.1f} s\n"
     (artifacts / "token-ranks-2000.txt").write_text(figures)
     print(figures)
-    assert analysed_s < 15, figures
-    assert recoloured_s < 15, figures
+    # A hang, not a speed goal: the figures on a quiet machine are in BENCHMARKS.md, and a loaded
+    # 2-core CI machine running torch beside the browser takes several times as long.
+    assert analysed_s < 60, figures
+    assert recoloured_s < 60, figures
 
 
 @pytest.fixture

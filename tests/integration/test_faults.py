@@ -54,7 +54,7 @@ def test_a_killed_instance_leaves_routing_at_once_and_comes_back(workspace: Loca
         back = wait_for(
             lambda: [i for i in workspace.get_deployment("kill", "blue").instances
                      if i.id == victim.id and i.state == "Ready" and i.pid != victim.pid],
-            10, "the killed instance to be ready again")[0]
+            30, "the killed instance to be ready again")[0]
         recovered = time.monotonic() - killed
         load.wait_answers(30)
         serving_again = time.monotonic()
@@ -76,7 +76,7 @@ def test_a_lone_killed_instance_gives_502_or_503_until_it_is_back(workspace: Loc
     [instance] = workspace.get_deployment("solo", "blue").instances
     os.killpg(instance.pid, signal.SIGKILL)
     codes = set()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a restart is seconds, more while the other test worker loads torch
     while time.monotonic() < deadline:
         status = workspace.invoke("solo", {}).status_code
         codes.add(status)
@@ -113,7 +113,7 @@ def test_a_killed_control_plane_leaves_serving_alone_and_a_new_one_adopts(worksp
     os.killpg(pids[0], signal.SIGKILL)
     wait_for(lambda: all(i.state == "Ready" and i.pid not in (pids[0], None)
                          for i in workspace.get_deployment("adopt", "blue").instances if i.pid != pids[1]),
-             10, "the adopted instance to be restarted")
+             30, "the adopted instance to be restarted")
     assert len(model_servers(workspace.home)) == 2
 
 

@@ -162,9 +162,9 @@ def test_model_errors_are_424_with_the_model_status(ws: LocalWorkspace, uri: str
 
 def test_408_past_the_request_timeout(ws: LocalWorkspace, uri: str, auth: dict) -> None:
     started = time.monotonic()
-    answer = post(uri, {**auth, "azureml-model-deployment": "slow"}, {"sleep": 2})
+    answer = post(uri, {**auth, "azureml-model-deployment": "slow"}, {"sleep": 5})
     assert answer.status_code == 408 and "500" in answer.json()["error"]["message"]
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 4, "the gateway cut the request off; the model did not answer late"
 
 
 def test_429_beyond_twice_the_concurrency(ws: LocalWorkspace, uri: str, auth: dict) -> None:

@@ -208,7 +208,7 @@ def test_a_second_build_of_the_same_spec_reuses_the_cache(built: dict) -> None:
         build = ws.build_environment(name)
         seconds = time.monotonic() - started
         print(f"cached build of {name}: {seconds:.2f} s")
-        assert seconds < 2.0
+        assert seconds < 10, "a cached build is a lookup (a pip install would take a minute)"
         assert build.state == "Succeeded" and build.interpreter == first.interpreter
         assert build.started_at == first.started_at  # nothing was rebuilt
     started = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -74,16 +75,18 @@ def run(test: Callable[[], Awaitable[None]]) -> None:
 
 def test_an_instance_that_refused_a_connection_is_tried_again_after_a_while(
         gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gateway_module, "DOWN_S", 0.3)
+    monkeypatch.setattr(gateway_module, "DOWN_S", 5.0)
     port = free_port()
     gateway.routes = routes_to(port)
 
     async def test() -> None:
         assert (await gateway.dispatch(score())).status == 502  # nothing listens: refused, marked down
+        marked_until = gateway.down[port]
         server = await model_server(port)  # the instance is back, on the same port
         try:
             assert (await gateway.dispatch(score())).status == 503  # still marked down: not tried
-            await asyncio.sleep(0.4)
+            assert gateway.down[port] == marked_until, "a request that was not sent leaves the mark alone"
+            gateway.down[port] = time.monotonic() - 0.001  # DOWN_S has passed
             assert (await gateway.dispatch(score())).status == 200
             assert port not in gateway.down
         finally:
