@@ -56,8 +56,9 @@ with browse:
                 with ui.errors():
                     ws.restore_environment(name, number)
                     ui.done(f"Restored {env.ref}.")
-        elif not env.built_in and st.button("Archive", key=keys.ENV_ARCHIVE, icon=":material/archive:",
-                       help="Hidden from lists, from 'latest' and from the deploy form; deployments keep running."):
+        elif not env.built_in and st.button(
+                "Archive", key=keys.ENV_ARCHIVE, icon=":material/archive:",
+                help="Hidden from lists, from 'latest' and from the deploy form; deployments keep running."):
             with ui.errors():
                 ws.archive_environment(name, number)
                 ui.done(f"Archived {env.ref}: turn on 'Show archived' to see it again.")

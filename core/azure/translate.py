@@ -45,6 +45,7 @@ HISTORY_TAG = "byom.stage_history"
 DEFAULT_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 """Base image for an environment given only a conda file: Azure ML needs an image."""
 
+
 def _text(value: Any) -> str:
     """An SDK enum or string as its plain value ("Succeeded", not the enum's repr)."""
     return "" if value is None else str(getattr(value, "value", value))
