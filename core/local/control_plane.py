@@ -401,7 +401,8 @@ class ControlPlane:
         logfile = self.files.instance_log(inst.endpoint, inst.deployment, inst.id)
         try:
             spec = self.specs[inst.generation]
-            inst.port = free_port(avoid={i.port for i in self.instances} | {inst.port})
+            # never the gateway's port either: it keeps one port per home, even while it restarts
+            inst.port = free_port(avoid={i.port for i in self.instances} | {inst.port, self.files.gateway_port()})
             _append(logfile, f"=== byom: starting {inst.id} on 127.0.0.1:{inst.port} with {spec.interpreter} "
                              f"(restart {inst.restarts}) at {utcnow()}")
             inst.proc = launch(spec, inst.port, logfile, self.files.home)
