@@ -45,7 +45,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+REMOTE_SCHEMES = ("azureml:", "https:", "http:", "wasbs:", "abfss:", "runs:")
+"""Paths az ml accepts for files already in the cloud (a datastore, a job's outputs, a URL)."""
+
+
 def check_source(path: str | Path) -> Path:
+    if str(path).strip().lower().startswith(REMOTE_SCHEMES):
+        raise InvalidInput(f"{str(path).strip()!r} is in remote storage: byom registers files from this machine.",
+                           hint="Download them first (for a job's outputs: az ml job download) and pass the folder.")
     src = Path(path).expanduser()
     if not str(path).strip():
         raise InvalidInput("No model path given: pass --path to a folder or a file.")

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from .artifacts import REMOTE_SCHEMES
 from .entities import EnvironmentSpec, ModelSpec
 from .errors import InvalidInput
 
@@ -39,8 +40,10 @@ def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = No
     if not model.path:
         raise InvalidInput(f"{file} has no 'path': say where the model's files are.")
     model_path = Path(str(model.path))
-    if str(model.path).startswith(("azureml:", "https:", "http:", "wasbs:", "abfss:")):
-        raise InvalidInput(f"{file} points at remote files ({model.path}): the local workspace needs a local path.")
+    if str(model.path).lower().startswith(REMOTE_SCHEMES):
+        raise InvalidInput(f"{file} points at remote files ({model.path}): byom registers files from this machine.",
+                           hint="Download them first (for a job's outputs: az ml job download) and point 'path' "
+                                "at the folder.")
     if not model_path.is_absolute():
         model_path = (file.parent / model_path).resolve()
     spec = ModelSpec(

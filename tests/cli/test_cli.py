@@ -118,6 +118,18 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(home: Path, model_di
     assert LocalWorkspace(home).list_models() == []
 
 
+def test_files_in_azure_storage_are_refused_with_what_to_do(home: Path, tmp_path: Path, capsys) -> None:
+    job_output = "azureml://jobs/train-42/outputs/artifacts/paths/model/"
+    code, out, err = run(capsys, "model", "create", "-n", "clf", "--path", job_output)
+    assert (code, out) == (2, "")
+    assert "is in remote storage" in err and "az ml job download" in err
+    model_yml = tmp_path / "model.yml"
+    model_yml.write_text(f"name: clf\npath: {job_output}\n")
+    code, out, err = run(capsys, "model", "create", "-f", str(model_yml))
+    assert code == 2 and "points at remote files" in err and "az ml job download" in err
+    assert LocalWorkspace(home).list_models() == []
+
+
 def test_existing_version_is_refused(home: Path, model_dir: Path, capsys) -> None:
     assert run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "-v", "3")[0] == 0
     code, _, err = run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "-v", "3")
