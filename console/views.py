@@ -57,7 +57,7 @@ def models_table(models: Sequence[ModelVersion], usage: Mapping[str, list[str]])
         [
             {
                 "name": m.name, "latest": m.version, "stage": m.stage, "format": m.format,
-                "size": human_size(m.size_bytes), "created by": m.created_by, "created at": short_time(m.created_at),
+                "size": model_size(m), "created by": m.created_by, "created at": short_time(m.created_at),
                 "deployed in": ", ".join(usage.get(m.ref, [])),
             }
             for m in models
@@ -72,7 +72,7 @@ def versions_table(versions: Sequence[ModelVersion], usage: Mapping[str, list[st
             {
                 "version": m.version, "stage": m.stage, "archived": m.archived,
                 "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items()),
-                "sha256": model_digest(m), "size": human_size(m.size_bytes), "files": len(m.files),
+                "sha256": model_digest(m), "size": model_size(m), "files": len(m.files) if m.files else None,
                 "created by": m.created_by, "created at": short_time(m.created_at),
                 "deployed in": ", ".join(usage.get(m.ref, [])),
             }
@@ -83,8 +83,15 @@ def versions_table(versions: Sequence[ModelVersion], usage: Mapping[str, list[st
     )
 
 
+def model_size(model: ModelVersion) -> str:
+    """Its size, or where it lies for a version registered in place from cloud storage (nothing measured)."""
+    return human_size(model.size_bytes) if model.files else "in cloud storage"
+
+
 def model_digest(model: ModelVersion) -> str:
     """The sha256 of a single-file model, else the first 12 hex digits of each file's hash."""
+    if not model.files:
+        return "not recorded"
     if len(model.files) == 1:
         return model.files[0].sha256
     return " ".join(f.sha256[:12] for f in model.files[:3]) + (" …" if len(model.files) > 3 else "")

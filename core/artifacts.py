@@ -49,10 +49,20 @@ REMOTE_SCHEMES = ("azureml:", "https:", "http:", "wasbs:", "abfss:", "runs:")
 """Paths az ml accepts for files already in the cloud (a datastore, a job's outputs, a URL)."""
 
 
+def is_remote(path: str | Path) -> bool:
+    return str(path).strip().lower().startswith(REMOTE_SCHEMES)
+
+
 def check_source(path: str | Path) -> Path:
-    if str(path).strip().lower().startswith(REMOTE_SCHEMES):
-        raise InvalidInput(f"{str(path).strip()!r} is in remote storage: byom registers files from this machine.",
-                           hint="Download them first (for a job's outputs: az ml job download) and pass the folder.")
+    """The local folder or file a registration copies from; a remote path is refused with what to do.
+
+    Backends that declare ``Capability.REMOTE_MODEL_PATHS`` handle remote paths before calling this.
+    """
+    if is_remote(path):
+        raise InvalidInput(f"{str(path).strip()!r} is in remote storage, and this workspace registers files "
+                           "from this machine.",
+                           hint="Download them first (for a job's outputs: az ml job download) and pass the folder, "
+                                "or register them in an Azure ML workspace, which takes such paths.")
     src = Path(path).expanduser()
     if not str(path).strip():
         raise InvalidInput("No model path given: pass --path to a folder or a file.")

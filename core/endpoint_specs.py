@@ -59,8 +59,6 @@ def _model_ref(ws: Workspace, model: Any, progress: Progress) -> str:
         return model
     if model.path is None:
         raise InvalidInput("The inline model has no 'path': say where its files are.")
-    if str(model.path).startswith(("azureml:", "http:", "https:", "wasbs:", "abfss:")):
-        raise InvalidInput(f"The inline model points at remote files ({model.path}): use a local path.")
     if not getattr(model, "_is_anonymous", False) and model.name and model.version:
         try:
             return ws.get_model(model.name, model.version).ref

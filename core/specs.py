@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .artifacts import REMOTE_SCHEMES
+from .artifacts import is_remote
 from .entities import EnvironmentSpec, ModelSpec
 from .errors import InvalidInput
 
@@ -39,16 +39,12 @@ def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = No
     model = _load("load_model", file, "model")
     if not model.path:
         raise InvalidInput(f"{file} has no 'path': say where the model's files are.")
-    model_path = Path(str(model.path))
-    if str(model.path).lower().startswith(REMOTE_SCHEMES):
-        raise InvalidInput(f"{file} points at remote files ({model.path}): byom registers files from this machine.",
-                           hint="Download them first (for a job's outputs: az ml job download) and point 'path' "
-                                "at the folder.")
-    if not model_path.is_absolute():
-        model_path = (file.parent / model_path).resolve()
+    model_path = str(model.path)
+    if not is_remote(model_path) and not Path(model_path).is_absolute():
+        model_path = str((file.parent / model_path).resolve())
     spec = ModelSpec(
         name=model.name or "",
-        path=str(model_path),
+        path=model_path,
         version=int(model.version) if model.version else None,
         description=model.description or "",
         tags={k: str(v) for k, v in (model.tags or {}).items()},

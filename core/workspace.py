@@ -72,6 +72,7 @@ class Capability:
     DEPLOYMENTS = "deployments"  # deployments can be created and served
     METRICS = "metrics"
     STAGE_APPROVALS = "stage-approvals"  # natively; Azure keeps them in tags
+    REMOTE_MODEL_PATHS = "remote-model-paths"  # register files already in cloud storage (azureml://, https://)
 
 
 class Workspace(ABC):
@@ -101,6 +102,12 @@ class Workspace(ABC):
         get distinct versions. With ``spec.package`` a GGUF checkpoint is
         converted into a transformers folder first. New versions start in
         stage ``dev``.
+
+        A backend with ``Capability.REMOTE_MODEL_PATHS`` also takes a path in
+        cloud storage (``azureml://jobs/...``, ``azureml://datastores/...``,
+        a blob URL) and registers it where it lies: nothing is copied, so the
+        version records no files and no hashes. Other backends refuse such a
+        path with ``InvalidInput``.
         """
 
     @abstractmethod
@@ -153,7 +160,8 @@ class Workspace(ABC):
     def download_model(self, name: str, version: VersionRef, dest: str | Path) -> Path:
         """Copy a version's artifacts into ``dest/<name>`` and return that folder.
 
-        Every file is checked against its recorded sha256.
+        Every file is checked against its recorded sha256; a version
+        registered from cloud storage has none recorded, and comes as stored.
         """
 
     # ------------------------------------------------------- environments

@@ -10,6 +10,7 @@ from console import context, keys, ui, views
 from core.demo import SAMPLE_MODEL, sample_spec
 from core.entities import ModelSpec
 from core.errors import InvalidInput
+from core.workspace import Capability
 
 UPLOAD_LIMIT_MB = 2048  # uploads are held in memory until registered
 SAMPLE = "The sample model"
@@ -42,8 +43,14 @@ with register:
         uploads = []
         package = False
         if source == "A folder or file on this machine":
+            in_place = ws.supports(Capability.REMOTE_MODEL_PATHS)
             path = st.text_input("Path", key=keys.REGISTER_PATH,
-                                 placeholder="/models/my-model (a transformers folder) or /models/model.gguf")
+                                 placeholder="/models/my-model (a transformers folder) or /models/model.gguf",
+                                 help="A folder or file here, or files already in the workspace's storage "
+                                      "(azureml://jobs/JOB/outputs/artifacts/paths/model/, "
+                                      "azureml://datastores/NAME/paths/...), registered where they lie."
+                                      if in_place else "A folder or file on this machine; its files are copied "
+                                      "into the workspace and hashed.")
         elif source == "Uploaded files":
             uploads = st.file_uploader("Model files", key=keys.REGISTER_UPLOAD, accept_multiple_files=True,
                                        max_upload_size=UPLOAD_LIMIT_MB,
@@ -137,7 +144,10 @@ with browse:
             with ui.errors():
                 ws.archive_model(name, number)
                 ui.done(f"Archived {ref}: turn on 'Show archived' to see it again.")
-        if version.size_bytes <= views.ZIP_DOWNLOAD_MAX_BYTES:
+        if not version.files:
+            st.caption(f"Registered in place from {ui.plain(version.source)}: no files or hashes were recorded, "
+                       "so there is no .zip to offer.")
+        elif version.size_bytes <= views.ZIP_DOWNLOAD_MAX_BYTES:
             st.download_button("Download as .zip", data=partial(views.model_zip, ws, name, number),
                                file_name=f"{name}-{number}.zip", mime="application/zip", key=keys.DOWNLOAD_ZIP,
                                icon=":material/folder_zip:", on_click="ignore",
@@ -152,7 +162,8 @@ with browse:
                     raise InvalidInput("Enter a folder to download into.")
                 with st.spinner(f"Copying {ui.plain(ref)} into {ui.plain(dest.strip())}…"):
                     target = ws.download_model(name, number, dest.strip())
-                st.success(f"Copied {ui.plain(ref)} into {ui.plain(str(target))} (every file checked against its sha256).")
+                checked = " (every file checked against its sha256)" if version.files else ""
+                st.success(f"Copied {ui.plain(ref)} into {ui.plain(str(target))}{checked}.")
         if st.button("Delete this version", key=keys.DELETE_MODEL, icon=":material/delete:"):
             ui.ask(f"delete-model:{ref}")
         if ui.confirmed(f"delete-model:{ref}", f"Delete {ref} and its files? This cannot be undone."):

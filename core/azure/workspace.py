@@ -39,6 +39,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import rules
-from ..artifacts import check_source, copy_verified, iter_source_files, sha256_file
+from ..artifacts import check_source, copy_verified, is_remote, iter_source_files, sha256_file
 from ..entities import (
     LOCAL_PYTHON,
     AuditRecord,
@@ -155,7 +157,8 @@ class AzureWorkspace(Workspace):
         return f"https://ml.azure.com/{page}?wsid={wsid}"
 
     def info(self) -> WorkspaceInfo:
-        caps = [Capability.MODELS, Capability.ENVIRONMENTS, Capability.ENDPOINTS, Capability.DEPLOYMENTS]
+        caps = [Capability.MODELS, Capability.ENVIRONMENTS, Capability.ENDPOINTS, Capability.DEPLOYMENTS,
+                Capability.REMOTE_MODEL_PATHS]
         return WorkspaceInfo(kind=self.kind, name=self.ml.workspace_name, location=self.resource_id,
                              capabilities=sorted(caps))
 
@@ -278,11 +281,17 @@ class AzureWorkspace(Workspace):
         if any(k.startswith(tr.PREFIX) for k in tags):
             raise InvalidInput(f"Tags starting with {tr.PREFIX!r} are byom's own: rename them.")
         explicit = rules.validate_version(spec.version) if spec.version is not None else None
-        src = check_source(spec.path)
         with tempfile.TemporaryDirectory(prefix="byom-package-") as scratch:
-            source, fmt, props = prepare_model_source(src, package=spec.package, scratch=Path(scratch), progress=progress)
-            progress("Hashing files", 0.0)
-            files = [ModelFile(rel, full.stat().st_size, sha256_file(full)) for full, rel in iter_source_files(source)]
+            if is_remote(spec.path):  # registered where it lies: nothing to copy, nothing to hash
+                origin = source = _remote_model_path(spec)
+                fmt, props, files = "files", {}, []
+            else:
+                src = check_source(spec.path)
+                local, fmt, props = prepare_model_source(src, package=spec.package, scratch=Path(scratch),
+                                                         progress=progress)
+                progress("Hashing files", 0.0)
+                files = [ModelFile(rel, full.stat().st_size, sha256_file(full)) for full, rel in iter_source_files(local)]
+                origin, source = str(src.resolve()), str(local)
             with self._lock_for("model", spec.name):
                 existing = {int(v.version) for v in self._sdk_versions(self.ml.models, "model", spec.name)}
                 if explicit is not None and explicit in existing:
@@ -292,11 +301,12 @@ class AzureWorkspace(Workspace):
                 model = ModelVersion(
                     name=spec.name, version=version, type=spec.type, format=fmt, description=spec.description,
                     tags=tags, properties={**spec.properties, **props}, files=files,
-                    size_bytes=sum(f.size for f in files), source=str(src.resolve()),
+                    size_bytes=sum(f.size for f in files), source=origin,
                 )
-                progress(f"Uploading {len(files)} file(s) and registering {model.ref}", 0.1)
+                progress(f"Uploading {len(files)} file(s) and registering {model.ref}" if files
+                         else f"Registering {model.ref} from {source}", 0.1)
                 with self._call(f"register model {model.ref}"):
-                    created = self.ml.models.create_or_update(tr.model_to_sdk(model, local_path=str(source)))
+                    created = self.ml.models.create_or_update(tr.model_to_sdk(model, local_path=source))
         result = tr.model_from_sdk(created)
         self._audit("model.create", f"model/{result.ref}", None, _model_summary(result))
         progress(f"Registered {result.ref}", 1.0)
@@ -435,6 +445,10 @@ class AzureWorkspace(Workspace):
         number = self._resolve(self.ml.models, "model", name, version, include_archived=True)
         model = self._model(name, number)
         target = Path(dest).expanduser() / name
+        if not model.files and "/datastores/" not in model.path:
+            raise Unsupported(f"{model.ref} was registered from {model.path}, which azure-ai-ml cannot download "
+                              "(it reads model files from a datastore only).",
+                              hint=_remote_download_hint(model.path))
         try:
             if target.exists() and any(target.iterdir()):
                 raise InvalidInput(f"{target} already exists and is not empty: choose another --download-path.")
@@ -442,7 +456,10 @@ class AzureWorkspace(Workspace):
                 with self._call(f"download model {model.ref}"):
                     self.ml.models.download(name=name, version=str(number), download_path=scratch)
                 root = _downloaded_root(Path(scratch) / name, model)
-                copy_verified(root, model.files, target)
+                if model.files:
+                    copy_verified(root, model.files, target)
+                else:  # registered from cloud storage: no hashes were recorded to check against
+                    shutil.copytree(root, target, dirs_exist_ok=True)
         except OSError as exc:
             raise InvalidInput(f"Cannot copy {model.ref} into {target}: {exc.strerror or exc}.",
                                hint="Choose a folder you can write to (a new or empty folder, not a file).") from exc
@@ -897,8 +914,34 @@ def yaml_dump(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
+def _remote_model_path(spec: ModelSpec) -> str:
+    """A model path in cloud storage, as the workspace's model registry takes it."""
+    path = spec.path.strip()
+    if spec.package:
+        raise InvalidInput(f"--package converts a GGUF file on this machine, and {path!r} is in remote storage.",
+                           hint="Download the file first and register it with --package, or register it as it is.")
+    if path.lower().startswith("azureml://registries/"):
+        raise InvalidInput(f"{path!r} is in an Azure ML registry, not in this workspace's storage.",
+                           hint="Deploy the registry's model by its id, or download it and register the files.")
+    return path
+
+
+def _remote_download_hint(path: str) -> str:
+    job = re.match(r"azureml://jobs/([^/]+)/", path, flags=re.IGNORECASE)
+    if job:
+        return f"Download the job's outputs instead: az ml job download --name {job.group(1)} --all."
+    return "Download the files from where they lie (Studio, azcopy or az storage blob download-batch)."
+
+
 def _downloaded_root(folder: Path, model: ModelVersion) -> Path:
     """Where the SDK put the files: ``<name>/<folder>/`` for a folder, ``<name>/`` for one file."""
+    if not model.files:  # nothing recorded to look for: the folder named after the path's last part
+        nested = folder / Path(model.path.rstrip("/")).name
+        root = nested if nested.is_dir() else folder
+        if root.is_dir() and any(p.is_file() for p in root.rglob("*")):
+            return root
+        raise BackendError(f"The download of {model.ref} brought no files from {model.path}.",
+                           hint="Check in Studio that the files are still there.")
     candidates = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
     for root in candidates:
         if all((root / f.path).is_file() for f in model.files):

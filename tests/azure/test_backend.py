@@ -12,6 +12,7 @@ from core.entities import BuildState, Deployment, Endpoint, EnvironmentSpec, Mod
 from core.errors import AlreadyExists, BackendError, InvalidInput, NotFound, Unsupported
 from tests.azure_replay.sdk import ReplayCredential, bind_blob_clients, replay_workspace
 from tests.azure_replay.service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
+from tests.azure_replay.storage import HOST
 from tests.azure_replay.wire import Call, replay_transport
 from tests.contract.contract import make_model_dir
 
@@ -246,6 +247,43 @@ def test_stage_and_hashes_live_in_model_metadata(ws, service, tmp_path) -> None:
     assert shown.tags == {"team": "nlp"} and shown.stage == "staging"
 
 
+JOB_OUTPUT = "azureml://jobs/train-42/outputs/artifacts/paths/model/"
+
+
+def test_a_jobs_outputs_are_registered_where_they_lie(ws, service, tmp_path) -> None:
+    service.storage.put("ExperimentRun/dcid.train-42/model/model.pkl", b"trained")
+    model = ws.create_model(ModelSpec(name="trained", path=JOB_OUTPUT, type="custom_model"))
+    put = json.loads(service.sent("PUT", r"/models/trained/versions/1$")[-1].body)["properties"]
+    assert put["modelUri"] == JOB_OUTPUT, "the job's URI is registered as it is"
+    assert not any(c.host == HOST and c.method == "PUT" for c in service.calls), "nothing is uploaded"
+    assert (model.version, model.files, model.source, model.path) == (1, [], JOB_OUTPUT, JOB_OUTPUT)
+    assert ws.get_model("trained").source == JOB_OUTPUT
+    with pytest.raises(Unsupported) as raised:
+        ws.download_model("trained", 1, tmp_path / "dl")
+    assert "az ml job download --name train-42" in raised.value.hint
+    assert not (tmp_path / "dl").exists()
+
+
+def test_a_datastore_path_is_registered_and_downloads_as_stored(ws, service, tmp_path) -> None:
+    service.storage.put("models/clf/model.pkl", b"pickled")
+    service.storage.put("models/clf/sub/vocab.txt", b"a\nb\n")
+    model = ws.create_model(ModelSpec(name="clf", path="azureml://datastores/workspaceblobstore/paths/models/clf/"))
+    assert model.path.endswith(f"/workspaces/{WORKSPACE}/datastores/workspaceblobstore/paths/models/clf/") \
+        and model.path.startswith("azureml://subscriptions/"), "the SDK writes the datastore path out in full"
+    out = ws.download_model("clf", 1, tmp_path / "dl")
+    assert (out / "model.pkl").read_bytes() == b"pickled" and (out / "sub" / "vocab.txt").read_bytes() == b"a\nb\n"
+
+
+def test_remote_paths_that_cannot_be_registered_say_why(ws, service) -> None:
+    with pytest.raises(InvalidInput, match="converts a GGUF file on this machine"):
+        ws.create_model(ModelSpec(name="g", path="azureml://datastores/workspaceblobstore/paths/m.gguf", package=True))
+    with pytest.raises(InvalidInput, match="Azure ML registry"):
+        ws.create_model(ModelSpec(name="r", path="azureml://registries/azureml/models/phi/versions/1"))
+    with pytest.raises(InvalidInput, match="points at no uploaded files"):
+        ws.create_model(ModelSpec(name="empty", path="azureml://jobs/never-ran/outputs/artifacts/paths/model/"))
+    assert ws.list_models() == []
+
+
 def test_progress_dots_of_the_sdk_do_not_reach_stdout(endpoint, capsys) -> None:
     capsys.readouterr()
     endpoint.create_or_update_deployment(deployment("blue"))
@@ -262,7 +300,7 @@ def test_what_azure_cannot_show_is_said_with_where_to_look(endpoint) -> None:
     remote = endpoint.get_environment_build("env")
     assert remote.state == "Unknown" and remote.state in typing.get_args(BuildState), "a declared build state"
     assert "does not report build status" in remote.message and "ml.azure.com" in remote.message
-    assert endpoint.info().capabilities == ["deployments", "endpoints", "environments", "models"]
+    assert endpoint.info().capabilities == ["deployments", "endpoints", "environments", "models", "remote-model-paths"]
 
 
 def test_audit_defaults_to_a_file_per_workspace_under_the_byom_home(service, tmp_path, monkeypatch) -> None:
@@ -361,6 +399,18 @@ def test_cli_waits_by_default_and_says_how_it_goes(cli, service, capsys) -> None
     assert "Create endpoint 'ep9': done" in err
     assert main(["online-endpoint", "create", "-n", "ep8", "-o", "none", *cli]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_cli_registers_a_jobs_outputs_from_a_model_yml_as_az_ml_does(cli, service, capsys, tmp_path) -> None:
+    service.storage.put("ExperimentRun/dcid.train-42/model/model.pkl", b"trained")
+    model_yml = tmp_path / "model.yml"
+    model_yml.write_text(f"$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n"
+                         f"name: trained\npath: {JOB_OUTPUT}\ntype: custom_model\n")
+    assert main(["model", "create", "-f", str(model_yml), *cli]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["name"], shown["version"], shown["source"]) == ("trained", 1, JOB_OUTPUT)
+    assert main(["model", "download", "-n", "trained", "-v", "1", "--download-path", str(tmp_path / "dl"), *cli]) == 2
+    assert "az ml job download --name train-42" in capsys.readouterr().err
 
 
 def test_cli_no_wait_help_says_what_each_backend_does(capsys) -> None:

@@ -423,6 +423,9 @@ class FakeAzureML:
         datastore = f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}/workspaces/{WORKSPACE}/datastores/workspaceblobstore/paths/"
         if isinstance(uri, str) and uri.startswith(datastore):
             return CONTAINER, uri[len(datastore):].rstrip("/")
+        job = re.fullmatch(r"azureml://jobs/([^/]+)/outputs/artifacts/paths/(.*)", str(uri))
+        if job:  # a job's outputs: the run's artifact folder in the default container
+            return CONTAINER, f"ExperimentRun/dcid.{job.group(1)}/{job.group(2)}".rstrip("/")
         if isinstance(uri, str) and uri.startswith(f"https://{HOST}/"):
             container, _, prefix = uri[len(f"https://{HOST}/"):].partition("/")
             return container, prefix.rstrip("/")

@@ -44,6 +44,13 @@ class BlobAccount:
             self.containers[name] = {}
         return name
 
+    def put(self, name: str, data: bytes, container: str = CONTAINER) -> None:
+        """A blob written by something other than byom (a training job, azcopy)."""
+        blob = Blob(data)
+        self._stamp(blob)
+        with self._lock:
+            self.containers.setdefault(container, {})[name] = blob
+
     def files_under(self, prefix: str, container: str = CONTAINER) -> dict[str, bytes]:
         with self._lock:
             blobs = self.containers.get(container, {})

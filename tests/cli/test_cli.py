@@ -126,7 +126,7 @@ def test_files_in_azure_storage_are_refused_with_what_to_do(home: Path, tmp_path
     model_yml = tmp_path / "model.yml"
     model_yml.write_text(f"name: clf\npath: {job_output}\n")
     code, out, err = run(capsys, "model", "create", "-f", str(model_yml))
-    assert code == 2 and "points at remote files" in err and "az ml job download" in err
+    assert code == 2 and "is in remote storage" in err and "az ml job download" in err
     assert LocalWorkspace(home).list_models() == []
 
 

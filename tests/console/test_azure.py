@@ -20,7 +20,7 @@ from tests.azure_replay.sdk import ReplayCredential, bind_blob_clients, replay_w
 from tests.azure_replay.service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from tests.azure_replay.wire import replay_transport
 
-from .apptest_helpers import by_label, texts
+from .apptest_helpers import by_label, register, texts
 from .conftest import APP
 
 ASSETS = Path(__file__).resolve().parents[1] / "contract" / "assets"
@@ -237,3 +237,25 @@ def test_endpoint_changes_on_azure_report_the_operation_as_it_runs(filled, monke
     assert label == "Creating endpoint ep2"
     assert any(m.startswith("Create endpoint 'ep2': InProgress (") for m in messages), messages  # while Azure works
     assert messages[-1] == "Create endpoint 'ep2': done"
+
+
+def test_a_jobs_outputs_are_registered_in_place_from_the_models_page(filled, monkeypatch, tmp_path):
+    job_output = "azureml://jobs/train-42/outputs/artifacts/paths/model/"
+    filled.storage.put("ExperimentRun/dcid.train-42/model/model.pkl", b"trained")
+    at = open_azure(console(filled, monkeypatch), **BY_NAME)
+    at.switch_page("screens/models.py").run()
+    assert "azureml://jobs/" in at.text_input(key=keys.REGISTER_PATH).help, "the form says cloud paths are taken"
+    register(at, "trained", job_output)
+
+    assert not at.exception
+    assert "Registered trained:1." in texts(at.success)
+    versions = at.dataframe[1].value
+    assert (versions["size"][0], versions["sha256"][0]) == ("in cloud storage", "not recorded")
+    assert f"Registered in place from {job_output}" in texts(at.caption)
+    assert not [b for b in at.get("download_button")], "no .zip of files byom never saw"
+
+    at.text_input(key=keys.DOWNLOAD_DEST).set_value(str(tmp_path / "dl"))
+    at.button(key=keys.DOWNLOAD).click()
+    at.run()
+    assert not at.exception
+    assert "cannot download" in texts(at.error) and "az ml job download --name train-42" in texts(at.info)

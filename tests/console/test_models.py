@@ -4,16 +4,7 @@ import core.demo
 from console import keys
 from core.entities import ModelSpec
 
-from .apptest_helpers import by_label, texts
-
-
-def register(at, name: str, path: str, tags: str = ""):
-    at.radio(key=keys.REGISTER_SOURCE).set_value("A folder or file on this machine").run()
-    at.text_input(key=keys.REGISTER_NAME).set_value(name)
-    at.text_input(key=keys.REGISTER_PATH).set_value(path)
-    at.text_area(key=keys.REGISTER_TAGS).set_value(tags)
-    by_label(at.button, "Register").click()
-    return at.run()
+from .apptest_helpers import by_label, register, texts
 
 
 def test_register_a_folder_shows_it_with_its_version_and_tags(open_page, workspace, model_folder):

@@ -93,6 +93,16 @@ class WorkspaceContract:
                 workspace.create_model(ModelSpec(name="m", path=path))
         assert workspace.list_models() == []
 
+    def test_cloud_paths_are_refused_where_files_are_copied(self, workspace: Workspace) -> None:
+        if workspace.supports(Capability.REMOTE_MODEL_PATHS):
+            pytest.skip("this backend registers cloud paths where they lie; its own tests cover them")
+        for path in ["azureml://jobs/train-42/outputs/artifacts/paths/model/",
+                     "https://acct.blob.core.windows.net/models/clf/"]:
+            with pytest.raises(InvalidInput) as raised:
+                workspace.create_model(ModelSpec(name="m", path=path))
+            assert "az ml job download" in raised.value.hint
+        assert workspace.list_models() == []
+
     def test_not_a_gguf_is_refused(self, workspace: Workspace, tmp_path: Path) -> None:
         fake = tmp_path / "fake.gguf"
         fake.write_bytes(b"this is not a model at all")
