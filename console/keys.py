@@ -86,6 +86,7 @@ ENV_RESTORE = "environments.restore"
 ENV_CREATE_NAME = "environments.create.name"
 ENV_CREATE_CONDA = "environments.create.conda"
 ENV_CREATE_IMAGE = "environments.create.image"
+ENV_CREATE_BUILD_CONTEXT = "environments.create.build_context"
 ENV_CREATE_SUBMIT = "environments.create.submit"
 
 ENDPOINT_CREATE_NAME = "endpoints.create.name"

@@ -178,7 +178,7 @@ def environments_table(envs: Sequence[EnvironmentVersion], usage: Mapping[str, l
     return pd.DataFrame(
         [
             {
-                "name": e.name, "latest": e.version, "python": e.python or "", "image": e.image or "",
+                "name": e.name, "latest": e.version, "python": e.python or "", "image": e.image or ("Docker build" if e.build_context else ""),
                 "packages": len(e.pip_requirements), "built in": e.built_in,
                 "used by": ", ".join(environment_users(usage, e.name)), "created at": short_time(e.created_at),
             }
@@ -192,7 +192,7 @@ def environment_versions_table(versions: Sequence[EnvironmentVersion], usage: Ma
     return pd.DataFrame(
         [
             {
-                "version": e.version, "python": e.python or "", "image": e.image or "",
+                "version": e.version, "python": e.python or "", "image": e.image or ("Docker build" if e.build_context else ""),
                 "packages": len(e.pip_requirements), "archived": e.archived, "used by": ", ".join(usage.get(e.ref, [])),
                 "created by": e.created_by, "created at": short_time(e.created_at),
             }

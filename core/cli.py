@@ -221,12 +221,16 @@ def environment_create(ws: Workspace, args: argparse.Namespace) -> Any:
             spec = spec.replace(name=args.name)
     else:
         if not args.name:
-            raise InvalidInput("Pass --name with --conda-file/--image (or -f environment.yml).")
+            raise InvalidInput("Pass --name with --conda-file/--image/--build-context (or -f environment.yml).")
         spec = EnvironmentSpec(name=args.name)
     if args.conda_file:
         spec = spec.replace(conda_file=read_conda_file(args.conda_file))
     if args.image:
         spec = spec.replace(image=args.image)
+    if args.build_context:
+        spec = spec.replace(build_context=args.build_context)
+    if args.dockerfile_path:
+        spec = spec.replace(dockerfile_path=args.dockerfile_path)
     if args.version is not None:
         spec = spec.replace(version=args.version)
     if args.description is not None:
@@ -458,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", "-f", help="Azure ML environment.yml.")
     p.add_argument("--conda-file", help="Conda YAML file.")
     p.add_argument("--image", "-i", help="Base image name (recorded).")
+    p.add_argument("--build-context", "-b", help="Folder holding a Dockerfile (Azure ML workspaces build it).")
+    p.add_argument("--dockerfile-path", help="The Dockerfile inside the build context (default Dockerfile).")
     p.add_argument("--description", "-d")
     p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
     p = _verb(env, "list", environment_list, "List environments (latest of each), or the versions of one.")

@@ -135,6 +135,8 @@ class EnvironmentSpec(Entity):
     name: str
     conda_file: str | None = None  # YAML text of the conda specification
     image: str | None = None
+    build_context: str | None = None  # a folder holding a Dockerfile (Capability.DOCKER_BUILDS)
+    dockerfile_path: str | None = None  # inside build_context; None: "Dockerfile"
     version: int | None = None
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
@@ -148,6 +150,8 @@ class EnvironmentVersion(Entity):
     image: str | None = None
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    build_context: str | None = None  # where the Docker build context was stored
+    dockerfile_path: str | None = None
     python: str | None = None  # the python=X.Y the spec asks for
     pip_requirements: list[str] = field(default_factory=list)  # resolved PyPI requirement strings
     built_in: bool = False

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
-from .entities import LOCAL_PYTHON
+from .artifacts import is_remote
+from .entities import LOCAL_PYTHON, EnvironmentSpec
 from .errors import InUse, InvalidInput
 
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
@@ -45,6 +47,29 @@ def refuse_built_in_environment(name: str, done: str, hint: str = "") -> None:
     """``local-python`` is the interpreter byom runs in, not a registered asset: it cannot be ``done``."""
     if name == LOCAL_PYTHON:
         raise InvalidInput(f"{LOCAL_PYTHON!r} is built in and cannot be {done}{hint}.")
+
+
+def check_environment_source(spec: EnvironmentSpec, docker_builds: bool) -> None:
+    """An environment comes from a conda file and/or an image, or, where Docker builds exist, a build context alone."""
+    if spec.build_context is None:
+        if not spec.conda_file and not spec.image:
+            raise InvalidInput("An environment needs a conda file, an image, or both: pass --conda-file or --image.")
+        return
+    if not docker_builds:
+        raise InvalidInput("This workspace cannot build a Docker context: it runs no Docker.",
+                           hint="Use a conda file (and an image name) instead, or create the environment in an "
+                                "Azure ML workspace, which builds the image.")
+    if spec.conda_file or spec.image:
+        raise InvalidInput("A build context brings its own Dockerfile: leave out the image and the conda file.")
+    if is_remote(spec.build_context):
+        return
+    context = Path(spec.build_context).expanduser()
+    dockerfile = spec.dockerfile_path or "Dockerfile"
+    if not context.is_dir():
+        raise InvalidInput(f"Build context {str(context)!r} is not a folder: pass the folder that holds the Dockerfile.")
+    if not (context / dockerfile).is_file():
+        raise InvalidInput(f"Build context {str(context)!r} has no {dockerfile}.",
+                           hint="Add it, or name the file inside the context with --dockerfile-path.")
 
 
 def validate_version(version: object, kind: str = "model", *, latest_ok: bool = True) -> int:

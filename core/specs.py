@@ -57,11 +57,10 @@ def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = No
 def environment_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> EnvironmentSpec:
     file = _check_file(path, "Environment")
     env = _load("load_environment", file, "environment")
-    if env.build is not None:
-        raise InvalidInput(
-            f"{file} builds from a Docker context, which the local workspace cannot build.",
-            hint="Use a conda_file (and an image name) instead.",
-        )
+    build_context = None
+    if env.build is not None:  # whether the workspace can build it is the backend's to say
+        context = str(env.build.path)
+        build_context = context if is_remote(context) else str((file.parent / context).resolve())
     raw = yaml.safe_load(file.read_text()) or {}
     conda_text = None
     conda_ref = raw.get("conda_file")
@@ -73,6 +72,8 @@ def environment_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | Non
         name=env.name or "",
         conda_file=conda_text,
         image=env.image,
+        build_context=build_context,
+        dockerfile_path=env.build.dockerfile_path if env.build is not None else None,
         version=int(env.version) if env.version else None,
         description=env.description or "",
         tags={k: str(v) for k, v in (env.tags or {}).items()},

@@ -356,8 +356,7 @@ class StoreWorkspace(Workspace):
         rules.validate_asset_name(spec.name, "environment")
         rules.refuse_built_in_environment(spec.name, "replaced", ": choose another name")
         tags = rules.validate_tags(spec.tags)
-        if not spec.conda_file and not spec.image:
-            raise InvalidInput("An environment needs a conda file, an image, or both: pass --conda-file or --image.")
+        rules.check_environment_source(spec, docker_builds=False)
         python, requirements = None, []
         if spec.conda_file:
             _, python, requirements = parse_conda(spec.conda_file)

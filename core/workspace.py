@@ -73,6 +73,7 @@ class Capability:
     METRICS = "metrics"
     STAGE_APPROVALS = "stage-approvals"  # natively; Azure keeps them in tags
     REMOTE_MODEL_PATHS = "remote-model-paths"  # register files already in cloud storage (azureml://, https://)
+    DOCKER_BUILDS = "docker-builds"  # environments from a Docker build context
 
 
 class Workspace(ABC):

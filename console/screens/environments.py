@@ -25,10 +25,17 @@ with create, st.form("environments.create"):
     conda = st.text_area("Conda specification (YAML)", key=keys.ENV_CREATE_CONDA, height=220,
                          placeholder="name: scoring\ndependencies:\n  - python=3.11\n  - pip:\n    - torch==2.13.0")
     image = st.text_input("Base image (optional)", key=keys.ENV_CREATE_IMAGE)
+    context = ""
+    if ws.supports(Capability.DOCKER_BUILDS):
+        context = st.text_input("Or a Docker build context", key=keys.ENV_CREATE_BUILD_CONTEXT,
+                                placeholder="/src/docker-context (a folder holding a Dockerfile)",
+                                help="Uploaded, and built into an image by the workspace; leave the conda "
+                                     "specification and the image empty.")
     if st.form_submit_button("Create", type="primary", key=keys.ENV_CREATE_SUBMIT):
         with ui.errors(), st.spinner(f"Creating environment {ui.plain(name.strip())}…"):
             env = ws.create_environment(EnvironmentSpec(name=name.strip(), conda_file=conda or None,
-                                                        image=image.strip() or None))
+                                                        image=image.strip() or None,
+                                                        build_context=context.strip() or None))
             st.session_state[keys.ENVIRONMENT] = env.name
             st.session_state[f"{keys.ENV_VERSION}.{env.name}"] = env.version
             ui.done(f"Created environment {env.ref}.")
@@ -50,6 +57,9 @@ with browse:
             st.code(env.conda_file, language="yaml")
         if env.image:
             st.markdown(f"Image: `{env.image}`")
+        if env.build_context:
+            st.markdown(f"Built from the Docker context `{env.build_context}` "
+                        f"(`{env.dockerfile_path or 'Dockerfile'}`)")
         st.caption("Used by: " + (ui.plain(", ".join(usage.get(env.ref, []))) or "no deployment"))
         if env.archived:
             if st.button("Restore", key=keys.ENV_RESTORE, icon=":material/unarchive:"):

@@ -20,10 +20,12 @@ is skipped by the workspace rather than shown wrongly.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..artifacts import is_remote
 from ..entities import (
     Deployment,
     Endpoint,
@@ -142,16 +144,24 @@ def model_from_sdk(model: Any, *, archived: bool = False) -> ModelVersion:
 
 
 def environment_to_sdk(spec: EnvironmentSpec, version: int) -> Any:
-    from azure.ai.ml.entities import Environment
+    from azure.ai.ml.entities import BuildContext, Environment
 
+    build = (BuildContext(path=str(_local_or_uri(spec.build_context)), dockerfile_path=spec.dockerfile_path)
+             if spec.build_context else None)
     return Environment(
         name=spec.name,
         version=str(version),
-        image=spec.image or DEFAULT_IMAGE,
+        image=None if build else spec.image or DEFAULT_IMAGE,
+        build=build,
         conda_file=yaml.safe_load(spec.conda_file) if spec.conda_file else None,
         description=spec.description or None,
         tags=dict(spec.tags),
     )
+
+
+def _local_or_uri(path: str) -> str | Path:
+    """A build context as the SDK takes it: a URI as it is, a folder here made absolute (it is uploaded)."""
+    return path if is_remote(path) else Path(path).expanduser().resolve()
 
 
 def environment_from_sdk(env: Any, *, archived: bool = False) -> EnvironmentVersion:
@@ -168,6 +178,8 @@ def environment_from_sdk(env: Any, *, archived: bool = False) -> EnvironmentVers
         image=env.image,
         description=env.description or "",
         tags=_user(env.tags),
+        build_context=env.build.path if env.build else None,
+        dockerfile_path=env.build.dockerfile_path if env.build else None,
         python=python,
         pip_requirements=requirements,
         archived=archived,

@@ -158,7 +158,7 @@ class AzureWorkspace(Workspace):
 
     def info(self) -> WorkspaceInfo:
         caps = [Capability.MODELS, Capability.ENVIRONMENTS, Capability.ENDPOINTS, Capability.DEPLOYMENTS,
-                Capability.REMOTE_MODEL_PATHS]
+                Capability.REMOTE_MODEL_PATHS, Capability.DOCKER_BUILDS]
         return WorkspaceInfo(kind=self.kind, name=self.ml.workspace_name, location=self.resource_id,
                              capabilities=sorted(caps))
 
@@ -471,8 +471,7 @@ class AzureWorkspace(Workspace):
         rules.validate_asset_name(spec.name, "environment")
         rules.refuse_built_in_environment(spec.name, "replaced", ": choose another name")
         rules.validate_tags(spec.tags)
-        if not spec.conda_file and not spec.image:
-            raise InvalidInput("An environment needs a conda file, an image, or both: pass --conda-file or --image.")
+        rules.check_environment_source(spec, docker_builds=True)
         if spec.conda_file:
             parse_conda(spec.conda_file)
         explicit = rules.validate_version(spec.version, "environment") if spec.version is not None else None
@@ -486,7 +485,8 @@ class AzureWorkspace(Workspace):
                 created = self.ml.environments.create_or_update(tr.environment_to_sdk(spec, version))
         env = tr.environment_from_sdk(created)
         self._audit("environment.create", f"environment/{env.ref}", None,
-                    {"image": env.image, "python": env.python, "requirements": env.pip_requirements})
+                    {"image": env.image, "build_context": env.build_context, "python": env.python,
+                     "requirements": env.pip_requirements})
         return env
 
     def list_environments(self, include_archived: bool = False) -> list[EnvironmentVersion]:

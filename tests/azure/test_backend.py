@@ -284,6 +284,36 @@ def test_remote_paths_that_cannot_be_registered_say_why(ws, service) -> None:
     assert ws.list_models() == []
 
 
+def test_an_environment_builds_from_a_docker_context_uploaded_with_it(ws, service, tmp_path) -> None:
+    context = tmp_path / "docker-context"
+    context.mkdir()
+    (context / "serve.Dockerfile").write_text("FROM mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04\n")
+    env = ws.create_environment(EnvironmentSpec(name="docker", build_context=str(context),
+                                                dockerfile_path="serve.Dockerfile"))
+    put = json.loads(service.sent("PUT", r"/environments/docker/versions/1$")[-1].body)["properties"]
+    assert "image" not in put and put["build"]["dockerfilePath"] == "serve.Dockerfile"
+    container, prefix = service._blob_location(put["build"]["contextUri"])
+    assert list(service.storage.files_under(prefix, container).values()) == [
+        b"FROM mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04\n"], "the context's files are uploaded"
+    assert env.build_context == put["build"]["contextUri"] and env.image is None
+    shown = ws.get_environment("docker")
+    assert (shown.build_context, shown.dockerfile_path) == (env.build_context, "serve.Dockerfile")
+
+
+def test_a_docker_context_that_cannot_build_is_refused_before_anything_is_sent(ws, service, tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (EnvironmentSpec(name="e", build_context=str(tmp_path / "missing")), "is not a folder"),
+        (EnvironmentSpec(name="e", build_context=str(tmp_path / "empty")), "has no Dockerfile"),
+        (EnvironmentSpec(name="e", build_context=str(tmp_path), image="python:3.11"), "leave out the image"),
+    ]
+    sent = len(service.calls)
+    for spec, message in cases:
+        with pytest.raises(InvalidInput, match=message):
+            ws.create_environment(spec)
+    assert [c for c in service.calls[sent:] if c.method != "GET"] == []
+
+
 def test_progress_dots_of_the_sdk_do_not_reach_stdout(endpoint, capsys) -> None:
     capsys.readouterr()
     endpoint.create_or_update_deployment(deployment("blue"))
@@ -300,7 +330,8 @@ def test_what_azure_cannot_show_is_said_with_where_to_look(endpoint) -> None:
     remote = endpoint.get_environment_build("env")
     assert remote.state == "Unknown" and remote.state in typing.get_args(BuildState), "a declared build state"
     assert "does not report build status" in remote.message and "ml.azure.com" in remote.message
-    assert endpoint.info().capabilities == ["deployments", "endpoints", "environments", "models", "remote-model-paths"]
+    assert endpoint.info().capabilities == [
+        "deployments", "docker-builds", "endpoints", "environments", "models", "remote-model-paths"]
 
 
 def test_audit_defaults_to_a_file_per_workspace_under_the_byom_home(service, tmp_path, monkeypatch) -> None:
@@ -411,6 +442,19 @@ def test_cli_registers_a_jobs_outputs_from_a_model_yml_as_az_ml_does(cli, servic
     assert (shown["name"], shown["version"], shown["source"]) == ("trained", 1, JOB_OUTPUT)
     assert main(["model", "download", "-n", "trained", "-v", "1", "--download-path", str(tmp_path / "dl"), *cli]) == 2
     assert "az ml job download --name train-42" in capsys.readouterr().err
+
+
+def test_cli_creates_an_environment_from_a_build_context_as_az_ml_does(cli, service, capsys, tmp_path) -> None:
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    assert main(["environment", "create", "-n", "docker", "--build-context", str(tmp_path / "ctx"), *cli]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["build_context"].endswith("/ctx/") and "/LocalUpload/" in shown["build_context"], "uploaded"
+    assert shown["image"] is None
+    env_yml = tmp_path / "env.yml"
+    env_yml.write_text("name: docker\nbuild:\n  path: ctx\n  dockerfile_path: Dockerfile\n")
+    assert main(["environment", "create", "-f", str(env_yml), *cli]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 2
 
 
 def test_cli_no_wait_help_says_what_each_backend_does(capsys) -> None:

@@ -65,6 +65,19 @@ def test_environment_without_image_gets_the_azure_ml_base_image() -> None:
     assert env.image == tr.DEFAULT_IMAGE
 
 
+def test_environment_round_trip_keeps_the_docker_build_context() -> None:
+    context = f"{URI.rsplit('/', 1)[0]}/docker-context/"
+    spec = EnvironmentSpec(name="docker", build_context=context, dockerfile_path="serve.Dockerfile")
+    rest = tr.environment_to_sdk(spec, 1)._to_rest_object()
+    wire = rest.as_dict()["properties"]
+    assert wire["build"] == {"contextUri": context, "dockerfilePath": "serve.Dockerfile"}
+    assert "image" not in wire, "Azure ML takes an image or a build context, not both"
+
+    rest.id = f"{WS}/environments/docker/versions/1"
+    back = tr.environment_from_sdk(Environment._from_rest_object(rest))
+    assert (back.build_context, back.dockerfile_path, back.image) == (context, "serve.Dockerfile", None)
+
+
 def test_endpoint_round_trip_with_traffic_and_mirror() -> None:
     endpoint = Endpoint(name="chat", description="chat bot", tags={"env": "prod"},
                         traffic={"blue": 100}, mirror_traffic={"green": 10})

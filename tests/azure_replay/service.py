@@ -369,8 +369,10 @@ class FakeAzureML:
         elif kind == "codes":
             self._check_uri(props.get("codeUri"), "codeUri")
         else:
-            if not props.get("image") and not props.get("build"):
-                raise Refused(400, "UserError", "An environment needs an image or a build context.")
+            if bool(props.get("image")) == bool(props.get("build")):
+                raise Refused(400, "UserError", "An environment needs an image or a build context, not both.")
+            if props.get("build"):
+                self._check_uri(props["build"].get("contextUri"), "build.contextUri")
             if props.get("condaFile"):
                 try:
                     conda = yaml.safe_load(props["condaFile"])

@@ -168,6 +168,17 @@ def test_model_and_environment_from_azure_ml_yaml(home: Path, model_dir: Path, t
     assert env["image"].endswith("ubuntu22.04:latest")
 
 
+def test_a_docker_build_context_is_refused_locally_with_what_to_do(home: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "docker-context").mkdir()
+    (tmp_path / "docker-context" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "env.yml").write_text("name: docker-env\nbuild:\n  path: docker-context\n")
+    for argv in (["-f", str(tmp_path / "env.yml")], ["-n", "docker-env", "-b", str(tmp_path / "docker-context")]):
+        code, out, err = run(capsys, "environment", "create", *argv)
+        assert (code, out) == (2, ""), argv
+        assert "cannot build a Docker context" in err and "conda file" in err
+    assert [e.name for e in LocalWorkspace(home).list_environments()] == ["local-python"]
+
+
 def test_environment_diff_and_drift(home: Path, tmp_path: Path, capsys) -> None:
     (tmp_path / "a.yml").write_text(CONDA)
     (tmp_path / "b.yml").write_text(CONDA.replace("2.34.2", "2.30.0"))

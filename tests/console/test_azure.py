@@ -259,3 +259,20 @@ def test_a_jobs_outputs_are_registered_in_place_from_the_models_page(filled, mon
     at.run()
     assert not at.exception
     assert "cannot download" in texts(at.error) and "az ml job download --name train-42" in texts(at.info)
+
+
+def test_an_environment_is_created_from_a_docker_context_on_azure(filled, monkeypatch, tmp_path):
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    at = open_azure(console(filled, monkeypatch), **BY_NAME)
+    at.switch_page("screens/environments.py").run()
+    at.text_input(key=keys.ENV_CREATE_NAME).set_value("docker")
+    at.text_input(key=keys.ENV_CREATE_BUILD_CONTEXT).set_value(str(tmp_path / "ctx"))
+    at.button(key=keys.ENV_CREATE_SUBMIT).click()
+    at.run()
+
+    assert not at.exception
+    assert "Created environment docker:1." in texts(at.success)
+    table = at.dataframe[0].value
+    assert list(table.loc[table["name"] == "docker", "image"]) == ["Docker build"]
+    assert any("Built from the Docker context" in m and "/ctx/" in m for m in (e.value for e in at.markdown))

@@ -21,6 +21,7 @@ def test_the_built_in_environment_is_listed(open_page):
     table = at.dataframe[0].value
     assert list(table["name"]) == ["local-python"]
     assert "Succeeded" in texts(at.markdown)
+    assert keys.ENV_CREATE_BUILD_CONTEXT not in [w.key for w in at.text_input], "no Docker here to build with"
 
 
 def test_create_two_versions_diff_them_and_build(open_page, workspace, spinners):

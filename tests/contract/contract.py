@@ -227,6 +227,15 @@ class WorkspaceContract:
         with pytest.raises(NotFound):
             workspace.restore_environment("nope")
 
+    def test_docker_contexts_are_refused_where_nothing_builds_them(self, workspace: Workspace, tmp_path: Path) -> None:
+        if workspace.supports(Capability.DOCKER_BUILDS):
+            pytest.skip("this backend builds Docker contexts; its own tests cover them")
+        (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\n")
+        with pytest.raises(InvalidInput) as raised:
+            workspace.create_environment(EnvironmentSpec(name="docker", build_context=str(tmp_path)))
+        assert "conda file" in raised.value.hint
+        assert [e.name for e in workspace.list_environments()] == ["local-python"]
+
     def test_local_python_is_built_in(self, workspace: Workspace) -> None:
         names = [e.name for e in workspace.list_environments()]
         assert "local-python" in names
