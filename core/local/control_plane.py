@@ -266,6 +266,7 @@ class ControlPlane:
         for key, (dep, model) in desired.items():
             rollout = self.rollouts.get(key)
             if rollout is not None and rollout.token == dep.updated_at:
+                self._requeue_lost_outcome(rollout, dep.provisioning_state)
                 continue
             if rollout is None:
                 rollout = Rollout(dep.endpoint_name, dep.name.lower(), dep.name)
@@ -294,6 +295,18 @@ class ControlPlane:
                 del self.rollouts[key]
                 shutil.rmtree(self.files.code / key[0] / key[1], ignore_errors=True)
                 self._dirty = True
+
+    def _requeue_lost_outcome(self, rollout: Rollout, state: str) -> None:
+        """A rollout that ended while the database still says it runs: a control plane stopped (or its
+        write failed) between saving the state file and recording the outcome. Record it now."""
+        if rollout.phase == "rolling" or state not in ("Creating", "Updating", "Scaling"):
+            return
+        if any(queued is rollout for queued, *_ in self._outcomes):
+            return
+        outcome = "Failed" if rollout.phase == "failed" else "Succeeded"
+        log.info("Deployment %s/%s ended (%s) before it was recorded: recording it", rollout.endpoint, rollout.name,
+                 outcome)
+        self._outcomes.append((rollout, rollout.token, outcome, rollout.reason))
 
     def start_generation(self, rollout: Rollout, dep: Deployment, model: dict[str, Any] | None) -> None:
         gen = generation_id(dep)
@@ -662,9 +675,9 @@ class ControlPlane:
         if self._routes_dirty:
             self._routes_dirty = False
             self.poke_gateway()
-        outcomes, self._outcomes = self._outcomes, []
-        for rollout, token, state, reason in outcomes:
-            self._record_outcome(rollout, token, state, reason)
+        while self._outcomes:  # each leaves the queue once written: a failed write is tried again next tick
+            self._record_outcome(*self._outcomes[0])
+            self._outcomes.pop(0)
         if now - self._last_rotate >= ROTATE_EVERY_S:
             self._last_rotate = now
             self.rotate_logs()

@@ -62,4 +62,5 @@ def test_each_change_of_a_deployment_gets_a_later_stamp_even_within_a_millisecon
 
     ahead = "2999-01-01T00:00:00.999+00:00"  # a stamp written before the clock stepped back
     assert utcnow_after(ahead) == "2999-01-01T00:00:01.000+00:00"
-    assert utcnow_after(None) <= utcnow()
+    before = utcnow()
+    assert before <= utcnow_after("2000-01-01T00:00:00.000+00:00") <= utcnow(), "a stamp in the past holds nothing back"

@@ -1,0 +1,82 @@
+"""A deployment's outcome reaches the database even when writing it fails once or the control plane stops first.
+
+The control plane runs here in-process on a real SQLite file, with no
+gateway and no model servers: the rollouts stand as a previous control
+plane would have left them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.entities import Deployment
+from core.local import control_plane as cp
+from core.local.serving_files import ServingFiles
+
+KEY = "ep/blue"
+TOKEN = "2026-11-23T10:00:00.000+00:00"
+
+
+@pytest.fixture
+def plane(tmp_path: Path):
+    files = ServingFiles(tmp_path / "home")
+    files.home.mkdir(parents=True)
+    plane = cp.ControlPlane(files)
+    plane.supervise_gateway = lambda: None  # no gateway process in these tests
+    with plane.store.transaction() as txn:  # as an update with --no-wait leaves it
+        txn.put("deployment", KEY, 0, {"name": "blue", "endpoint_name": "ep", "model": "m:1",
+                                       "updated_at": TOKEN, "provisioning_state": "Updating", "state_reason": ""})
+    yield plane
+    plane.close()
+
+
+def recorded(plane: cp.ControlPlane) -> tuple[str, str]:
+    with plane.store.transaction() as txn:
+        doc = txn.get("deployment", KEY)
+    return doc["provisioning_state"], doc["state_reason"]
+
+
+def test_an_outcome_whose_write_fails_is_written_at_the_next_tick(plane, monkeypatch) -> None:
+    rollout = cp.Rollout("ep", "blue", "blue", token=TOKEN, generation="g1", phase="rolling")
+    plane.rollouts[rollout.key] = rollout
+    monkeypatch.setattr(plane, "reconcile", lambda: None)
+    monkeypatch.setattr(plane, "check_rollout", lambda r: plane.finish(r, "Succeeded", "") if r.phase == "rolling" else None)
+    write = plane._record_outcome
+    attempts = []
+
+    def locked_once(*outcome):
+        attempts.append(outcome)
+        if len(attempts) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        write(*outcome)
+
+    monkeypatch.setattr(plane, "_record_outcome", locked_once)
+    with pytest.raises(sqlite3.OperationalError):
+        plane.tick()  # main() logs this and ticks again
+    assert recorded(plane) == ("Updating", "")
+    plane.tick()
+    assert recorded(plane) == ("Succeeded", "")
+    assert len(attempts) == 2 and plane._outcomes == []
+
+
+@pytest.mark.parametrize(("phase", "reason", "expected"), [
+    ("steady", "", ("Succeeded", "")),
+    ("failed", "init() raised ValueError", ("Failed", "init() raised ValueError")),
+])
+def test_an_outcome_lost_in_a_restart_is_recorded_by_the_next_control_plane(plane, monkeypatch, phase, reason,
+                                                                            expected) -> None:
+    # the state file said the rollout had ended; the control plane stopped before the database heard of it
+    ended = cp.Rollout("ep", "blue", "blue", token=TOKEN, generation="g1", phase=phase, reason=reason)
+    plane.rollouts[ended.key] = ended
+    dep = Deployment(name="blue", endpoint_name="ep", model="m:1", updated_at=TOKEN, provisioning_state="Updating")
+    monkeypatch.setattr(plane, "load_desired", lambda: {ended.key: (dep, None)})
+    plane.tick()
+    assert recorded(plane) == expected
+    assert ended.phase == phase, "what runs is left as it is"
+    plane._last_load = 0.0  # the next reload finds the outcome recorded: nothing more to write
+    plane.tick()
+    assert [r.after["provisioning_state"] for r in plane.store.list_audit() if r.action == "deployment.state"] \
+        == [expected[0]]
