@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.artifacts import is_remote
 from core.demo import CHAT_DEPLOYMENT, DEMO_ENDPOINT, RANKS_DEPLOYMENT
 from core.entities import AuditRecord, Deployment, Endpoint, EnvironmentVersion, ModelVersion
 from core.errors import InvalidInput
@@ -83,9 +84,16 @@ def versions_table(versions: Sequence[ModelVersion], usage: Mapping[str, list[st
     )
 
 
+def registered_in_place(model: ModelVersion) -> bool:
+    """Registered from files already in cloud storage: byom copied, measured and hashed nothing."""
+    return is_remote(model.source)
+
+
 def model_size(model: ModelVersion) -> str:
-    """Its size, or where it lies for a version registered in place from cloud storage (nothing measured)."""
-    return human_size(model.size_bytes) if model.files else "in cloud storage"
+    """Its size; where it lies for a version registered in place; blank where another tool registered it."""
+    if model.files:
+        return human_size(model.size_bytes)
+    return "in cloud storage" if registered_in_place(model) else ""
 
 
 def model_digest(model: ModelVersion) -> str:

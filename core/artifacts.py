@@ -53,11 +53,21 @@ def is_remote(path: str | Path) -> bool:
     return str(path).strip().lower().startswith(REMOTE_SCHEMES)
 
 
+def refuse_asset_reference(path: str | Path) -> None:
+    """``azureml:name:1`` names a registered asset, not files: az ml takes it for a local path and fails."""
+    text = str(path).strip()
+    if text.lower().startswith("azureml:") and not text.lower().startswith("azureml://"):
+        raise InvalidInput(f"{text!r} names a registered model, not files to register.",
+                           hint="To register its files again, download them first (byom model download) "
+                                "and pass the folder.")
+
+
 def check_source(path: str | Path) -> Path:
     """The local folder or file a registration copies from; a remote path is refused with what to do.
 
     Backends that declare ``Capability.REMOTE_MODEL_PATHS`` handle remote paths before calling this.
     """
+    refuse_asset_reference(path)
     if is_remote(path):
         raise InvalidInput(f"{str(path).strip()!r} is in remote storage, and this workspace registers files "
                            "from this machine.",

@@ -144,7 +144,7 @@ with browse:
             with ui.errors():
                 ws.archive_model(name, number)
                 ui.done(f"Archived {ref}: turn on 'Show archived' to see it again.")
-        if not version.files:
+        if views.registered_in_place(version):
             st.caption(f"Registered in place from {ui.plain(version.source)}: no files or hashes were recorded, "
                        "so there is no .zip to offer.")
         elif version.size_bytes <= views.ZIP_DOWNLOAD_MAX_BYTES:
@@ -166,7 +166,9 @@ with browse:
                 st.success(f"Copied {ui.plain(ref)} into {ui.plain(str(target))}{checked}.")
         if st.button("Delete this version", key=keys.DELETE_MODEL, icon=":material/delete:"):
             ui.ask(f"delete-model:{ref}")
-        if ui.confirmed(f"delete-model:{ref}", f"Delete {ref} and its files? This cannot be undone."):
+        question = (f"Delete {ref}? Its files stay where they lie ({version.source})."
+                    if views.registered_in_place(version) else f"Delete {ref} and its files? This cannot be undone.")
+        if ui.confirmed(f"delete-model:{ref}", question):
             with ui.errors():
                 ws.delete_model(name, number)
                 st.session_state[keys.MODEL] = None

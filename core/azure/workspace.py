@@ -51,7 +51,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import rules
-from ..artifacts import check_source, copy_verified, is_remote, iter_source_files, sha256_file
+from ..artifacts import (
+    check_source,
+    copy_verified,
+    is_remote,
+    iter_source_files,
+    refuse_asset_reference,
+    sha256_file,
+)
 from ..entities import (
     LOCAL_PYTHON,
     AuditRecord,
@@ -448,7 +455,7 @@ class AzureWorkspace(Workspace):
         if not model.files and "/datastores/" not in model.path:
             raise Unsupported(f"{model.ref} was registered from {model.path}, which azure-ai-ml cannot download "
                               "(it reads model files from a datastore only).",
-                              hint=_remote_download_hint(model.path))
+                              hint=_remote_download_hint(model.source, model.path))
         try:
             if target.exists() and any(target.iterdir()):
                 raise InvalidInput(f"{target} already exists and is not empty: choose another --download-path.")
@@ -917,6 +924,7 @@ def yaml_dump(data: Any) -> str:
 def _remote_model_path(spec: ModelSpec) -> str:
     """A model path in cloud storage, as the workspace's model registry takes it."""
     path = spec.path.strip()
+    refuse_asset_reference(path)
     if spec.package:
         raise InvalidInput(f"--package converts a GGUF file on this machine, and {path!r} is in remote storage.",
                            hint="Download the file first and register it with --package, or register it as it is.")
@@ -926,8 +934,9 @@ def _remote_model_path(spec: ModelSpec) -> str:
     return path
 
 
-def _remote_download_hint(path: str) -> str:
-    job = re.match(r"azureml://jobs/([^/]+)/", path, flags=re.IGNORECASE)
+def _remote_download_hint(*paths: str) -> str:
+    """What to run instead; ``paths``: where byom registered the version from, and where Azure keeps it."""
+    job = next((m for p in paths if (m := re.match(r"azureml://jobs/([^/]+)/", p, flags=re.IGNORECASE))), None)
     if job:
         return f"Download the job's outputs instead: az ml job download --name {job.group(1)} --all."
     return "Download the files from where they lie (Studio, azcopy or az storage blob download-batch)."

@@ -274,11 +274,23 @@ def test_a_datastore_path_is_registered_and_downloads_as_stored(ws, service, tmp
     assert (out / "model.pkl").read_bytes() == b"pickled" and (out / "sub" / "vocab.txt").read_bytes() == b"a\nb\n"
 
 
+def test_a_model_registered_by_az_ml_downloads_whole(ws, service, tmp_path) -> None:
+    from azure.ai.ml.entities import Model
+
+    ws.ml.models.create_or_update(Model(name="outside", version="1", path=str(make_model_dir(tmp_path / "m"))))
+    shown = ws.get_model("outside")
+    assert (shown.files, shown.source) == ([], ""), "byom recorded nothing for it"
+    out = ws.download_model("outside", 1, tmp_path / "dl")
+    assert (out / "model.pkl").read_bytes() == b"weights" and (out / "sub" / "vocab.txt").read_text() == "a\nb\n"
+
+
 def test_remote_paths_that_cannot_be_registered_say_why(ws, service) -> None:
     with pytest.raises(InvalidInput, match="converts a GGUF file on this machine"):
         ws.create_model(ModelSpec(name="g", path="azureml://datastores/workspaceblobstore/paths/m.gguf", package=True))
     with pytest.raises(InvalidInput, match="Azure ML registry"):
         ws.create_model(ModelSpec(name="r", path="azureml://registries/azureml/models/phi/versions/1"))
+    with pytest.raises(InvalidInput, match="names a registered model, not files"):
+        ws.create_model(ModelSpec(name="again", path="azureml:clf:1"))
     with pytest.raises(InvalidInput, match="points at no uploaded files"):
         ws.create_model(ModelSpec(name="empty", path="azureml://jobs/never-ran/outputs/artifacts/paths/model/"))
     assert ws.list_models() == []

@@ -3,7 +3,7 @@
 import pytest
 
 from console import views
-from core.entities import AuditRecord, Deployment, Endpoint
+from core.entities import AuditRecord, Deployment, Endpoint, ModelFile, ModelVersion
 from core.errors import InvalidInput
 
 
@@ -20,6 +20,17 @@ def test_next_stages_follow_the_promotion_rules():
     assert views.next_stages("dev") == ["staging"]
     assert views.next_stages("staging") == ["production", "dev"]
     assert views.next_stages("production") == ["dev"]
+
+
+def test_versions_table_says_what_byom_did_not_measure():
+    copied = ModelVersion(name="m", version=1, files=[ModelFile("model.pkl", 2048, "ab" * 32)], size_bytes=2048,
+                          source="/models/m")
+    in_place = ModelVersion(name="m", version=2, source="azureml://jobs/train-42/outputs/artifacts/paths/model/")
+    outside = ModelVersion(name="m", version=3)  # registered by az ml or Studio: byom recorded nothing
+    table = views.versions_table([copied, in_place, outside], {})
+    assert list(table["size"]) == ["2.0 KB", "in cloud storage", ""]
+    assert list(table["sha256"]) == ["ab" * 32, "not recorded", "not recorded"]
+    assert [views.registered_in_place(m) for m in (copied, in_place, outside)] == [False, True, False]
 
 
 def test_traffic_history_reads_traffic_changes_only():

@@ -101,6 +101,8 @@ class WorkspaceContract:
             with pytest.raises(InvalidInput) as raised:
                 workspace.create_model(ModelSpec(name="m", path=path))
             assert "az ml job download" in raised.value.hint
+        with pytest.raises(InvalidInput, match="names a registered model, not files"):
+            workspace.create_model(ModelSpec(name="m", path="azureml:m:1"))
         assert workspace.list_models() == []
 
     def test_not_a_gguf_is_refused(self, workspace: Workspace, tmp_path: Path) -> None:
