@@ -321,17 +321,22 @@ def revert_split(change: TrafficChange, deployments: Iterable[str]) -> tuple[dic
 def audit_table(records: Sequence[AuditRecord]) -> pd.DataFrame:
     return pd.DataFrame(
         [{"when": short_time(r.at), "who": r.actor, "what": r.action, "target": r.target,
-          "change": change_text(r.before, r.after)} for r in records],
+          "change": change_text(r.before, r.after, r.action)} for r in records],
         columns=["when", "who", "what", "target", "change"],
     )
 
 
-def change_text(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> str:
-    """The fields that differ, as ``field: old → new``; short enough for one table cell."""
+def change_text(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, action: str = "") -> str:
+    """The fields that differ, as ``field: old → new``; short enough for one table cell.
+
+    An event with nothing before it is a creation, unless the action says otherwise (a deployment's
+    new state, a build, a key regenerated): then what it recorded is shown."""
     if before is None and after is None:
         return ""
     if before is None:
-        return "created"
+        if action.endswith(".create"):
+            return "created"
+        return "; ".join(f"{k}: {_short(v)}" for k, v in (after or {}).items() if v not in ("", None))
     if after is None:
         return "deleted"
     parts = []

@@ -33,6 +33,22 @@ def test_versions_table_says_what_byom_did_not_measure():
     assert [views.registered_in_place(m) for m in (copied, in_place, outside)] == [False, True, False]
 
 
+def test_audit_table_says_what_each_change_did():
+    records = [
+        AuditRecord(at="2026-11-23T10:00:00+00:00", actor="ana", action="endpoint.create", target="endpoint/ep",
+                    after={"traffic": {}}),
+        AuditRecord(at="2026-11-23T10:00:01+00:00", actor="byom-control-plane", action="deployment.state",
+                    target="deployment/ep/blue", after={"provisioning_state": "Failed", "reason": "init() raised"}),
+        AuditRecord(at="2026-11-23T10:00:02+00:00", actor="ana", action="endpoint.traffic", target="endpoint/ep",
+                    before={"traffic": {"blue": 100}}, after={"traffic": {"blue": 90, "green": 10}}),
+    ]
+    assert list(views.audit_table(records)["change"]) == [
+        "created",
+        "provisioning_state: Failed; reason: init() raised",
+        'traffic: {"blue": 100} → {"blue": 90, "green": 10}',
+    ]
+
+
 def test_traffic_history_reads_traffic_changes_only():
     records = [
         AuditRecord(at="2025-01-01T10:00:02Z", actor="ada", action="endpoint.traffic", target="endpoint/demo",
