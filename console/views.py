@@ -182,11 +182,15 @@ def model_zip(ws: Workspace, name: str, version: int) -> bytes:
 # ------------------------------------------------------------ environments
 
 
+def environment_image(env: EnvironmentVersion) -> str:
+    return env.image or ("Docker build" if env.build_context else "")
+
+
 def environments_table(envs: Sequence[EnvironmentVersion], usage: Mapping[str, list[str]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "name": e.name, "latest": e.version, "python": e.python or "", "image": e.image or ("Docker build" if e.build_context else ""),
+                "name": e.name, "latest": e.version, "python": e.python or "", "image": environment_image(e),
                 "packages": len(e.pip_requirements), "built in": e.built_in,
                 "used by": ", ".join(environment_users(usage, e.name)), "created at": short_time(e.created_at),
             }
@@ -200,7 +204,7 @@ def environment_versions_table(versions: Sequence[EnvironmentVersion], usage: Ma
     return pd.DataFrame(
         [
             {
-                "version": e.version, "python": e.python or "", "image": e.image or ("Docker build" if e.build_context else ""),
+                "version": e.version, "python": e.python or "", "image": environment_image(e),
                 "packages": len(e.pip_requirements), "archived": e.archived, "used by": ", ".join(usage.get(e.ref, [])),
                 "created by": e.created_by, "created at": short_time(e.created_at),
             }

@@ -50,7 +50,7 @@ def refuse_built_in_environment(name: str, done: str, hint: str = "") -> None:
 
 
 def check_environment_source(spec: EnvironmentSpec, docker_builds: bool) -> None:
-    """An environment comes from a conda file and/or an image, or, where Docker builds exist, a build context alone."""
+    """An environment comes from a conda file and/or an image, or (where Docker builds exist) a build context alone."""
     if spec.build_context is None:
         if not spec.conda_file and not spec.image:
             raise InvalidInput("An environment needs a conda file, an image, or both: pass --conda-file or --image.")
@@ -66,7 +66,8 @@ def check_environment_source(spec: EnvironmentSpec, docker_builds: bool) -> None
     context = Path(spec.build_context).expanduser()
     dockerfile = spec.dockerfile_path or "Dockerfile"
     if not context.is_dir():
-        raise InvalidInput(f"Build context {str(context)!r} is not a folder: pass the folder that holds the Dockerfile.")
+        raise InvalidInput(f"Build context {str(context)!r} is not a folder: "
+                           "pass the folder that holds the Dockerfile.")
     if not (context / dockerfile).is_file():
         raise InvalidInput(f"Build context {str(context)!r} has no {dockerfile}.",
                            hint="Add it, or name the file inside the context with --dockerfile-path.")

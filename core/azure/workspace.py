@@ -297,7 +297,8 @@ class AzureWorkspace(Workspace):
                 local, fmt, props = prepare_model_source(src, package=spec.package, scratch=Path(scratch),
                                                          progress=progress)
                 progress("Hashing files", 0.0)
-                files = [ModelFile(rel, full.stat().st_size, sha256_file(full)) for full, rel in iter_source_files(local)]
+                files = [ModelFile(rel, full.stat().st_size, sha256_file(full))
+                         for full, rel in iter_source_files(local)]
                 origin, source = str(src.resolve()), str(local)
             with self._lock_for("model", spec.name):
                 existing = {int(v.version) for v in self._sdk_versions(self.ml.models, "model", spec.name)}

@@ -43,7 +43,8 @@ def test_an_outcome_whose_write_fails_is_written_at_the_next_tick(plane, monkeyp
     rollout = cp.Rollout("ep", "blue", "blue", token=TOKEN, generation="g1", phase="rolling")
     plane.rollouts[rollout.key] = rollout
     monkeypatch.setattr(plane, "reconcile", lambda: None)
-    monkeypatch.setattr(plane, "check_rollout", lambda r: plane.finish(r, "Succeeded", "") if r.phase == "rolling" else None)
+    monkeypatch.setattr(plane, "check_rollout",
+                        lambda r: plane.finish(r, "Succeeded", "") if r.phase == "rolling" else None)
     write = plane._record_outcome
     attempts = []
 
