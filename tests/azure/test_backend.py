@@ -12,7 +12,6 @@ from core.entities import BuildState, Deployment, Endpoint, EnvironmentSpec, Mod
 from core.errors import AlreadyExists, BackendError, InvalidInput, NotFound, Unsupported
 from tests.azure_replay.sdk import ReplayCredential, bind_blob_clients, replay_workspace
 from tests.azure_replay.service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
-from tests.azure_replay.storage import HOST
 from tests.azure_replay.wire import Call, replay_transport
 from tests.contract.contract import make_model_dir
 
@@ -250,20 +249,6 @@ def test_stage_and_hashes_live_in_model_metadata(ws, service, tmp_path) -> None:
 JOB_OUTPUT = "azureml://jobs/train-42/outputs/artifacts/paths/model/"
 
 
-def test_a_jobs_outputs_are_registered_where_they_lie(ws, service, tmp_path) -> None:
-    service.storage.put("ExperimentRun/dcid.train-42/model/model.pkl", b"trained")
-    model = ws.create_model(ModelSpec(name="trained", path=JOB_OUTPUT, type="custom_model"))
-    put = json.loads(service.sent("PUT", r"/models/trained/versions/1$")[-1].body)["properties"]
-    assert put["modelUri"] == JOB_OUTPUT, "the job's URI is registered as it is"
-    assert not any(c.host == HOST and c.method == "PUT" for c in service.calls), "nothing is uploaded"
-    assert (model.version, model.files, model.source, model.path) == (1, [], JOB_OUTPUT, JOB_OUTPUT)
-    assert ws.get_model("trained").source == JOB_OUTPUT
-    with pytest.raises(Unsupported) as raised:
-        ws.download_model("trained", 1, tmp_path / "dl")
-    assert "az ml job download --name train-42" in raised.value.hint
-    assert not (tmp_path / "dl").exists()
-
-
 def test_a_datastore_path_is_registered_and_downloads_as_stored(ws, service, tmp_path) -> None:
     service.storage.put("models/clf/model.pkl", b"pickled")
     service.storage.put("models/clf/sub/vocab.txt", b"a\nb\n")
@@ -294,22 +279,6 @@ def test_remote_paths_that_cannot_be_registered_say_why(ws, service) -> None:
     with pytest.raises(InvalidInput, match="points at no uploaded files"):
         ws.create_model(ModelSpec(name="empty", path="azureml://jobs/never-ran/outputs/artifacts/paths/model/"))
     assert ws.list_models() == []
-
-
-def test_an_environment_builds_from_a_docker_context_uploaded_with_it(ws, service, tmp_path) -> None:
-    context = tmp_path / "docker-context"
-    context.mkdir()
-    (context / "serve.Dockerfile").write_text("FROM mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04\n")
-    env = ws.create_environment(EnvironmentSpec(name="docker", build_context=str(context),
-                                                dockerfile_path="serve.Dockerfile"))
-    put = json.loads(service.sent("PUT", r"/environments/docker/versions/1$")[-1].body)["properties"]
-    assert "image" not in put and put["build"]["dockerfilePath"] == "serve.Dockerfile"
-    container, prefix = service._blob_location(put["build"]["contextUri"])
-    assert list(service.storage.files_under(prefix, container).values()) == [
-        b"FROM mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04\n"], "the context's files are uploaded"
-    assert env.build_context == put["build"]["contextUri"] and env.image is None
-    shown = ws.get_environment("docker")
-    assert (shown.build_context, shown.dockerfile_path) == (env.build_context, "serve.Dockerfile")
 
 
 def test_a_docker_context_that_cannot_build_is_refused_before_anything_is_sent(ws, service, tmp_path) -> None:
