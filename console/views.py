@@ -89,6 +89,19 @@ def registered_in_place(model: ModelVersion) -> bool:
     return is_remote(model.source)
 
 
+def zip_refusal(model: ModelVersion) -> str | None:
+    """Why the Models page offers no .zip of this version, or None where it does."""
+    if registered_in_place(model):
+        return (f"Registered in place from {model.source}: no files or hashes were recorded, "
+                "so there is no .zip to offer.")
+    if not model.files and "/datastores/" not in model.path:  # another tool registered a job's outputs
+        return f"Its files lie at {model.path}, outside any datastore: download them from there."
+    if model.size_bytes > ZIP_DOWNLOAD_MAX_BYTES:
+        return (f"{model.ref} is over {ZIP_DOWNLOAD_MAX_BYTES >> 30} GiB: "
+                "download it into a folder on this machine instead.")
+    return None
+
+
 def model_size(model: ModelVersion) -> str:
     """Its size; where it lies for a version registered in place; blank where another tool registered it."""
     if model.files:

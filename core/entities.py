@@ -200,6 +200,7 @@ class EnvironmentDiff(Entity):
     to_version: int
     conda: list[DiffLine] = field(default_factory=list)
     image: tuple[str | None, str | None] = (None, None)
+    build: tuple[str | None, str | None] = (None, None)  # Docker build context (and Dockerfile) of each
     added: list[str] = field(default_factory=list)  # requirements only in to_version
     removed: list[str] = field(default_factory=list)
     changed: list[tuple[str, str, str]] = field(default_factory=list)  # (package, from, to)

@@ -249,8 +249,12 @@ def _same_version(pin: str, have: str) -> bool:
     return have == pin or have.split("+", 1)[0] == pin
 
 
+def _build_text(env: EnvironmentVersion) -> str | None:
+    return f"{env.build_context} ({env.dockerfile_path or 'Dockerfile'})" if env.build_context else None
+
+
 def diff_environments(a: EnvironmentVersion, b: EnvironmentVersion) -> EnvironmentDiff:
-    """Line diff of two versions' conda specs plus a package-level summary."""
+    """Line diff of two versions' conda specs plus a package-level summary, and their images and build contexts."""
     left = (a.conda_file or "").splitlines()
     right = (b.conda_file or "").splitlines()
     lines = []
@@ -266,6 +270,7 @@ def diff_environments(a: EnvironmentVersion, b: EnvironmentVersion) -> Environme
         to_version=b.version,
         conda=lines,
         image=(a.image, b.image),
+        build=(_build_text(a), _build_text(b)),
         added=sorted(reqs_b[k] for k in reqs_b.keys() - reqs_a.keys()),
         removed=sorted(reqs_a[k] for k in reqs_a.keys() - reqs_b.keys()),
         changed=sorted((k, reqs_a[k], reqs_b[k]) for k in reqs_a.keys() & reqs_b.keys() if reqs_a[k] != reqs_b[k]),

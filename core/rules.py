@@ -51,7 +51,10 @@ def refuse_built_in_environment(name: str, done: str, hint: str = "") -> None:
 
 def check_environment_source(spec: EnvironmentSpec, docker_builds: bool) -> None:
     """An environment comes from a conda file and/or an image, or (where Docker builds exist) a build context alone."""
-    if spec.build_context is None:
+    if not spec.build_context:
+        if spec.dockerfile_path:
+            raise InvalidInput("A Dockerfile path names a file inside a build context: pass the context too "
+                               "(--build-context).")
         if not spec.conda_file and not spec.image:
             raise InvalidInput("An environment needs a conda file, an image, or both: pass --conda-file or --image.")
         return
@@ -61,6 +64,9 @@ def check_environment_source(spec: EnvironmentSpec, docker_builds: bool) -> None
                                 "Azure ML workspace, which builds the image.")
     if spec.conda_file or spec.image:
         raise InvalidInput("A build context brings its own Dockerfile: leave out the image and the conda file.")
+    if spec.dockerfile_path and (Path(spec.dockerfile_path).is_absolute() or ".." in Path(spec.dockerfile_path).parts):
+        raise InvalidInput(f"Dockerfile path {spec.dockerfile_path!r} must be relative to the build context, "
+                           "inside it.")
     if is_remote(spec.build_context):
         return
     context = Path(spec.build_context).expanduser()

@@ -119,6 +119,8 @@ with browse:
             right.code("\n".join(line.text for line in diff.conda if line.tag in (" ", "+")) or "(empty)",
                        language="yaml")
             st.code("\n".join(f"{line.tag}{line.text}" for line in diff.conda), language="diff")
-            changes = ([f"added {r}" for r in diff.added] + [f"removed {r}" for r in diff.removed]
+            changes = ([f"{what} {a or '(none)'} → {b or '(none)'}"
+                        for what, (a, b) in (("image", diff.image), ("build context", diff.build)) if a != b]
+                       + [f"added {r}" for r in diff.added] + [f"removed {r}" for r in diff.removed]
                        + [f"changed {a} → {b}" for _, a, b in diff.changed])
-            st.markdown("\n".join(f"- {ui.plain(c)}" for c in changes) or "No package changes.")
+            st.markdown("\n".join(f"- {ui.plain(c)}" for c in changes) or "No changes.")

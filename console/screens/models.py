@@ -144,17 +144,15 @@ with browse:
             with ui.errors():
                 ws.archive_model(name, number)
                 ui.done(f"Archived {ref}: turn on 'Show archived' to see it again.")
-        if views.registered_in_place(version):
-            st.caption(f"Registered in place from {ui.plain(version.source)}: no files or hashes were recorded, "
-                       "so there is no .zip to offer.")
-        elif version.size_bytes <= views.ZIP_DOWNLOAD_MAX_BYTES:
+        refusal = views.zip_refusal(version)
+        if refusal:
+            st.caption(ui.plain(refusal))
+        else:
             st.download_button("Download as .zip", data=partial(views.model_zip, ws, name, number),
                                file_name=f"{name}-{number}.zip", mime="application/zip", key=keys.DOWNLOAD_ZIP,
                                icon=":material/folder_zip:", on_click="ignore",
-                               help="Every file is checked against its sha256 before it is zipped.")
-        else:
-            st.caption(f"{ui.plain(ref)} is over {views.ZIP_DOWNLOAD_MAX_BYTES >> 30} GiB: "
-                       "download it into a folder on this machine instead.")
+                               help="Every file is checked against its sha256 before it is zipped."
+                               if version.files else "Zipped as stored: byom recorded no hashes for this version.")
         dest = st.text_input("Download into folder", key=keys.DOWNLOAD_DEST, placeholder="/tmp/models")
         if st.button("Download", key=keys.DOWNLOAD, icon=":material/download:"):
             with ui.errors():

@@ -266,7 +266,7 @@ class ControlPlane:
         for key, (dep, model) in desired.items():
             rollout = self.rollouts.get(key)
             if rollout is not None and rollout.token == dep.updated_at:
-                self._requeue_lost_outcome(rollout, dep.provisioning_state)
+                self._requeue_lost_outcome(rollout, dep)
                 continue
             if rollout is None:
                 rollout = Rollout(dep.endpoint_name, dep.name.lower(), dep.name)
@@ -277,7 +277,11 @@ class ControlPlane:
             state = dep.provisioning_state
             self._dirty = True
             if state in ("Creating", "Updating") or (state == "Succeeded" and rollout.generation is None):
-                self.start_generation(rollout, dep, model)
+                try:
+                    self.start_generation(rollout, dep, model)
+                except BaseException:  # not started (a locked database, a full disk): try again at the next reload
+                    rollout.token = None
+                    raise
             elif state == "Scaling" and rollout.generation is not None:
                 log.info("Scaling %s/%s to %d instance(s)", dep.endpoint_name, dep.name, dep.instance_count)
                 rollout.count, rollout.phase = dep.instance_count, "rolling"
@@ -296,10 +300,17 @@ class ControlPlane:
                 shutil.rmtree(self.files.code / key[0] / key[1], ignore_errors=True)
                 self._dirty = True
 
-    def _requeue_lost_outcome(self, rollout: Rollout, state: str) -> None:
+    def _requeue_lost_outcome(self, rollout: Rollout, dep: Deployment) -> None:
         """A rollout that ended while the database still says it runs: a control plane stopped (or its
-        write failed) between saving the state file and recording the outcome. Record it now."""
-        if rollout.phase == "rolling" or state not in ("Creating", "Updating", "Scaling"):
+        write failed) between saving the state file and recording the outcome. Record it now, if the
+        rollout really carried out this document (its generation, or its instance count)."""
+        if rollout.phase == "rolling":
+            return
+        state = dep.provisioning_state
+        if state in ("Creating", "Updating"):
+            if rollout.phase == "steady" and rollout.generation != generation_id(dep):
+                return
+        elif state != "Scaling" or (rollout.phase == "steady" and rollout.count != dep.instance_count):
             return
         if any(queued is rollout for queued, *_ in self._outcomes):
             return

@@ -287,6 +287,10 @@ def test_a_docker_context_that_cannot_build_is_refused_before_anything_is_sent(w
         (EnvironmentSpec(name="e", build_context=str(tmp_path / "missing")), "is not a folder"),
         (EnvironmentSpec(name="e", build_context=str(tmp_path / "empty")), "has no Dockerfile"),
         (EnvironmentSpec(name="e", build_context=str(tmp_path), image="python:3.11"), "leave out the image"),
+        (EnvironmentSpec(name="e", build_context=str(tmp_path), dockerfile_path="/etc/Dockerfile"), "relative"),
+        (EnvironmentSpec(name="e", build_context=str(tmp_path), dockerfile_path="../Dockerfile"), "inside it"),
+        (EnvironmentSpec(name="e", dockerfile_path="Dockerfile"), "pass the context too"),
+        (EnvironmentSpec(name="e", build_context=""), "needs a conda file, an image"),
     ]
     sent = len(service.calls)
     for spec, message in cases:

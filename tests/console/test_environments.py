@@ -89,3 +89,12 @@ def test_archive_hides_a_version_until_restored(open_page, workspace):
     at.button(key=keys.ENV_RESTORE).click().run()
     assert "Restored scoring:2." in texts(at.success)
     assert workspace.get_environment("scoring").version == 2
+
+
+def test_the_diff_names_a_changed_image(open_page, workspace):
+    workspace.create_environment(EnvironmentSpec(name="img", conda_file=CONDA_V1, image="ubuntu:22.04"))
+    workspace.create_environment(EnvironmentSpec(name="img", conda_file=CONDA_V1, image="ubuntu:24.04"))
+    at = open_page("environments")
+    at.selectbox(key=keys.ENVIRONMENT).set_value("img").run()
+    assert not at.exception
+    assert "image ubuntu:22.04 → ubuntu:24.04" in texts(at.markdown)

@@ -32,6 +32,15 @@ def test_versions_table_says_what_byom_did_not_measure():
     assert list(table["sha256"]) == ["ab" * 32, "not recorded", "not recorded"]
     assert [views.registered_in_place(m) for m in (copied, in_place, outside)] == [False, True, False]
 
+    in_datastore = outside.replace(path="azureml://subscriptions/s/resourcegroups/g/workspaces/w/datastores/"
+                                        "workspaceblobstore/paths/LocalUpload/abc/m")
+    at_a_job = outside.replace(path="azureml://jobs/train-42/outputs/artifacts/paths/model/")
+    huge = copied.replace(size_bytes=views.ZIP_DOWNLOAD_MAX_BYTES + 1)
+    assert [views.zip_refusal(m) is None for m in (copied, in_datastore)] == [True, True]
+    assert "Registered in place" in views.zip_refusal(in_place)
+    assert "outside any datastore" in views.zip_refusal(at_a_job)
+    assert "over 1 GiB" in views.zip_refusal(huge)
+
 
 def test_audit_table_says_what_each_change_did():
     records = [

@@ -84,3 +84,7 @@ class TestAzureWorkspace(WorkspaceContract):
         assert env.build_context == put["build"]["contextUri"] and env.image is None
         shown = workspace.get_environment("docker")
         assert (shown.build_context, shown.dockerfile_path) == (env.build_context, "serve.Dockerfile")
+        (context / "Dockerfile").write_text("FROM python:3.11-slim\n")
+        workspace.create_environment(EnvironmentSpec(name="docker", build_context=str(context)))
+        before, after = workspace.diff_environments("docker", 1, 2).build
+        assert before.endswith("(serve.Dockerfile)") and after.endswith("(Dockerfile)")

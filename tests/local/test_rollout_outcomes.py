@@ -70,9 +70,10 @@ def test_an_outcome_whose_write_fails_is_written_at_the_next_tick(plane, monkeyp
 def test_an_outcome_lost_in_a_restart_is_recorded_by_the_next_control_plane(plane, monkeypatch, phase, reason,
                                                                             expected) -> None:
     # the state file said the rollout had ended; the control plane stopped before the database heard of it
-    ended = cp.Rollout("ep", "blue", "blue", token=TOKEN, generation="g1", phase=phase, reason=reason)
-    plane.rollouts[ended.key] = ended
     dep = Deployment(name="blue", endpoint_name="ep", model="m:1", updated_at=TOKEN, provisioning_state="Updating")
+    ended = cp.Rollout("ep", "blue", "blue", token=TOKEN, generation=cp.generation_id(dep), phase=phase,
+                       reason=reason)
+    plane.rollouts[ended.key] = ended
     monkeypatch.setattr(plane, "load_desired", lambda: {ended.key: (dep, None)})
     plane.tick()
     assert recorded(plane) == expected
@@ -81,3 +82,24 @@ def test_an_outcome_lost_in_a_restart_is_recorded_by_the_next_control_plane(plan
     plane.tick()
     assert [r.after["provisioning_state"] for r in plane.store.list_audit() if r.action == "deployment.state"] \
         == [expected[0]]
+
+
+def test_an_update_that_could_not_start_is_tried_again_not_called_done(plane, monkeypatch) -> None:
+    serving = cp.Rollout("ep", "blue", "blue", token="2026-11-23T09:00:00.000+00:00", generation="g0",
+                         phase="steady")
+    plane.rollouts[serving.key] = serving
+    dep = Deployment(name="blue", endpoint_name="ep", model="m:1", updated_at=TOKEN, provisioning_state="Updating")
+    monkeypatch.setattr(plane, "load_desired", lambda: {serving.key: (dep, None)})
+    tries = []
+
+    def locked(*args):
+        tries.append(args)
+        raise sqlite3.OperationalError("database is locked")  # reading the environment's build, say
+
+    monkeypatch.setattr(plane, "prepare", locked)
+    for _ in range(2):
+        plane._last_load = 0.0
+        with pytest.raises(sqlite3.OperationalError):
+            plane.tick()
+    assert len(tries) == 2, "each reload tries the update again"
+    assert recorded(plane) == ("Updating", "") and serving.generation == "g0", "the old generation still serves"
