@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.artifacts import is_remote
+from core.artifacts import downloadable, is_remote
 from core.demo import CHAT_DEPLOYMENT, DEMO_ENDPOINT, RANKS_DEPLOYMENT
 from core.entities import AuditRecord, Deployment, Endpoint, EnvironmentVersion, ModelVersion
 from core.errors import InvalidInput
@@ -94,7 +94,7 @@ def zip_refusal(model: ModelVersion) -> str | None:
     if registered_in_place(model):
         return (f"Registered in place from {model.source}: no files or hashes were recorded, "
                 "so there is no .zip to offer.")
-    if not model.files and "/datastores/" not in model.path:  # another tool registered a job's outputs
+    if not downloadable(model):  # another tool registered a job's outputs
         return f"Its files lie at {model.path}, outside any datastore: download them from there."
     if model.size_bytes > ZIP_DOWNLOAD_MAX_BYTES:
         return (f"{model.ref} is over {ZIP_DOWNLOAD_MAX_BYTES >> 30} GiB: "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .entities import ModelFile
+from .entities import ModelFile, ModelVersion
 from .errors import BackendError, InvalidInput
 
 Progress = Callable[[str, float | None], None]
@@ -51,6 +51,12 @@ REMOTE_SCHEMES = ("azureml:", "https:", "http:", "wasbs:", "abfss:", "runs:")
 
 def is_remote(path: str | Path) -> bool:
     return str(path).strip().lower().startswith(REMOTE_SCHEMES)
+
+
+def downloadable(model: ModelVersion) -> bool:
+    """Whether a version's files can be brought here: byom listed them when it registered them, or they
+    lie in a datastore (azure-ai-ml reads model files from datastores only, not from a job's URI)."""
+    return bool(model.files) or "/datastores/" in model.path
 
 
 def refuse_asset_reference(path: str | Path) -> None:

@@ -64,18 +64,18 @@ def check_environment_source(spec: EnvironmentSpec, docker_builds: bool) -> None
                                 "Azure ML workspace, which builds the image.")
     if spec.conda_file or spec.image:
         raise InvalidInput("A build context brings its own Dockerfile: leave out the image and the conda file.")
-    if spec.dockerfile_path and (Path(spec.dockerfile_path).is_absolute() or ".." in Path(spec.dockerfile_path).parts):
+    inside = Path(spec.dockerfile_path or "Dockerfile")
+    if inside.is_absolute() or ".." in inside.parts:
         raise InvalidInput(f"Dockerfile path {spec.dockerfile_path!r} must be relative to the build context, "
                            "inside it.")
     if is_remote(spec.build_context):
         return
     context = Path(spec.build_context).expanduser()
-    dockerfile = spec.dockerfile_path or "Dockerfile"
     if not context.is_dir():
         raise InvalidInput(f"Build context {str(context)!r} is not a folder: "
                            "pass the folder that holds the Dockerfile.")
-    if not (context / dockerfile).is_file():
-        raise InvalidInput(f"Build context {str(context)!r} has no {dockerfile}.",
+    if not (context / inside).is_file():
+        raise InvalidInput(f"Build context {str(context)!r} has no {inside}.",
                            hint="Add it, or name the file inside the context with --dockerfile-path.")
 
 

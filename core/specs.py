@@ -34,17 +34,19 @@ def _load(loader_name: str, file: Path, what: str) -> Any:
         raise InvalidInput(f"{file} is not a valid Azure ML {what} file: {first}") from None
 
 
+def _beside(file: Path, path: str) -> str:
+    """A path as a YAML file names it: a cloud URI as it is, a local path relative to the file's folder."""
+    return path if is_remote(path) or Path(path).is_absolute() else str((file.parent / path).resolve())
+
+
 def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> ModelSpec:
     file = _check_file(path, "Model")
     model = _load("load_model", file, "model")
     if not model.path:
         raise InvalidInput(f"{file} has no 'path': say where the model's files are.")
-    model_path = str(model.path)
-    if not is_remote(model_path) and not Path(model_path).is_absolute():
-        model_path = str((file.parent / model_path).resolve())
     spec = ModelSpec(
         name=model.name or "",
-        path=model_path,
+        path=_beside(file, str(model.path)),
         version=int(model.version) if model.version else None,
         description=model.description or "",
         tags={k: str(v) for k, v in (model.tags or {}).items()},
@@ -57,10 +59,8 @@ def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = No
 def environment_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> EnvironmentSpec:
     file = _check_file(path, "Environment")
     env = _load("load_environment", file, "environment")
-    build_context = None
-    if env.build is not None:  # whether the workspace can build it is the backend's to say
-        context = str(env.build.path)
-        build_context = context if is_remote(context) else str((file.parent / context).resolve())
+    # whether the workspace can build a Docker context is the backend's to say
+    build_context = _beside(file, str(env.build.path)) if env.build is not None else None
     raw = yaml.safe_load(file.read_text()) or {}
     conda_text = None
     conda_ref = raw.get("conda_file")

@@ -54,6 +54,7 @@ from .. import rules
 from ..artifacts import (
     check_source,
     copy_verified,
+    downloadable,
     is_remote,
     iter_source_files,
     refuse_asset_reference,
@@ -453,7 +454,7 @@ class AzureWorkspace(Workspace):
         number = self._resolve(self.ml.models, "model", name, version, include_archived=True)
         model = self._model(name, number)
         target = Path(dest).expanduser() / name
-        if not model.files and "/datastores/" not in model.path:
+        if not downloadable(model):
             raise Unsupported(f"{model.ref} was registered from {model.path}, which azure-ai-ml cannot download "
                               "(it reads model files from a datastore only).",
                               hint=_remote_download_hint(model.source, model.path))
