@@ -30,7 +30,8 @@ import streamlit as st
 
 from core.azure.connect import AzureTarget, environ_names_azure, resolve_target
 from core.errors import InvalidInput
-from core.local.workspace import LocalWorkspace, default_home
+from core.home import default_home
+from core.local.workspace import LocalWorkspace
 from core.memory import InMemoryWorkspace
 from core.workspace import Workspace
 

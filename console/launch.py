@@ -12,11 +12,11 @@ the command line.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from core.azure.connect import AZURE_SELECTORS, ENV_CONFIG
+from core.foreground import run_in_foreground
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -50,10 +50,7 @@ def console_command(
 def run_console(
     home: Path | None = None, port: int = 8501, host: str = "127.0.0.1", azure_config: Path | str | None = None
 ) -> int:
-    """Serve the console until interrupted; the exit code of the server."""
+    """Serve the console until the server exits or this process is asked to stop (the signal is passed on)."""
     argv, env = console_command(home, port, host, azure_config)
     print(f"byom console on http://{host}:{port} (Ctrl+C to stop)", flush=True)
-    try:
-        return subprocess.call(argv, env=env)
-    except KeyboardInterrupt:
-        return 0
+    return run_in_foreground(argv, env)

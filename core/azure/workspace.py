@@ -132,8 +132,8 @@ class AzureWorkspace(Workspace):
         default_instance_type: str = DEFAULT_INSTANCE_TYPE,
         progress_every_s: float = 5.0,
     ) -> None:
+        from ..home import default_home
         from ..local.sqlite_store import SqliteStore
-        from ..local.workspace import default_home
 
         self.ml = ml_client
         self._actor = actor

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from ..entities import AuditRecord, Deployment, ProbeSettings, utcnow
+from ..home import open_private
 from .artifacts import DirectoryArtifacts
 from .log_files import log_max_bytes, log_tail, rotate_if_large
 from .model_server import INSTANCE_MARK, EnvironmentBuilding, InstanceSpec, launch, probe, resolve_interpreter
@@ -177,6 +178,7 @@ class ControlPlane:
         self._last_rotate = 0.0
         self.log_max_bytes = log_max_bytes()
         self._dirty = False
+        self.reconciles = 0
         self._routes_dirty = False
         self._outcomes: list[tuple[Rollout, str, str, str]] = []  # to the database once the gateway knows
         self._last_poke = 0.0
@@ -238,6 +240,7 @@ class ControlPlane:
         write_json(self.files.state, {
             "control_plane": {"pid": os.getpid()},
             "updated_at": utcnow(),
+            "reconciles": self.reconciles,
             "rollouts": [r.record() for r in self.rollouts.values()],
             "specs": {g: asdict(s) for g, s in self.specs.items() if g in live_gens},
             "instances": [i.record() for i in self.instances],
@@ -299,6 +302,9 @@ class ControlPlane:
                 del self.rollouts[key]
                 shutil.rmtree(self.files.code / key[0] / key[1], ignore_errors=True)
                 self._dirty = True
+        # counted in the state file, so that anyone can tell a reconcile has run since they looked
+        self.reconciles += 1
+        self._dirty = True
 
     def _requeue_lost_outcome(self, rollout: Rollout, dep: Deployment) -> None:
         """A rollout that ended while the database still says it runs: a control plane stopped (or its
@@ -716,8 +722,7 @@ def _kill(child: Child, sig: signal.Signals) -> None:
 
 
 def _append(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    with open_private(path, "a") as fh:
         fh.write(line.rstrip("\n") + "\n")
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..home import open_private
+
 MAX_BYTES = 10 * 1024 * 1024
 KEEP = 3  # rotated files beside the live one: about (KEEP + 1) × MAX_BYTES per log at most
 
@@ -40,7 +42,7 @@ def rotate_if_large(path: Path, max_bytes: int = MAX_BYTES, keep: int = KEEP) ->
             os.replace(rotated(path, n), rotated(path, n + 1))
         except FileNotFoundError:
             pass
-    with open(path, "r+b") as live, open(rotated(path, 1), "wb") as copy:
+    with open(path, "r+b") as live, open_private(rotated(path, 1), "wb") as copy:
         while chunk := live.read(1024 * 1024):
             copy.write(chunk)
         live.truncate(0)

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..home import open_private, touch_private
+
 HOME_MARKER = "BYOM_SERVING_HOME"
 
 # Starts argv in a new session and prints its pid, then exits: the started
@@ -113,8 +115,7 @@ def spawn(
     argv: Sequence[str], *, env: dict[str, str], log_path: Path, cwd: str | Path | None = None
 ) -> Child:
     """Start a child in its own session (a Ctrl-C to our terminal does not reach it)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with open_private(log_path) as log:
         popen = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=env, cwd=cwd, start_new_session=True, close_fds=True,
@@ -124,7 +125,7 @@ def spawn(
 
 def spawn_detached(argv: Sequence[str], *, env: dict[str, str], log_path: Path) -> ProcessRef:
     """Start a process that outlives us and is not our child."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    touch_private(log_path)
     out = subprocess.run(
         [sys.executable, "-c", _DETACH, str(log_path), *argv],
         env=env, capture_output=True, text=True, timeout=30, check=True,

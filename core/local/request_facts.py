@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..entities import RequestFact
+from ..home import touch_private
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (
@@ -37,6 +38,7 @@ class RequestFactStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
+            touch_private(self.path)  # prompts' facts: who called what, when
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

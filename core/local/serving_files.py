@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+from ..home import make_private_dir
 from .processes import free_port
 
 
@@ -67,7 +68,7 @@ class ServingFiles:
             return int(self.port_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             pass
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.home)
         try:
             fd = os.open(self.port_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # another process chose first

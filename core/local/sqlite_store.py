@@ -9,7 +9,6 @@ name are serialised, so each gets its own number and no row is lost.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 from ..entities import AuditRecord
 from ..errors import BackendError
+from ..home import touch_private
 from ..store import Store, Txn
 
 SCHEMA = """
@@ -67,10 +67,8 @@ class SqliteStore(Store):
         self.path = Path(path)
         self._local = threading.local()
         with translate_sqlite_errors(self.path):
-            # The database holds endpoint keys: only its owner may read it (SQLite gives its -wal and -shm
-            # files the database's permissions).
             try:
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                touch_private(self.path)  # it holds endpoint keys
             except OSError as exc:
                 raise BackendError(f"Cannot open the workspace database {self.path}: {exc.strerror}.",
                                    hint="Point BYOM_HOME at a folder you can write to.") from exc

@@ -8,10 +8,10 @@ from conda specs (:mod:`core.local.builds`). The home is ``BYOM_HOME`` or
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..errors import BackendError
+from ..home import default_home, make_private_dir
 from ..serving import Serving
 from ..store_workspace import StoreWorkspace
 from .artifacts import DirectoryArtifacts
@@ -20,17 +20,13 @@ from .serving import LocalServing
 from .sqlite_store import SqliteStore
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("BYOM_HOME") or Path.home() / ".byom").expanduser()
-
-
 class LocalWorkspace(StoreWorkspace):
     kind = "local"
 
     def __init__(self, home: str | Path | None = None, *, actor: str | None = None, serving: Serving | None = None) -> None:
         self.home = Path(home).expanduser() if home else default_home()
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.home)
         except OSError as exc:
             raise BackendError(f"Cannot create the workspace home {self.home}: {exc.strerror}.",
                                hint="Choose a writable folder with --workspace-dir or BYOM_HOME.") from exc

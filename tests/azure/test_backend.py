@@ -14,6 +14,7 @@ from tests.azure_replay.sdk import ReplayCredential, bind_blob_clients, replay_w
 from tests.azure_replay.service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from tests.azure_replay.wire import Call, replay_transport
 from tests.contract.contract import make_model_dir
+from tests.waiting import wait_until
 
 ASSETS = Path(__file__).parent.parent / "contract" / "assets"
 
@@ -66,10 +67,8 @@ def status_reads(service: FakeAzureML) -> int:
 
 def wait_for_status_reads(service: FakeAzureML, more_than: int) -> None:
     """Until azure-core's poller thread has read an operation's status a few more times."""
-    deadline = time.monotonic() + 10
-    while status_reads(service) <= more_than + 2:
-        assert time.monotonic() < deadline, "the SDK's poller thread stopped reading the operation"
-        time.sleep(0.005)
+    wait_until(lambda: status_reads(service) > more_than + 2, 10,
+               "the SDK's poller thread to read the operation's status again", every_s=0.005)
 
 
 def test_no_wait_returns_while_azure_is_still_creating(endpoint, service, capsys) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from console.launch import console_command
+
+from ..waiting import wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("BYOM_CHROMIUM", "/usr/bin/chromium"))
@@ -53,18 +53,12 @@ def start_console(home: str, log_dir: Path, env: dict[str, str] | None = None) -
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"The console exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    stop(proc)
-    raise RuntimeError(f"The console did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
+    try:
+        wait_until_serving(proc, f"{url}/_stcore/health", 60, log_path)
+    except AssertionError:
+        stop(proc)
+        raise
+    return proc, url
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -16,8 +17,17 @@ def open_page(page: Page, title: str) -> None:
 
 
 def settle(page: Page) -> None:
-    """Wait until the script run the last action started has finished."""
-    page.wait_for_timeout(300)
+    """Wait until the script run the last action started has finished.
+
+    Streamlit's root element says whether a script runs (``data-test-script-state``).
+    The rerun a click asks for starts a moment after the click returns: first
+    the run is awaited for a second (none comes when it already ended, or the
+    action needed none), then its end.
+    """
+    app = page.locator('[data-testid="stApp"]')
+    with contextlib.suppress(AssertionError):
+        expect(app).not_to_have_attribute("data-test-script-state", "notRunning", timeout=1_000)
+    expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=120_000)
     expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=120_000)
 
 
@@ -86,7 +96,6 @@ def shift_traffic(page: Page, split: dict[str, int]) -> None:
             break
         for deployment, pct in lost.items():
             set_number(page, deployment, pct)
-        page.wait_for_timeout(500)
         settle(page)
     for deployment, pct in split.items():
         expect(page.get_by_label(deployment, exact=True)).to_have_value(str(pct))

@@ -15,6 +15,8 @@ from core.local.model_server import INSTANCE_MARK
 from core.local.processes import home_processes, parent_pid
 from core.local.workspace import LocalWorkspace
 
+from ..waiting import wait_until
+
 ASSETS = Path(__file__).parent / "assets"
 ECHO = ASSETS / "echo"
 FAILING_INIT = ASSETS / "failing_init"
@@ -75,16 +77,6 @@ def shut_down(ws: LocalWorkspace) -> None:
     assert not left, f"processes left running: {left}"
 
 
-def wait_for(condition: Any, timeout_s: float, what: str, every_s: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
-
-
 @dataclass
 class Answer:
     sent: float  # time.monotonic() when the request left
@@ -140,7 +132,7 @@ class Load:
 
     def wait_answers(self, n: int, timeout_s: float = 30) -> None:
         start = self.count()
-        wait_for(lambda: self.count() >= start + n, timeout_s, f"{n} more answers under load")
+        wait_until(lambda: self.count() >= start + n, timeout_s, f"{n} more answers under load")
 
     def failures(self) -> list[Answer]:
         with self._lock:

@@ -5,6 +5,7 @@ Load comes from a few client threads posting to the gateway on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ from core.entities import Deployment, ProbeSettings, RequestSettings
 from core.local.processes import alive, parent_pid
 from core.local.workspace import LocalWorkspace
 
-from .helpers import ECHO, FAILING_INIT, Load, deploy, endpoint_with, instance_processes, model_servers, wait_for
+from .helpers import ECHO, FAILING_INIT, Load, deploy, endpoint_with, instance_processes, model_servers, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -51,7 +52,7 @@ def test_a_killed_instance_leaves_routing_at_once_and_comes_back(workspace: Loca
         load.wait_answers(30)
         os.killpg(victim.pid, signal.SIGKILL)  # the whole instance: gunicorn master and worker
         killed = time.monotonic()
-        back = wait_for(
+        back = wait_until(
             lambda: [i for i in workspace.get_deployment("kill", "blue").instances
                      if i.id == victim.id and i.state == "Ready" and i.pid != victim.pid],
             30, "the killed instance to be ready again")[0]
@@ -76,13 +77,13 @@ def test_a_lone_killed_instance_gives_502_or_503_until_it_is_back(workspace: Loc
     [instance] = workspace.get_deployment("solo", "blue").instances
     os.killpg(instance.pid, signal.SIGKILL)
     codes = set()
-    deadline = time.monotonic() + 30  # a restart is seconds, more while the other test worker loads torch
-    while time.monotonic() < deadline:
-        status = workspace.invoke("solo", {}).status_code
-        codes.add(status)
-        if status == 200:
-            break
-        time.sleep(0.02)
+
+    def served() -> bool:
+        codes.add(status := workspace.invoke("solo", {}).status_code)
+        return status == 200
+
+    # a restart is seconds, more while the other test worker loads torch
+    wait_until(served, 30, "the killed instance to be back and serve", every_s=0.02)
     assert 200 in codes and codes - {200} and codes <= {200, 502, 503}, codes
 
 
@@ -97,21 +98,24 @@ def test_a_killed_control_plane_leaves_serving_alone_and_a_new_one_adopts(worksp
     with load_on(workspace, "adopt", clients=2) as load:
         load.wait_answers(20)
         os.kill(control_plane.pid, signal.SIGKILL)
-        wait_for(lambda: not control_plane.alive(), 5, "the control plane to die")
+        wait_until(lambda: not control_plane.alive(), 5, "the control plane to die")
         load.wait_answers(50)  # still served: gateway and instances do not depend on it
         successor = workspace.serving.ensure_started()
         assert successor.pid != control_plane.pid
-        wait_for(lambda: "Adopted instance" in (workspace.home / "logs" / "control-plane.log").read_text(), 10,
+        wait_until(lambda: "Adopted instance" in (workspace.home / "logs" / "control-plane.log").read_text(), 10,
                  "the new control plane to adopt")
         load.wait_answers(20)
     assert not load.failures(), load.failures()[:3]
     assert sorted(i.pid for i in workspace.get_deployment("adopt", "blue").instances) == pids
-    time.sleep(1)  # a control plane that wrongly started duplicates would have done so by now
+    # a control plane that wrongly starts duplicates does so when it reconciles: have it reconcile once more
+    seen = reconciles(workspace)
+    workspace.set_traffic("adopt", {"blue": 100})
+    wait_until(lambda: reconciles(workspace) > seen, 15, "the new control plane to reconcile again")
     assert model_servers(workspace.home) == pids
 
     # the adopted instances are supervised: a crash is noticed and repaired
     os.killpg(pids[0], signal.SIGKILL)
-    wait_for(lambda: all(i.state == "Ready" and i.pid not in (pids[0], None)
+    wait_until(lambda: all(i.state == "Ready" and i.pid not in (pids[0], None)
                          for i in workspace.get_deployment("adopt", "blue").instances if i.pid != pids[1]),
              30, "the adopted instance to be restarted")
     assert len(model_servers(workspace.home)) == 2
@@ -154,8 +158,13 @@ def test_an_instance_that_never_gets_ready_is_ended_with_its_workers(workspace: 
     stuck = deploy(workspace, "hang", "stuck", model, code=code, readiness_probe=probe)
     assert stuck.provisioning_state == "Failed" and "did not become ready within 3 s" in stuck.state_reason
     # the gunicorn worker stuck in init() goes with its master; only blue's master and worker are left
-    wait_for(lambda: sorted(instance_processes(workspace.home)) == sorted([blue.pid, *children(blue.pid)]), 10,
+    wait_until(lambda: sorted(instance_processes(workspace.home)) == sorted([blue.pid, *children(blue.pid)]), 10,
              "the stuck instance's processes to end")
+
+
+def reconciles(workspace: LocalWorkspace) -> int:
+    """How many times the home's control plane has reconciled, from its state file."""
+    return json.loads(workspace.serving.files.state.read_text()).get("reconciles", 0)
 
 
 def children(pid: int) -> list[int]:
@@ -169,15 +178,16 @@ def test_an_instance_that_cannot_be_started_stalls_no_other_deployment(workspace
     # its code folder gone, blue's instance cannot be started again once it dies (Popen: no such directory)
     shutil.rmtree(workspace.home / "code" / "stall" / "blue")
     os.killpg(blue.pid, signal.SIGKILL)
-    wait_for(lambda: [i.state for i in workspace.get_deployment("stall", "blue").instances] == ["Crashed"], 10,
+    wait_until(lambda: [i.state for i in workspace.get_deployment("stall", "blue").instances] == ["Crashed"], 10,
              "blue's instance to be seen dead")
-    time.sleep(1)  # its first restart (after 0.5 s) has been tried, and failed
+    wait_until(lambda: "could not be started" in workspace.get_deployment("stall", "blue").state_reason, 10,
+               "blue's first restart to be tried, and fail")
 
     # the control plane goes on with everything else: another deployment starts and serves
     workspace.create_or_update_deployment(
         Deployment(name="green", endpoint_name="stall", model=model, code_path=str(ECHO), scoring_script="score.py"),
         wait=False)
-    green = wait_for(lambda: (d := workspace.get_deployment("stall", "green")).provisioning_state == "Succeeded"
+    green = wait_until(lambda: (d := workspace.get_deployment("stall", "green")).provisioning_state == "Succeeded"
                      and d, 30, "green to start while blue cannot")
     assert [i.state for i in green.instances] == ["Ready"]
     assert workspace.invoke("stall", {}, deployment="green").status_code == 200

@@ -20,7 +20,7 @@ from core.entities import RequestSettings
 from core.errors import InvalidInput
 from core.local.workspace import LocalWorkspace
 
-from .helpers import deploy, endpoint_with, shut_down, wait_for
+from .helpers import deploy, endpoint_with, shut_down, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -52,6 +52,13 @@ def auth(ws: LocalWorkspace) -> dict[str, str]:
 
 def post(url: str, headers: dict[str, str], payload: object = None, **kwargs: object) -> requests.Response:
     return requests.post(url, json=payload if payload is not None else {}, headers=headers, timeout=15, **kwargs)
+
+
+def in_flight(uri: str, deployment: str) -> int:
+    """Requests (mirror copies among them) the gateway has sent to ``deployment`` and not had answered, from /metrics."""
+    text = requests.get(uri.split("/endpoints/")[0] + "/metrics", timeout=10).text
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("byom_requests_in_flight{") and f'deployment="{deployment}"' in line)
 
 
 def mirrored_statuses(uri: str, deployment: str) -> Counter[str]:
@@ -121,8 +128,8 @@ def test_mirror_copies_go_to_the_shadow_but_never_for_targeted_requests(ws: Loca
     def copies() -> Counter[str]:
         return mirrored_statuses(uri, "green") - before
 
-    wait_for(lambda: copies().total() >= 25, 10, "mirror copies to be recorded")
-    time.sleep(0.5)  # let the last copies finish
+    wait_until(lambda: copies().total() >= 25, 10, "mirror copies to be recorded")
+    wait_until(lambda: in_flight(uri, "green") == 0, 15, "the last mirror copies to green to be answered")
     sent = copies()
     assert 25 <= sent.total() <= 75, sent  # expected 50; ±5 standard deviations
     # A copy is answered by green, or shed with 429 when green already has its limit in flight (a loaded
@@ -133,7 +140,8 @@ def test_mirror_copies_go_to_the_shadow_but_never_for_targeted_requests(ws: Loca
 
     for _ in range(20):
         assert post(uri, {**auth, "azureml-model-deployment": "blue"}).status_code == 200
-    time.sleep(0.5)
+    # the gateway starts a copy before it serves the next request (a /metrics read too): none in flight, none sent
+    assert in_flight(uri, "green") == 0
     assert copies() == sent
     ws.set_traffic("rules", {"blue": 100}, {})
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.local.workspace import LocalWorkspace
 
-from .helpers import endpoint_with, shut_down, wait_for
+from .helpers import endpoint_with, shut_down, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -32,7 +32,7 @@ def test_logs_rotate_under_traffic_and_the_tail_spans_rotations(tmp_path: Path,
                 answer = ws.invoke("logs", {"say": [LINE.format(said + i) for i in range(25)]})
                 assert answer.status_code == 200, answer.body
                 said += 25
-            wait_for(lambda: live.stat().st_size < MAX_BYTES, 10, "the control plane to rotate the log")
+            wait_until(lambda: live.stat().st_size < MAX_BYTES, 10, "the control plane to rotate the log")
 
         files = sorted(p.name for p in live.parent.glob(f"{instance.id}.log*"))
         assert files == [f"{instance.id}.log{suffix}" for suffix in ("", ".1", ".2", ".3")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import stat
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from core.cli import main
 from core.local.processes import home_processes
 
-from .helpers import endpoint_with, model_servers
+from .helpers import endpoint_with, model_servers, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -26,6 +26,11 @@ def test_stop_ends_every_process_and_start_brings_deployments_back(workspace, tm
     workspace.set_traffic("life", {"blue": 100})
     assert workspace.invoke("life", {"n": 1}).status_code == 200
     home = workspace.home
+    # what the home keeps (keys, request facts, logs of prompts and answers) is its owner's alone
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    kept = [*home.glob("*.db"), *(home / "run").glob("*.db"), *(home / "logs").rglob("*.log")]
+    assert any(p.name == "gateway.log" for p in kept) and any(p.suffix == ".db" for p in kept), kept
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in kept} == {p.name: "0o600" for p in kept}
 
     status = cli(capsys, home, "local", "stop")
     assert status["running"] is False and status["gateway_pid"] is None
@@ -34,10 +39,7 @@ def test_stop_ends_every_process_and_start_brings_deployments_back(workspace, tm
     status = cli(capsys, home, "local", "start")
     assert status["running"] is True and status["gateway_pid"]
     # the control plane restarts the deployment from the desired state: no command names it
-    deadline = time.monotonic() + 60
-    answer = workspace.invoke("life", {"n": 2})
-    while answer.status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        answer = workspace.invoke("life", {"n": 2})
-    assert answer.status_code == 200 and answer.deployment == "blue"
+    answer = wait_until(lambda: (a := workspace.invoke("life", {"n": 2})).status_code == 200 and a, 60,
+                        "the restarted control plane to serve the deployment again", every_s=0.2)
+    assert answer.deployment == "blue"
     assert len(model_servers(home)) == 1

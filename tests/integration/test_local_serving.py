@@ -10,7 +10,7 @@ import requests
 from core.local.processes import alive, parent_pid
 from core.local.workspace import LocalWorkspace
 
-from .helpers import deploy, endpoint_with, wait_for
+from .helpers import deploy, endpoint_with, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -82,7 +82,7 @@ def test_scaling_adds_and_removes_instances(workspace: LocalWorkspace, tmp_path)
     assert workspace.scale_deployment("chat", "blue", 1).provisioning_state == "Succeeded"
     [kept] = workspace.get_deployment("chat", "blue").instances
     [removed] = [i for i in instances if i.pid != kept.pid]
-    wait_for(lambda: not alive(removed.pid, None), 20, "the removed instance to exit")
+    wait_until(lambda: not alive(removed.pid, None), 20, "the removed instance to exit")
 
 
 def test_update_replaces_the_instances_and_delete_stops_them(workspace: LocalWorkspace, tmp_path) -> None:
@@ -94,7 +94,7 @@ def test_update_replaces_the_instances_and_delete_stops_them(workspace: LocalWor
     [after] = workspace.get_deployment("chat", "blue").instances
     assert after.pid != before.pid
     assert workspace.invoke("chat", {}).json()["label"] == "blue-v2"
-    wait_for(lambda: not alive(before.pid, None), 20, "the old generation to exit")
+    wait_until(lambda: not alive(before.pid, None), 20, "the old generation to exit")
     for label in ("blue-v3", "blue-v4", "blue-v5"):
         assert deploy(workspace, "chat", "blue", model, environment_variables={"ECHO_LABEL": label}).provisioning_state \
             == "Succeeded"

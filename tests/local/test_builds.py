@@ -30,6 +30,8 @@ from core.local.builds_pip import failure_reason
 from core.local.builds_python import Interpreter, choose_interpreter
 from core.local.workspace import LocalWorkspace
 
+from ..waiting import wait_until
+
 BYOM = [sys.executable, "-m", "core.cli"]
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 # small: joblib and the model server (which the build adds itself)
@@ -294,13 +296,12 @@ def test_a_killed_build_is_never_used_and_a_forced_build_starts_afresh(tmp_path:
     try:
         result = byom(home, "environment", "build", "-n", "killed", "--no-wait", "--query", "state", timeout=60)
         assert result.returncode == 0 and json.loads(result.stdout) == "Running"  # the CLI is back, the build goes on
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # kill it once pip has started writing into the environment
+        def pip_writing() -> dict | None:  # kill it once pip has started writing into the environment
             state = folder.read_state() or {}
-            if state.get("state") != "Running" or (state.get("pid") and any(folder.venv.glob("lib/*/site-packages/*"))):
-                break
-            time.sleep(0.05)
-        assert state.get("state") == "Running", state
+            assert state.get("state") == "Running", f"the build ended before pip wrote anything: {state}"
+            return state if state.get("pid") and any(folder.venv.glob("lib/*/site-packages/*")) else None
+
+        state = wait_until(pip_writing, 120, "pip to start writing into the environment")
         os.killpg(state["pid"], signal.SIGKILL)
         _wait_unlocked(folder)
 
@@ -323,21 +324,20 @@ def test_a_killed_build_is_never_used_and_a_forced_build_starts_afresh(tmp_path:
 
 
 def _wait_unlocked(folder: BuildFolder, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while folder.is_locked() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not folder.is_locked()
+    wait_until(lambda: not folder.is_locked(), timeout, f"the build of {folder.path} to let go of its lock")
 
 
 def _kill_build(folder: BuildFolder) -> None:
-    deadline = time.monotonic() + 30
-    while folder.is_locked() and time.monotonic() < deadline:
+    def killed() -> bool:
+        if not folder.is_locked():
+            return True
         pid = (folder.read_state() or {}).get("pid")
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-        time.sleep(0.05)
-    assert not folder.is_locked()
+        return False
+
+    wait_until(killed, 30, f"the build of {folder.path} to be killed and let go of its lock")
 
 
 def test_an_environment_version_with_the_same_spec_shares_the_build_folder(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from core.local.workspace import LocalWorkspace
+
+from ..waiting import wait_until
 
 BYOM = [sys.executable, "-m", "core.cli"]
 
@@ -50,10 +51,7 @@ def test_killed_registration_leaves_no_version(tmp_path: Path) -> None:
     staging = home / "artifacts" / ".staging"
     proc = subprocess.Popen([*BYOM, "model", "create", "-n", "big", "-p", str(src)],
                             env=byom_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(staging.rglob("weights.bin")):
-        time.sleep(0.01)
-    assert any(staging.rglob("weights.bin")), "the registration never started copying"
+    wait_until(lambda: any(staging.rglob("weights.bin")), 60, "the registration to start copying", every_s=0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL

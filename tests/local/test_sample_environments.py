@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from core.local.workspace import LocalWorkspace
 from core.specs import environment_spec_from_yaml
+
+from ..waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -23,13 +24,10 @@ def test_shipped_environment_specs_build(tmp_path: Path) -> None:
         env = ws.create_environment(environment_spec_from_yaml(SPECS / folder / "environment.yml"))
         ws.build_environment(env.name, env.version, wait=False)  # both build at once, in the background
         names.append(env.name)
-    deadline = time.monotonic() + 840
-    builds = {}
-    while time.monotonic() < deadline:
-        builds = {name: ws.get_environment_build(name) for name in names}
-        if all(b.state in ("Succeeded", "Failed") for b in builds.values()):
-            break
-        time.sleep(1)
+    builds = wait_until(
+        lambda: all((b := {n: ws.get_environment_build(n) for n in names})[n].state in ("Succeeded", "Failed")
+                    for n in names) and b,
+        840, "both sample environments to finish building", every_s=1)
     for name, build in builds.items():
         assert build.state == "Succeeded", (name, build.message, build.log[-2000:])
         drift = {d.package: d.status for d in ws.environment_drift(name)}

@@ -168,7 +168,8 @@ class TestGenerate:
 # nothing else, so the real command line runs there, with its client beside it.
 AZMLINFSRV_DRIVER = textwrap.dedent(
     """
-    import json, os, subprocess, sys, time, urllib.request
+    import json, os, subprocess, sys, urllib.request
+    from tests.waiting import wait_until
     port, model_dir, log, script, payload = sys.argv[1:6]
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     azmlinfsrv = [os.path.join(os.path.dirname(sys.executable), "azmlinfsrv")]
@@ -177,19 +178,19 @@ AZMLINFSRV_DRIVER = textwrap.dedent(
             [*azmlinfsrv, "--entry_script", f"scoring/{script}", "--model_dir", model_dir, "--port", port],
             stdout=out, stderr=subprocess.STDOUT,
         )
+    def answer():
+        if server.poll() is not None:
+            sys.exit(f"azmlinfsrv exited with {server.returncode}")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/score", data=payload.encode(), headers={"Content-Type": "application/json"},
+        )
+        try:
+            return urllib.request.urlopen(request, timeout=60).read().decode()
+        except OSError:
+            return None
+
     try:
-        for _ in range(300):
-            if server.poll() is not None:
-                sys.exit(f"azmlinfsrv exited with {server.returncode}")
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/score", data=payload.encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-                print(urllib.request.urlopen(request, timeout=60).read().decode())
-                break
-            except OSError:
-                time.sleep(0.3)
+        print(wait_until(answer, 90, "azmlinfsrv to answer /score", every_s=0.3))
     finally:
         server.terminate()
         server.wait(20)
