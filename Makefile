@@ -19,7 +19,7 @@ setup: $(VENV)/.installed
 # Installs exactly requirements.txt, the lock, and nothing else: uv first (its
 # own pinned, hashed line of the lock), then the whole tree, then byom itself
 # without dependencies. The stamp makes a second `make` install nothing.
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt pyproject.toml setup.py
 	@rm -f $@
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	awk '/^uv==/{p=1; print; next} p && /^ /{print; next} {p=0}' requirements.txt >$(VENV)/uv-lock.txt

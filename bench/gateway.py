@@ -34,9 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-
-from core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
-from core.local.workspace import LocalWorkspace
+from byom.core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
+from byom.core.local.workspace import LocalWorkspace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -156,7 +155,7 @@ def _log_time(line: str) -> float | None:
 
 
 def sample_deploy_time(ws: LocalWorkspace) -> list[str]:
-    from core.sample import cached_packaged_sample
+    from byom.core.sample import cached_packaged_sample
 
     folder = cached_packaged_sample(Path(os.environ.get("BYOM_CACHE") or REPO / ".cache" / "byom"))
     model = ws.create_model(ModelSpec(name="smollm2", path=str(folder))).ref

@@ -47,7 +47,7 @@ SCRIPTS = {"batched": "generate.py", "naive": "reference/generate_naive.py"}
 
 
 def default_model() -> Path:
-    from core.sample import cached_packaged_sample
+    from byom.core.sample import cached_packaged_sample
 
     return cached_packaged_sample(REPO / ".cache" / "byom")
 

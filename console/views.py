@@ -18,12 +18,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
-
-from core.artifacts import downloadable, is_remote
-from core.demo import CHAT_DEPLOYMENT, DEMO_ENDPOINT, RANKS_DEPLOYMENT
-from core.entities import AuditRecord, Deployment, Endpoint, EnvironmentVersion, ModelVersion
-from core.errors import InvalidInput
-from core.workspace import Workspace
+from byom.core.artifacts import downloadable, is_remote
+from byom.core.demo import CHAT_DEPLOYMENT, DEMO_ENDPOINT, RANKS_DEPLOYMENT
+from byom.core.entities import AuditRecord, Deployment, Endpoint, EnvironmentVersion, ModelVersion
+from byom.core.errors import InvalidInput
+from byom.core.workspace import Workspace
 
 LARGE_SHIFT = 50
 """A traffic change that moves this many percentage points to or from one deployment asks for confirmation."""

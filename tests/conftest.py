@@ -20,8 +20,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from core.sample import cached_packaged_sample, cached_tiny_llama, sample_gguf_path
+from byom.core.sample import cached_packaged_sample, cached_tiny_llama, sample_gguf_path
 
 REPO = Path(__file__).resolve().parent.parent
 

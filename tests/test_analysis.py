@@ -4,10 +4,9 @@ import json
 import math
 
 import pytest
-
-from core import analysis
-from core.entities import DeploymentMetrics, MetricsPoint
-from core.errors import InvalidInput
+from byom.core import analysis
+from byom.core.entities import DeploymentMetrics, MetricsPoint
+from byom.core.errors import InvalidInput
 
 TEXT = "Hello world.\nBye"
 

@@ -1,9 +1,8 @@
 """How deployments name a model or environment version: every form az ml prints or accepts."""
 
 import pytest
-
-from core.errors import InvalidInput
-from core.store_workspace import parse_asset_ref
+from byom.core.errors import InvalidInput
+from byom.core.store_workspace import parse_asset_ref
 
 ARM = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
 

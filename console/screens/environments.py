@@ -2,11 +2,10 @@
 
 import pandas as pd
 import streamlit as st
-
-from console import context, keys, ui, views
-from core.entities import EnvironmentSpec
-from core.errors import ByomError, Unsupported
-from core.workspace import Capability
+from byom.console import context, keys, ui, views
+from byom.core.entities import EnvironmentSpec
+from byom.core.errors import ByomError, Unsupported
+from byom.core.workspace import Capability
 
 ws = context.workspace()
 builds = ws.supports(Capability.ENVIRONMENT_BUILDS)

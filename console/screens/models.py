@@ -5,12 +5,11 @@ from functools import partial
 from pathlib import Path
 
 import streamlit as st
-
-from console import context, keys, ui, views
-from core.demo import SAMPLE_MODEL, sample_spec
-from core.entities import ModelSpec
-from core.errors import InvalidInput
-from core.workspace import Capability
+from byom.console import context, keys, ui, views
+from byom.core.demo import SAMPLE_MODEL, sample_spec
+from byom.core.entities import ModelSpec
+from byom.core.errors import InvalidInput
+from byom.core.workspace import Capability
 
 UPLOAD_LIMIT_MB = 2048  # uploads are held in memory until registered
 SAMPLE = "The sample model"

@@ -1,11 +1,10 @@
 """Monitoring: per deployment request rate, error rate and latency percentiles over time, refreshing live."""
 
 import streamlit as st
-
-from console import context, keys, ui
-from core import analysis
-from core.errors import Unsupported
-from core.workspace import Capability
+from byom.console import context, keys, ui
+from byom.core import analysis
+from byom.core.errors import Unsupported
+from byom.core.workspace import Capability
 
 ws = context.workspace()
 

@@ -1,11 +1,10 @@
 """Overview: which workspace, what it holds, each endpoint at a glance, the latest changes."""
 
 import streamlit as st
-
-from console import context, ui, views
-from core.demo import DEMO_ENDPOINT, is_empty, setup_demo
-from core.errors import BackendError, ByomError
-from core.workspace import Capability
+from byom.console import context, ui, views
+from byom.core.demo import DEMO_ENDPOINT, is_empty, setup_demo
+from byom.core.errors import BackendError, ByomError
+from byom.core.workspace import Capability
 
 ws = context.workspace()
 info = ws.info()

@@ -3,8 +3,7 @@
 import json
 
 import streamlit as st
-
-from console import context, keys, ui, views
+from byom.console import context, keys, ui, views
 
 ws = context.workspace()
 

@@ -1,10 +1,9 @@
 """Token ranks: how expected each token of a text was to a model, as GLTR shows it; two deployments compared."""
 
 import streamlit as st
-
-from console import context, keys, ui
-from core import analysis
-from core.errors import ByomError, InvalidInput
+from byom.console import context, keys, ui
+from byom.core import analysis
+from byom.core.errors import ByomError, InvalidInput
 
 ws = context.workspace()
 

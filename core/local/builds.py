@@ -167,7 +167,7 @@ class VenvBuilder(EnvironmentBuilder):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
         with open(folder.log, "w") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "core.local.builds_worker", str(folder.path), str(lock_fd)],
+                [sys.executable, "-m", "byom.core.local.builds_worker", str(folder.path), str(lock_fd)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=folder.path, env=env,
                 pass_fds=(lock_fd,), start_new_session=True,
             )

@@ -648,7 +648,7 @@ class ControlPlane:
             self.gateway = Child(ref)
             return
         env = {**os.environ, HOME_MARKER: str(self.files.home)}
-        self.gateway = spawn([sys.executable, "-m", "core.local.gateway", "--home", str(self.files.home)],
+        self.gateway = spawn([sys.executable, "-m", "byom.core.local.gateway", "--home", str(self.files.home)],
                              env=env, log_path=self.files.gateway_log)
         log.info("Started the gateway (pid %d)", self.gateway.pid)
 
@@ -727,7 +727,7 @@ def _append(path: Path, line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    started = start_service(argv, "python -m core.local.control_plane", "control_plane_lock", "control plane")
+    started = start_service(argv, "python -m byom.core.local.control_plane", "control_plane_lock", "control plane")
     if started is None:
         return 0
     files, _lock = started

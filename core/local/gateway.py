@@ -381,7 +381,7 @@ async def serve(files: ServingFiles) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    started = start_service(argv, "python -m core.local.gateway", "gateway_lock", "gateway")
+    started = start_service(argv, "python -m byom.core.local.gateway", "gateway_lock", "gateway")
     if started is None:
         return 0
     files, _lock = started

@@ -68,7 +68,7 @@ class LocalServing(Serving):
         self.files.run.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, HOME_MARKER: str(self.files.home),
                "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
-        spawn_detached([sys.executable, "-m", "core.local.control_plane", "--home", str(self.files.home)],
+        spawn_detached([sys.executable, "-m", "byom.core.local.control_plane", "--home", str(self.files.home)],
                        env=env, log_path=self.files.control_plane_log)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

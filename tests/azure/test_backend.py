@@ -6,10 +6,10 @@ import typing
 from pathlib import Path
 
 import pytest
+from byom.cli.main import main
+from byom.core.entities import BuildState, Deployment, Endpoint, EnvironmentSpec, ModelSpec
+from byom.core.errors import AlreadyExists, BackendError, InvalidInput, NotFound, Unsupported
 
-from core.cli import main
-from core.entities import BuildState, Deployment, Endpoint, EnvironmentSpec, ModelSpec
-from core.errors import AlreadyExists, BackendError, InvalidInput, NotFound, Unsupported
 from tests.azure_replay.sdk import ReplayCredential, bind_blob_clients, replay_workspace
 from tests.azure_replay.service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from tests.azure_replay.wire import Call, replay_transport
@@ -374,15 +374,15 @@ def test_local_flag_uses_the_local_workspace_even_where_azure_is_named(capsys, m
 @pytest.fixture
 def cli(service, monkeypatch, tmp_path):
     """``byom`` reaching the replay when it opens an Azure ML workspace (no sign-in), and the flags naming it."""
-    import core.azure.connect as connect
+    import byom.core.factory as factory
 
     transport = replay_transport(service)
     bind_blob_clients(monkeypatch, transport)
     monkeypatch.setenv("BYOM_HOME", str(tmp_path / "home"))
     for var in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME", "BYOM_AZURE_CONFIG"):
         monkeypatch.delenv(var, raising=False)
-    opened = connect.open_azure_workspace
-    monkeypatch.setattr(connect, "open_azure_workspace", lambda target, **kwargs: opened(
+    opened = factory.open_azure
+    monkeypatch.setattr(factory, "open_azure", lambda target, **kwargs: opened(
         target, credential=ReplayCredential(), transport=transport, **kwargs))
     return ["--subscription", SUBSCRIPTION, "-g", RESOURCE_GROUP, "-w", WORKSPACE]
 
@@ -481,7 +481,7 @@ def test_cli_selects_azure_from_the_three_environment_variables(cli, service, mo
 
 
 def test_the_three_environment_variables_name_a_workspace_when_all_are_set(tmp_path) -> None:
-    from core.azure.connect import AzureTarget, resolve_target
+    from byom.core.targets import AzureTarget, resolve_target
 
     env = {"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_RESOURCE_GROUP": "rg", "AZUREML_WORKSPACE_NAME": "ws"}
     assert resolve_target(environ=env) == AzureTarget("sub", "rg", "ws")
@@ -509,10 +509,10 @@ def _token_with(claims: dict) -> str:
 ])
 def test_the_audit_log_names_who_is_signed_in_to_azure(service, tmp_path, monkeypatch, claims, actor) -> None:
     from azure.core.credentials import AccessToken
-
-    from core.azure.connect import AzureTarget, connect
-    from core.azure.workspace import AzureWorkspace
-    from core.store_workspace import default_actor
+    from byom.core.azure.connect import connect
+    from byom.core.azure.workspace import AzureWorkspace
+    from byom.core.store_workspace import default_actor
+    from byom.core.targets import AzureTarget
 
     class SignedIn:
         def get_token(self, *scopes, **kwargs):

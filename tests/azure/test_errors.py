@@ -10,9 +10,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 from azure.identity import CredentialUnavailableError
-
-from core.azure.errors import azure_errors, translate
-from core.errors import AlreadyExists, AuthFailed, BackendError, Conflict, InvalidInput, NotFound
+from byom.core.azure.errors import azure_errors, translate
+from byom.core.errors import AlreadyExists, AuthFailed, BackendError, Conflict, InvalidInput, NotFound
 
 
 def http_error(status: int, message: str, cls: type = HttpResponseError) -> HttpResponseError:

@@ -8,9 +8,8 @@ and compares the core entity with the one it started from.
 import yaml
 from azure.ai.ml._restclient.arm_ml_service.models import DefaultScaleSettings
 from azure.ai.ml.entities import Environment, Model, OnlineDeployment, OnlineEndpoint
-
-from core.azure import translate as tr
-from core.entities import (
+from byom.core.azure import translate as tr
+from byom.core.entities import (
     Deployment,
     Endpoint,
     EnvironmentSpec,

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from core.azure.connect import AzureTarget, connect
-from core.azure.workspace import AzureWorkspace
+from byom.core.azure.connect import connect
+from byom.core.azure.workspace import AzureWorkspace
+from byom.core.targets import AzureTarget
 
 from .service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from .wire import replay_transport

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from console.launch import console_command
+from byom.console.launch import console_command
 
 from ..waiting import wait_until_serving
 

@@ -112,7 +112,7 @@ def test_a_2000_token_text_stays_responsive(memory_console, page, artifacts):
 @pytest.fixture
 def local_home(tmp_path):
     """A new local workspace home; whatever the console starts in it (control plane, gateway, model servers) is ended."""
-    from core.local.workspace import LocalWorkspace
+    from byom.core.local.workspace import LocalWorkspace
 
     home = tmp_path / "home"
     yield home
@@ -128,7 +128,7 @@ def local_home(tmp_path):
 def test_console_flows_on_a_real_local_workspace_with_the_sample_model(
     local_home, sample_model_dir, model_cache_dir, serve_console, page, artifacts
 ):
-    from core.local.workspace import LocalWorkspace
+    from byom.core.local.workspace import LocalWorkspace
 
     folder = artifacts / "local"
     folder.mkdir(exist_ok=True)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from core.cli import main
-from core.local.workspace import LocalWorkspace
+from byom.cli.main import main
+from byom.core.local.workspace import LocalWorkspace
 
 CONDA = "name: x\ndependencies:\n  - python=3.11\n  - pip:\n    - requests==2.34.2\n"
 
@@ -205,7 +204,7 @@ def test_audit_list(home: Path, model_dir: Path, capsys) -> None:
 
 
 def test_usage_errors_exit_2_as_a_process(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "core.cli", "model", "frobnicate"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "byom.cli", "model", "frobnicate"], capture_output=True, text=True,
                           env={"BYOM_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from core.local.processes import alive, free_port, parent_pid, start_time
+from byom.core.local.processes import alive, free_port, parent_pid, start_time
 
 from ..waiting import wait_until, wait_until_serving
 
@@ -32,7 +31,7 @@ def test_a_signal_to_byom_console_ends_its_server(sig: signal.Signals, tmp_path:
     log = tmp_path / "console.log"
     env = {**os.environ, "BYOM_HOME": str(tmp_path / "home")}
     with log.open("wb") as out:
-        byom = subprocess.Popen([sys.executable, "-m", "core.cli", "console", "--port", str(port)], env=env,
+        byom = subprocess.Popen([sys.executable, "-m", "byom.cli", "console", "--port", str(port)], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until_serving(byom, f"http://127.0.0.1:{port}/_stcore/health", 90, log)

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from core.cli import main
-from core.local.workspace import LocalWorkspace
+from byom.cli.main import main
+from byom.core.local.workspace import LocalWorkspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

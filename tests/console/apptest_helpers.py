@@ -1,6 +1,6 @@
 """Finding what a user sees in an AppTest run, and the forms several pages' tests fill in."""
 
-from console import keys
+from byom.console import keys
 
 
 def by_label(widgets, label: str):

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from byom.console import keys, ui
+from byom.core.demo import setup_demo
+from byom.core.memory import InMemoryWorkspace
 from streamlit.testing.v1 import AppTest
-
-from console import keys, ui
-from core.demo import setup_demo
-from core.memory import InMemoryWorkspace
 
 APP = Path(__file__).resolve().parents[2] / "console" / "app.py"
 

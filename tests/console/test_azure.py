@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
+from byom.console import context, keys
+from byom.core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
 from streamlit.testing.v1 import AppTest
 
-from console import context, keys
-from core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
 from tests.azure_replay.sdk import ReplayCredential, bind_blob_clients, replay_workspace
 from tests.azure_replay.service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from tests.azure_replay.wire import replay_transport
@@ -211,7 +211,7 @@ def test_a_byom_azure_config_that_does_not_exist_is_explained_and_local_stays_re
 
 
 def test_the_served_console_gets_its_workspace_through_the_environment(tmp_path, monkeypatch):
-    from console.launch import console_command
+    from byom.console.launch import console_command
 
     monkeypatch.setenv("BYOM_AZURE_CONFIG", "/elsewhere/config.json")
     for name, value in (("AZURE_SUBSCRIPTION_ID", "sub"), ("AZURE_RESOURCE_GROUP", "rg"),

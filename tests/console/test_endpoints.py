@@ -1,9 +1,9 @@
 """Endpoints: create, deploy, traffic with validation before sending, revert from history, keys, logs, delete."""
 
-from console import keys
-from core.entities import Deployment, Endpoint, EnvironmentSpec
-from core.local.workspace import LocalWorkspace
-from core.serving import NoServing
+from byom.console import keys
+from byom.core.entities import Deployment, Endpoint, EnvironmentSpec
+from byom.core.local.workspace import LocalWorkspace
+from byom.core.serving import NoServing
 
 from .apptest_helpers import by_label, texts
 
@@ -95,9 +95,8 @@ def test_a_failed_deployment_shows_its_reason(open_page, demo):
 
 
 def test_deploying_where_the_backend_cannot_serve_says_so(open_page, workspace, tmp_path, model_folder):
+    from byom.core.entities import ModelSpec
     from streamlit.testing.v1 import AppTest
-
-    from core.entities import ModelSpec
 
     from .conftest import APP
 

@@ -1,7 +1,7 @@
 """Environments: create versions, see the spec, diff two versions, build, drift."""
 
-from console import keys
-from core.entities import Deployment, EnvironmentSpec
+from byom.console import keys
+from byom.core.entities import Deployment, EnvironmentSpec
 
 from .apptest_helpers import texts
 

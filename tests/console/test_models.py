@@ -1,8 +1,8 @@
 """Models: register, edit, promote, archive/restore, delete with confirmation."""
 
-import core.demo
-from console import keys
-from core.entities import ModelSpec
+import byom.core.demo
+from byom.console import keys
+from byom.core.entities import ModelSpec
 
 from .apptest_helpers import by_label, register, texts
 
@@ -119,8 +119,8 @@ def test_download_into_a_file_says_what_to_do(open_page, workspace, model_folder
 
 def test_register_the_sample_model_under_its_name(open_page, workspace, model_folder, monkeypatch):
     # The sample's GGUF is swapped for a small folder: registering the real one is the browser test's job.
-    monkeypatch.setattr(core.demo, "sample_spec",
-                        lambda progress: ModelSpec(name=core.demo.SAMPLE_MODEL, path=str(model_folder)))
+    monkeypatch.setattr(byom.core.demo, "sample_spec",
+                        lambda progress: ModelSpec(name=byom.core.demo.SAMPLE_MODEL, path=str(model_folder)))
     at = open_page("models")
     at.radio(key=keys.REGISTER_SOURCE).set_value("The sample model").run()
     assert at.text_input(key=keys.REGISTER_NAME).value == "smollm2-135m-instruct"

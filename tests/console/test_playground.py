@@ -1,7 +1,7 @@
 """Playground: a prompt through the split or to one deployment, A/B side by side, chat, errors."""
 
-from console import keys
-from core.entities import Deployment
+from byom.console import keys
+from byom.core.entities import Deployment
 
 from .apptest_helpers import by_label, texts
 

@@ -2,8 +2,8 @@
 
 import json
 
-from console import keys
-from core.entities import InvokeResult
+from byom.console import keys
+from byom.core.entities import InvokeResult
 
 from .apptest_helpers import texts
 

@@ -1,10 +1,9 @@
 """console.views: the tables, history and snippets pages show, without Streamlit."""
 
 import pytest
-
-from console import views
-from core.entities import AuditRecord, Deployment, Endpoint, ModelFile, ModelVersion
-from core.errors import InvalidInput
+from byom.console import views
+from byom.core.entities import AuditRecord, Deployment, Endpoint, ModelFile, ModelVersion
+from byom.core.errors import InvalidInput
 
 
 def test_parse_tags_lines_and_commas():
@@ -147,7 +146,7 @@ def test_save_uploads_refuse_names_outside_the_folder_and_nothing(tmp_path):
 
 
 def test_scoring_scripts_of_the_repository_scoring_folder_put_entry_scripts_first():
-    from core.demo import SCORING_DIR
+    from byom.core.demo import SCORING_DIR
 
     scripts = views.scoring_scripts(SCORING_DIR)
     assert scripts[:2] == ["generate.py", "token_ranks.py"]
@@ -169,8 +168,8 @@ def test_model_zip_holds_the_checked_files_under_one_folder(tmp_path):
     import io
     import zipfile
 
-    from core.entities import ModelSpec
-    from core.memory import InMemoryWorkspace
+    from byom.core.entities import ModelSpec
+    from byom.core.memory import InMemoryWorkspace
 
     source = tmp_path / "clf"
     (source / "sub").mkdir(parents=True)

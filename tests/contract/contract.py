@@ -16,10 +16,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
-from core.errors import AlreadyExists, InUse, InvalidInput, NotFound, Unsupported
-from core.workspace import Capability, Workspace
+from byom.core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
+from byom.core.errors import AlreadyExists, InUse, InvalidInput, NotFound, Unsupported
+from byom.core.workspace import Capability, Workspace
 
 CONDA = """\
 name: demo

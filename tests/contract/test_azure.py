@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
+from byom.core.entities import EnvironmentSpec, ModelSpec
+from byom.core.errors import Unsupported
 
-from core.entities import EnvironmentSpec, ModelSpec
-from core.errors import Unsupported
 from tests.azure_replay.sdk import replay_workspace
 from tests.azure_replay.service import FakeAzureML
 from tests.azure_replay.storage import HOST

@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from core.local.workspace import LocalWorkspace
+from byom.core.local.workspace import LocalWorkspace
 
 from .contract import WorkspaceContract
 
@@ -23,7 +22,7 @@ class TestLocalWorkspace(WorkspaceContract):
 
 
 def test_only_the_owner_can_read_the_database_that_holds_the_keys(tmp_path):
-    from core.entities import Endpoint
+    from byom.core.entities import Endpoint
 
     ws = LocalWorkspace(tmp_path / "home", actor="tester")
     try:

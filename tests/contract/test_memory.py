@@ -1,6 +1,5 @@
 import pytest
-
-from core.memory import InMemoryWorkspace
+from byom.core.memory import InMemoryWorkspace
 
 from .contract import WorkspaceContract
 
@@ -16,8 +15,8 @@ class TestInMemoryWorkspace(WorkspaceContract):
 
 
 def test_a_forced_rebuild_is_refused_while_a_deployment_runs_in_the_build(tmp_path):
-    from core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
-    from core.errors import InUse
+    from byom.core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
+    from byom.core.errors import InUse
 
     from .contract import make_model_dir
 

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from core.local.workspace import LocalWorkspace
+from byom.core.local.workspace import LocalWorkspace
 
 from .helpers import shut_down
 

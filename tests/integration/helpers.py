@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-from core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
-from core.local.model_server import INSTANCE_MARK
-from core.local.processes import home_processes, parent_pid
-from core.local.workspace import LocalWorkspace
+from byom.core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
+from byom.core.local.model_server import INSTANCE_MARK
+from byom.core.local.processes import home_processes, parent_pid
+from byom.core.local.workspace import LocalWorkspace
 
 from ..waiting import wait_until
 

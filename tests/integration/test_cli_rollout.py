@@ -17,11 +17,10 @@ from pathlib import Path
 import joblib
 import numpy
 import pytest
+from byom.cli.main import main
+from byom.core.local.processes import home_processes
+from byom.core.local.serving import LocalServing
 from sklearn.linear_model import LinearRegression
-
-from core.cli import main
-from core.local.processes import home_processes
-from core.local.serving import LocalServing
 
 from .helpers import ASSETS, model_servers
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import joblib
 import numpy
 import pytest
+from byom.core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
 from sklearn.linear_model import LinearRegression
-
-from core.entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec
 
 from .helpers import ASSETS, model_servers
 

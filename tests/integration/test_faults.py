@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from core.entities import Deployment, ProbeSettings, RequestSettings
-from core.local.processes import alive, parent_pid
-from core.local.workspace import LocalWorkspace
+from byom.core.entities import Deployment, ProbeSettings, RequestSettings
+from byom.core.local.processes import alive, parent_pid
+from byom.core.local.workspace import LocalWorkspace
 
 from .helpers import ECHO, FAILING_INIT, Load, deploy, endpoint_with, instance_processes, model_servers, wait_until
 

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-
-from core.entities import RequestSettings
-from core.errors import InvalidInput
-from core.local.workspace import LocalWorkspace
+from byom.core.entities import RequestSettings
+from byom.core.errors import InvalidInput
+from byom.core.local.workspace import LocalWorkspace
 
 from .helpers import deploy, endpoint_with, shut_down, wait_until
 

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from core.local.workspace import LocalWorkspace
+from byom.core.local.workspace import LocalWorkspace
 
 from .helpers import endpoint_with, shut_down, wait_until
 

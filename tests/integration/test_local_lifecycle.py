@@ -7,9 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from core.cli import main
-from core.local.processes import home_processes
+from byom.cli.main import main
+from byom.core.local.processes import home_processes
 
 from .helpers import endpoint_with, model_servers, wait_until
 

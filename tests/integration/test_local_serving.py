@@ -6,9 +6,8 @@ import re
 
 import pytest
 import requests
-
-from core.local.processes import alive, parent_pid
-from core.local.workspace import LocalWorkspace
+from byom.core.local.processes import alive, parent_pid
+from byom.core.local.workspace import LocalWorkspace
 
 from .helpers import deploy, endpoint_with, wait_until
 

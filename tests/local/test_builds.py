@@ -20,19 +20,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from core.entities import EnvironmentSpec, EnvironmentVersion
-from core.environments import build_key, conda_to_pip
-from core.errors import BackendError, InvalidInput
-from core.local.builds import VenvBuilder, interpreter_for
-from core.local.builds_folder import BuildFolder
-from core.local.builds_pip import failure_reason
-from core.local.builds_python import Interpreter, choose_interpreter
-from core.local.workspace import LocalWorkspace
+from byom.core.entities import EnvironmentSpec, EnvironmentVersion
+from byom.core.environments import build_key, conda_to_pip
+from byom.core.errors import BackendError, InvalidInput
+from byom.core.local.builds import VenvBuilder, interpreter_for
+from byom.core.local.builds_folder import BuildFolder
+from byom.core.local.builds_pip import failure_reason
+from byom.core.local.builds_python import Interpreter, choose_interpreter
+from byom.core.local.workspace import LocalWorkspace
 
 from ..waiting import wait_until
 
-BYOM = [sys.executable, "-m", "core.cli"]
+BYOM = [sys.executable, "-m", "byom.cli"]
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 # small: joblib and the model server (which the build adds itself)
 SMALL = f"name: small\ndependencies:\n  - python={PY}\n  - pip\n  - joblib=1.5\n"
@@ -233,8 +232,8 @@ def test_an_unmet_python_pin_builds_with_the_nearest_and_warns(built: dict) -> N
 
 
 def _python_older_than_byoms_pip() -> Interpreter | None:
-    from core.local.builds_python import find_interpreters
-    from core.local.builds_worker import host_pip_serves
+    from byom.core.local.builds_python import find_interpreters
+    from byom.core.local.builds_worker import host_pip_serves
 
     older = [i for i in find_interpreters() if not host_pip_serves(i.version_text)]
     return older[0] if older else None

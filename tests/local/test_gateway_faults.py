@@ -15,14 +15,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from core.local import gateway as gateway_module
-from core.local import upstream as upstream_module
-from core.local.gateway import Gateway
-from core.local.gateway_http import Request
-from core.local.processes import free_port
-from core.local.routing import build_routes
-from core.local.serving_files import ServingFiles
+from byom.core.local import gateway as gateway_module
+from byom.core.local import upstream as upstream_module
+from byom.core.local.gateway import Gateway
+from byom.core.local.gateway_http import Request
+from byom.core.local.processes import free_port
+from byom.core.local.routing import build_routes
+from byom.core.local.serving_files import ServingFiles
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,8 +6,8 @@ import os
 import stat
 from pathlib import Path
 
-from core.home import make_private_dir, open_private
-from core.local.workspace import LocalWorkspace
+from byom.core.home import make_private_dir, open_private
+from byom.core.local.workspace import LocalWorkspace
 
 
 def mode(path: Path) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.local.log_files import log_tail, rotate_if_large, rotated
+from byom.core.local.log_files import log_tail, rotate_if_large, rotated
 
 
 def test_rotation_keeps_appending_writers_and_bounds_the_files(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.entities import Deployment, Endpoint, ModelSpec, utcnow, utcnow_after
-from core.memory import InMemoryWorkspace
-from core.serving import FakeServing
+from byom.core.entities import Deployment, Endpoint, ModelSpec, utcnow, utcnow_after
+from byom.core.memory import InMemoryWorkspace
+from byom.core.serving import FakeServing
 
 
 class OvertakingServing(FakeServing):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from core.local.processes import free_port
+from byom.core.local.processes import free_port
 
 
 def test_a_port_to_avoid_is_never_handed_out() -> None:

@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.local.workspace import LocalWorkspace
+from byom.core.local.workspace import LocalWorkspace
 
 from ..waiting import wait_until
 
-BYOM = [sys.executable, "-m", "core.cli"]
+BYOM = [sys.executable, "-m", "byom.cli"]
 
 
 def byom_env(home: Path) -> dict[str, str]:
@@ -67,6 +67,6 @@ def test_killed_registration_leaves_no_version(tmp_path: Path) -> None:
 
 
 def _spec(name: str, path: Path):  # noqa: ANN202
-    from core.entities import ModelSpec
+    from byom.core.entities import ModelSpec
 
     return ModelSpec(name=name, path=str(path))

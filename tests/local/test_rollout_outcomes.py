@@ -11,10 +11,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from core.entities import Deployment
-from core.local import control_plane as cp
-from core.local.serving_files import ServingFiles
+from byom.core.entities import Deployment
+from byom.core.local import control_plane as cp
+from byom.core.local.serving_files import ServingFiles
 
 KEY = "ep/blue"
 TOKEN = "2026-11-23T10:00:00.000+00:00"

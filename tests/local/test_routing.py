@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from core.local.gateway_metrics import GatewayMetrics
-from core.local.routing import build_routes
+from byom.core.local.gateway_metrics import GatewayMetrics
+from byom.core.local.routing import build_routes
 
 ENDPOINT = {"name": "chat", "traffic": {"blue": 90, "green": 10, "red": 0}, "mirror_traffic": {"red": 20}}
 KEYS = {"chat": {"primary_key": "p-key", "secondary_key": "s-key"}}

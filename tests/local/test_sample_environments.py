@@ -6,9 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from core.local.workspace import LocalWorkspace
-from core.specs import environment_spec_from_yaml
+from byom.core.local.workspace import LocalWorkspace
+from byom.core.specs import environment_spec_from_yaml
 
 from ..waiting import wait_until
 

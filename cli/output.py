@@ -10,8 +10,7 @@ from typing import Any
 
 import jmespath
 import yaml
-
-from .errors import InvalidInput
+from byom.core.errors import InvalidInput
 
 FORMATS = ("json", "jsonc", "tsv", "table", "yaml", "none")
 

@@ -1,8 +1,7 @@
 """``byom online-endpoint`` and ``byom online-deployment``: az ml's verbs and flags.
 
-``register(groups, verb)`` adds both groups to the ``byom`` parser
-(``core.cli`` calls it with its own ``_verb`` helper, which adds the
-workspace and output flags). What az ml prints, these print: the entity as
+``register(groups)`` adds both groups to the ``byom`` parser (each verb
+gets the workspace and output flags from :func:`cli.common.verb`). What az ml prints, these print: the entity as
 JSON (``-o``/``--query`` apply), the model's answer for ``invoke``, plain
 text for ``get-logs``.
 """
@@ -12,25 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cli_output import parse_key_values, progress_for
-from .entities import Deployment, Endpoint, ProbeSettings, RequestSettings
-from .errors import BackendError, InvalidInput, NotFound
-from .workspace import Workspace
+from byom.core.entities import Deployment, Endpoint, ProbeSettings, RequestSettings
+from byom.core.errors import BackendError, InvalidInput, NotFound
+from byom.core.workspace import Workspace
 
-Verb = Callable[..., argparse.ArgumentParser]
-
+from .common import Parser, apply_sets, confirm, verb
+from .output import parse_key_values, progress_for
 
 # ------------------------------------------------------------------- helpers
-
-
-def _confirm(args: argparse.Namespace, what: str) -> None:
-    from .cli import confirm
-
-    confirm(args, what)
 
 
 def _split(text: str | None, what: str) -> dict[str, int] | None:
@@ -99,7 +90,7 @@ def _print_text(text: str) -> None:
 def endpoint_create(ws: Workspace, args: argparse.Namespace) -> Any:
     endpoint = Endpoint(name="")
     if args.file:
-        from .endpoint_specs import endpoint_from_yaml
+        from byom.core.endpoint_specs import endpoint_from_yaml
 
         endpoint = endpoint_from_yaml(args.file)
     if args.name:
@@ -119,8 +110,6 @@ def endpoint_create(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def _endpoint_sets(endpoint: Endpoint, sets: list[str] | None) -> Endpoint:
-    from .cli import apply_sets
-
     description, tags = apply_sets(sets, None, endpoint.tags)
     if description is not None:
         endpoint = endpoint.replace(description=description)
@@ -133,7 +122,7 @@ def endpoint_update(ws: Workspace, args: argparse.Namespace) -> Any:
     name = args.name
     loaded = None
     if args.file:
-        from .endpoint_specs import endpoint_from_yaml
+        from byom.core.endpoint_specs import endpoint_from_yaml
 
         loaded = endpoint_from_yaml(args.file)
         name = name or loaded.name
@@ -171,7 +160,7 @@ def endpoint_list(ws: Workspace, args: argparse.Namespace) -> Any:
 
 def endpoint_delete(ws: Workspace, args: argparse.Namespace) -> Any:
     ws.get_endpoint(args.name)
-    _confirm(args, f"delete endpoint {args.name} and all its deployments")
+    confirm(args, f"delete endpoint {args.name} and all its deployments")
     ws.delete_endpoint(args.name, **_waiting(args))
     return None
 
@@ -206,7 +195,7 @@ def endpoint_regenerate(ws: Workspace, args: argparse.Namespace) -> Any:
 def deployment_create(ws: Workspace, args: argparse.Namespace) -> Any:
     progress = progress_for(args)
     if args.file:
-        from .endpoint_specs import deployment_from_yaml
+        from byom.core.endpoint_specs import deployment_from_yaml
 
         dep = deployment_from_yaml(ws, args.file, progress=progress)
     else:
@@ -264,7 +253,7 @@ def deployment_list(ws: Workspace, args: argparse.Namespace) -> Any:
 
 def deployment_delete(ws: Workspace, args: argparse.Namespace) -> Any:
     ws.get_deployment(args.endpoint_name, args.name)
-    _confirm(args, f"delete deployment {args.name} of endpoint {args.endpoint_name}")
+    confirm(args, f"delete deployment {args.name} of endpoint {args.endpoint_name}")
     ws.delete_deployment(args.endpoint_name, args.name, **_waiting(args))
     return None
 
@@ -281,11 +270,9 @@ NO_WAIT = ("Return once the change is accepted, without waiting for it to finish
            "on with it: see 'show'); on a local workspace the change is made at once either way.")
 
 
-def register(groups: Any, verb: Verb) -> None:
-    from .cli import _Parser
-
+def register(groups: Any) -> None:
     ep = groups.add_parser("online-endpoint", help="Online endpoints: scoring URIs with keys and traffic.") \
-        .add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+        .add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     ep.required = True
     p = verb(ep, "create", endpoint_create, "Create an endpoint (two keys are issued).")
     p.add_argument("--name", "-n")
@@ -317,7 +304,7 @@ def register(groups: Any, verb: Verb) -> None:
     p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
 
     dep = groups.add_parser("online-deployment", help="Deployments behind online endpoints.") \
-        .add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+        .add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     dep.required = True
     for name, handler, text in (
         ("create", deployment_create, "Create a deployment from its YAML; waits until Succeeded or Failed."),

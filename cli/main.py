@@ -11,108 +11,19 @@ that says what to do and exit with code 2 (bad input) or 1 (a failure).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cli_output import add_output_arguments, compile_query, emit, parse_key_values, progress_for, stderr_progress
-from .entities import EnvironmentSpec, ModelSpec
-from .errors import BackendError, ByomError, InvalidInput
-from .workspace import Workspace
+from byom.core.entities import EnvironmentSpec, ModelSpec
+from byom.core.errors import BackendError, ByomError, InvalidInput
+from byom.core.workspace import Workspace
 
-Handler = Callable[[Workspace, argparse.Namespace], Any]
-
-
-# ------------------------------------------------------------------ workspace
-
-
-def add_workspace_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("workspace")
-    group.add_argument("--workspace-dir", help="Local workspace home (default: $BYOM_HOME or ~/.byom).")
-    group.add_argument("--subscription", help="Azure subscription id (Azure ML workspace).")
-    group.add_argument("--resource-group", "-g", help="Azure resource group (Azure ML workspace).")
-    group.add_argument("--workspace-name", "-w", help="Azure ML workspace name.")
-    group.add_argument("--workspace-config", help="Azure ML config.json (default: $BYOM_AZURE_CONFIG).")
-
-
-def open_workspace(args: argparse.Namespace) -> Workspace:
-    from .azure.connect import open_azure_workspace, resolve_target
-
-    if getattr(args, "local", False):
-        # az ml's --local deploys to the machine it runs on (in Docker) whatever workspace is named: here,
-        # the local workspace
-        from .local.workspace import LocalWorkspace
-
-        return LocalWorkspace(args.workspace_dir or None)
-    target = resolve_target(
-        config=getattr(args, "workspace_config", None), subscription=args.subscription,
-        resource_group=args.resource_group, workspace_name=args.workspace_name,
-        **({"environ": {}} if args.workspace_dir else {}),  # an explicit local home wins over BYOM_AZURE_CONFIG
-    )
-    if target is not None:
-        return open_azure_workspace(target)
-    from .local.workspace import LocalWorkspace
-
-    return LocalWorkspace(args.workspace_dir or None)
-
-
-# --------------------------------------------------------------- parsing help
-
-
-def version_arg(text: str) -> str:
-    return text
-
-
-def apply_sets(sets: list[str] | None, removes: list[str] | None, current_tags: dict[str, str]) -> tuple[str | None, dict[str, str] | None]:
-    """az's ``--set description=... --set tags.k=v --remove tags.k`` → (description, tags)."""
-    description = None
-    tags = dict(current_tags)
-    changed_tags = False
-    for item in sets or []:
-        if "=" not in item:
-            raise InvalidInput(f"--set {item!r} is not PATH=VALUE (for example --set tags.team=nlp).")
-        path, value = item.split("=", 1)
-        if path == "description":
-            description = value
-        elif path.startswith("tags."):
-            tags[path[len("tags."):]] = value
-            changed_tags = True
-        elif path == "tags":
-            tags, changed_tags = _tags_object(value), True
-        else:
-            raise InvalidInput(f"--set {path!r} cannot change: only description and tags.<name> can, the rest is immutable.")
-    for path in removes or []:
-        if not path.startswith("tags."):
-            raise InvalidInput(f"--remove {path!r}: only tags.<name> can be removed.")
-        tags.pop(path[len("tags."):], None)
-        changed_tags = True
-    return description, (tags if changed_tags else None)
-
-
-def _tags_object(text: str) -> dict[str, str]:
-    """``--set tags='{"team": "nlp"}'``: all the tags at once, as a JSON object."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidInput(f"--set tags={text!r} is not a JSON object: write tags='{{\"team\": \"nlp\"}}' "
-                           "or --set tags.team=nlp.")
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def confirm(args: argparse.Namespace, what: str) -> None:
-    if args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise InvalidInput(f"Refusing to {what} without confirmation: pass --yes.")
-    answer = input(f"Are you sure you want to {what}? (y/n): ").strip().lower()
-    if answer not in ("y", "yes"):
-        raise InvalidInput("Cancelled: nothing was changed.")
-
+from .common import Parser, add_workspace_arguments, apply_sets, confirm, verb, workspace_from
+from .endpoints import register as register_endpoints
+from .output import compile_query, emit, parse_key_values, progress_for, stderr_progress
 
 # --------------------------------------------------------------------- models
 
@@ -121,11 +32,11 @@ def model_create(ws: Workspace, args: argparse.Namespace) -> Any:
     progress = progress_for(args)
     tags = parse_key_values(args.tags, "Tag")
     if args.sample:
-        from .sample import sample_model_spec
+        from byom.core.sample import sample_model_spec
 
         spec = sample_model_spec(args.sample, name=args.name, progress=progress)
     elif args.file:
-        from .specs import model_spec_from_yaml
+        from byom.core.specs import model_spec_from_yaml
 
         spec = model_spec_from_yaml(args.file)
         if args.name:
@@ -213,7 +124,7 @@ def model_download(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def environment_create(ws: Workspace, args: argparse.Namespace) -> Any:
-    from .specs import environment_spec_from_yaml, read_conda_file
+    from byom.core.specs import environment_spec_from_yaml, read_conda_file
 
     if args.file:
         spec = environment_spec_from_yaml(args.file)
@@ -322,7 +233,7 @@ def audit_list(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def _local_serving(ws: Workspace):  # type: ignore[no-untyped-def]
-    from .local.serving import LocalServing
+    from byom.core.local.serving import LocalServing
 
     serving = getattr(ws, "serving", None)
     if not isinstance(serving, LocalServing):
@@ -355,13 +266,13 @@ def local_stop(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def console_run(args: argparse.Namespace) -> int:
-    from console.launch import run_console
+    from byom.console.launch import run_console
 
     home = Path(args.workspace_dir).expanduser() if args.workspace_dir else None
     if args.setup_demo:
-        from .demo import is_empty, setup_demo
+        from byom.core.demo import is_empty, setup_demo
 
-        ws = open_workspace(args)
+        ws = workspace_from(args)
         try:
             if is_empty(ws):
                 sys.stderr.write("Setting up the demo: the sample model behind endpoint 'demo' (first run only)\n")
@@ -372,23 +283,6 @@ def console_run(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------- parser
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that prints a usage error with the az-style hint and exits 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"ERROR: {message}. See '{self.prog} --help'.\n")
-        raise SystemExit(2)
-
-
-def _verb(group: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help_text, description=help_text)
-    add_workspace_arguments(parser)
-    add_output_arguments(parser)
-    parser.set_defaults(handler=handler)
-    return parser
 
 
 def _name_version(parser: argparse.ArgumentParser, *, version_required: bool = False, label: bool = True) -> None:
@@ -406,16 +300,16 @@ def _list_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="byom", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="byom", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"byom {_package_version()}")
-    groups = parser.add_subparsers(dest="group", metavar="GROUP", parser_class=_Parser)
+    groups = parser.add_subparsers(dest="group", metavar="GROUP", parser_class=Parser)
     groups.required = True
 
     # model
     model = groups.add_parser("model", help="Registered models and their versions.").add_subparsers(
-        dest="verb", metavar="VERB", parser_class=_Parser)
+        dest="verb", metavar="VERB", parser_class=Parser)
     model.required = True
-    p = _verb(model, "create", model_create, "Register a model version from a folder, a file, a model.yml or a sample.")
+    p = verb(model, "create", model_create, "Register a model version from a folder, a file, a model.yml or a sample.")
     p.add_argument("--name", "-n")
     p.add_argument("--version", "-v")
     p.add_argument("--path", "-p", help="Folder or file to register.")
@@ -429,34 +323,34 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--package", dest="package", action="store_true", default=None,
                     help="Convert a GGUF checkpoint into a transformers folder before registering.")
     pk.add_argument("--no-package", dest="package", action="store_false")
-    p = _verb(model, "list", model_list, "List models (latest version of each), or the versions of one.")
+    p = verb(model, "list", model_list, "List models (latest version of each), or the versions of one.")
     p.add_argument("--name", "-n")
     _list_filters(p)
-    _name_version(_verb(model, "show", model_show, "Show a model version."))
-    p = _verb(model, "update", model_update, "Change a version's description or tags.")
+    _name_version(verb(model, "show", model_show, "Show a model version."))
+    p = verb(model, "update", model_update, "Change a version's description or tags.")
     _name_version(p)
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.add_argument("--remove", action="append", metavar="PATH")
-    p = _verb(model, "promote", model_promote, "Move a version to another stage (dev, staging, production).")
+    p = verb(model, "promote", model_promote, "Move a version to another stage (dev, staging, production).")
     _name_version(p, version_required=True, label=False)
     p.add_argument("--stage", required=True, choices=["dev", "staging", "production"])
     p.add_argument("--approver", help="Who approves (required).")
     p.add_argument("--note", help="Why.")
-    for verb, handler, text in (("archive", model_archive, "Archive a version, or every version."),
+    for name, handler, text in (("archive", model_archive, "Archive a version, or every version."),
                                 ("restore", model_restore, "Restore an archived version, or every version.")):
-        _name_version(_verb(model, verb, handler, text))
-    p = _verb(model, "delete", model_delete, "Delete a model version (refused while a deployment uses it).")
+        _name_version(verb(model, name, handler, text))
+    p = verb(model, "delete", model_delete, "Delete a model version (refused while a deployment uses it).")
     _name_version(p, version_required=True, label=False)
     p.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation.")
-    p = _verb(model, "download", model_download, "Copy a version's files to a folder (checked against their sha256).")
+    p = verb(model, "download", model_download, "Copy a version's files to a folder (checked against their sha256).")
     _name_version(p, label=False)
     p.add_argument("--download-path", "-p", default=".", help="Folder to download into (default: here).")
 
     # environment
     env = groups.add_parser("environment", help="Environments: conda specs and images.").add_subparsers(
-        dest="verb", metavar="VERB", parser_class=_Parser)
+        dest="verb", metavar="VERB", parser_class=Parser)
     env.required = True
-    p = _verb(env, "create", environment_create, "Register an environment version from a conda file, an image or environment.yml.")
+    p = verb(env, "create", environment_create, "Register an environment version from a conda file, an image or environment.yml.")
     p.add_argument("--name", "-n")
     p.add_argument("--version", "-v")
     p.add_argument("--file", "-f", help="Azure ML environment.yml.")
@@ -466,49 +360,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dockerfile-path", help="The Dockerfile inside the build context (default Dockerfile).")
     p.add_argument("--description", "-d")
     p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
-    p = _verb(env, "list", environment_list, "List environments (latest of each), or the versions of one.")
+    p = verb(env, "list", environment_list, "List environments (latest of each), or the versions of one.")
     p.add_argument("--name", "-n")
     _list_filters(p)
-    _name_version(_verb(env, "show", environment_show, "Show an environment version."))
-    for verb, handler, text in (("archive", environment_archive, "Archive a version, or every version."),
+    _name_version(verb(env, "show", environment_show, "Show an environment version."))
+    for name, handler, text in (("archive", environment_archive, "Archive a version, or every version."),
                                 ("restore", environment_restore, "Restore an archived version, or every version.")):
-        _name_version(_verb(env, verb, handler, text))
-    p = _verb(env, "update", environment_update, "Change a version's description or tags.")
+        _name_version(verb(env, name, handler, text))
+    p = verb(env, "update", environment_update, "Change a version's description or tags.")
     _name_version(p)
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.add_argument("--remove", action="append", metavar="PATH")
-    p = _verb(env, "diff", environment_diff, "Diff two versions of an environment.")
+    p = verb(env, "diff", environment_diff, "Diff two versions of an environment.")
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--from", dest="from_version", required=True, metavar="VERSION")
     p.add_argument("--to", dest="to_version", required=True, metavar="VERSION")
-    _name_version(_verb(env, "drift", environment_drift, "Pinned against installed versions."), label=False)
-    p = _verb(env, "build", environment_build, "Build an environment version (or reuse its cached build).")
+    _name_version(verb(env, "drift", environment_drift, "Pinned against installed versions."), label=False)
+    p = verb(env, "build", environment_build, "Build an environment version (or reuse its cached build).")
     _name_version(p, label=False)
     p.add_argument("--force", action="store_true", help="Rebuild even if a build is cached.")
     p.add_argument("--no-wait", action="store_true")
-    _name_version(_verb(env, "show-build", environment_show_build, "State of an environment version's build."), label=False)
-    _name_version(_verb(env, "logs", environment_logs, "The build log of an environment version."), label=False)
+    _name_version(verb(env, "show-build", environment_show_build, "State of an environment version's build."), label=False)
+    _name_version(verb(env, "logs", environment_logs, "The build log of an environment version."), label=False)
 
     # endpoints and deployments (their verbs live beside the serving code)
-    from .cli_endpoints import register as register_endpoints
-
-    register_endpoints(groups, _verb)
+    register_endpoints(groups)
 
     # audit
     audit = groups.add_parser("audit", help="The workspace's change log.").add_subparsers(
-        dest="verb", metavar="VERB", parser_class=_Parser)
+        dest="verb", metavar="VERB", parser_class=Parser)
     audit.required = True
-    p = _verb(audit, "list", audit_list, "Changes, newest first.")
+    p = verb(audit, "list", audit_list, "Changes, newest first.")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--target", help="Only targets starting with this, e.g. endpoint/chat or model/bert.")
 
     # the local workspace's processes
     local = groups.add_parser("local", help="The local workspace's serving processes (control plane, gateway, model servers).").add_subparsers(
-        dest="verb", metavar="VERB", parser_class=_Parser)
+        dest="verb", metavar="VERB", parser_class=Parser)
     local.required = True
-    _verb(local, "status", local_status, "Whether the control plane and gateway of this home run.")
-    _verb(local, "start", local_start, "Start serving this home's deployments (they also start on first use).")
-    _verb(local, "stop", local_stop, "Stop every process of this home; deployments start again with 'byom local start'.")
+    verb(local, "status", local_status, "Whether the control plane and gateway of this home run.")
+    verb(local, "start", local_start, "Start serving this home's deployments (they also start on first use).")
+    verb(local, "stop", local_stop, "Stop every process of this home; deployments start again with 'byom local start'.")
 
     # console
     p = groups.add_parser("console", help="Open the operator console in a browser (binds 127.0.0.1).")
@@ -522,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _package_version() -> str:
-    from . import __version__
+    from byom.core import __version__
 
     return __version__
 
@@ -541,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "debug", False) or getattr(args, "verbose", False):
             logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                                 format="%(levelname)s %(name)s: %(message)s")
-        ws = open_workspace(args)
+        ws = workspace_from(args)
         try:
             result = args.handler(ws, args)
         finally:
