@@ -12,7 +12,7 @@ PORT   ?= 8501
 WORKERS ?= 2
 LATEST ?= .venv-latest
 
-.PHONY: setup run test lint check-lock lock test-latest bench clean-venv
+.PHONY: setup run test lint typecheck lock test-latest bench clean-venv
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,9 @@ test: lint
 lint: setup
 	$(PY) scripts/check_lock.py
 	$(VENV)/bin/ruff check .
+
+typecheck: setup
+	MYPY=$(VENV)/bin/mypy bash scripts/typecheck.sh
 
 # Regenerate the lock from pyproject.toml, keeping every pin that still fits.
 # Upgrade one dependency: make lock ARGS="-P transformers"; all: ARGS=--upgrade.
