@@ -149,8 +149,9 @@ def test_no_wait_leaves_endpoint_changes_to_azure(endpoint, service) -> None:
 
 def test_a_failed_deployment_says_why_and_is_audited(endpoint, service) -> None:
     service.fail_next_deployment = "ImageBuildFailure: pip could not resolve torch==9.9"
+    service.hold = True  # until the backend has reported the running operation: a fast poller can beat it
     progress: list[str] = []
-    result = endpoint.create_or_update_deployment(deployment("blue"), progress=lambda m, f=None: progress.append(m))
+    result = endpoint.create_or_update_deployment(deployment("blue"), progress=report_and_release(service, progress))
     assert result.provisioning_state == "Failed"
     assert "ImageBuildFailure" in result.state_reason
     assert any("InProgress" in m for m in progress), progress
