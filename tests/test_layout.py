@@ -66,7 +66,8 @@ GRAPH = {m: {t for n in imported(m, p) if (t := resolve(n)) and t != m} for m, p
 def files_importing_bare_names() -> list[str]:
     bad = []
     for path in sorted(REPO.glob("**/*.py")):
-        if ".venv" in path.parts or "scoring" in path.relative_to(REPO).parts[:1]:
+        parts = path.relative_to(REPO).parts
+        if parts[0] == "scoring" or any(part.startswith(".") for part in parts):  # venvs, caches
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
