@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .common import LoadedModel
 
@@ -171,10 +171,12 @@ class RunningBatch:
             ids[i, width - lengths[i] :] = torch.tensor(r.prompt_ids)
             mask[i, width - lengths[i] :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
+        cache = DynamicCache(config=self.g.lm.model.config)
         out = self.g.lm.model(
             input_ids=ids,
             attention_mask=mask,
             position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            cache=cache,
             use_cache=True,
             logits_to_keep=1,
         )
@@ -182,9 +184,9 @@ class RunningBatch:
         positions = torch.tensor(lengths, device=self.device)
         logits = out.logits[:, -1, :]
         if not self.rows:
-            self.cache, self.mask, self.positions, self.logits = out.past_key_values, mask, positions, logits
+            self.cache, self.mask, self.positions, self.logits = cache, mask, positions, logits
         else:
-            self._merge(out.past_key_values, mask, positions, logits)
+            self._merge(cache, mask, positions, logits)
         self.rows.extend(rows)
 
     def accepts(self) -> bool:
@@ -238,10 +240,9 @@ class RunningBatch:
                 input_ids=step_ids,
                 attention_mask=self.mask,
                 position_ids=self.positions[:, None],
-                past_key_values=self.cache,
+                cache=self.cache,
                 use_cache=True,
             )
-            self.cache = out.past_key_values
             self.logits = out.logits[:, -1, :]
             self.positions = self.positions + 1
         return done
