@@ -112,14 +112,22 @@ def pack_linears(model: nn.Module, name: str) -> int:
 
 
 def load_dtype(name: str) -> torch.dtype:
-    """The dtype to load the weights in for precision ``name`` (packed ones are packed from float32)."""
-    return torch.float32 if name in PACKED else getattr(torch, name)
+    """The dtype to load the weights in for precision ``name``.
+
+    Packed precisions load in float16, so that the whole model is never held
+    in float32 on the way (the process's peak memory would keep it): each
+    layer is packed from float16, the precision fbgemm's float16 kernels hold
+    anyway and finer than int8's.
+    """
+    return torch.float16 if name in PACKED else getattr(torch, name)
 
 
 def to_generation_dtype(model: nn.Module, name: str) -> nn.Module:
     """``model``, loaded in ``load_dtype(name)``, in the precision ``name``."""
     if name in PACKED:
         # The output head may share its weight with the embedding (tied): the
-        # embedding keeps the float32 tensor and the head gets its own packed copy.
+        # head gets its own packed copy, and the embedding and the norms, all
+        # that is left, run in float32 like the packed layers' activations.
         pack_linears(model, name)
+        model.float()
     return model
