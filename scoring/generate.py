@@ -18,6 +18,9 @@ default, see byom_scoring/common.py): one batch of 16 reads the weights once
 per step where two workers would read them twice, and each worker holds its
 own copy of the model.
 
+Precision (environment): BYOM_GENERATION_DTYPE, float32, bfloat16, float16
+or int8 (default float16 on a CPU, see byom_scoring/precision.py).
+
 Limits (environment): BYOM_MAX_NEW_TOKENS (512), BYOM_MAX_PROMPT_CHARS
 (100000), BYOM_MAX_BATCH (16 requests decoded together; more wait their
 turn), BYOM_BATCH_WAIT_MS (5: how long an idle worker waits for more
@@ -55,7 +58,7 @@ limits: dict[str, int] = {}
 
 def init():
     global lm, batcher, limits
-    lm = common.load_model()
+    lm = common.load_generation_model()
     batcher = ContinuousBatcher(
         BatchGenerator(lm).batch(),
         max_batch=common.env_int("BYOM_MAX_BATCH", 16),
@@ -71,7 +74,7 @@ def init():
             "GUNICORN_CMD_ARGS sets no --threads: unless the server is configured otherwise, this worker answers "
             "one request at a time and nothing is batched (see the top of generate.py)."
         )
-    logger.info("generation ready: model %s on %s (%s)", lm.name, lm.device, lm.dtype)
+    logger.info("generation ready: model %s on %s (%s weights)", lm.name, lm.device, lm.precision)
 
 
 @rawhttp

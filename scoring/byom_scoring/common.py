@@ -9,6 +9,10 @@ Environment variables (all optional):
 ``BYOM_DEVICE``, ``BYOM_DTYPE``
     Override the hardware choice: CUDA with bfloat16 weights when a GPU is
     present, otherwise CPU with float32.
+``BYOM_GENERATION_DTYPE``
+    The precision of a generation deployment's weights: float32, bfloat16,
+    float16 or int8 (default: float16 on a CPU, see precision.py). Token ranks
+    ignore it.
 ``BYOM_TORCH_THREADS``
     CPU threads for torch in each worker (default: the cores torch sees,
     divided by the inference server's ``WORKER_COUNT``, so that the workers
@@ -238,7 +242,8 @@ class LoadedModel:
     tokenizer: Any
     name: str
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # of the activations and of the weights not quantized
+    precision: str = ""  # the weights' precision where it is not dtype's name (int8)
 
     @property
     def context_length(self) -> int:
@@ -246,10 +251,27 @@ class LoadedModel:
 
 
 def load_model(model_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
+    """The model as token ranks use it: in BYOM_DTYPE (float32 on a CPU), whatever BYOM_GENERATION_DTYPE says."""
+    device, dtype = choose_device_and_dtype()
+    return _load(find_model(model_dir), device, dtype)
+
+
+def load_generation_model(model_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
+    """The model as generation serves it: in the precision BYOM_GENERATION_DTYPE chooses (precision.py)."""
+    from . import precision
+
+    device, _ = choose_device_and_dtype()
+    name = precision.generation_dtype(device)
+    lm = _load(find_model(model_dir), device, precision.load_dtype(name))
+    lm.model = precision.to_generation_dtype(lm.model, name)
+    lm.dtype = next(lm.model.parameters()).dtype  # float32 around packed layers
+    lm.precision = name
+    return lm
+
+
+def _load(source: ModelSource, device: torch.device, dtype: torch.dtype) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = find_model(model_dir)
-    device, dtype = choose_device_and_dtype()
     threads = env_int("BYOM_TORCH_THREADS", 0) or torch_threads_per_worker()
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
@@ -258,7 +280,9 @@ def load_model(model_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
     model = AutoModelForCausalLM.from_pretrained(source.folder, dtype=dtype, **extra)
     model.to(device)
     model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, name=source.name, device=device, dtype=dtype)
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, name=source.name, device=device, dtype=dtype, precision=str(dtype)[6:]
+    )
 
 
 def torch_threads_per_worker() -> int:

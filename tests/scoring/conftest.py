@@ -27,6 +27,31 @@ def tiny_lm(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_lm_in(tiny_model_dir):
+    """``tiny_lm_in(dtype)``: the tiny model loaded for generation in that BYOM_GENERATION_DTYPE (loaded once each)."""
+    import os
+
+    from byom_scoring import common
+
+    loaded = {}
+
+    def load(dtype):
+        if dtype not in loaded:
+            before = os.environ.get("BYOM_GENERATION_DTYPE")
+            os.environ["BYOM_GENERATION_DTYPE"] = dtype
+            try:
+                loaded[dtype] = common.load_generation_model(tiny_model_dir)
+            finally:
+                if before is None:
+                    del os.environ["BYOM_GENERATION_DTYPE"]
+                else:
+                    os.environ["BYOM_GENERATION_DTYPE"] = before
+        return loaded[dtype]
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def sample_lm(sample_model_dir):
     from byom_scoring import common
 

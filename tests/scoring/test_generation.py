@@ -11,6 +11,18 @@ from byom_scoring.generation import BatchGenerator, GenerationRequest
 PROMPTS = ["Hello there", "A much longer prompt that has quite a few more tokens in it", "Why?"]
 
 
+@pytest.fixture(params=["float32", "bfloat16", "float16", "int8"])
+def gen_lm(request, tiny_lm_in):
+    """The tiny model as generation serves it, in each precision BYOM_GENERATION_DTYPE offers."""
+    return tiny_lm_in(request.param)
+
+
+@pytest.fixture(params=["float32", "bfloat16", "float16"])
+def row_independent_lm(request, tiny_lm_in):
+    """The precisions whose rows do not depend on their batch mates (int8 quantizes a step's rows together)."""
+    return tiny_lm_in(request.param)
+
+
 def ids(lm, text):
     return lm.tokenizer(text)["input_ids"]
 
@@ -23,36 +35,39 @@ def hf_greedy(lm, prompt_ids, max_new_tokens):
     return lm.tokenizer.decode(out[0, len(prompt_ids) :], skip_special_tokens=True)
 
 
-def test_a_batch_of_different_prompts_gives_what_each_gives_alone(tiny_lm):
-    generator = BatchGenerator(tiny_lm)
-    requests = [GenerationRequest(ids(tiny_lm, p), max_new_tokens=n) for p, n in zip(PROMPTS, (12, 5, 9), strict=True)]
+def test_a_batch_of_different_prompts_gives_what_each_gives_alone(row_independent_lm):
+    generator = BatchGenerator(row_independent_lm)
+    requests = [
+        GenerationRequest(ids(row_independent_lm, p), max_new_tokens=n)
+        for p, n in zip(PROMPTS, (12, 5, 9), strict=True)
+    ]
     batched = generator.generate(requests)
     for request, result in zip(requests, batched, strict=True):
         alone = generator.generate([request])[0]
         assert result == alone
-        assert result.text == hf_greedy(tiny_lm, request.prompt_ids, request.max_new_tokens)
+        assert result.text == hf_greedy(row_independent_lm, request.prompt_ids, request.max_new_tokens)
         assert (result.finish_reason, result.completion_tokens) == ("length", request.max_new_tokens)
         assert result.prompt_tokens == len(request.prompt_ids)
 
 
-def test_end_of_sequence_stops_a_row_and_the_others_go_on(tiny_lm):
-    generator = BatchGenerator(tiny_lm)
-    requests = [GenerationRequest(ids(tiny_lm, p), max_new_tokens=8) for p in PROMPTS[:2]]
+def test_end_of_sequence_stops_a_row_and_the_others_go_on(row_independent_lm):
+    generator = BatchGenerator(row_independent_lm)
+    requests = [GenerationRequest(ids(row_independent_lm, p), max_new_tokens=8) for p in PROMPTS[:2]]
     free = generator.generate(requests)
     # Declare the 4th token the first row writes an end-of-sequence token.
-    fourth = tiny_lm.tokenizer(free[0].text, add_special_tokens=False)["input_ids"][3]
+    fourth = row_independent_lm.tokenizer(free[0].text, add_special_tokens=False)["input_ids"][3]
     generator.eos_ids = {fourth}
     stopped = generator.generate(requests)
     assert stopped[0].finish_reason == "stop"
     assert stopped[0].completion_tokens == 3
     assert free[0].text.startswith(stopped[0].text)
-    if fourth not in tiny_lm.tokenizer(free[1].text, add_special_tokens=False)["input_ids"]:
+    if fourth not in row_independent_lm.tokenizer(free[1].text, add_special_tokens=False)["input_ids"]:
         assert stopped[1] == free[1]
 
 
-def test_stop_sequences_cut_the_text(tiny_lm):
-    generator = BatchGenerator(tiny_lm)
-    prompt = ids(tiny_lm, PROMPTS[0])
+def test_stop_sequences_cut_the_text(gen_lm):
+    generator = BatchGenerator(gen_lm)
+    prompt = ids(gen_lm, PROMPTS[0])
     free = generator.generate([GenerationRequest(prompt, max_new_tokens=10)])[0]
     stop = free.text[len(free.text) // 2 :][:3]
     assert stop.strip()
@@ -61,9 +76,9 @@ def test_stop_sequences_cut_the_text(tiny_lm):
     assert result.text == free.text[: free.text.index(stop)]
 
 
-def test_sampling_is_reproducible_with_a_seed(tiny_lm):
-    generator = BatchGenerator(tiny_lm)
-    prompt = ids(tiny_lm, PROMPTS[0])
+def test_sampling_is_reproducible_with_a_seed(gen_lm):
+    generator = BatchGenerator(gen_lm)
+    prompt = ids(gen_lm, PROMPTS[0])
 
     def sample(seed, **params):
         request = GenerationRequest(prompt, max_new_tokens=12, do_sample=True, seed=seed, **params)
@@ -77,9 +92,9 @@ def test_sampling_is_reproducible_with_a_seed(tiny_lm):
     assert sample(3, temperature=0.0) == greedy
 
 
-def test_rows_sample_with_their_own_parameters_in_one_batch(tiny_lm):
-    generator = BatchGenerator(tiny_lm)
-    prompt = ids(tiny_lm, PROMPTS[0])
+def test_rows_sample_with_their_own_parameters_in_one_batch(row_independent_lm):
+    generator = BatchGenerator(row_independent_lm)
+    prompt = ids(row_independent_lm, PROMPTS[0])
     greedy = GenerationRequest(prompt, max_new_tokens=10)
     sampled = GenerationRequest(prompt, max_new_tokens=10, do_sample=True, temperature=1.5, seed=11)
     together = generator.generate([greedy, sampled])
@@ -87,9 +102,9 @@ def test_rows_sample_with_their_own_parameters_in_one_batch(tiny_lm):
     assert together[1] == generator.generate([sampled])[0]
 
 
-def test_each_request_is_delivered_when_it_is_done(tiny_lm):
-    generator = BatchGenerator(tiny_lm)
-    prompt = ids(tiny_lm, PROMPTS[0])
+def test_each_request_is_delivered_when_it_is_done(gen_lm):
+    generator = BatchGenerator(gen_lm)
+    prompt = ids(gen_lm, PROMPTS[0])
     delivered = []
     results = generator.generate(
         [GenerationRequest(prompt, max_new_tokens=20), GenerationRequest(prompt, max_new_tokens=2)],
@@ -105,13 +120,15 @@ def run_to_end(batch):
     return results
 
 
-def test_requests_joining_a_running_batch_give_what_they_give_alone(tiny_lm):
-    generator = BatchGenerator(tiny_lm)
-    first = GenerationRequest(ids(tiny_lm, PROMPTS[0]), max_new_tokens=16)
+def test_requests_joining_a_running_batch_give_what_they_give_alone(row_independent_lm):
+    generator = BatchGenerator(row_independent_lm)
+    first = GenerationRequest(ids(row_independent_lm, PROMPTS[0]), max_new_tokens=16)
     # Joins later with a longer prompt than the batch is wide (the running row gets padded)...
-    longer = GenerationRequest(ids(tiny_lm, PROMPTS[1] + " " + PROMPTS[1]), max_new_tokens=4)
+    longer = GenerationRequest(ids(row_independent_lm, PROMPTS[1] + " " + PROMPTS[1]), max_new_tokens=4)
     # ...and a shorter one, sampled, joining while the longer one runs and leaving after it.
-    sampled = GenerationRequest(ids(tiny_lm, PROMPTS[2]), max_new_tokens=10, do_sample=True, seed=5, temperature=1.3)
+    sampled = GenerationRequest(
+        ids(row_independent_lm, PROMPTS[2]), max_new_tokens=10, do_sample=True, seed=5, temperature=1.3
+    )
     batch = generator.batch()
     batch.admit([("first", first)])
     results = {}
@@ -123,14 +140,14 @@ def test_requests_joining_a_running_batch_give_what_they_give_alone(tiny_lm):
     results.update(run_to_end(batch))
     for key, request in {"first": first, "longer": longer, "sampled": sampled}.items():
         assert results[key] == generator.generate([request])[0], key
-    assert results["first"].text == hf_greedy(tiny_lm, first.prompt_ids, 16)
-    assert results["longer"].text == hf_greedy(tiny_lm, longer.prompt_ids, 4)
+    assert results["first"].text == hf_greedy(row_independent_lm, first.prompt_ids, 16)
+    assert results["longer"].text == hf_greedy(row_independent_lm, longer.prompt_ids, 4)
 
 
-def test_the_batch_narrows_when_its_widest_rows_leave(tiny_lm):
-    generator = BatchGenerator(tiny_lm)
-    long_prompt = GenerationRequest(ids(tiny_lm, "word " * 100), max_new_tokens=2)
-    short_prompt = GenerationRequest(ids(tiny_lm, PROMPTS[0]), max_new_tokens=12)
+def test_the_batch_narrows_when_its_widest_rows_leave(row_independent_lm):
+    generator = BatchGenerator(row_independent_lm)
+    long_prompt = GenerationRequest(ids(row_independent_lm, "word " * 100), max_new_tokens=2)
+    short_prompt = GenerationRequest(ids(row_independent_lm, PROMPTS[0]), max_new_tokens=12)
     batch = generator.batch()
     batch.admit([("short", short_prompt), ("long", long_prompt)])
     results = {}
@@ -141,6 +158,15 @@ def test_the_batch_narrows_when_its_widest_rows_leave(tiny_lm):
     assert all(layer.keys.shape[2] == batch.mask.shape[1] for layer in batch.cache.layers)
     results.update(run_to_end(batch))
     assert results["short"] == generator.generate([short_prompt])[0]
+
+
+def test_int8_rows_are_quantized_together_and_still_deterministic(tiny_lm_in):
+    lm = tiny_lm_in("int8")
+    generator = BatchGenerator(lm)
+    requests = [GenerationRequest(ids(lm, p), max_new_tokens=8) for p in PROMPTS]
+    assert generator.generate(requests) == generator.generate(requests)
+    alone = generator.generate([requests[0]])[0]
+    assert alone.text == hf_greedy(lm, requests[0].prompt_ids, 8)
 
 
 class Countdown:
