@@ -1,4 +1,4 @@
-"""The routing rules (the gateway's table, the in-memory fake's answers) and the gateway's metrics, without processes."""
+"""The routing rules (the gateway's table, the in-memory fake's answers) and the gateway's metrics, no processes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from byom.core.entities import Deployment, Endpoint, EndpointKeys, InstanceState, ModelSpec, RequestSettings
-from byom.core.local.gateway_metrics import GatewayMetrics
+from byom.core.local.gateway.metrics import GatewayMetrics
 from byom.core.local.state import InstanceRecord
 from byom.core.memory import InMemoryWorkspace
 from byom.core.routing import build_routes

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 from byom.core.entities import Deployment, Endpoint, EndpointKeys, InstanceState, RequestSettings
-from byom.core.local import gateway as gateway_module
-from byom.core.local import upstream as upstream_module
-from byom.core.local.gateway import Gateway
-from byom.core.local.gateway_http import Request
+from byom.core.local.gateway import proxy as gateway_module
+from byom.core.local.gateway import upstream as upstream_module
+from byom.core.local.gateway.http_server import Request
+from byom.core.local.gateway.proxy import Gateway
 from byom.core.local.processes import free_port
 from byom.core.local.serving_files import ServingFiles
 from byom.core.local.state import InstanceRecord
