@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T", bound="Entity")
@@ -20,9 +21,39 @@ T = TypeVar("T", bound="Entity")
 Stage = Literal["dev", "staging", "production"]
 STAGES: tuple[str, ...] = ("dev", "staging", "production")
 
-ProvisioningState = Literal["Creating", "Updating", "Scaling", "Deleting", "Succeeded", "Failed"]
-# Unknown: the backend does not report builds (Azure ML builds an image when a deployment first uses it)
-BuildState = Literal["NotStarted", "Running", "Succeeded", "Failed", "Unknown"]
+
+
+# A state is a StrEnum: it compares equal to its string, so callers that spell "Succeeded" keep working.
+# Entities hold plain strings (what from_dict reads back, what YAML output can print); members are
+# written where a state is set.
+
+
+class ProvisioningState(StrEnum):
+    """A deployment's (or an endpoint's) state, as Azure ML names it."""
+
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    SCALING = "Scaling"
+    DELETING = "Deleting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class BuildState(StrEnum):
+    NOT_STARTED = "NotStarted"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"  # the backend does not report builds (Azure ML builds an image when a deployment first uses it)
+
+
+class InstanceState(StrEnum):
+    """A model-server instance's state, as the local control plane supervises it."""
+
+    STARTING = "Starting"
+    READY = "Ready"
+    CRASHED = "Crashed"  # started again after a backoff
+    STOPPING = "Stopping"  # out of the routes, drained, then ended
 
 LOCAL_PYTHON = "local-python"
 """Built-in environment: the interpreter byom itself runs in."""
@@ -168,7 +199,7 @@ class EnvironmentVersion(Entity):
 class EnvironmentBuild(Entity):
     name: str
     version: int
-    state: str = "NotStarted"  # BuildState
+    state: str = BuildState.NOT_STARTED.value  # a BuildState
     started_at: str | None = None
     ended_at: str | None = None
     interpreter: str | None = None
@@ -219,7 +250,7 @@ class Endpoint(Entity):
     mirror_traffic: dict[str, int] = field(default_factory=dict)
     scoring_uri: str = ""
     swagger_uri: str = ""
-    provisioning_state: str = "Succeeded"
+    provisioning_state: str = ProvisioningState.SUCCEEDED.value  # a ProvisioningState
     created_by: str = ""
     created_at: str = ""
     updated_at: str = ""
@@ -252,7 +283,7 @@ class ProbeSettings(Entity):
 @dataclass
 class InstanceStatus(Entity):
     id: str
-    state: str  # Starting | Ready | Crashed | Stopped
+    state: str  # an InstanceState
     pid: int | None = None
     port: int | None = None
     restarts: int = 0
@@ -275,7 +306,7 @@ class Deployment(Entity):
     environment_variables: dict[str, str] = field(default_factory=dict)
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
-    provisioning_state: str = "Creating"
+    provisioning_state: str = ProvisioningState.CREATING.value  # a ProvisioningState
     state_reason: str = ""  # why it Failed, or what it is doing
     instances: list[InstanceStatus] = field(default_factory=list)
     created_by: str = ""

@@ -29,6 +29,7 @@ from typing import Any
 
 from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, RequestFact
 from .errors import NotFound, Unsupported
+from .routing import build_routes
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 
@@ -218,21 +219,22 @@ class FakeServing(Serving):
         start = time.perf_counter()
         request_id = str(uuid.uuid4())
         name = state.endpoint.name
-        auth = headers.get("Authorization", "")
         base = {"x-request-id": request_id}
-        if auth not in (f"Bearer {state.keys.primary_key}", f"Bearer {state.keys.secondary_key}"):
+        route = build_routes([state.endpoint], {name: state.keys}, state.deployments.values(), ())[name]
+        if not route.authorized(headers.get("Authorization")):
             return InvokeResult(401, json.dumps({"error": "Invalid or missing key."}), base, None, 0.0, request_id)
-        target = (deployment or headers.get(DEPLOYMENT_HEADER) or "").lower()
+        target = deployment or headers.get(DEPLOYMENT_HEADER) or ""
         if target:
-            if target not in state.deployments:
-                return InvokeResult(404, json.dumps({"error": f"No deployment named {target}."}), base, None, 0.0, request_id)
-            chosen = target
+            chosen = route.target(target)
+            if chosen is None:
+                error = f"No deployment named {target.lower()}."
+                return InvokeResult(404, json.dumps({"error": error}), base, None, 0.0, request_id)
         else:
-            weighted = [(d, w) for d, w in state.endpoint.traffic.items() if w > 0]
-            if not weighted:
-                return InvokeResult(404, json.dumps({"error": "No deployment has traffic."}), base, None, 0.0, request_id)
-            chosen = self._random.choices([d for d, _ in weighted], [w for _, w in weighted])[0].lower()
-        dep = state.deployments[chosen]
+            chosen = route.choose(self._random)
+            if chosen is None:
+                error = "No deployment has traffic."
+                return InvokeResult(404, json.dumps({"error": error}), base, None, 0.0, request_id)
+        dep = state.deployments[chosen.key]
         try:
             payload = json.loads(body)
         except ValueError:
@@ -245,13 +247,12 @@ class FakeServing(Serving):
         if "x-ms-client-request-id" in headers:
             out_headers["x-ms-client-request-id"] = headers["x-ms-client-request-id"][:40]
         result = InvokeResult(status, json.dumps(answer), out_headers, dep.name, latency, request_id)
-        if not target:
-            for mirror, pct in state.endpoint.mirror_traffic.items():
-                if pct > 0 and self._random.random() * 100 < pct and mirror.lower() in state.deployments:
-                    shadow = state.deployments[mirror.lower()]
-                    self.history.append((name, shadow.name, payload))
-                    m_status, _ = self.responder(name, shadow.name, payload)
-                    self._facts.append(RequestFact(time.time(), name, shadow.name, shadow.model, m_status, 0.0, True))
+        shadow = None if target else route.mirror_to(self._random)
+        if shadow is not None:
+            mirrored = state.deployments[shadow.key]
+            self.history.append((name, mirrored.name, payload))
+            m_status, _ = self.responder(name, mirrored.name, payload)
+            self._facts.append(RequestFact(time.time(), name, mirrored.name, mirrored.model, m_status, 0.0, True))
         return result
 
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:

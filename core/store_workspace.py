@@ -52,6 +52,7 @@ from .entities import (
 from .environments import drift, freeze_to_versions, installed_packages, parse_conda
 from .errors import AlreadyExists, InUse, InvalidInput, NotFound, Unsupported
 from .metrics import summarize
+from .outcome import record_outcome
 from .serving import EndpointState, Serving
 from .store import Store, Txn
 from .workspace import Capability, Progress, VersionRef, Workspace, no_progress
@@ -641,21 +642,11 @@ class StoreWorkspace(Workspace):
         return self._record_observed(observed)
 
     def _record_observed(self, observed: Deployment) -> Deployment:
-        key = _dep_key(observed.endpoint_name, observed.name)
         with self.store.transaction() as txn:
-            current = txn.get("deployment", key)
-            if current is None:  # deleted meanwhile
-                return observed
-            if current.get("updated_at") != observed.updated_at:  # changed since: the newer change decides
-                return observed
-            if (current["provisioning_state"], current["state_reason"]) != (observed.provisioning_state, observed.state_reason):
-                current["provisioning_state"] = observed.provisioning_state
-                current["state_reason"] = observed.state_reason
-                txn.put("deployment", key, 0, current)
-                if observed.provisioning_state in ("Succeeded", "Failed"):
-                    self._audit(txn, "deployment.state", f"deployment/{observed.endpoint_name}/{observed.name}",
-                                None, {"provisioning_state": observed.provisioning_state,
-                                       "reason": observed.state_reason[-500:]})
+            current = record_outcome(txn, observed.endpoint_name, observed.name, observed.updated_at,
+                                     observed.provisioning_state, observed.state_reason, self.actor)
+        if current is None:  # deleted meanwhile, or changed since: the newer change decides
+            return observed
         return Deployment.from_dict(current).replace(instances=observed.instances)
 
     def get_deployment(self, endpoint_name: str, name: str) -> Deployment:

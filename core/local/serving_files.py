@@ -81,9 +81,10 @@ class ServingFiles:
 
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] | None = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
+    return data
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -2,7 +2,6 @@
 
 import json
 import time
-import typing
 from pathlib import Path
 
 import pytest
@@ -313,7 +312,7 @@ def test_what_azure_cannot_show_is_said_with_where_to_look(endpoint) -> None:
     assert build.state == "Succeeded"
     endpoint.create_environment(EnvironmentSpec(name="env", conda_file="dependencies:\n  - python=3.11\n"))
     remote = endpoint.get_environment_build("env")
-    assert remote.state == "Unknown" and remote.state in typing.get_args(BuildState), "a declared build state"
+    assert remote.state == "Unknown" and remote.state in list(BuildState), "a declared build state"
     assert "does not report build status" in remote.message and "ml.azure.com" in remote.message
     assert endpoint.info().capabilities == [
         "deployments", "docker-builds", "endpoints", "environments", "models", "remote-model-paths"]

@@ -24,9 +24,9 @@ from byom.core.entities import EnvironmentSpec, EnvironmentVersion
 from byom.core.environments import build_key, conda_to_pip
 from byom.core.errors import BackendError, InvalidInput
 from byom.core.local.builds import VenvBuilder, interpreter_for
-from byom.core.local.builds_folder import BuildFolder
-from byom.core.local.builds_pip import failure_reason
-from byom.core.local.builds_python import Interpreter, choose_interpreter
+from byom.core.local.builds.folder import BuildFolder
+from byom.core.local.builds.interpreters import Interpreter, choose_interpreter
+from byom.core.local.builds.pip import failure_reason
 from byom.core.local.workspace import LocalWorkspace
 
 from ..waiting import wait_until
@@ -232,8 +232,8 @@ def test_an_unmet_python_pin_builds_with_the_nearest_and_warns(built: dict) -> N
 
 
 def _python_older_than_byoms_pip() -> Interpreter | None:
-    from byom.core.local.builds_python import find_interpreters
-    from byom.core.local.builds_worker import host_pip_serves
+    from byom.core.local.builds.interpreters import find_interpreters
+    from byom.core.local.builds.worker import host_pip_serves
 
     older = [i for i in find_interpreters() if not host_pip_serves(i.version_text)]
     return older[0] if older else None

@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from byom.core.local import gateway as gateway_module
-from byom.core.local import upstream as upstream_module
-from byom.core.local.gateway import Gateway
-from byom.core.local.gateway_http import Request
+from byom.core.entities import Deployment, Endpoint, EndpointKeys, InstanceState, RequestSettings
+from byom.core.local.gateway import proxy as gateway_module
+from byom.core.local.gateway import upstream as upstream_module
+from byom.core.local.gateway.http_server import Request
+from byom.core.local.gateway.proxy import Gateway
 from byom.core.local.processes import free_port
-from byom.core.local.routing import build_routes
 from byom.core.local.serving_files import ServingFiles
+from byom.core.local.state import InstanceRecord
+from byom.core.routing import build_routes
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,11 +31,14 @@ KEY = "the-key"
 
 
 def routes_to(port: int) -> dict:
-    endpoint = {"name": "chat", "traffic": {"blue": 100}}
-    deployment = {"name": "blue", "endpoint_name": "chat", "model": "m:1", "instance_count": 1,
-                  "request_settings": {"request_timeout_ms": 5000, "max_concurrent_requests_per_instance": 4}}
-    instance = {"id": "blue-0", "endpoint": "chat", "deployment": "blue", "state": "Ready", "port": port}
-    return build_routes([endpoint], {"chat": {"primary_key": KEY}}, [deployment], [instance])
+    endpoint = Endpoint(name="chat", traffic={"blue": 100})
+    deployment = Deployment(name="blue", endpoint_name="chat", model="m:1", instance_count=1,
+                            request_settings=RequestSettings(request_timeout_ms=5000,
+                                                             max_concurrent_requests_per_instance=4))
+    instance = InstanceRecord(id="blue-0", endpoint="chat", deployment="blue", generation="g1", index=0,
+                              state=InstanceState.READY, port=port)
+    return build_routes([endpoint], {"chat": EndpointKeys(primary_key=KEY, secondary_key="")}, [deployment],
+                        [instance])
 
 
 def score(endpoint: str = "chat", key: str = KEY) -> Request:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from byom.core.entities import Deployment
-from byom.core.local import control_plane as cp
+from byom.core.local.control_plane.generations import generation_id
+from byom.core.local.control_plane.plane import ControlPlane
 from byom.core.local.serving_files import ServingFiles
+from byom.core.local.state import RolloutPhase, RolloutRecord
 
 KEY = "ep/blue"
 TOKEN = "2026-11-23T10:00:00.000+00:00"
@@ -23,8 +25,8 @@ TOKEN = "2026-11-23T10:00:00.000+00:00"
 def plane(tmp_path: Path):
     files = ServingFiles(tmp_path / "home")
     files.home.mkdir(parents=True)
-    plane = cp.ControlPlane(files)
-    plane.supervise_gateway = lambda: None  # no gateway process in these tests
+    plane = ControlPlane(files)
+    plane.gateway.supervise = lambda: None  # no gateway process in these tests
     with plane.store.transaction() as txn:  # as an update with --no-wait leaves it
         txn.put("deployment", KEY, 0, {"name": "blue", "endpoint_name": "ep", "model": "m:1",
                                        "updated_at": TOKEN, "provisioning_state": "Updating", "state_reason": ""})
@@ -32,34 +34,34 @@ def plane(tmp_path: Path):
     plane.close()
 
 
-def recorded(plane: cp.ControlPlane) -> tuple[str, str]:
+def recorded(plane: ControlPlane) -> tuple[str, str]:
     with plane.store.transaction() as txn:
         doc = txn.get("deployment", KEY)
     return doc["provisioning_state"], doc["state_reason"]
 
 
 def test_an_outcome_whose_write_fails_is_written_at_the_next_tick(plane, monkeypatch) -> None:
-    rollout = cp.Rollout("ep", "blue", "blue", token=TOKEN, generation="g1", phase="rolling")
-    plane.rollouts[rollout.key] = rollout
+    rollout = RolloutRecord("ep", "blue", "blue", token=TOKEN, generation="g1", phase=RolloutPhase.ROLLING)
+    plane.planner.rollouts[rollout.key] = rollout
     monkeypatch.setattr(plane, "reconcile", lambda: None)
-    monkeypatch.setattr(plane, "check_rollout",
-                        lambda r: plane.finish(r, "Succeeded", "") if r.phase == "rolling" else None)
-    write = plane._record_outcome
+    monkeypatch.setattr(plane.planner, "check",
+                        lambda r: plane.planner.finish(r, "Succeeded", "") if r.phase == "rolling" else None)
+    write = plane.write_outcome
     attempts = []
 
-    def locked_once(*outcome):
+    def locked_once(outcome):
         attempts.append(outcome)
         if len(attempts) == 1:
             raise sqlite3.OperationalError("database is locked")
-        write(*outcome)
+        write(outcome)
 
-    monkeypatch.setattr(plane, "_record_outcome", locked_once)
+    monkeypatch.setattr(plane, "write_outcome", locked_once)
     with pytest.raises(sqlite3.OperationalError):
         plane.tick()  # main() logs this and ticks again
     assert recorded(plane) == ("Updating", "")
     plane.tick()
     assert recorded(plane) == ("Succeeded", "")
-    assert len(attempts) == 2 and plane._outcomes == []
+    assert len(attempts) == 2 and plane.planner.outcomes == []
 
 
 @pytest.mark.parametrize(("phase", "reason", "expected"), [
@@ -70,10 +72,10 @@ def test_an_outcome_lost_in_a_restart_is_recorded_by_the_next_control_plane(plan
                                                                             expected) -> None:
     # the state file said the rollout had ended; the control plane stopped before the database heard of it
     dep = Deployment(name="blue", endpoint_name="ep", model="m:1", updated_at=TOKEN, provisioning_state="Updating")
-    ended = cp.Rollout("ep", "blue", "blue", token=TOKEN, generation=cp.generation_id(dep), phase=phase,
-                       reason=reason)
-    plane.rollouts[ended.key] = ended
-    monkeypatch.setattr(plane, "load_desired", lambda: {ended.key: (dep, None)})
+    ended = RolloutRecord("ep", "blue", "blue", token=TOKEN, generation=generation_id(dep), phase=phase,
+                          reason=reason)
+    plane.planner.rollouts[ended.key] = ended
+    monkeypatch.setattr(plane.desired, "load", lambda: {ended.key: (dep, None)})
     plane.tick()
     assert recorded(plane) == expected
     assert ended.phase == phase, "what runs is left as it is"
@@ -84,18 +86,18 @@ def test_an_outcome_lost_in_a_restart_is_recorded_by_the_next_control_plane(plan
 
 
 def test_an_update_that_could_not_start_is_tried_again_not_called_done(plane, monkeypatch) -> None:
-    serving = cp.Rollout("ep", "blue", "blue", token="2026-11-23T09:00:00.000+00:00", generation="g0",
-                         phase="steady")
-    plane.rollouts[serving.key] = serving
+    serving = RolloutRecord("ep", "blue", "blue", token="2026-11-23T09:00:00.000+00:00", generation="g0",
+                            phase=RolloutPhase.STEADY)
+    plane.planner.rollouts[serving.key] = serving
     dep = Deployment(name="blue", endpoint_name="ep", model="m:1", updated_at=TOKEN, provisioning_state="Updating")
-    monkeypatch.setattr(plane, "load_desired", lambda: {serving.key: (dep, None)})
+    monkeypatch.setattr(plane.desired, "load", lambda: {serving.key: (dep, None)})
     tries = []
 
     def locked(*args):
         tries.append(args)
         raise sqlite3.OperationalError("database is locked")  # reading the environment's build, say
 
-    monkeypatch.setattr(plane, "prepare", locked)
+    monkeypatch.setattr(plane.planner, "prepare", locked)
     for _ in range(2):
         plane._last_load = 0.0
         with pytest.raises(sqlite3.OperationalError):

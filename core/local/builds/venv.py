@@ -1,12 +1,12 @@
 """Local environment builds: a virtual environment per conda spec, cached by the spec's hash.
 
 An environment version with a conda file is built into ``<envs>/<key>/venv``
-(see :mod:`core.local.builds_folder` for the folder), where ``key`` hashes
+(see :mod:`core.local.builds.folder` for the folder), where ``key`` hashes
 the Python version chosen for it and the PyPI requirements it resolves to
 (:func:`core.environments.build_key`): versions with the same resolved spec
 share one build. The model server is always among the requirements.
 
-A build runs in a background process (:mod:`core.local.builds_worker`) that
+A build runs in a background process (:mod:`core.local.builds.worker`) that
 holds the folder's lock, so that two builders of one spec, in one process or
 in several, never build into the same folder at once: the second waits for
 the first and takes its result. ``build(wait=False)`` returns as soon as the
@@ -28,14 +28,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..builds import EnvironmentBuilder, Progress
-from ..entities import LOCAL_PYTHON, EnvironmentBuild, EnvironmentVersion, utcnow
-from ..environments import build_key, with_inference_server
-from ..errors import BackendError, ByomError, InvalidInput, NotFound
-from .builds_folder import BuildFolder, write_json
-from .builds_python import Interpreter, choose_interpreter, find_interpreters
+from ...builds import EnvironmentBuilder, Progress
+from ...entities import LOCAL_PYTHON, BuildState, EnvironmentBuild, EnvironmentVersion, utcnow
+from ...environments import build_key, with_inference_server
+from ...errors import BackendError, ByomError, InvalidInput, NotFound
+from .folder import BuildFolder, write_json
+from .interpreters import Interpreter, choose_interpreter, find_interpreters
 
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 POLL_S = 0.2
 INTERRUPTED = ("The build stopped before it finished (its process was killed, or the machine restarted); "
                "nothing of it is used. Build again.")
@@ -83,7 +83,7 @@ class VenvBuilder(EnvironmentBuilder):
 
     def status(self, env: EnvironmentVersion) -> EnvironmentBuild:
         if not env.conda_file:
-            return EnvironmentBuild(name=env.name, version=env.version, state="NotStarted",
+            return EnvironmentBuild(name=env.name, version=env.version, state=BuildState.NOT_STARTED.value,
                                     message="No conda file: nothing to build; locally it runs in byom's own interpreter.")
         plan = self.plan(env)
         return self._status(env, plan)
@@ -97,17 +97,17 @@ class VenvBuilder(EnvironmentBuilder):
         build.started_at, build.ended_at = state.get("started_at"), state.get("ended_at")
         build.interpreter = str(folder.python)
         build.log = _read_log(folder, plan.warning)
-        build.state = state.get("state", "NotStarted")
-        if build.state == "Running":
+        build.state = state.get("state", BuildState.NOT_STARTED.value)
+        if build.state == BuildState.RUNNING:
             if _interrupted(folder, state):
-                build.state, build.message = "Failed", INTERRUPTED
+                build.state, build.message = BuildState.FAILED.value, INTERRUPTED
             else:
-                build.message = state.get("step") or "Running"
-        elif build.state == "Failed":
+                build.message = state.get("step") or BuildState.RUNNING.value
+        elif build.state == BuildState.FAILED:
             build.message = "\n".join(m for m in (state.get("message"), plan.warning) if m)
-        elif build.state == "Succeeded":
+        elif build.state == BuildState.SUCCEEDED:
             if not folder.python.exists():
-                build.state = "Failed"
+                build.state = BuildState.FAILED.value
                 build.message = "The built environment is gone (its folder or its Python was removed). Build again."
             else:
                 build.packages = _installed(folder, plan.interpreter)
@@ -161,21 +161,22 @@ class VenvBuilder(EnvironmentBuilder):
             "requirements": plan.requirements,
             "warning": plan.warning,
         })
-        folder.write_state({"state": "Running", "started_at": utcnow(), "started_ts": time.time(),
+        folder.write_state({"state": BuildState.RUNNING, "started_at": utcnow(), "started_ts": time.time(),
                             "step": "Starting", "fraction": 0.0, "environment": env.ref})
         # importable wherever byom runs from, installed or not
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
+        child_env = {**os.environ,
+                     "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
         with open(folder.log, "w") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "byom.core.local.builds_worker", str(folder.path), str(lock_fd)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=folder.path, env=env,
+                [sys.executable, "-m", "byom.core.local.builds.worker", str(folder.path), str(lock_fd)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=folder.path, env=child_env,
                 pass_fds=(lock_fd,), start_new_session=True,
             )
 
 
 def _interrupted(folder: BuildFolder, state: dict[str, Any]) -> bool:
     """Running on file, but nobody holds the lock: the builder died."""
-    return state.get("state") == "Running" and not folder.is_locked()
+    return state.get("state") == BuildState.RUNNING and not folder.is_locked()
 
 
 def _report(folder: BuildFolder, progress: Progress, prefix: str | None = None) -> None:
@@ -232,13 +233,13 @@ def interpreter_for(
     builder = VenvBuilder(home / "envs")
     plan = builder.plan(env)
     build = builder._status(env, plan)
-    if build.state == "Failed" and build.message != INTERRUPTED:
+    if build.state == BuildState.FAILED and build.message != INTERRUPTED:
         raise _build_failed(env, build)
-    if build.state != "Succeeded":
+    if build.state != BuildState.SUCCEEDED:
         build = builder.build(env, force=False, wait=wait, progress=progress)
-    if build.state == "Succeeded":
+    if build.state == BuildState.SUCCEEDED:
         return Path(build.interpreter or plan.folder.python)
-    if build.state == "Failed":
+    if build.state == BuildState.FAILED:
         raise _build_failed(env, build)
     return None
 
@@ -262,11 +263,11 @@ def running_build(home: str | Path, ref: str) -> dict[str, Any] | None:
     except ByomError:
         return None
     state = folder.read_state() or {}
-    return state if state.get("state") == "Running" and not _interrupted(folder, state) else None
+    return state if state.get("state") == BuildState.RUNNING and not _interrupted(folder, state) else None
 
 
 def _environment(home: Path, ref: str) -> EnvironmentVersion:
-    from .sqlite_store import SqliteStore
+    from ..sqlite_store import SqliteStore
 
     name, _, version = ref.partition(":")
     if name == LOCAL_PYTHON:

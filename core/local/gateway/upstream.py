@@ -151,7 +151,7 @@ async def _read_answer(reader: asyncio.StreamReader, method: str) -> tuple[Answe
 
 
 async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
         if size == 0:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Builds run the host's pip against the new environment (pip --python), and
 # pip supports targets from 3.9 on.
@@ -97,7 +98,7 @@ def find_interpreters(cache_file: Path | None = None) -> list[Interpreter]:
             continue
         stamps[path] = f"{st.st_size}:{st.st_mtime_ns}"
     paths = [p for p in paths if p in stamps]
-    cached: dict[str, list] = {}
+    cached: dict[str, list[Any]] = {}
     if cache_file is not None:
         try:
             cached = json.loads(cache_file.read_text())

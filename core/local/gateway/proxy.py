@@ -31,23 +31,23 @@ import os
 import random
 import signal
 import sqlite3
-import sys
 import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..entities import RequestFact, utcnow
-from ..serving import DEPLOYMENT_HEADER
-from .gateway_http import HttpServer, Request, Response, json_error, json_response
-from .gateway_metrics import GatewayMetrics
-from .model_server import KEEP_ALIVE_S
-from .processes import start_time
-from .request_facts import RequestFactStore
-from .routing import DeploymentRoute, EndpointRoute, build_routes
-from .serving_files import ServingFiles, read_json, start_service, write_json
-from .sqlite_store import SqliteStore
+from ...entities import Deployment, Endpoint, EndpointKeys, RequestFact, utcnow
+from ...routing import DeploymentRoute, EndpointRoute, build_routes
+from ...serving import DEPLOYMENT_HEADER
+from ..model_server import KEEP_ALIVE_S
+from ..processes import start_time
+from ..request_facts import RequestFactStore
+from ..serving_files import ServingFiles, read_json, start_service, write_json
+from ..sqlite_store import SqliteStore
+from ..state import read_state
+from .http_server import HttpServer, Request, Response, json_error, json_response
+from .metrics import GatewayMetrics
 from .upstream import Dropped, Refused, Unreachable, UpstreamPool
 
 log = logging.getLogger("byom.gateway")
@@ -100,11 +100,10 @@ class Gateway:
         if self._store is None:
             self._store = SqliteStore(self.files.db)
         with self._store.transaction() as txn:
-            endpoints = txn.list("endpoint")
-            keys = {doc_name: txn.get("keys", doc_name) or {} for doc_name in (d["name"] for d in endpoints)}
-            deployments = txn.list("deployment")
-        state = read_json(self.files.state) or {}
-        return build_routes(endpoints, keys, deployments, state.get("instances") or [])
+            endpoints = [Endpoint.from_dict(doc) for doc in txn.list("endpoint")]
+            keys = {e.name: EndpointKeys.from_dict(doc) for e in endpoints if (doc := txn.get("keys", e.name))}
+            deployments = [Deployment.from_dict(doc) for doc in txn.list("deployment")]
+        return build_routes(endpoints, keys, deployments, read_state(self.files.state).instances)
 
     def _changed(self) -> bool:
         if self._watch is None:
@@ -387,6 +386,3 @@ def main(argv: list[str] | None = None) -> int:
     files, _lock = started
     return asyncio.run(serve(files))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

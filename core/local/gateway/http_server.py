@@ -158,7 +158,8 @@ class HttpServer:
         return Request(method, path, headers, raw, b""), keep_alive, expect_continue, length
 
     async def _read_chunks(self, reader: asyncio.StreamReader) -> bytes:
-        parts, total = [], 0
+        parts: list[bytes] = []
+        total = 0
         while True:
             line = await _line(reader, 400, f"A chunk size line is over {MAX_HEAD_BYTES // 1024} KiB.")
             digits = line[:-2].split(b";", 1)[0].strip(b" \t")

@@ -1,6 +1,6 @@
-"""The background process that builds one environment: ``python -m core.local.builds_worker FOLDER LOCK_FD``.
+"""The background process that builds one environment: ``python -m byom.core.local.builds.worker FOLDER LOCK_FD``.
 
-Started by :class:`core.local.builds.VenvBuilder` in its own session, so that
+Started by :class:`core.local.builds.venv.VenvBuilder` in its own session, so that
 it outlives the CLI that asked for it (``--no-wait``) and a Ctrl-C there. It
 inherits the build folder's lock, already taken, as ``LOCK_FD`` and hands it
 on to pip, so the lock is held until the last process working in the folder
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..entities import utcnow
-from .builds_folder import BuildFolder
-from .builds_pip import PipProgress, failure_reason
+from ...entities import BuildState, utcnow
+from .folder import BuildFolder
+from .pip import PipProgress, failure_reason
 
 
 class StepFailed(Exception):
@@ -48,7 +48,8 @@ def host_pip_serves(python_version: str) -> bool:
 
     from packaging.specifiers import SpecifierSet
 
-    requires = metadata.metadata("pip").get("Requires-Python") or ""
+    # the PackageMetadata protocol leaves out get(), which the email.message.Message it returns has
+    requires = metadata.metadata("pip").get("Requires-Python") or ""  # type: ignore[attr-defined]
     return SpecifierSet(requires).contains(python_version)
 
 
@@ -132,7 +133,7 @@ def build(folder: BuildFolder, request: dict[str, Any], lock_fd: int) -> None:
     elapsed = time.time() - started
     log(f"Succeeded in {elapsed:.1f} s: {len(packages)} packages.")
     # written last: from here on the environment is used
-    folder.update_state(state="Succeeded", step="Built", fraction=1.0, ended_at=utcnow(), ended_ts=time.time(),
+    folder.update_state(state=BuildState.SUCCEEDED, step="Built", fraction=1.0, ended_at=utcnow(), ended_ts=time.time(),
                         packages=packages, message=request.get("warning") or "")
 
 
@@ -144,7 +145,8 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # every failure ends in a Failed state with its reason
         reason = str(exc) if isinstance(exc, StepFailed) else f"The build failed: {type(exc).__name__}: {exc}"
         log(f"FAILED: {reason}")
-        folder.update_state(state="Failed", step="Failed", ended_at=utcnow(), ended_ts=time.time(), message=reason)
+        folder.update_state(state=BuildState.FAILED, step="Failed", ended_at=utcnow(), ended_ts=time.time(),
+                            message=reason)
         return 1
     return 0
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .builds_python import venv_python
+from ...entities import BuildState
+from .interpreters import venv_python
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,17 @@ class BuildFolder:
         return venv_python(self.venv)
 
     def read_request(self) -> dict[str, Any]:
-        return json.loads(self.request.read_text())
+        request: dict[str, Any] = json.loads(self.request.read_text())
+        return request
 
     def read_state(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.state_file.read_text())
+            state: dict[str, Any] = json.loads(self.state_file.read_text())
         except FileNotFoundError:
             return None
         except ValueError:  # written by os.replace, so never torn; but a hand-edited file may be bad
             return None
+        return state
 
     def write_state(self, state: dict[str, Any]) -> None:
         write_json(self.state_file, state)
@@ -82,7 +85,7 @@ class BuildFolder:
 
     def is_complete(self) -> bool:
         state = self.read_state()
-        return bool(state and state.get("state") == "Succeeded" and self.python.exists())
+        return bool(state and state.get("state") == BuildState.SUCCEEDED and self.python.exists())
 
     def try_lock(self) -> IO[str] | None:
         """The lock file, opened and locked; None while someone else holds it."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..environments import requirement_name
+from ...environments import requirement_name
 
 _COLLECTING = re.compile(r"^(?:Collecting|Processing) (\S+)")
 _INSTALLING = re.compile(r"^Installing collected packages: (.+)$")

@@ -1,0 +1,5 @@
+import sys
+
+from .plane import main
+
+sys.exit(main())

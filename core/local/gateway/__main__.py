@@ -1,0 +1,5 @@
+import sys
+
+from .proxy import main
+
+sys.exit(main())
