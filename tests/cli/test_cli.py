@@ -253,3 +253,11 @@ def test_az_style_updates_and_global_flags(home: Path, model_dir: Path, capsys) 
     assert code == 2 and "JSON object" in err
     code, _, err = run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "-v", "latest", "--debug")
     assert code == 2 and "leave it out" in err and "'latest'" not in err.split(":", 2)[-1]
+
+
+def test_yaml_prints_states_as_plain_strings() -> None:
+    from byom.cli.output import render
+    from byom.core.entities import BuildState, ProvisioningState
+
+    out = render({"state": ProvisioningState("Succeeded"), "builds": [BuildState("Failed")]}, "yaml")
+    assert yaml.safe_load(out) == {"state": "Succeeded", "builds": ["Failed"]}
