@@ -114,10 +114,15 @@ def plan_revert(ws: Workspace, endpoint: str, change_id: int | None = None) -> R
     return revert_of(endpoint, change, [d.name for d in ws.list_deployments(endpoint)])
 
 
-def apply_revert(ws: Workspace, planned: Revert, *, wait: bool = True, progress: Progress = no_progress) -> Endpoint:
-    """Send a planned revert through ``Workspace.set_traffic``: the traffic rules apply and the revert is audited."""
+def check_revert(planned: Revert) -> None:
+    """Raise InvalidInput where the earlier split cannot be restored."""
     if planned.refusal:
         raise InvalidInput(planned.refusal, hint="Set the split by hand among the deployments the endpoint has now.")
+
+
+def apply_revert(ws: Workspace, planned: Revert, *, wait: bool = True, progress: Progress = no_progress) -> Endpoint:
+    """Send a planned revert through ``Workspace.set_traffic``: the traffic rules apply and the revert is audited."""
+    check_revert(planned)
     return ws.set_traffic(planned.endpoint, planned.traffic, planned.mirror_traffic, wait=wait, progress=progress)
 
 
