@@ -3,7 +3,8 @@
 ``register(groups)`` adds both groups to the ``byom`` parser (each verb
 gets the workspace and output flags from :func:`cli.common.verb`). What az ml prints, these print: the entity as
 JSON (``-o``/``--query`` apply), the model's answer for ``invoke``, plain
-text for ``get-logs``.
+text for ``get-logs``. Two verbs are byom's own, read from the audit
+records (:mod:`byom.core.history`): ``traffic-history`` and ``revert``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from byom.core import history
 from byom.core.entities import Deployment, Endpoint, ProbeSettings, RequestSettings
 from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Workspace
@@ -189,6 +191,33 @@ def endpoint_regenerate(ws: Workspace, args: argparse.Namespace) -> Any:
     return None
 
 
+def endpoint_traffic_history(ws: Workspace, args: argparse.Namespace) -> Any:
+    ws.get_endpoint(args.name)
+    return [_change_row(c) for c in history.traffic_history(ws, args.name)]
+
+
+def _change_row(change: history.TrafficChange) -> dict[str, Any]:
+    """A change: its id (for ``revert --to``), who and when, the splits before and after as text (what
+    ``-o table`` shows) and as data."""
+    return {
+        "id": change.id, "at": change.at, "actor": change.actor,
+        "before": history.split_text(change.before, change.mirror_before),
+        "after": history.split_text(change.after, change.mirror_after),
+        "traffic_before": change.before, "traffic_after": change.after,
+        "mirror_traffic_before": change.mirror_before, "mirror_traffic_after": change.mirror_after,
+    }
+
+
+def endpoint_revert(ws: Workspace, args: argparse.Namespace) -> Any:
+    planned = history.plan_revert(ws, args.name, args.to)
+    history.check_revert(planned)
+    change = planned.change
+    confirm(args, f"set the traffic of {args.name} back to "
+                  f"{history.split_text(planned.traffic, planned.mirror_traffic)}, as it was before change "
+                  f"{change.id} ({change.actor}, {change.at})")
+    return history.apply_revert(ws, planned, **_waiting(args))
+
+
 # ---------------------------------------------------------------- deployments
 
 
@@ -301,6 +330,17 @@ def register(groups: Any) -> None:
     p = verb(ep, "regenerate-keys", endpoint_regenerate, "Replace a key; the old value stops working at once.")
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--key-type", choices=["primary", "secondary"], default="primary")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
+    verb(ep, "traffic-history", endpoint_traffic_history,
+         "The endpoint's traffic changes, newest first: who, when, the splits before and after (byom's own).") \
+        .add_argument("--name", "-n", required=True)
+    p = verb(ep, "revert", endpoint_revert,
+             "Set the traffic back to what it was before a change of its history (byom's own); the traffic rules "
+             "apply and the revert is audited.")
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--to", type=int, metavar="ID",
+                   help="The change to undo, by its id in traffic-history (default: the latest change).")
+    p.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation.")
     p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
 
     dep = groups.add_parser("online-deployment", help="Deployments behind online endpoints.") \

@@ -47,14 +47,14 @@ with st.sidebar:
             key=keys.SIDEBAR_BACKEND,
         )
         if kind == "Local":
-            with st.form("sidebar.local", border=False):
+            with st.form(keys.SIDEBAR_LOCAL_FORM, border=False):
                 home = st.text_input("Local workspace home", value=context.location(), key=keys.SIDEBAR_HOME,
                                      help="A folder; `:memory:` opens a demo workspace kept in memory.")
                 if st.form_submit_button("Open", icon=":material/folder_open:", key=keys.SIDEBAR_OPEN_LOCAL):
                     context.choose(home)
                     st.rerun()
         else:
-            with st.form("sidebar.azure", border=False):
+            with st.form(keys.SIDEBAR_AZURE_FORM, border=False):
                 config = st.text_input("config.json", key=keys.SIDEBAR_AZURE_CONFIG, placeholder="~/config.json",
                                        help="Download it from the workspace's page in Azure ML studio.")
                 st.caption("or by name")

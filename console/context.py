@@ -60,7 +60,8 @@ def azure_target() -> AzureTarget | None:
     Raises InvalidInput when ``BYOM_AZURE_CONFIG`` names a file that does not exist.
     """
     if keys.WORKSPACE_AZURE in st.session_state:
-        return st.session_state[keys.WORKSPACE_AZURE]
+        chosen: AzureTarget | None = st.session_state[keys.WORKSPACE_AZURE]
+        return chosen
     return resolve_target(environ=os.environ)
 
 
@@ -91,7 +92,7 @@ def choose_azure(*, config: str = "", subscription: str = "", resource_group: st
 
 def workspace() -> Workspace:
     """The workspace every page of this session talks to."""
-    injected = st.session_state.get(keys.WORKSPACE)
+    injected: Workspace | None = st.session_state.get(keys.WORKSPACE)
     if injected is not None:
         return injected
     target = azure_target()

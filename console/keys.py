@@ -26,6 +26,8 @@ CONFIRM = "byom.confirm"
 ENDPOINT = "byom.endpoint"
 """The endpoint last chosen on any page; the others start from it."""
 MODEL = "byom.model"
+ENDPOINT_PICKER = "endpoint.picker"
+"""The endpoint picker every page shows (console/pickers.py); it follows ``ENDPOINT``."""
 
 # Playground -------------------------------------------------------------------
 LAST_ANSWER = "byom.last_answer"
@@ -47,11 +49,17 @@ SIDEBAR_AZURE_SUBSCRIPTION = "sidebar.azure.subscription"
 SIDEBAR_AZURE_RESOURCE_GROUP = "sidebar.azure.resource_group"
 SIDEBAR_AZURE_WORKSPACE = "sidebar.azure.workspace_name"
 SIDEBAR_OPEN_AZURE = "sidebar.open_azure"
+SIDEBAR_LOCAL_FORM = "sidebar.local"
+SIDEBAR_AZURE_FORM = "sidebar.azure"
 # Tab sets keep the open tab across reruns (a change inside a tab reruns the page).
 MODEL_TABS = "models.tabs"
 ENV_TABS = "environments.tabs"
 ENDPOINT_TABS = "endpoints.tabs"
 RANK_TABS = "ranks.tabs"
+OVERVIEW_SET_UP_DEMO = "overview.set_up_demo"
+
+MODEL_SHOW_ARCHIVED = "models.show_archived"
+REGISTER_FORM = "models.register"
 REGISTER_NAME = "models.register.name"
 REGISTER_SOURCE = "models.register.source"
 REGISTER_PATH = "models.register.path"
@@ -61,9 +69,11 @@ REGISTER_DESCRIPTION = "models.register.description"
 REGISTER_TAGS = "models.register.tags"
 REGISTER_SUBMIT = "models.register.submit"
 MODEL_VERSION = "models.version"
+MODEL_EDIT_FORM = "models.edit"
 MODEL_TAGS = "models.edit.tags"
 MODEL_DESCRIPTION = "models.edit.description"
 MODEL_SAVE = "models.edit.save"
+PROMOTE_FORM = "models.promote"
 PROMOTE_STAGE = "models.promote.stage"
 PROMOTE_APPROVER = "models.promote.approver"
 PROMOTE_NOTE = "models.promote.note"
@@ -83,15 +93,18 @@ ENV_BUILD = "environments.build"
 ENV_SHOW_ARCHIVED = "environments.show_archived"
 ENV_ARCHIVE = "environments.archive"
 ENV_RESTORE = "environments.restore"
+ENV_CREATE_FORM = "environments.create"
 ENV_CREATE_NAME = "environments.create.name"
 ENV_CREATE_CONDA = "environments.create.conda"
 ENV_CREATE_IMAGE = "environments.create.image"
 ENV_CREATE_BUILD_CONTEXT = "environments.create.build_context"
 ENV_CREATE_SUBMIT = "environments.create.submit"
 
+ENDPOINT_CREATE_FORM = "endpoints.create"
 ENDPOINT_CREATE_NAME = "endpoints.create.name"
 ENDPOINT_CREATE_DESCRIPTION = "endpoints.create.description"
 ENDPOINT_CREATE_SUBMIT = "endpoints.create.submit"
+DEPLOY_FORM = "endpoints.deploy"
 DEPLOY_NAME = "endpoints.deploy.name"
 DEPLOY_MODEL = "endpoints.deploy.model"
 DEPLOY_ENVIRONMENT = "endpoints.deploy.environment"
@@ -101,6 +114,11 @@ DEPLOY_INSTANCES = "endpoints.deploy.instances"
 DEPLOY_TIMEOUT = "endpoints.deploy.timeout"
 DEPLOY_CONCURRENCY = "endpoints.deploy.concurrency"
 DEPLOY_SUBMIT = "endpoints.deploy.submit"
+MANAGE_DEPLOYMENT = "endpoints.manage.deployment"
+SCALE = "endpoints.scale"
+DELETE_DEPLOYMENT = "endpoints.delete_deployment"
+DELETE_ENDPOINT = "endpoints.delete"
+SNIPPET_TARGET = "endpoints.snippet.target"
 MIRROR_TARGET = "endpoints.traffic.mirror_target"
 MIRROR_PERCENT = "endpoints.traffic.mirror_percent"
 TRAFFIC_CONFIRM_LARGE = "endpoints.traffic.confirm_large"
@@ -120,6 +138,7 @@ PLAY_AB_A = "playground.ab.a"
 PLAY_AB_B = "playground.ab.b"
 PLAY_SEND = "playground.send"
 PLAY_CHAT = "playground.chat"
+PLAY_CHAT_CLEAR = "playground.chat.clear"
 
 RANK_DEPLOYMENT = "ranks.deployment"
 RANK_COMPARE = "ranks.compare"
@@ -130,9 +149,15 @@ RANK_T1 = "ranks.threshold.1"
 RANK_T2 = "ranks.threshold.2"
 RANK_T3 = "ranks.threshold.3"
 RANK_ANALYSE = "ranks.analyse"
+RANK_DIFF_CHART = "ranks.diff"
+RANK_SUMMARY_CHART = "ranks.summary"
+RANK_JSON = "ranks.json"
 
 MON_WINDOW = "monitoring.window"
 MON_LIVE = "monitoring.live"
+MON_REQUESTS_CHART = "monitoring.requests"
+MON_ERRORS_CHART = "monitoring.errors"
+MON_LATENCY_CHART = "monitoring.latency"
 
 
 def traffic_input(deployment: str, revision: str) -> str:
@@ -142,6 +167,58 @@ def traffic_input(deployment: str, revision: str) -> str:
     the stored split, after every change to the endpoint.
     """
     return f"endpoints.traffic.{revision}.{deployment.lower()}"
+
+
+def mirror_target(revision: str) -> str:
+    """'Mirror to', fresh (showing the stored split) after every change to the endpoint, as ``traffic_input``."""
+    return f"{MIRROR_TARGET}.{revision}"
+
+
+def mirror_percent(revision: str) -> str:
+    return f"{MIRROR_PERCENT}.{revision}"
+
+
+def confirm_large_shift(revision: str) -> str:
+    return f"{TRAFFIC_CONFIRM_LARGE}.{revision}"
+
+
+def scale_count(deployment: str) -> str:
+    """The instance count of one deployment (a fresh box, showing its count, for each)."""
+    return f"endpoints.scale.{deployment}"
+
+
+def regenerate_button(key_type: str) -> str:
+    return f"endpoints.keys.regenerate.{key_type}"
+
+
+def model_version(model: str) -> str:
+    """The version chosen of one model: each model remembers its own."""
+    return f"{MODEL_VERSION}.{model}"
+
+
+def model_description(ref: str) -> str:
+    return f"{MODEL_DESCRIPTION}.{ref}"
+
+
+def model_tags(ref: str) -> str:
+    return f"{MODEL_TAGS}.{ref}"
+
+
+def environment_version(environment: str) -> str:
+    return f"{ENV_VERSION}.{environment}"
+
+
+def rank_chart(kind: str, deployment: str) -> str:
+    """One of a deployment's token-rank charts: heatmap, buckets, ratio, entropy."""
+    return f"ranks.{kind}.{deployment}"
+
+
+def rank_table(deployment: str) -> str:
+    return f"ranks.table.{deployment}"
+
+
+def rank_csv(deployment: str) -> str:
+    return f"ranks.csv.{deployment}"
 
 
 def revert_button(audit_id: object) -> str:

@@ -1,10 +1,11 @@
 """Environments: versions, the conda spec, a diff of two versions, the build and its log, drift, archive."""
 
-import pandas as pd
 import streamlit as st
-from byom.console import context, keys, ui, views
+from byom.console import context, keys, ui
+from byom.console.views import environments as view
 from byom.core.entities import EnvironmentSpec
 from byom.core.errors import ByomError, Unsupported
+from byom.core.usage import all_deployments, environment_usage
 from byom.core.workspace import Capability
 
 ws = context.workspace()
@@ -14,37 +15,36 @@ st.title("Environments")
 
 show_archived = st.toggle("Show archived", key=keys.ENV_SHOW_ARCHIVED)
 envs = ws.list_environments(include_archived=show_archived)
-deployments = [d for e in ws.list_endpoints() for d in ws.list_deployments(e.name)]
-usage = views.environment_usage(deployments)
+usage = environment_usage(all_deployments(ws))
 
 browse, create = st.tabs(["Environments", "Create an environment"], key=keys.ENV_TABS, on_change="rerun")
 
-with create, st.form("environments.create"):
+with create, st.form(keys.ENV_CREATE_FORM):
     name = st.text_input("Name", key=keys.ENV_CREATE_NAME)
     conda = st.text_area("Conda specification (YAML)", key=keys.ENV_CREATE_CONDA, height=220,
                          placeholder="name: scoring\ndependencies:\n  - python=3.11\n  - pip:\n    - torch==2.13.0")
     image = st.text_input("Base image (optional)", key=keys.ENV_CREATE_IMAGE)
-    context = ""
+    build_context = ""
     if ws.supports(Capability.DOCKER_BUILDS):
-        context = st.text_input("Or a Docker build context", key=keys.ENV_CREATE_BUILD_CONTEXT,
-                                placeholder="/src/docker-context (a folder holding a Dockerfile)",
-                                help="Uploaded, and built into an image by the workspace; leave the conda "
-                                     "specification and the image empty.")
+        build_context = st.text_input("Or a Docker build context", key=keys.ENV_CREATE_BUILD_CONTEXT,
+                                      placeholder="/src/docker-context (a folder holding a Dockerfile)",
+                                      help="Uploaded, and built into an image by the workspace; leave the conda "
+                                           "specification and the image empty.")
     if st.form_submit_button("Create", type="primary", key=keys.ENV_CREATE_SUBMIT):
         with ui.errors(), st.spinner(f"Creating environment {ui.plain(name.strip())}…"):
             env = ws.create_environment(EnvironmentSpec(name=name.strip(), conda_file=conda or None,
                                                         image=image.strip() or None,
-                                                        build_context=context.strip() or None))
+                                                        build_context=build_context.strip() or None))
             st.session_state[keys.ENVIRONMENT] = env.name
-            st.session_state[f"{keys.ENV_VERSION}.{env.name}"] = env.version
+            st.session_state[keys.environment_version(env.name)] = env.version
             ui.done(f"Created environment {env.ref}.")
 
 with browse:
-    st.dataframe(views.environments_table(envs, usage), hide_index=True, width="stretch")
+    st.dataframe(view.environments_table(envs, usage), hide_index=True, width="stretch")
     name = st.selectbox("Environment", [e.name for e in envs], key=keys.ENVIRONMENT)
     versions = ws.list_environment_versions(name)
-    st.dataframe(views.environment_versions_table(versions, usage), hide_index=True, width="stretch")
-    number = st.selectbox("Version", [v.version for v in versions], key=f"{keys.ENV_VERSION}.{name}")
+    st.dataframe(view.environment_versions_table(versions, usage), hide_index=True, width="stretch")
+    number = st.selectbox("Version", [v.version for v in versions], key=keys.environment_version(name))
     env = next(v for v in versions if v.version == number)
 
     spec, build_col = st.columns(2)
@@ -59,7 +59,7 @@ with browse:
         if env.build_context:
             st.markdown(f"Built from the Docker context `{env.build_context}` "
                         f"(`{env.dockerfile_path or 'Dockerfile'}`)")
-        st.caption("Used by: " + (ui.plain(", ".join(usage.get(env.ref, []))) or "no deployment"))
+        st.caption(ui.plain(view.users_text(usage, env)))
         if env.archived:
             if st.button("Restore", key=keys.ENV_RESTORE, icon=":material/unarchive:"):
                 with ui.errors():
@@ -79,9 +79,7 @@ with browse:
             st.info(f"**Build status is not available on this {ui.plain(ws.info().kind)} workspace.** "
                     f"{ui.plain(build.message)}", icon=":material/info:")
         else:
-            state_icon = {"Succeeded": ":material/check_circle:", "Failed": ":material/error:",
-                          "Running": ":material/pending:"}.get(build.state, ":material/radio_button_unchecked:")
-            st.markdown(f"{state_icon} **{build.state}** {ui.plain(build.message)}")
+            st.markdown(f"{view.build_icon(build.state)} **{build.state}** {ui.plain(build.message)}")
             if build.interpreter:
                 st.caption(f"Interpreter: {ui.plain(build.interpreter)}")
             if not env.built_in and st.button("Build now", key=keys.ENV_BUILD, icon=":material/build:"):
@@ -101,7 +99,7 @@ with browse:
     except ByomError as exc:
         ui.show_error(exc)
     if drift:
-        st.dataframe(pd.DataFrame([d.to_dict() for d in drift]), hide_index=True, width="stretch")
+        st.dataframe(view.drift_table(drift), hide_index=True, width="stretch")
     elif drift is not None:
         st.caption("The spec pins no packages.")
 
@@ -113,13 +111,8 @@ with browse:
         new = right.selectbox("To", numbers, index=0, key=keys.ENV_DIFF_TO)
         with ui.errors():
             diff = ws.diff_environments(name, old, new)
-            left.code("\n".join(line.text for line in diff.conda if line.tag in (" ", "-")) or "(empty)",
-                      language="yaml")
-            right.code("\n".join(line.text for line in diff.conda if line.tag in (" ", "+")) or "(empty)",
-                       language="yaml")
-            st.code("\n".join(f"{line.tag}{line.text}" for line in diff.conda), language="diff")
-            changes = ([f"{what} {a or '(none)'} → {b or '(none)'}"
-                        for what, (a, b) in (("image", diff.image), ("build context", diff.build)) if a != b]
-                       + [f"added {r}" for r in diff.added] + [f"removed {r}" for r in diff.removed]
-                       + [f"changed {a} → {b}" for _, a, b in diff.changed])
-            st.markdown("\n".join(f"- {ui.plain(c)}" for c in changes) or "No changes.")
+            old_conda, new_conda, unified = view.diff_sides(diff)
+            left.code(old_conda, language="yaml")
+            right.code(new_conda, language="yaml")
+            st.code(unified, language="diff")
+            st.markdown("\n".join(f"- {ui.plain(c)}" for c in view.diff_changes(diff)) or "No changes.")

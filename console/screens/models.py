@@ -5,10 +5,12 @@ from functools import partial
 from pathlib import Path
 
 import streamlit as st
-from byom.console import context, keys, ui, views
+from byom.console import context, files, keys, ui
+from byom.console.views import models as view
 from byom.core.demo import SAMPLE_MODEL, sample_spec
 from byom.core.entities import ModelSpec
 from byom.core.errors import InvalidInput
+from byom.core.usage import all_deployments, model_usage
 from byom.core.workspace import Capability
 
 UPLOAD_LIMIT_MB = 2048  # uploads are held in memory until registered
@@ -18,10 +20,9 @@ ws = context.workspace()
 
 st.title("Models")
 
-show_archived = st.toggle("Show archived", key="models.show_archived")
+show_archived = st.toggle("Show archived", key=keys.MODEL_SHOW_ARCHIVED)
 models = ws.list_models(include_archived=show_archived)
-deployments = [d for e in ws.list_endpoints() for d in ws.list_deployments(e.name)]
-usage = views.model_usage(deployments)
+usage = model_usage(all_deployments(ws))
 
 browse, register = st.tabs(["Registered models", "Register a model"], key=keys.MODEL_TABS, on_change="rerun")
 
@@ -35,7 +36,7 @@ def name_the_sample() -> None:
 with register:
     source = st.radio("From", ["A folder or file on this machine", "Uploaded files", SAMPLE],
                       key=keys.REGISTER_SOURCE, horizontal=True, on_change=name_the_sample)
-    with st.form("models.register", border=True):
+    with st.form(keys.REGISTER_FORM, border=True):
         name = st.text_input("Name", key=keys.REGISTER_NAME,
                              help="Letters, digits, '-', '_' and '.'; a new version is added if the name exists.")
         path = None
@@ -63,12 +64,13 @@ with register:
             package = st.checkbox("Package a GGUF checkpoint into a transformers folder", key=keys.REGISTER_PACKAGE)
         description = st.text_input("Description", key=keys.REGISTER_DESCRIPTION)
         tags_text = st.text_area("Tags", placeholder="team=nlp\nlicense=apache-2.0", key=keys.REGISTER_TAGS, height=80)
-        submitted = st.form_submit_button("Register", type="primary", icon=":material/upload:")
+        submitted = st.form_submit_button("Register", type="primary", icon=":material/upload:",
+                                          key=keys.REGISTER_SUBMIT)
     if submitted:
         name = name.strip() or (SAMPLE_MODEL if source == SAMPLE else "")
         with ui.errors(), ui.progress(f"Registering {name or 'model'}") as report, \
                 tempfile.TemporaryDirectory(prefix="byom-upload-") as scratch:
-            tags = views.parse_tags(tags_text)
+            tags = view.parse_tags(tags_text)
             properties: dict[str, str] = {}
             if source == SAMPLE:
                 sample = sample_spec(report)
@@ -76,14 +78,14 @@ with register:
                 package, properties = sample.package, sample.properties
             elif source == "Uploaded files":
                 report(f"Saving {len(uploads)} uploaded file(s)", 0.0)
-                path = str(views.save_uploads([(u.name, u.getvalue()) for u in uploads], Path(scratch)))
+                path = str(files.save_uploads([(u.name, u.getvalue()) for u in uploads], Path(scratch)))
             elif not path:
                 raise InvalidInput("Enter the path of a model folder or file.")
             spec = ModelSpec(name=name.strip(), path=path, package=package, description=description, tags=tags,
                              properties=properties)
             model = ws.create_model(spec, report)
             st.session_state[keys.MODEL] = model.name
-            st.session_state[f"{keys.MODEL_VERSION}.{model.name}"] = model.version
+            st.session_state[keys.model_version(model.name)] = model.version
             ui.done(f"Registered {model.ref}.")
 
 with browse:
@@ -93,33 +95,33 @@ with browse:
         else:
             st.info("No models yet. Register one in the next tab, or set up the demo on the Overview page.")
         st.stop()
-    st.dataframe(views.models_table(models, usage), hide_index=True, width="stretch")
+    st.dataframe(view.models_table(models, usage), hide_index=True, width="stretch")
 
     names = [m.name for m in models]
     chosen = st.session_state.get(keys.MODEL)
     name = st.selectbox("Model", names, index=names.index(chosen) if chosen in names else 0)
     st.session_state[keys.MODEL] = name
     versions = ws.list_model_versions(name, include_archived=True)
-    st.dataframe(views.versions_table(versions, usage), hide_index=True, width="stretch")
+    st.dataframe(view.versions_table(versions, usage), hide_index=True, width="stretch")
 
     numbers = [v.version for v in versions]
-    number = st.selectbox("Version", numbers, key=f"{keys.MODEL_VERSION}.{name}")
+    number = st.selectbox("Version", numbers, key=keys.model_version(name))
     version = next(v for v in versions if v.version == number)
     ref = version.ref
 
     edit, promote, lifecycle = st.columns(3)
-    with edit.form("models.edit"):
+    with edit.form(keys.MODEL_EDIT_FORM):
         st.markdown(f"**Describe {ui.plain(ref)}**")
-        new_description = st.text_input("Description", value=version.description, key=f"{keys.MODEL_DESCRIPTION}.{ref}")
-        new_tags = st.text_area("Tags", value=views.format_tags(version.tags), key=f"{keys.MODEL_TAGS}.{ref}", height=100)
+        new_description = st.text_input("Description", value=version.description, key=keys.model_description(ref))
+        new_tags = st.text_area("Tags", value=view.format_tags(version.tags), key=keys.model_tags(ref), height=100)
         if st.form_submit_button("Save", key=keys.MODEL_SAVE):
             with ui.errors():
-                ws.update_model(name, number, description=new_description, tags=views.parse_tags(new_tags))
+                ws.update_model(name, number, description=new_description, tags=view.parse_tags(new_tags))
                 ui.done(f"Saved the description and tags of {ref}.")
 
-    with promote.form("models.promote"):
+    with promote.form(keys.PROMOTE_FORM):
         st.markdown(f"**Promote {ui.plain(ref)}** (now in *{version.stage}*)")
-        stage = st.selectbox("To stage", views.next_stages(version.stage), key=keys.PROMOTE_STAGE)
+        stage = st.selectbox("To stage", view.next_stages(version.stage), key=keys.PROMOTE_STAGE)
         approver = st.text_input("Approver", key=keys.PROMOTE_APPROVER)
         note = st.text_input("Note", key=keys.PROMOTE_NOTE)
         if st.form_submit_button("Promote", key=keys.PROMOTE_SUBMIT):
@@ -127,9 +129,7 @@ with browse:
                 ws.promote_model(name, number, stage, approver=approver, note=note)
                 ui.done(f"{ref} is now in {stage}.")
         if version.stage_history:
-            st.caption("History: " + "; ".join(
-                f"{ui.plain(c.from_stage)} → {ui.plain(c.to_stage)} by {ui.plain(c.approver)}"
-                for c in version.stage_history))
+            st.caption("History: " + ui.plain(view.stage_history_text(version)))
 
     with lifecycle:
         st.markdown(f"**Keep or remove {ui.plain(ref)}**")
@@ -143,15 +143,14 @@ with browse:
             with ui.errors():
                 ws.archive_model(name, number)
                 ui.done(f"Archived {ref}: turn on 'Show archived' to see it again.")
-        refusal = views.zip_refusal(version)
+        refusal = view.zip_refusal(version)
         if refusal:
             st.caption(ui.plain(refusal))
         else:
-            st.download_button("Download as .zip", data=partial(views.model_zip, ws, name, number),
+            st.download_button("Download as .zip", data=partial(files.model_zip, ws, name, number),
                                file_name=f"{name}-{number}.zip", mime="application/zip", key=keys.DOWNLOAD_ZIP,
                                icon=":material/folder_zip:", on_click="ignore",
-                               help="Every file is checked against its sha256 before it is zipped."
-                               if version.files else "Zipped as stored: byom recorded no hashes for this version.")
+                               help=view.zip_help(version))
         dest = st.text_input("Download into folder", key=keys.DOWNLOAD_DEST, placeholder="/tmp/models")
         if st.button("Download", key=keys.DOWNLOAD, icon=":material/download:"):
             with ui.errors():
@@ -159,13 +158,10 @@ with browse:
                     raise InvalidInput("Enter a folder to download into.")
                 with st.spinner(f"Copying {ui.plain(ref)} into {ui.plain(dest.strip())}…"):
                     target = ws.download_model(name, number, dest.strip())
-                checked = " (every file checked against its sha256)" if version.files else ""
-                st.success(f"Copied {ui.plain(ref)} into {ui.plain(str(target))}{checked}.")
+                st.success(ui.plain(view.downloaded_text(version, str(target))))
         if st.button("Delete this version", key=keys.DELETE_MODEL, icon=":material/delete:"):
             ui.ask(f"delete-model:{ref}")
-        question = (f"Delete {ref}? Its files stay where they lie ({version.source})."
-                    if views.registered_in_place(version) else f"Delete {ref} and its files? This cannot be undone.")
-        if ui.confirmed(f"delete-model:{ref}", question):
+        if ui.confirmed(f"delete-model:{ref}", view.delete_question(version)):
             with ui.errors():
                 ws.delete_model(name, number)
                 st.session_state[keys.MODEL] = None

@@ -1,9 +1,12 @@
 """Overview: which workspace, what it holds, each endpoint at a glance, the latest changes."""
 
 import streamlit as st
-from byom.console import context, ui, views
+from byom.console import context, keys, ui
+from byom.console.views import common
+from byom.console.views import overview as view
 from byom.core.demo import DEMO_ENDPOINT, is_empty, setup_demo
 from byom.core.errors import BackendError, ByomError
+from byom.core.usage import all_deployments
 from byom.core.workspace import Capability
 
 ws = context.workspace()
@@ -14,7 +17,7 @@ st.caption(f"{info.kind} workspace **{ui.plain(info.name)}** · {ui.plain(info.l
 
 models = ws.list_models()
 endpoints = ws.list_endpoints()
-deployments = [d for e in endpoints for d in ws.list_deployments(e.name)]
+deployments = all_deployments(ws)
 
 counts = st.columns(4)
 counts[0].metric("Models", len(models))
@@ -24,14 +27,14 @@ counts[3].metric("Deployments", len(deployments))
 
 # The demo deploys twice: free on this machine, billed on Azure ML, so it is offered locally only.
 # It stays offered until both its deployments run: setting it up again continues where it stopped.
-if info.kind != "azure" and (is_empty(ws) or views.demo_unfinished(endpoints, deployments)):
+if info.kind != "azure" and (is_empty(ws) or view.demo_unfinished(endpoints, deployments)):
     with st.container(border=True):
         st.subheader("Start with the demo")
         st.write(
             "Registers the sample model (SmolLM2-135M-Instruct) and deploys it twice under the endpoint "
             f"`{DEMO_ENDPOINT}`: one deployment generates text, the other scores token ranks."
         )
-        if st.button("Set up the demo", type="primary", icon=":material/rocket_launch:"):
+        if st.button("Set up the demo", type="primary", icon=":material/rocket_launch:", key=keys.OVERVIEW_SET_UP_DEMO):
             with ui.errors(), ui.progress("Setting up the demo") as report:
                 result = setup_demo(ws, report)
                 failed = [d for d in result.deployments if d.provisioning_state == "Failed"]
@@ -56,14 +59,14 @@ for endpoint in endpoints:
         per_minute = None
         if has_metrics:
             try:
-                recent = ws.get_metrics(endpoint.name, window_s=300, bucket_s=60)
-                per_minute = sum(m.requests for m in recent if not m.mirrored) / 5
+                per_minute = view.requests_per_minute(
+                    ws.get_metrics(endpoint.name, window_s=view.RATE_WINDOW_S, bucket_s=view.RATE_BUCKET_S))
             except ByomError:
                 pass
-        rate.metric("Requests / min (5 min)", "n/a" if per_minute is None else f"{per_minute:.1f}")
-        st.markdown(f"Traffic: **{ui.plain(views.split_text(endpoint.traffic, endpoint.mirror_traffic))}**")
+        rate.metric("Requests / min (5 min)", view.rate_text(per_minute))
+        st.markdown(f"Traffic: **{ui.plain(common.traffic_text(endpoint))}**")
         if its_deployments:
-            st.dataframe(views.deployments_table(its_deployments, endpoint), hide_index=True,
+            st.dataframe(common.deployments_table(its_deployments, endpoint), hide_index=True,
                          width="stretch",
                          column_config={"traffic %": st.column_config.ProgressColumn(
                              "traffic %", min_value=0, max_value=100, format="%d %%")})
@@ -71,8 +74,8 @@ for endpoint in endpoints:
             st.caption("No deployments yet.")
 
 st.subheader("Latest changes")
-audit = ws.list_audit(limit=15)
+audit = ws.list_audit(limit=view.AUDIT_ROWS)
 if audit:
-    st.dataframe(views.audit_table(audit), hide_index=True, width="stretch")
+    st.dataframe(view.audit_table(audit), hide_index=True, width="stretch")
 else:
     st.caption("Nothing has changed in this workspace yet.")

@@ -1,9 +1,11 @@
 """Playground: send a prompt or a chat to an endpoint or one deployment; A/B two deployments side by side."""
 
-import json
+from typing import Any
 
 import streamlit as st
-from byom.console import context, keys, ui, views
+from byom.console import context, keys, pickers, ui
+from byom.console.views import common
+from byom.console.views import playground as view
 
 ws = context.workspace()
 
@@ -14,28 +16,24 @@ if not endpoints:
     st.info("No endpoints yet: set up the demo on the Overview page, or create one on the Endpoints page.")
     st.stop()
 
-names = [e.name for e in endpoints]
-chosen = st.session_state.get(keys.ENDPOINT)
-name = st.selectbox("Endpoint", names, index=names.index(chosen) if chosen in names else 0)
-st.session_state[keys.ENDPOINT] = name
-dep_names = [d.name for d in ws.list_deployments(name) if not (d.scoring_script or "").endswith("token_ranks.py")]
-SPLIT = "The traffic split"
+name = pickers.endpoint(endpoints)
+dep_names = view.generation_deployments(ws.list_deployments(name))
 
-mode = st.segmented_control("Mode", ["Prompt", "Chat", "A/B"], default="Prompt", key=keys.PLAY_MODE,
+mode = st.segmented_control("Mode", view.MODES, default="Prompt", key=keys.PLAY_MODE,
                             on_change=lambda: st.session_state.pop(keys.PLAYGROUND_RESULTS, None))
 if mode == "A/B":
     if len(dep_names) < 2:
         st.warning("A/B needs two generation deployments on this endpoint: deploy a second one on the Endpoints page.")
         st.stop()
     left, right = st.columns(2)
-    targets = [left.selectbox("Deployment A", dep_names, index=0, key=keys.PLAY_AB_A),
-               right.selectbox("Deployment B", dep_names, index=1, key=keys.PLAY_AB_B)]
+    targets: list[str | None] = [left.selectbox("Deployment A", dep_names, index=0, key=keys.PLAY_AB_A),
+                                 right.selectbox("Deployment B", dep_names, index=1, key=keys.PLAY_AB_B)]
     if targets[0] == targets[1]:
         st.warning("A and B are the same deployment: choose two different ones to compare them.")
 else:
-    target = st.selectbox("Send to", [SPLIT, *dep_names], key=keys.PLAY_TARGET,
+    target = st.selectbox("Send to", [view.SPLIT, *dep_names], key=keys.PLAY_TARGET,
                           help="The traffic split picks a deployment by weight; naming one bypasses the split.")
-    targets = [None if target == SPLIT else target]
+    targets = [view.target_of(target)]
 
 with st.expander("Generation parameters"):
     cols = st.columns(3)
@@ -45,37 +43,30 @@ with st.expander("Generation parameters"):
     top_p = cols[2].slider("Top p", 0.05, 1.0, 1.0, 0.05, key=keys.PLAY_TOP_P, disabled=temperature == 0)
 
 
-def send(payload: dict) -> list[views.Answer]:
-    answers = []
+def send(payload: dict[str, Any]) -> list[view.Answer]:
     with st.spinner("Waiting for the model…"):
-        for deployment in targets:
-            result = ws.invoke(name, payload, deployment=deployment)
-            answers.append(views.read_answer(result.status_code, result.body, result.deployment,
-                                             result.latency_ms, result.request_id))
-    return answers
+        return [view.answer_of(ws.invoke(name, payload, deployment=deployment)) for deployment in targets]
 
 
-def show(answer: views.Answer, where) -> None:  # noqa: ANN001 - a Streamlit container
+def show(answer: view.Answer, where) -> None:  # noqa: ANN001 - a Streamlit container
     if answer.ok:
         where.markdown(ui.plain(answer.text))
     else:
         where.error(f"HTTP {answer.status_code}: {ui.plain(answer.text)}")
-        hint = views.status_hint(answer.status_code)
+        hint = view.status_hint(answer.status_code)
         if hint:
             where.info(hint, icon=":material/arrow_forward:")
     figures = where.columns(3)
     figures[0].metric("Latency", f"{answer.latency_ms:,.0f} ms")
-    tps = answer.tokens_per_second
-    figures[1].metric("Tokens / s", f"{tps:,.1f}" if tps else "n/a")
+    figures[1].metric("Tokens / s", view.tokens_per_second_text(answer))
     figures[2].metric("Served by", answer.deployment or "none")
-    where.caption(f"Request id `{answer.request_id}` · HTTP {answer.status_code}"
-                  + (f" · finish reason {answer.finish_reason}" if answer.finish_reason else ""))
+    where.caption(view.answer_caption(answer))
     with where.expander("Raw answer"):
-        st.code(json.dumps(answer.raw, indent=2) if not isinstance(answer.raw, str) else answer.raw, language="json")
+        st.code(view.raw_text(answer), language="json")
 
 
-def params(prompt: str = "", chat: list | None = None) -> dict:
-    return views.generation_payload(prompt, chat=chat, max_new_tokens=max_new_tokens,
+def params(prompt: str = "", chat: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return view.generation_payload(prompt, chat=chat, max_new_tokens=max_new_tokens,
                                     temperature=temperature, top_p=top_p)
 
 
@@ -84,7 +75,7 @@ if mode == "Chat":
     for turn in history:
         with st.chat_message(turn["role"]):
             st.markdown(ui.plain(turn["content"]))
-    if st.button("New chat", key="playground.chat.clear", disabled=not history):
+    if st.button("New chat", key=keys.PLAY_CHAT_CLEAR, disabled=not history):
         st.session_state[keys.CHAT_HISTORY] = []
         st.rerun()
     message = st.chat_input("Message the model", key=keys.PLAY_CHAT)
@@ -116,5 +107,5 @@ else:
     with st.expander("Call it from code"):
         endpoint = ws.get_endpoint(name)
         curl, python = st.tabs(["curl", "Python requests"])
-        curl.code(views.curl_snippet(endpoint, params(prompt or "Say hello."), targets[0]), language="bash")
-        python.code(views.python_snippet(endpoint, params(prompt or "Say hello."), targets[0]), language="python")
+        curl.code(common.curl_snippet(endpoint, params(prompt or "Say hello."), targets[0]), language="bash")
+        python.code(common.python_snippet(endpoint, params(prompt or "Say hello."), targets[0]), language="python")

@@ -1,7 +1,10 @@
 """Token ranks: how expected each token of a text was to a model, as GLTR shows it; two deployments compared."""
 
+from typing import Any
+
 import streamlit as st
-from byom.console import context, keys, ui
+from byom.console import context, keys, pickers, ui
+from byom.console.views import token_ranks as view
 from byom.core import analysis
 from byom.core.errors import ByomError, InvalidInput
 
@@ -16,23 +19,17 @@ if not endpoints:
     st.stop()
 
 cols = st.columns(3)
-names = [e.name for e in endpoints]
-chosen = st.session_state.get(keys.ENDPOINT)
-name = cols[0].selectbox("Endpoint", names, index=names.index(chosen) if chosen in names else 0)
-st.session_state[keys.ENDPOINT] = name
+name = pickers.endpoint(endpoints, cols[0])
 deployments = ws.list_deployments(name)
 if not deployments:
     st.info(f"Endpoint {name} has no deployments: deploy token_ranks.py into it on the Endpoints page.")
     st.stop()
-# Token-rank deployments first: those are the ones that can answer here.
-ordered = sorted(deployments, key=lambda d: not (d.scoring_script or "").endswith("token_ranks.py"))
-dep_names = [d.name for d in ordered]
+dep_names = view.ranks_first(deployments)
 primary = cols[1].selectbox("Deployment", dep_names, key=keys.RANK_DEPLOYMENT)
-other = cols[2].selectbox("Compare with", ["nothing", *[n for n in dep_names if n != primary]], key=keys.RANK_COMPARE)
-selected = [primary] if other == "nothing" else [primary, other]
+other = cols[2].selectbox("Compare with", view.compare_options(dep_names, primary), key=keys.RANK_COMPARE)
+selected = view.selected(primary, other)
 
-sources = ["Type or paste", "Upload a text file", "The last Playground answer"]
-source = st.radio("Text", sources, horizontal=True, key=keys.RANK_SOURCE, label_visibility="collapsed")
+source = st.radio("Text", view.SOURCES, horizontal=True, key=keys.RANK_SOURCE, label_visibility="collapsed")
 if source == "Upload a text file":
     uploaded = st.file_uploader("Text file", type=["txt", "md"], key=keys.RANK_UPLOAD)
     text = uploaded.getvalue().decode("utf-8", "replace") if uploaded else ""
@@ -60,21 +57,21 @@ except InvalidInput as exc:
     thresholds = analysis.DEFAULT_THRESHOLDS
 
 if st.button("Analyse", type="primary", icon=":material/analytics:", key=keys.RANK_ANALYSE, disabled=not text.strip()):
-    results = {}
+    answered: dict[str, Any] = {}
     with ui.errors(), st.spinner(f"Scoring {len(text):,} characters…"):
         for deployment in selected:
-            answer = ws.invoke(name, {"text": text, "top_k": 5}, deployment=deployment, timeout_s=120)
+            answer = ws.invoke(name, view.rank_request(text), deployment=deployment, timeout_s=view.TIMEOUT_S)
             if not answer.ok:
                 raise ByomError(f"{deployment} answered HTTP {answer.status_code}: {answer.body[:300]}",
                                 hint="Choose a deployment whose scoring script is token_ranks.py.")
             try:
-                results[deployment] = answer.json()
+                answered[deployment] = answer.json()
             except ValueError:
                 raise ByomError(f"{deployment} answered HTTP {answer.status_code} with a body that is not JSON: "
                                 f"{answer.body[:300]}",
                                 hint="Choose a deployment whose scoring script is token_ranks.py; if it is one, "
                                      "read its logs on the Endpoints page.") from None
-        st.session_state[keys.RANK_RESULTS] = results
+        st.session_state[keys.RANK_RESULTS] = answered
         st.session_state[keys.RANK_TEXT] = text
 
 results = st.session_state.get(keys.RANK_RESULTS)
@@ -95,12 +92,9 @@ for column, (dep, table) in zip(columns, tables.items(), strict=True):
     with column:
         summary = summaries[dep]
         st.subheader(dep)
-        figures = st.columns(4)
-        figures[0].metric("Tokens", f"{summary.tokens:,}")
-        figures[1].metric("Perplexity", f"{summary.perplexity:,.1f}" if summary.perplexity else "n/a")
-        figures[2].metric("Mean log-rank", f"{summary.mean_log_rank:.2f}" if summary.mean_log_rank is not None else "n/a")
-        figures[3].metric(f"In {analysis.bucket_labels(thresholds)[0]}", f"{100 * summary.share_top:.0f} %")
-        with st.container(height=320 if summary.tokens > 200 else "content"):
+        for figure, (label, value) in zip(st.columns(4), view.summary_figures(summary, thresholds), strict=True):
+            figure.metric(label, value)
+        with st.container(height=320 if summary.tokens > view.LONG_TEXT_TOKENS else "content"):
             st.html(analysis.token_html(table, thresholds, analysed_text))
 
 heatmaps, histograms, summary_tab, table_tab = st.tabs(
@@ -108,32 +102,32 @@ heatmaps, histograms, summary_tab, table_tab = st.tabs(
 with heatmaps:
     for dep, table in tables.items():
         heatmap = analysis.rank_heatmap(table, title=f"{dep}: token ranks (colour = log rank)", thresholds=thresholds)
-        st.plotly_chart(heatmap, width="stretch",
-                        key=f"ranks.heatmap.{dep}")
+        st.plotly_chart(heatmap, width="stretch", key=keys.rank_chart("heatmap", dep))
     if len(tables) == 2:
         (name_a, table_a), (name_b, table_b) = tables.items()
         diff = analysis.compare(table_a, table_b)
         unpaired = max(len(table_a), len(table_b)) - len(diff)
         if unpaired:
-            st.caption(f"{unpaired} token(s) could not be paired: the two tokenizers split the text differently.")
-        st.plotly_chart(analysis.diff_heatmap(diff, name_a, name_b), width="stretch", key="ranks.diff")
+            st.caption(view.unpaired_text(unpaired))
+        st.plotly_chart(analysis.diff_heatmap(diff, name_a, name_b), width="stretch", key=keys.RANK_DIFF_CHART)
 with histograms:
     for dep, table in tables.items():
         st.markdown(f"**{ui.plain(dep)}**")
         cols = st.columns(3)
-        cols[0].plotly_chart(analysis.bucket_histogram(table, thresholds), width="stretch", key=f"ranks.buckets.{dep}")
-        cols[1].plotly_chart(analysis.ratio_histogram(table), width="stretch", key=f"ranks.ratio.{dep}")
-        cols[2].plotly_chart(analysis.entropy_histogram(table), width="stretch", key=f"ranks.entropy.{dep}")
+        cols[0].plotly_chart(analysis.bucket_histogram(table, thresholds), width="stretch",
+                             key=keys.rank_chart("buckets", dep))
+        cols[1].plotly_chart(analysis.ratio_histogram(table), width="stretch", key=keys.rank_chart("ratio", dep))
+        cols[2].plotly_chart(analysis.entropy_histogram(table), width="stretch", key=keys.rank_chart("entropy", dep))
 with summary_tab:
-    st.plotly_chart(analysis.summary_figure(summaries), width="stretch", key="ranks.summary")
+    st.plotly_chart(analysis.summary_figure(summaries), width="stretch", key=keys.RANK_SUMMARY_CHART)
     st.dataframe(analysis.summary_table(summaries), hide_index=True, width="stretch")
 with table_tab:
     for dep, table in tables.items():
         st.markdown(f"**{ui.plain(dep)}**")
         st.dataframe(table.drop(columns=["start", "end"]), hide_index=True, width="stretch", height=300,
-                     key=f"ranks.table.{dep}")
+                     key=keys.rank_table(dep))
         st.download_button(f"Download {dep} as CSV", analysis.to_csv(table), file_name=f"token-ranks-{dep}.csv",
-                           mime="text/csv", key=f"ranks.csv.{dep}", icon=":material/download:")
+                           mime="text/csv", key=keys.rank_csv(dep), icon=":material/download:")
     st.download_button("Download everything as JSON", analysis.to_json(tables, thresholds, analysed_text),
-                       file_name="token-ranks.json", mime="application/json", key="ranks.json",
+                       file_name="token-ranks.json", mime="application/json", key=keys.RANK_JSON,
                        icon=":material/download:")

@@ -123,7 +123,7 @@ def test_traffic_is_checked_before_it_is_sent(open_page, demo):
 
     at = set_traffic(at, chat=100, ranks=0)
     assert not at.error
-    at.selectbox(key=f"{keys.MIRROR_TARGET}.{demo.get_endpoint('demo').updated_at}").set_value("chat").run()
+    at.selectbox(key=keys.mirror_target(demo.get_endpoint("demo").updated_at)).set_value("chat").run()
     assert "cannot also receive mirror traffic" in texts(at.error)
     assert at.button(key=keys.TRAFFIC_APPLY).disabled
     assert len(demo.list_audit()) == audit_before, "a refused split is never sent"
@@ -164,11 +164,11 @@ def test_a_large_shift_asks_for_confirmation(open_page, demo):
 def test_mirror_traffic_to_a_deployment_without_live_traffic(open_page, demo):
     at = open_page("endpoints")
     revision = demo.get_endpoint("demo").updated_at
-    at.selectbox(key=f"{keys.MIRROR_TARGET}.{revision}").set_value("ranks").run()
-    at.number_input(key=f"{keys.MIRROR_PERCENT}.{revision}").set_value(60)
+    at.selectbox(key=keys.mirror_target(revision)).set_value("ranks").run()
+    at.number_input(key=keys.mirror_percent(revision)).set_value(60)
     at.run()
     assert "at most 50 % can be mirrored" in texts(at.error)
-    at.number_input(key=f"{keys.MIRROR_PERCENT}.{revision}").set_value(20)
+    at.number_input(key=keys.mirror_percent(revision)).set_value(20)
     at.run()
     at.button(key=keys.TRAFFIC_APPLY).click()
     at.run()
@@ -187,7 +187,7 @@ def test_keys_are_masked_until_shown_and_regenerated_after_confirmation(open_pag
     at.toggle(key=keys.SHOW_KEYS).set_value(True).run()
     assert old.primary_key in texts(at.code)
 
-    at.button(key="endpoints.keys.regenerate.primary").click()
+    at.button(key=keys.regenerate_button("primary")).click()
     at.run()
     assert demo.get_keys("demo") == old, "nothing changes before the confirmation"
     at.button(key=keys.confirm_button("regenerate:demo:primary")).click()
@@ -205,14 +205,14 @@ def test_logs_of_a_deployment(open_page, demo):
 
 def test_delete_a_deployment_with_traffic_is_refused_and_an_endpoint_asks_first(open_page, demo):
     at = open_page("endpoints")
-    at.selectbox(key="endpoints.manage.deployment").set_value("chat").run()
-    at.button(key="endpoints.delete_deployment").click()
+    at.selectbox(key=keys.MANAGE_DEPLOYMENT).set_value("chat").run()
+    at.button(key=keys.DELETE_DEPLOYMENT).click()
     at.run()
     at.button(key=keys.confirm_button("delete-deployment:demo/chat")).click()
     at.run()
     assert "still has 100 % of live traffic" in texts(at.error)
 
-    at.button(key="endpoints.delete").click()
+    at.button(key=keys.DELETE_ENDPOINT).click()
     at.run()
     assert demo.list_endpoints(), "nothing is deleted before the confirmation"
     at.button(key=keys.confirm_button("delete-endpoint:demo")).click()
@@ -313,12 +313,12 @@ def test_long_operations_show_progress(open_page, demo, progress_boxes):
     at.run()
     at.button(key=keys.revert_button(traffic_changes(demo)[0].id)).click()
     at.run()
-    at.selectbox(key="endpoints.manage.deployment").set_value("ranks").run()
-    at.button(key="endpoints.delete_deployment").click()
+    at.selectbox(key=keys.MANAGE_DEPLOYMENT).set_value("ranks").run()
+    at.button(key=keys.DELETE_DEPLOYMENT).click()
     at.run()
     at.button(key=keys.confirm_button("delete-deployment:demo/ranks")).click()
     at.run()
-    at.button(key="endpoints.delete").click()
+    at.button(key=keys.DELETE_ENDPOINT).click()
     at.run()
     at.button(key=keys.confirm_button("delete-endpoint:demo")).click()
     at.run()
@@ -331,3 +331,13 @@ def test_long_operations_show_progress(open_page, demo, progress_boxes):
         "Applying the new traffic split", "Reverting the traffic split", "Deleting deployment ranks",
         "Deleting endpoint demo and its deployments", "Creating endpoint chat-prod"]
     assert [e.name for e in demo.list_endpoints()] == ["chat-prod"]
+
+
+def test_history_shows_its_own_endpoint_only(open_page, demo):
+    demo.create_or_update_endpoint(Endpoint(name="demo2"))
+    demo.create_or_update_deployment(Deployment(name="blue", endpoint_name="demo2", model="smollm2-135m-instruct:1"))
+    demo.set_traffic("demo2", {"blue": 100})
+    at = open_page("endpoints")
+    assert at.selectbox(key=keys.ENDPOINT_PICKER).value == "demo"
+    assert "blue 100" not in texts(at.markdown), "demo2's traffic change is not demo's history"
+    assert "no traffic → **chat 100**" in texts(at.markdown)

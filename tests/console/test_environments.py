@@ -72,7 +72,7 @@ def test_archive_hides_a_version_until_restored(open_page, workspace):
     workspace.create_environment(EnvironmentSpec(name="scoring", conda_file=CONDA_V2))
     at = open_page("environments")
     at.selectbox(key=keys.ENVIRONMENT).set_value("scoring").run()
-    assert at.selectbox(key=f"{keys.ENV_VERSION}.scoring").value == 2
+    assert at.selectbox(key=keys.environment_version("scoring")).value == 2
     at.button(key=keys.ENV_ARCHIVE).click().run()
     assert not at.exception
     assert "Archived scoring:2: turn on 'Show archived' to see it again." in texts(at.success)
@@ -80,7 +80,7 @@ def test_archive_hides_a_version_until_restored(open_page, workspace):
     assert at.dataframe[0].value.set_index("name").loc["scoring", "latest"] == 1
     assert list(at.dataframe[1].value["archived"]) == [True, False]
 
-    at.selectbox(key=f"{keys.ENV_VERSION}.scoring").set_value(1).run()
+    at.selectbox(key=keys.environment_version("scoring")).set_value(1).run()
     at.button(key=keys.ENV_ARCHIVE).click().run()
     assert list(at.dataframe[0].value["name"]) == ["local-python"]
     at.toggle(key=keys.ENV_SHOW_ARCHIVED).set_value(True).run()

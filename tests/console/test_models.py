@@ -44,8 +44,8 @@ def test_edit_promote_archive_and_restore(open_page, workspace, model_folder):
     workspace.create_model(ModelSpec(name="tiny", path=str(model_folder)))
     at = open_page("models")
 
-    at.text_input(key=f"{keys.MODEL_DESCRIPTION}.tiny:1").set_value("A tiny model")
-    at.text_area(key=f"{keys.MODEL_TAGS}.tiny:1").set_value("team=nlp\nowner=ada")
+    at.text_input(key=keys.model_description("tiny:1")).set_value("A tiny model")
+    at.text_area(key=keys.model_tags("tiny:1")).set_value("team=nlp\nowner=ada")
     at.button(key=keys.MODEL_SAVE).click()
     at.run()
     assert "Saved the description and tags of tiny:1." in texts(at.success)
@@ -68,7 +68,7 @@ def test_edit_promote_archive_and_restore(open_page, workspace, model_folder):
     at.run()
     assert workspace.get_model("tiny", 1).archived
     assert "Every model is archived" in texts(at.info)
-    at.toggle(key="models.show_archived").set_value(True).run()
+    at.toggle(key=keys.MODEL_SHOW_ARCHIVED).set_value(True).run()
     assert at.dataframe[1].value["archived"][0]
     at.button(key=keys.RESTORE).click()
     at.run()

@@ -1,0 +1,84 @@
+"""The Endpoints page: what can be deployed, the next free name, the mirror choice, history rows, snippets' payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from byom.core.demo import GENERATION_SCRIPT
+from byom.core.entities import Deployment, EnvironmentVersion, ModelVersion
+from byom.core.history import Revert, TrafficChange, split_text
+
+from .common import TOKEN_RANKS, deployment_task
+
+BUSY_STATES = ("Creating", "Updating", "Scaling", "Deleting")
+"""A deployment in one of these is still changing: the table refreshes itself until none is."""
+SUGGESTED_NAMES = ("blue", "green")
+NO_MIRROR = "none"
+DEFAULT_MIRROR_PERCENT = 10
+SPLIT_TARGET = "the traffic split"
+LOG_CONTAINERS = ["inference-server", "storage-initializer"]
+
+
+def busy(deployments: Iterable[Deployment]) -> bool:
+    return any(d.provisioning_state in BUSY_STATES for d in deployments)
+
+
+def deployable_models(versions: Iterable[ModelVersion]) -> list[str]:
+    return [v.ref for v in versions]
+
+
+def deployable_environments(versions: Iterable[EnvironmentVersion]) -> list[str]:
+    """Every version not archived; the built-in environment by its name alone."""
+    return [v.name if v.built_in else v.ref for v in versions if not v.archived]
+
+
+def script_index(scripts: Sequence[str]) -> int:
+    """The generation script where the code folder has it, else the first."""
+    return scripts.index(GENERATION_SCRIPT) if GENERATION_SCRIPT in scripts else 0
+
+
+def next_deployment_name(names: Iterable[str]) -> str:
+    """``blue``, else ``green``, else nothing: the next deploy does not replace a running one by default."""
+    taken = {n.lower() for n in names}
+    return next((n for n in SUGGESTED_NAMES if n not in taken), "")
+
+
+def replaced_deployment(deployments: Iterable[Deployment], name: str) -> Deployment | None:
+    """The running deployment a deploy under ``name`` would replace in place, live traffic and all."""
+    return next((d for d in deployments if d.name.lower() == name.strip().lower()
+                 and d.provisioning_state != "Failed"), None)
+
+
+def redeploy_question(replaced: Deployment, traffic: dict[str, int], model_ref: str | None) -> str:
+    return (f"Deployment {replaced.name} already exists on {replaced.endpoint_name} with "
+            f"{traffic.get(replaced.name.lower(), 0)} % of live traffic: replace it in place with {model_ref}?")
+
+
+def mirror_choice(mirror_traffic: dict[str, int], names: Sequence[str]) -> tuple[list[str], int, int]:
+    """The 'Mirror to' options, the one chosen now, and the percentage to show."""
+    target, percent = next(iter(mirror_traffic.items()), (None, DEFAULT_MIRROR_PERCENT))
+    options = [NO_MIRROR, *names]
+    chosen = next((n for n in names if n.lower() == target), NO_MIRROR)
+    return options, options.index(chosen), int(percent)
+
+
+def mirror_split(target: str, percent: int) -> dict[str, int]:
+    return {} if target == NO_MIRROR else {target: percent}
+
+
+def change_texts(change: TrafficChange) -> tuple[str, str]:
+    """A history row's splits: before and after the change."""
+    return (split_text(change.before, change.mirror_before), split_text(change.after, change.mirror_after))
+
+
+def revert_question(planned: Revert, shift: int) -> str:
+    return (f"Reverting moves {shift} percentage points of live traffic at once: set {planned.endpoint} "
+            f"to {split_text(planned.traffic, planned.mirror_traffic)}?")
+
+
+def sample_payload(deployment: Deployment | None) -> dict[str, Any]:
+    """A request the deployment (or, for None, the traffic split) answers, for the code snippets."""
+    if deployment is not None and deployment_task(deployment) == TOKEN_RANKS:
+        return {"text": "The quick brown fox."}
+    return {"prompt": "Say hello.", "max_new_tokens": 32}

@@ -1,0 +1,116 @@
+"""The Playground page: which deployments answer prompts, the request body, what an answer says."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from byom.core.entities import Deployment, InvokeResult
+
+from .common import GENERATION, deployment_task
+
+SPLIT = "The traffic split"
+MODES = ["Prompt", "Chat", "A/B"]
+
+
+@dataclass
+class Answer:
+    """What the Playground shows for one call."""
+
+    ok: bool
+    status_code: int
+    text: str  # the generated text, or the error the endpoint gave
+    deployment: str | None
+    latency_ms: float
+    request_id: str
+    completion_tokens: int | None
+    finish_reason: str | None
+    raw: Any
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        if not self.completion_tokens or self.latency_ms <= 0:
+            return None
+        return self.completion_tokens / (self.latency_ms / 1000)
+
+
+STATUS_HINTS = {
+    401: "The endpoint refused the key: regenerate it on the Endpoints page if it leaked.",
+    404: "No deployment has live traffic (or the deployment named does not exist): "
+         "set traffic on the Endpoints page, or call one deployment by name.",
+    408: "The model took longer than the deployment's request timeout: raise it, or ask for fewer tokens.",
+    424: "The model server answered with an error: read the deployment's logs on the Endpoints page.",
+    429: "Too many requests in flight: wait, or scale the deployment out.",
+    502: "No healthy instance answered: check the deployment's state and logs.",
+    503: "No healthy instance answered: check the deployment's state and logs.",
+}
+
+
+def generation_deployments(deployments: Iterable[Deployment]) -> list[str]:
+    """The deployments that answer prompts (token-rank ones do not)."""
+    return [d.name for d in deployments if deployment_task(d) == GENERATION]
+
+
+def target_of(choice: str) -> str | None:
+    """The deployment a 'Send to' choice names; None for the traffic split."""
+    return None if choice == SPLIT else choice
+
+
+def status_hint(status_code: int) -> str | None:
+    """What to do about an endpoint's non-2xx answer."""
+    if status_code in STATUS_HINTS:
+        return STATUS_HINTS[status_code]
+    if 400 <= status_code < 500:
+        return "The deployment refused the request: check the fields of the request body."
+    return None
+
+
+def generation_payload(prompt: str, *, chat: Sequence[Mapping[str, str]] | None = None, max_new_tokens: int = 64,
+                       temperature: float = 0.0, top_p: float = 1.0) -> dict[str, Any]:
+    """The request body of the generation scoring script: greedy at temperature 0."""
+    body: dict[str, Any] = {"messages": list(chat)} if chat is not None else {"prompt": prompt}
+    body["max_new_tokens"] = max_new_tokens
+    if temperature > 0:
+        body.update(do_sample=True, temperature=temperature, top_p=top_p)
+    return body
+
+
+def answer_of(result: InvokeResult) -> Answer:
+    return read_answer(result.status_code, result.body, result.deployment, result.latency_ms, result.request_id)
+
+
+def read_answer(status_code: int, body: str, deployment: str | None, latency_ms: float, request_id: str) -> Answer:
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError:
+        parsed = body
+    ok = 200 <= status_code < 300
+    if isinstance(parsed, dict):
+        if ok:
+            text = str(parsed.get("text", parsed))
+        else:
+            text = str(parsed.get("message") or parsed.get("error") or parsed)
+        usage = parsed.get("usage") if isinstance(parsed.get("usage"), dict) else {}
+        completion = usage.get("completion_tokens") if usage else None
+        finish = parsed.get("finish_reason")
+    else:
+        text, completion, finish = str(parsed), None, None
+    return Answer(ok, status_code, text, deployment, latency_ms, request_id,
+                  int(completion) if isinstance(completion, int) else None, finish, parsed)
+
+
+def tokens_per_second_text(answer: Answer) -> str:
+    tps = answer.tokens_per_second
+    return f"{tps:,.1f}" if tps else "n/a"
+
+
+def answer_caption(answer: Answer) -> str:
+    return (f"Request id `{answer.request_id}` · HTTP {answer.status_code}"
+            + (f" · finish reason {answer.finish_reason}" if answer.finish_reason else ""))
+
+
+def raw_text(answer: Answer) -> str:
+    """The body as the endpoint sent it, indented where it is JSON."""
+    return answer.raw if isinstance(answer.raw, str) else json.dumps(answer.raw, indent=2)

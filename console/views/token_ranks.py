@@ -1,0 +1,49 @@
+"""The Token ranks page: which deployments to offer, the request, what each summary's figures read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from byom.core import analysis
+from byom.core.entities import Deployment
+
+from .common import TOKEN_RANKS, deployment_task
+
+NOTHING = "nothing"
+SOURCES = ["Type or paste", "Upload a text file", "The last Playground answer"]
+TOP_K = 5
+TIMEOUT_S = 120
+LONG_TEXT_TOKENS = 200
+"""A text of more tokens is shown in a box of its own height, scrolled."""
+
+
+def ranks_first(deployments: Iterable[Deployment]) -> list[str]:
+    """Deployment names, token-rank ones first: those are the ones that can answer here."""
+    return [d.name for d in sorted(deployments, key=lambda d: deployment_task(d) != TOKEN_RANKS)]
+
+
+def compare_options(names: Sequence[str], primary: str) -> list[str]:
+    return [NOTHING, *[n for n in names if n != primary]]
+
+
+def selected(primary: str, other: str) -> list[str]:
+    return [primary] if other == NOTHING else [primary, other]
+
+
+def rank_request(text: str) -> dict[str, Any]:
+    return {"text": text, "top_k": TOP_K}
+
+
+def summary_figures(summary: analysis.RankSummary, thresholds: Sequence[int]) -> list[tuple[str, str]]:
+    """The metrics above a deployment's text: (label, value)."""
+    return [
+        ("Tokens", f"{summary.tokens:,}"),
+        ("Perplexity", f"{summary.perplexity:,.1f}" if summary.perplexity else "n/a"),
+        ("Mean log-rank", f"{summary.mean_log_rank:.2f}" if summary.mean_log_rank is not None else "n/a"),
+        (f"In {analysis.bucket_labels(thresholds)[0]}", f"{100 * summary.share_top:.0f} %"),
+    ]
+
+
+def unpaired_text(unpaired: int) -> str:
+    return f"{unpaired} token(s) could not be paired: the two tokenizers split the text differently."

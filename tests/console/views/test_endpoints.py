@@ -1,0 +1,57 @@
+"""console.views.endpoints: what can be deployed, the next name, the mirror choice, history rows, payloads."""
+
+from byom.console.views import endpoints as view
+from byom.core.entities import Deployment, EnvironmentVersion, ModelVersion
+from byom.core.history import Revert, TrafficChange
+
+
+def dep(name: str, state: str = "Succeeded", script: str | None = None) -> Deployment:
+    return Deployment(name=name, endpoint_name="demo", model="m:1", provisioning_state=state, scoring_script=script)
+
+
+def test_what_the_deploy_form_offers():
+    assert view.deployable_models([ModelVersion(name="m", version=2), ModelVersion(name="m", version=1)]) == [
+        "m:2", "m:1"]
+    envs = [EnvironmentVersion(name="local-python", version=1, built_in=True),
+            EnvironmentVersion(name="scoring", version=2), EnvironmentVersion(name="scoring", version=1, archived=True)]
+    assert view.deployable_environments(envs) == ["local-python", "scoring:2"]
+    assert view.script_index(["token_ranks.py", "generate.py"]) == 1
+    assert view.script_index(["score.py"]) == 0
+
+
+def test_the_next_name_never_replaces_a_running_deployment_by_default():
+    assert view.next_deployment_name([]) == "blue"
+    assert view.next_deployment_name(["Blue"]) == "green"
+    assert view.next_deployment_name(["blue", "green"]) == ""
+    deployments = [dep("blue"), dep("green", "Failed")]
+    assert view.replaced_deployment(deployments, " BLUE ") is deployments[0]
+    assert view.replaced_deployment(deployments, "green") is None, "a failed deployment is replaced without asking"
+    assert view.redeploy_question(deployments[0], {"blue": 100}, "m:2") == (
+        "Deployment blue already exists on demo with 100 % of live traffic: replace it in place with m:2?")
+
+
+def test_busy_deployments():
+    assert view.busy([dep("blue"), dep("green", "Updating")])
+    assert not view.busy([dep("blue"), dep("green", "Failed")])
+
+
+def test_the_mirror_choice_shows_the_stored_split():
+    assert view.mirror_choice({}, ["blue", "green"]) == (["none", "blue", "green"], 0, 10)
+    assert view.mirror_choice({"green": 20}, ["blue", "Green"]) == (["none", "blue", "Green"], 2, 20)
+    assert view.mirror_split("none", 20) == {}
+    assert view.mirror_split("green", 20) == {"green": 20}
+
+
+def test_history_rows_and_the_revert_question():
+    change = TrafficChange(id=3, at="", actor="ada", before={"blue": 100}, after={"blue": 90, "green": 10},
+                           mirror_before={}, mirror_after={"shadow": 5})
+    assert view.change_texts(change) == ("blue 100", "blue 90 · green 10 (mirror: shadow 5)")
+    planned = Revert("demo", change, {"blue": 100}, {})
+    assert view.revert_question(planned, 60) == (
+        "Reverting moves 60 percentage points of live traffic at once: set demo to blue 100?")
+
+
+def test_the_snippets_payload_fits_the_deployment_s_task():
+    assert view.sample_payload(dep("ranks", script="token_ranks.py")) == {"text": "The quick brown fox."}
+    assert view.sample_payload(dep("chat", script="generate.py"))["prompt"] == "Say hello."
+    assert view.sample_payload(None)["prompt"] == "Say hello."
