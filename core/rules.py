@@ -6,6 +6,7 @@ names the rule and what to do, or returns the normalised value.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -234,3 +235,19 @@ def check_log_request(lines: int, container: str) -> None:
         raise InvalidInput(f"Unknown container {container!r}: use inference-server or storage-initializer.")
     if lines < 1:
         raise InvalidInput("--lines must be at least 1.")
+
+
+def bearer_authorized(authorization: str | None, keys: Iterable[str | bytes]) -> bool:
+    """``Authorization: Bearer <key>`` (the scheme in any case) with one of the endpoint's keys.
+
+    Compared in constant time, against every key whatever the first gives.
+    """
+    if not authorization:
+        return False
+    scheme, _, given = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    presented = given.strip().encode("utf-8", "replace")
+    wanted = [k.encode("utf-8") if isinstance(k, str) else k for k in keys]
+    matches = [hmac.compare_digest(presented, key) for key in wanted if key]
+    return any(matches)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import rules
 from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, RequestFact
 from .errors import NotFound, Unsupported
 
@@ -218,9 +219,9 @@ class FakeServing(Serving):
         start = time.perf_counter()
         request_id = str(uuid.uuid4())
         name = state.endpoint.name
-        auth = headers.get("Authorization", "")
         base = {"x-request-id": request_id}
-        if auth not in (f"Bearer {state.keys.primary_key}", f"Bearer {state.keys.secondary_key}"):
+        keys = (state.keys.primary_key, state.keys.secondary_key)
+        if not rules.bearer_authorized(headers.get("Authorization"), keys):
             return InvokeResult(401, json.dumps({"error": "Invalid or missing key."}), base, None, 0.0, request_id)
         target = (deployment or headers.get(DEPLOYMENT_HEADER) or "").lower()
         if target:
