@@ -232,33 +232,17 @@ def audit_list(ws: Workspace, args: argparse.Namespace) -> Any:
 # ---------------------------------------------------------- local processes
 
 
-def _local_serving(ws: Workspace):  # type: ignore[no-untyped-def]
-    from byom.core.local.serving import LocalServing
-
-    serving = getattr(ws, "serving", None)
-    if not isinstance(serving, LocalServing):
-        raise InvalidInput("Only a local workspace has local serving processes: leave out the Azure ML options.")
-    return serving
-
-
 def local_status(ws: Workspace, args: argparse.Namespace) -> Any:
-    serving = _local_serving(ws)
-    control_plane, gateway = serving.control_plane(), serving.gateway()
-    return {
-        "home": str(serving.files.home),
-        "control_plane_pid": control_plane.pid if control_plane else None,
-        "gateway_pid": gateway.pid if gateway else None,
-        "running": control_plane is not None,
-    }
+    return ws.local_processes().status()
 
 
 def local_start(ws: Workspace, args: argparse.Namespace) -> Any:
-    _local_serving(ws).wait_gateway()
+    ws.local_processes().start()
     return local_status(ws, args)
 
 
 def local_stop(ws: Workspace, args: argparse.Namespace) -> Any:
-    _local_serving(ws).shutdown()
+    ws.local_processes().stop()
     return local_status(ws, args)
 
 

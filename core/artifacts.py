@@ -59,6 +59,16 @@ def downloadable(model: ModelVersion) -> bool:
     return bool(model.files) or "/datastores/" in model.path
 
 
+def remote_download_hint(*paths: str) -> str:
+    """What to run instead of a download; ``paths``: where a version was registered from, and where it is kept."""
+    import re
+
+    job = next((m for p in paths if (m := re.match(r"azureml://jobs/([^/]+)/", p, flags=re.IGNORECASE))), None)
+    if job:
+        return f"Download the job's outputs instead: az ml job download --name {job.group(1)} --all."
+    return "Download the files from where they lie (Studio, azcopy or az storage blob download-batch)."
+
+
 def refuse_asset_reference(path: str | Path) -> None:
     """``azureml:name:1`` names a registered asset, not files: az ml takes it for a local path and fails."""
     text = str(path).strip()

@@ -58,6 +58,9 @@ class InstanceState(StrEnum):
 LOCAL_PYTHON = "local-python"
 """Built-in environment: the interpreter byom itself runs in."""
 
+TASK_GENERATION = "generation"  # a Deployment.task: text generation from a prompt or chat messages
+TASK_TOKEN_RANKS = "token_ranks"  # a Deployment.task: the rank of each token of a text
+
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -312,6 +315,11 @@ class Deployment(Entity):
     created_by: str = ""
     created_at: str = ""
     updated_at: str = ""
+
+    @property
+    def task(self) -> str:
+        """What its scoring script does: ``token_ranks`` (scoring/token_ranks.py) or ``generation`` (any other)."""
+        return TASK_TOKEN_RANKS if (self.scoring_script or "").endswith("token_ranks.py") else TASK_GENERATION
 
 
 # ------------------------------------------------------ invoke & metrics

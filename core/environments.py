@@ -12,11 +12,13 @@ import difflib
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
+from importlib import metadata
 
 import yaml
 
-from .entities import DiffLine, DriftEntry, EnvironmentDiff, EnvironmentVersion
+from .entities import LOCAL_PYTHON, DiffLine, DriftEntry, EnvironmentDiff, EnvironmentVersion
 from .errors import InvalidInput
 
 # Conda names whose PyPI name differs. None: conda-only, nothing to install
@@ -274,4 +276,25 @@ def diff_environments(a: EnvironmentVersion, b: EnvironmentVersion) -> Environme
         added=sorted(reqs_b[k] for k in reqs_b.keys() - reqs_a.keys()),
         removed=sorted(reqs_a[k] for k in reqs_a.keys() - reqs_b.keys()),
         changed=sorted((k, reqs_a[k], reqs_b[k]) for k in reqs_a.keys() & reqs_b.keys() if reqs_a[k] != reqs_b[k]),
+    )
+
+
+BYOM_INTERPRETER = "byom's interpreter"
+"""Where drift reads installed versions for an environment that has no build (yet)."""
+
+
+def local_python_environment() -> EnvironmentVersion:
+    """The built-in environment: the interpreter byom runs in, with byom's own requirements."""
+    try:
+        requires = [r.split(";")[0].strip() for r in (metadata.requires("byom") or []) if "extra ==" not in r]
+    except metadata.PackageNotFoundError:
+        requires = []
+    return EnvironmentVersion(
+        name=LOCAL_PYTHON,
+        version=1,
+        description="The Python interpreter byom runs in (no build; fastest for development and tests).",
+        python=".".join(map(str, sys.version_info[:3])),
+        pip_requirements=requires,
+        built_in=True,
+        created_by="byom",
     )

@@ -2,7 +2,8 @@
 
 It ships inside the library (as ``httpx.MockTransport`` does) so that console
 tests and demos run without a backend, and it passes the same contract suite
-as the real backends. Deployments succeed at once and are answered by
+as the real backends. It is the store-backed backend in its memory
+configuration: deployments succeed at once and are answered by
 ``serving.responder``; ``serving.history`` lists what they received.
 """
 
@@ -10,17 +11,25 @@ from __future__ import annotations
 
 from .artifacts import MemoryArtifacts
 from .builds import FakeBuilder
-from .serving import FakeServing, Responder, echo_responder
+from .serving import FakeServing, Responder, Serving, echo_responder
 from .store import MemoryStore
-from .store_workspace import StoreWorkspace
+from .store.backend import StoreBackend
+from .workspace import Workspace
 
 
-class InMemoryWorkspace(StoreWorkspace):
-    kind = "memory"
-
-    def __init__(self, *, responder: Responder = echo_responder, actor: str | None = None, seed: int | None = None) -> None:
+class InMemoryWorkspace(Workspace):
+    def __init__(self, *, responder: Responder = echo_responder, actor: str | None = None,
+                 seed: int | None = None) -> None:
         self.fake_serving = FakeServing(responder, seed=seed)
-        super().__init__(
-            MemoryStore(), MemoryArtifacts(), self.fake_serving, builder=FakeBuilder(),
-            actor=actor, name="in-memory", location="memory",
-        )
+        self.store_backend = StoreBackend(MemoryStore(), MemoryArtifacts(), self.fake_serving, builder=FakeBuilder(),
+                                          kind="memory", name="in-memory", location="memory")
+        super().__init__(self.store_backend, actor=actor)
+
+    @property
+    def serving(self) -> Serving:
+        """What runs its deployments: ``fake_serving`` unless a test puts another in."""
+        return self.store_backend.serving
+
+    @serving.setter
+    def serving(self, serving: Serving) -> None:
+        self.store_backend.serving = serving

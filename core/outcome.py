@@ -25,12 +25,13 @@ def deployment_key(endpoint_name: str, deployment_name: str) -> str:
 
 
 def record_outcome(txn: Txn, endpoint_name: str, deployment_name: str, token: str | None, state: str, reason: str,
-                   actor: str) -> dict[str, Any] | None:
+                   actor: str | None) -> dict[str, Any] | None:
     """Write ``state`` and ``reason`` to the deployment's document if it still holds the change ``token`` names.
 
     Returns the document as it now stands, or None when it was deleted or changed again since (the
     newer change decides). A state that ends a change (Succeeded, Failed) leaves an audit record
-    the first time it is written.
+    by ``actor`` the first time it is written; with no actor the caller audits it (the Workspace
+    does, for the change it waited for).
     """
     key = deployment_key(endpoint_name, deployment_name)
     doc = txn.get("deployment", key)
@@ -40,7 +41,7 @@ def record_outcome(txn: Txn, endpoint_name: str, deployment_name: str, token: st
         return doc
     doc["provisioning_state"], doc["state_reason"] = str(state), reason
     txn.put("deployment", key, 0, doc)
-    if state in (ProvisioningState.SUCCEEDED, ProvisioningState.FAILED):
+    if actor is not None and state in (ProvisioningState.SUCCEEDED, ProvisioningState.FAILED):
         txn.audit(AuditRecord(at=utcnow(), actor=actor, action="deployment.state",
                               target=f"deployment/{endpoint_name}/{doc['name']}",
                               after={"provisioning_state": str(state), "reason": reason[-REASON_AUDITED_CHARS:]}))

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .backend import Progress, no_progress
 from .errors import InvalidInput, Unsupported
-from .workspace import Progress, no_progress
 
 GGUF_MAGIC = b"GGUF"
 

@@ -12,13 +12,13 @@ new ones, never a mix (this is what makes a traffic shift lossless).
 
 from __future__ import annotations
 
-import hmac
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from .entities import Deployment, Endpoint, EndpointKeys, InstanceState
+from .rules import bearer_authorized
 
 
 class RoutedInstance(Protocol):
@@ -61,15 +61,8 @@ class EndpointRoute:
     deployments: Mapping[str, DeploymentRoute]  # by lower-cased name
 
     def authorized(self, authorization: str | None) -> bool:
-        """``Bearer <key>`` with either key, compared in constant time."""
-        if not authorization:
-            return False
-        scheme, _, given = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return False
-        presented = given.strip().encode("utf-8", "replace")
-        matches = [hmac.compare_digest(presented, key) for key in self.keys]  # always compare both
-        return any(matches)
+        """``Bearer <key>`` with either key (:func:`byom.core.rules.bearer_authorized`)."""
+        return bearer_authorized(authorization, self.keys)
 
     def target(self, header: str | None) -> DeploymentRoute | None:
         """The deployment an ``azureml-model-deployment`` header names, whatever its traffic."""

@@ -6,12 +6,13 @@ names the rule and what to do, or returns the normalised value.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .artifacts import is_remote
-from .entities import LOCAL_PYTHON, EnvironmentSpec
+from .artifacts import is_remote, refuse_asset_reference
+from .entities import LOCAL_PYTHON, Deployment, EnvironmentSpec
 from .errors import InUse, InvalidInput
 
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
@@ -196,3 +197,57 @@ def check_promotion(current: str, target: str, approver: str) -> None:
             f"Only a version in staging can go to production; this one is in {current}.",
             hint="Promote it to staging first.",
         )
+
+
+def check_deployment(deployment: Deployment) -> None:
+    """Name, instance count, code configuration (the scoring script inside the code folder) and request settings."""
+    validate_deployment_name(deployment.name)
+    validate_instance_count(deployment.instance_count)
+    if deployment.code_path is not None:
+        code = Path(deployment.code_path).expanduser()
+        if not code.is_dir():
+            raise InvalidInput(f"Code folder {str(code)!r} does not exist: point code_configuration.code at a folder.")
+        script = deployment.scoring_script or ""
+        if not script or not (code / script).is_file():
+            raise InvalidInput(f"Scoring script {script!r} is not in {str(code)!r}: "
+                               "check code_configuration.scoring_script.")
+    settings = deployment.request_settings
+    if settings.request_timeout_ms < 1 or settings.max_concurrent_requests_per_instance < 1:
+        raise InvalidInput("request_settings must be positive: request_timeout_ms ≥ 1 and "
+                           "max_concurrent_requests_per_instance ≥ 1.")
+
+
+def check_remote_model_path(path: str, package: bool) -> str:
+    """A model path in cloud storage, as a workspace's model registry takes it where it lies."""
+    path = path.strip()
+    refuse_asset_reference(path)
+    if package:
+        raise InvalidInput(f"--package converts a GGUF file on this machine, and {path!r} is in remote storage.",
+                           hint="Download the file first and register it with --package, or register it as it is.")
+    if path.lower().startswith("azureml://registries/"):
+        raise InvalidInput(f"{path!r} is in an Azure ML registry, not in this workspace's storage.",
+                           hint="Deploy the registry's model by its id, or download it and register the files.")
+    return path
+
+
+def check_log_request(lines: int, container: str) -> None:
+    if container not in ("inference-server", "storage-initializer"):
+        raise InvalidInput(f"Unknown container {container!r}: use inference-server or storage-initializer.")
+    if lines < 1:
+        raise InvalidInput("--lines must be at least 1.")
+
+
+def bearer_authorized(authorization: str | None, keys: Iterable[str | bytes]) -> bool:
+    """``Authorization: Bearer <key>`` (the scheme in any case) with one of the endpoint's keys.
+
+    Compared in constant time, against every key whatever the first gives.
+    """
+    if not authorization:
+        return False
+    scheme, _, given = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    presented = given.strip().encode("utf-8", "replace")
+    wanted = [k.encode("utf-8") if isinstance(k, str) else k for k in keys]
+    matches = [hmac.compare_digest(presented, key) for key in wanted if key]
+    return any(matches)

@@ -1,6 +1,6 @@
 """The serving seam: what runs deployments and answers their endpoints.
 
-:class:`core.store_workspace.StoreWorkspace` keeps the desired state
+:class:`core.store.backend.StoreBackend` keeps the desired state
 (endpoints, keys, traffic, deployments) in its store and hands the running of
 it to a :class:`Serving`:
 

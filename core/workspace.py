@@ -1,10 +1,11 @@
-"""The Workspace contract: what the console, the CLI and the tests may call.
+"""The Workspace: what the console, the CLI and the tests call, over any :class:`~core.backend.Backend`.
 
-One interface, implemented by the in-memory workspace (``core.memory``), the
-local backend (``core.local``) and the Azure ML backend (``core.azure``).
-Every backend passes the one contract suite in ``tests/contract``; what a
+One concrete class, as httpx has one ``Client`` over its transports: every
+rule of Azure ML's model is applied here once, and a backend only keeps state
+(``core.store``: local SQLite or in memory; ``core.azure``: Azure ML). What a
 backend cannot do it declares in ``capabilities`` and raises
-:class:`~core.errors.Unsupported` for.
+:class:`~core.errors.Unsupported` for. Every backend passes the one contract
+suite in ``tests/contract``.
 
 Rules that hold for every backend (Azure ML semantics, see DESIGN.md):
 
@@ -17,7 +18,7 @@ Rules that hold for every backend (Azure ML semantics, see DESIGN.md):
 * Artifacts and specs are immutable once registered; only ``description`` and
   ``tags`` change.
 * Every change is written to the audit log (actor, action, target, before,
-  after, time) in the same step as the change itself.
+  after, time) once the backend has taken it.
 * Errors are raised from the tree in :mod:`core.errors`; nothing is half
   written when one is raised.
 * Changes to endpoints and deployments take ``wait`` and ``progress``. With
@@ -30,12 +31,20 @@ Rules that hold for every backend (Azure ML semantics, see DESIGN.md):
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+import json
+import os
+import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from . import rules
+from .actor import default_actor
+from .artifacts import check_source, downloadable, is_remote, remote_download_hint
+from .asset_refs import parse_asset_ref
+from .backend import Backend, Kind, LocalProcesses, Operation, Progress, Ref, no_progress
 from .entities import (
+    LOCAL_PYTHON,
     AuditRecord,
     Deployment,
     DeploymentMetrics,
@@ -49,17 +58,21 @@ from .entities import (
     InvokeResult,
     ModelSpec,
     ModelVersion,
+    StageChange,
     WorkspaceInfo,
+    utcnow,
+    utcnow_after,
 )
+from .environments import drift, installed_packages, local_python_environment, parse_conda
+from .errors import AlreadyExists, AuthFailed, ByomError, InUse, InvalidInput, NotFound, Unsupported
+from .metrics import summarize
+from .serving import DEPLOYMENT_HEADER
 
-Progress = Callable[[str, float | None], None]
-"""Progress callback: a message and a fraction done (None when unknown)."""
+__all__ = ["Capability", "Progress", "VersionRef", "Workspace", "no_progress"]
 
 VersionRef = int | str  # 3, "3" or "latest"
-
-
-def no_progress(message: str, fraction: float | None = None) -> None:
-    pass
+A = TypeVar("A", ModelVersion, EnvironmentVersion)
+TERMINAL = ("Succeeded", "Failed")
 
 
 class Capability:
@@ -76,24 +89,149 @@ class Capability:
     DOCKER_BUILDS = "docker-builds"  # environments from a Docker build context
 
 
-class Workspace(ABC):
-    """A place that holds models, environments and online endpoints."""
+def encode_payload(payload: Any) -> bytes:
+    """A JSON-able object as JSON; str and bytes as they are."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload).encode("utf-8")
+
+
+class Workspace:
+    """A place that holds models, environments and online endpoints, kept by ``backend``."""
+
+    def __init__(self, backend: Backend, *, actor: str | None = None, progress_every_s: float = 5.0) -> None:
+        self.backend = backend
+        self._actor = actor
+        self.progress_every_s = progress_every_s
 
     # ------------------------------------------------------------ general
 
-    @abstractmethod
+    @property
+    def actor(self) -> str:
+        """Who the audit log names: the one given, else ``BYOM_ACTOR``, else whom the backend is signed in as,
+        else the OS user. Read once, when first needed."""
+        if self._actor is None:
+            self._actor = os.environ.get("BYOM_ACTOR") or self.backend.identity() or default_actor()
+        return self._actor
+
     def info(self) -> WorkspaceInfo:
         """Which workspace this is, and what its backend can do."""
+        return self.backend.describe()
 
     def supports(self, capability: str) -> bool:
         return capability in self.info().capabilities
 
     def close(self) -> None:
         """Release connections. Running deployments are left running."""
+        self.backend.close()
+
+    def local_processes(self) -> LocalProcesses:
+        """The serving processes this workspace runs on this machine (a local workspace only)."""
+        processes = self.backend.local_processes()
+        if processes is None:
+            raise InvalidInput("Only a local workspace has local serving processes: leave out the Azure ML options.")
+        return processes
+
+    def _audit(self, action: str, target: str, before: Any = None, after: Any = None) -> None:
+        self.backend.record(AuditRecord(at=utcnow(), actor=self.actor, action=action, target=target,
+                                        before=before, after=after))
+
+    def _announce(self, what: str, progress: Progress) -> None:
+        if self.backend.long_running:
+            progress(_capital(what), 0.0)
+
+    def _wait(self, op: Operation, what: str, progress: Progress) -> Any:
+        """The operation's result, reporting its status every ``progress_every_s`` while it goes on."""
+        if not self.backend.long_running:
+            return op.result()
+        started = time.monotonic()
+        while not op.done():
+            progress(f"{_capital(what)}: {op.status()} ({time.monotonic() - started:.0f} s)", None)
+            op.wait(self.progress_every_s)
+        return op.result()
+
+    def _settle(self, op: Operation, what: str, wait: bool, progress: Progress) -> None:
+        """Wait for the operation (``wait``), or leave it to the backend and say so."""
+        if not self.backend.long_running:
+            op.result()
+            return
+        if not wait:
+            progress(f"{_capital(what)}: accepted; {self.backend.service} goes on with it", None)
+            return
+        self._wait(op, what, progress)
+        progress(f"{_capital(what)}: done", 1.0)
+
+    # ------------------------------------------------ reference resolution
+
+    def _versions(self, kind: Kind, name: str) -> list[Any]:
+        return sorted(self.backend.list(kind, name), key=lambda a: a.version)
+
+    def _resolve(self, kind: Kind, name: str, version: VersionRef, *, include_archived: bool = False) -> int:
+        """A version number: ``latest`` is the highest one not archived (or of all, ``include_archived``)."""
+        if isinstance(version, str) and version.strip().lower() == "latest":
+            every = self._versions(kind, name)
+            live: list[int] = [a.version for a in every if include_archived or not a.archived]
+            if not live:
+                if every:
+                    raise NotFound(f"Every version of {kind} {name!r} is archived.",
+                                   hint="Restore one, or name a version.")
+                raise NotFound(f"No {kind} named {name!r}.", hint=f"See 'byom {kind} list'.")
+            return max(live)
+        return rules.validate_version(version, kind)
+
+    def _asset(self, kind: Kind, name: str, number: int) -> Any:
+        found = self.backend.get(Ref(kind, name, number))
+        if found is None:
+            raise NotFound(f"{kind.capitalize()} {name!r} has no version {number}.",
+                           hint=f"See 'byom {kind} list --name {name}'.")
+        return found
+
+    def _latest_of_each(self, kind: Kind, include_archived: bool) -> list[Any]:
+        """The highest version of each name, sorted by name."""
+        out = []
+        for name in sorted(self.backend.names(kind)):
+            live = [a for a in self._versions(kind, name) if include_archived or not a.archived]
+            if live:
+                top = live[-1]
+                out.append(self.backend.get(Ref(kind, name, top.version)) or top)
+        return out
+
+    def _refuse_taken(self, kind: Kind, name: str, version: int | None) -> None:
+        if version is not None and any(a.version == version for a in self.backend.list(kind, name)):
+            raise AlreadyExists(f"{kind.capitalize()} {name!r} version {version} already exists.",
+                                hint="Leave out --version to get the next one, or pick another.")
+
+    def _update_asset(self, current: A, description: str | None, tags: dict[str, str] | None) -> A:
+        """Change description and/or tags, the only mutable fields of a version."""
+        new_tags = rules.validate_tags(tags) if tags is not None else None
+        changed = current.replace(description=current.description if description is None else description,
+                                  tags=current.tags if new_tags is None else new_tags)
+        saved: A = self.backend.put(changed).result()
+        kind = "model" if isinstance(current, ModelVersion) else "environment"
+        self._audit(f"{kind}.update", f"{kind}/{current.name}:{current.version}",
+                    {"description": current.description, "tags": current.tags},
+                    {"description": saved.description, "tags": saved.tags})
+        return saved
+
+    def _set_archived(self, kind: Kind, name: str, version: VersionRef | None, archived: bool) -> list[Any]:
+        if version is None:
+            rows = self._versions(kind, name)
+            if not rows:
+                raise NotFound(f"No {kind} named {name!r}.", hint=f"See 'byom {kind} list'.")
+        else:
+            rows = [self._asset(kind, name, self._resolve(kind, name, version, include_archived=True))]
+        verb = "archive" if archived else "restore"
+        for row in rows:
+            if row.archived != archived:
+                self.backend.archive(Ref(kind, name, row.version), archived)
+                self._audit(f"{kind}.{verb}", f"{kind}/{name}:{row.version}", {"archived": not archived},
+                            {"archived": archived})
+        return [self._asset(kind, name, row.version) for row in rows]
 
     # ------------------------------------------------------------- models
 
-    @abstractmethod
     def create_model(self, spec: ModelSpec, progress: Progress = no_progress) -> ModelVersion:
         """Register a version of a model from a folder or a single file.
 
@@ -110,31 +248,56 @@ class Workspace(ABC):
         version records no files and no hashes. Other backends refuse such a
         path with ``InvalidInput``.
         """
+        from .model_sources import prepare_model_source
 
-    @abstractmethod
+        rules.validate_asset_name(spec.name, "model")
+        tags = rules.validate_tags(spec.tags)
+        explicit = rules.validate_version(spec.version, latest_ok=False) if spec.version is not None else None
+        remote = is_remote(spec.path) and self.supports(Capability.REMOTE_MODEL_PATHS)
+        src = None if remote else check_source(spec.path)
+        self._refuse_taken("model", spec.name, explicit)
+        source: str | Path
+        with tempfile.TemporaryDirectory(prefix="byom-package-") as scratch:
+            if src is None:  # registered where it lies: nothing to copy, nothing to hash
+                source = origin = rules.check_remote_model_path(spec.path, spec.package)
+                fmt, props = "files", dict[str, str]()
+            else:
+                source, fmt, props = prepare_model_source(src, package=spec.package, scratch=Path(scratch),
+                                                          progress=progress)
+                origin = str(src.resolve())
+            template = ModelVersion(
+                name=spec.name, version=explicit or 0, type=spec.type, format=fmt, description=spec.description,
+                tags=tags, properties={**spec.properties, **props}, source=origin, created_by=self.actor,
+                created_at=utcnow(),
+            )
+            model = self.backend.add(template, source, progress)
+        assert isinstance(model, ModelVersion)
+        self._audit("model.create", f"model/{model.ref}", None, _model_summary(model))
+        progress(f"Registered {model.ref}", 1.0)
+        return model
+
     def list_models(self, include_archived: bool = False) -> list[ModelVersion]:
         """The latest version of each model name, sorted by name."""
+        return self._latest_of_each("model", include_archived)
 
-    @abstractmethod
     def list_model_versions(self, name: str, include_archived: bool = False) -> list[ModelVersion]:
         """Every version of one model, newest first. NotFound for an unknown name."""
+        every = self._versions("model", name)
+        if not every:
+            raise NotFound(f"No model named {name!r}.", hint="See 'byom model list'.")
+        return [m for m in reversed(every) if include_archived or not m.archived]
 
-    @abstractmethod
     def get_model(self, name: str, version: VersionRef = "latest") -> ModelVersion:
         """One version (archived ones too when asked by number)."""
+        model: ModelVersion = self._asset("model", name, self._resolve("model", name, version))
+        return model
 
-    @abstractmethod
     def update_model(
-        self,
-        name: str,
-        version: VersionRef,
-        *,
-        description: str | None = None,
-        tags: dict[str, str] | None = None,
+        self, name: str, version: VersionRef, *, description: str | None = None, tags: dict[str, str] | None = None
     ) -> ModelVersion:
         """Change the description and/or replace the tags; nothing else changes."""
+        return self._update_asset(self.get_model(name, version), description, tags)
 
-    @abstractmethod
     def promote_model(
         self, name: str, version: VersionRef, stage: str, *, approver: str, note: str = ""
     ) -> ModelVersion:
@@ -144,70 +307,133 @@ class Workspace(ABC):
         back to dev. The approver, note and time are recorded in
         ``stage_history``. An empty approver is refused.
         """
+        current = self.get_model(name, version)
+        rules.check_promotion(current.stage, stage, approver)
+        change = StageChange(current.stage, stage, approver.strip(), note, utcnow())
+        promoted: ModelVersion = self.backend.put(
+            current.replace(stage=stage, stage_history=[*current.stage_history, change])).result()
+        self._audit("model.promote", f"model/{current.ref}", {"stage": current.stage},
+                    {"stage": stage, "approver": change.approver, "note": note})
+        return promoted
 
-    @abstractmethod
     def archive_model(self, name: str, version: VersionRef | None = None) -> list[ModelVersion]:
         """Hide one version (or every version) from lists and from ``latest``."""
+        return self._set_archived("model", name, version, True)
 
-    @abstractmethod
     def restore_model(self, name: str, version: VersionRef | None = None) -> list[ModelVersion]:
         """Undo ``archive_model``."""
+        return self._set_archived("model", name, version, False)
 
-    @abstractmethod
+    def deployments_using(self, model_ref: str) -> list[Deployment]:
+        """Every deployment, of every endpoint, that serves the model version ``name:version``."""
+        return [d for e in self.backend.list("endpoint") for d in self.backend.list("deployment", e.name)
+                if d.model == model_ref]
+
     def delete_model(self, name: str, version: VersionRef) -> None:
         """Delete one version and its artifacts. InUse while a deployment uses it."""
+        model: ModelVersion = self._asset("model", name, self._resolve("model", name, version, include_archived=True))
+        users = self.deployments_using(model.ref)
+        if users:
+            where = ", ".join(f"{d.endpoint_name}/{d.name}" for d in users)
+            raise InUse(f"Model {model.ref} is used by deployment(s) {where}.",
+                        hint="Delete or update those deployments first.")
+        self.backend.delete(Ref("model", name, model.version)).result()
+        self._audit("model.delete", f"model/{model.ref}", _model_summary(model), None)
 
-    @abstractmethod
     def download_model(self, name: str, version: VersionRef, dest: str | Path) -> Path:
         """Copy a version's artifacts into ``dest/<name>`` and return that folder.
 
         Every file is checked against its recorded sha256; a version
         registered from cloud storage has none recorded, and comes as stored.
         """
+        model: ModelVersion = self._asset("model", name, self._resolve("model", name, version, include_archived=True))
+        target = Path(dest).expanduser() / name
+        if not downloadable(model):
+            raise Unsupported(f"{model.ref} was registered from {model.path}, which azure-ai-ml cannot download "
+                              "(it reads model files from a datastore only).",
+                              hint=remote_download_hint(model.source, model.path))
+        try:
+            if target.exists() and any(target.iterdir()):
+                raise InvalidInput(f"{target} already exists and is not empty: choose another --download-path.")
+            self.backend.export(model, target)
+        except OSError as exc:
+            raise InvalidInput(f"Cannot copy {model.ref} into {target}: {exc.strerror or exc}.",
+                               hint="Choose a folder you can write to (a new or empty folder, not a file).") from exc
+        return target
 
     # ------------------------------------------------------- environments
 
-    @abstractmethod
     def create_environment(self, spec: EnvironmentSpec) -> EnvironmentVersion:
         """Register a version of an environment from a conda YAML (and/or an image).
 
         The conda file must be YAML with a ``dependencies`` list. The built-in
         ``local-python`` environment cannot be overwritten.
         """
+        rules.validate_asset_name(spec.name, "environment")
+        rules.refuse_built_in_environment(spec.name, "replaced", ": choose another name")
+        tags = rules.validate_tags(spec.tags)
+        rules.check_environment_source(spec, docker_builds=self.supports(Capability.DOCKER_BUILDS))
+        python: str | None = None
+        requirements: list[str] = []
+        if spec.conda_file:
+            _, python, requirements = parse_conda(spec.conda_file)
+        explicit = (rules.validate_version(spec.version, "environment", latest_ok=False)
+                    if spec.version is not None else None)
+        template = EnvironmentVersion(
+            name=spec.name, version=explicit or 0, conda_file=spec.conda_file, image=spec.image,
+            description=spec.description, tags=tags, build_context=spec.build_context,
+            dockerfile_path=spec.dockerfile_path, python=python, pip_requirements=requirements,
+            created_by=self.actor, created_at=utcnow(),
+        )
+        env = self.backend.add(template, None, no_progress)
+        assert isinstance(env, EnvironmentVersion)
+        after: dict[str, Any] = {"image": env.image, "python": env.python, "requirements": env.pip_requirements}
+        if env.build_context:
+            after["build_context"] = env.build_context
+        self._audit("environment.create", f"environment/{env.ref}", None, after)
+        return env
 
-    @abstractmethod
     def list_environments(self, include_archived: bool = False) -> list[EnvironmentVersion]:
         """The latest version of each environment name (``local-python`` included)."""
+        return [local_python_environment(), *self._latest_of_each("environment", include_archived)]
 
-    @abstractmethod
     def list_environment_versions(self, name: str) -> list[EnvironmentVersion]:
         """Every version of one environment, newest first."""
+        if name == LOCAL_PYTHON:
+            return [local_python_environment()]
+        every = self._versions("environment", name)
+        if not every:
+            raise NotFound(f"No environment named {name!r}.", hint="See 'byom environment list'.")
+        return list(reversed(every))
 
-    @abstractmethod
     def get_environment(self, name: str, version: VersionRef = "latest") -> EnvironmentVersion:
         """One version."""
+        if name == LOCAL_PYTHON:
+            if str(version) not in ("latest", "1"):
+                raise NotFound(f"{LOCAL_PYTHON} has only version 1.")
+            return local_python_environment()
+        env: EnvironmentVersion = self._asset("environment", name, self._resolve("environment", name, version))
+        return env
 
-    @abstractmethod
     def update_environment(
-        self,
-        name: str,
-        version: VersionRef,
-        *,
-        description: str | None = None,
-        tags: dict[str, str] | None = None,
+        self, name: str, version: VersionRef, *, description: str | None = None, tags: dict[str, str] | None = None
     ) -> EnvironmentVersion:
         """Change the description and/or replace the tags; the spec is immutable."""
+        rules.refuse_built_in_environment(name, "changed")
+        return self._update_asset(self.get_environment(name, version), description, tags)
 
-    @abstractmethod
     def archive_environment(self, name: str, version: VersionRef | None = None) -> list[EnvironmentVersion]:
         """Hide one version (or every version) from lists and from ``latest``, as ``archive_model`` does.
 
         Deployments that already use it keep running. ``local-python`` cannot be archived.
         """
+        rules.refuse_built_in_environment(name, "archived")
+        return self._set_archived("environment", name, version, True)
 
-    @abstractmethod
     def restore_environment(self, name: str, version: VersionRef | None = None) -> list[EnvironmentVersion]:
         """Undo ``archive_environment``."""
+        rules.refuse_built_in_environment(name, "restored")
+        return self._set_archived("environment", name, version, False)
 
     def diff_environments(self, name: str, from_version: VersionRef, to_version: VersionRef) -> EnvironmentDiff:
         """Line diff of two versions' conda specs and their resolved requirements."""
@@ -215,11 +441,10 @@ class Workspace(ABC):
 
         return diff_environments(self.get_environment(name, from_version), self.get_environment(name, to_version))
 
-    @abstractmethod
     def get_environment_build(self, name: str, version: VersionRef = "latest") -> EnvironmentBuild:
         """State, interpreter, installed packages and log of the version's build."""
+        return self.backend.build_status(self.get_environment(name, version))
 
-    @abstractmethod
     def build_environment(
         self, name: str, version: VersionRef = "latest", *, force: bool = False, wait: bool = True,
         progress: Progress = no_progress,
@@ -229,14 +454,45 @@ class Workspace(ABC):
         ``force`` rebuilds in place, so it is refused (``InUse``) while a
         deployment runs in that build (its own version or one with the same spec).
         """
+        env = self.get_environment(name, version)
+        if force and not env.built_in:
+            self._refuse_rebuild_in_use(env)
+        build = self.backend.build(env, force=force, wait=wait, progress=progress)
+        if not env.built_in:
+            self._audit("environment.build", f"environment/{env.ref}", None, {"state": build.state})
+        return build
 
-    @abstractmethod
+    def _refuse_rebuild_in_use(self, env: EnvironmentVersion) -> None:
+        """A forced rebuild replaces the build in place, under the model servers that run in it: refuse that."""
+        target = self.backend.build_id(env)
+        if target is None:
+            return
+        users = []
+        for endpoint in self.backend.list("endpoint"):
+            for dep in self.backend.list("deployment", endpoint.name):
+                name, version = parse_asset_ref(dep.environment or LOCAL_PYTHON, "environment")
+                try:
+                    other = self.get_environment(name, version)
+                except NotFound:
+                    continue
+                if other.conda_file and not other.built_in and self.backend.build_id(other) == target:
+                    users.append(f"{dep.endpoint_name}/{dep.name} ({other.ref})")
+        if users:
+            raise InUse(
+                f"The build of {env.ref} is in use by deployment(s) {', '.join(users)}: a forced rebuild would "
+                "replace the environment under their running model servers.",
+                hint="Delete those deployments or move them to another environment first, or create a new "
+                     "environment version with the changed spec (it builds beside this one).",
+            )
+
     def environment_drift(self, name: str, version: VersionRef = "latest") -> list[DriftEntry]:
         """For each package the spec pins, what is installed where it runs."""
+        env = self.get_environment(name, version)
+        installed, source = self.backend.installed(env)
+        return drift(env.pip_requirements, installed, source=source, current=installed_packages())
 
     # ---------------------------------------------------------- endpoints
 
-    @abstractmethod
     def create_or_update_endpoint(
         self, endpoint: Endpoint, *, wait: bool = True, progress: Progress = no_progress
     ) -> Endpoint:
@@ -245,24 +501,52 @@ class Workspace(ABC):
         On update, description, tags, traffic and mirror traffic change; the
         traffic rules of :func:`core.rules.validate_traffic` apply.
         """
+        rules.validate_endpoint_name(endpoint.name)
+        if endpoint.auth_mode != "key":
+            raise InvalidInput(f"Auth mode {endpoint.auth_mode!r} is not supported: use 'key'.")
+        tags = rules.validate_tags(endpoint.tags)
+        old: Endpoint | None = self.backend.get(Ref("endpoint", endpoint.name))
+        names = [d.name for d in self.backend.list("deployment", endpoint.name)] if old else []
+        traffic, mirror = rules.validate_traffic(endpoint.traffic, endpoint.mirror_traffic, names)
+        now = utcnow()
+        if old is None:
+            wanted = endpoint.replace(tags=tags, traffic=traffic, mirror_traffic=mirror, created_by=self.actor,
+                                      created_at=now, updated_at=now)
+        else:
+            wanted = old.replace(description=endpoint.description, tags=tags, traffic=traffic,
+                                 mirror_traffic=mirror, updated_at=now)
+        verb = "update" if old else "create"
+        what = f"{verb} endpoint {endpoint.name!r}"
+        self._announce(what, progress)
+        self._settle(self.backend.put(wanted, wait=wait, progress=progress), what, wait, progress)
+        result = self.get_endpoint(endpoint.name)  # Azure's lists every deployment, 0 % included
+        self._audit(f"endpoint.{verb}", f"endpoint/{endpoint.name}", _endpoint_summary(old) if old else None,
+                    _endpoint_summary(result))
+        return result
 
-    @abstractmethod
     def get_endpoint(self, name: str) -> Endpoint:
         """One endpoint, with its traffic, scoring and swagger URIs."""
+        endpoint: Endpoint | None = self.backend.get(Ref("endpoint", name))
+        if endpoint is None:
+            raise NotFound(f"No endpoint named {name!r}.", hint="See 'byom online-endpoint list'.")
+        return endpoint
 
-    @abstractmethod
     def list_endpoints(self) -> list[Endpoint]:
         """Every endpoint, sorted by name."""
+        return sorted(self.backend.list("endpoint"), key=lambda e: e.name)
 
-    @abstractmethod
     def delete_endpoint(self, name: str, *, wait: bool = True, progress: Progress = no_progress) -> None:
         """Delete an endpoint and every deployment under it."""
+        old = self.get_endpoint(name)
+        what = f"delete endpoint {name!r}"
+        self._announce(what, progress)
+        self._settle(self.backend.delete(Ref("endpoint", name)), what, wait, progress)
+        self._audit("endpoint.delete", f"endpoint/{name}", _endpoint_summary(old), None)
 
-    @abstractmethod
     def get_keys(self, name: str) -> EndpointKeys:
         """The endpoint's primary and secondary keys. Never written to any log."""
+        return self.backend.keys(name)
 
-    @abstractmethod
     def regenerate_key(
         self, name: str, key_type: str = "primary", *, wait: bool = True, progress: Progress = no_progress
     ) -> EndpointKeys:
@@ -270,8 +554,14 @@ class Workspace(ABC):
 
         Returns the keys as they are then: without ``wait``, possibly still the old ones.
         """
+        if key_type not in ("primary", "secondary"):
+            raise InvalidInput(f"Unknown key type {key_type!r}: use primary or secondary.")
+        what = f"regenerate the {key_type} key of endpoint {name!r}"
+        self._announce(what, progress)
+        self._settle(self.backend.regenerate_key(name, key_type), what, wait, progress)
+        self._audit("endpoint.regenerate-key", f"endpoint/{name}", None, {"key_type": key_type})
+        return self.backend.keys(name)
 
-    @abstractmethod
     def set_traffic(
         self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, *,
         wait: bool = True, progress: Progress = no_progress,
@@ -282,10 +572,30 @@ class Workspace(ABC):
         or 100. Mirror traffic names at most one deployment, 1–50 %, that has
         no live traffic. A split that breaks a rule is refused whole.
         """
+        old = self.get_endpoint(name)
+        names = [d.name for d in self.backend.list("deployment", name)]
+        mirror_in = old.mirror_traffic if mirror_traffic is None else mirror_traffic
+        live, mirror = rules.validate_traffic(traffic, mirror_in, names)
+        what = f"set the traffic of endpoint {name!r}"
+        self._announce(what, progress)
+        new = old.replace(traffic=live, mirror_traffic=mirror, updated_at=utcnow())
+        self._settle(self.backend.put(new, wait=wait, progress=progress), what, wait, progress)
+        result = self.get_endpoint(name)
+        self._audit("endpoint.traffic", f"endpoint/{name}",
+                    {"traffic": old.traffic, "mirror_traffic": old.mirror_traffic},
+                    {"traffic": result.traffic, "mirror_traffic": result.mirror_traffic})
+        return result
 
     # -------------------------------------------------------- deployments
 
-    @abstractmethod
+    def _resolve_model_ref(self, ref: str) -> str:
+        name, version = parse_asset_ref(ref, "model")
+        return self.get_model(name, version).ref
+
+    def _resolve_environment_ref(self, ref: str) -> str:
+        name, version = parse_asset_ref(ref or LOCAL_PYTHON, "environment")
+        return self.get_environment(name, version).ref
+
     def create_or_update_deployment(
         self, deployment: Deployment, *, wait: bool = True, progress: Progress = no_progress
     ) -> Deployment:
@@ -296,16 +606,77 @@ class Workspace(ABC):
         and reports progress; without, it returns in state Creating/Updating.
         A new deployment receives no traffic until traffic is set.
         """
+        rules.check_deployment(deployment)
+        self.get_endpoint(deployment.endpoint_name)
+        model = self._resolve_model_ref(deployment.model)
+        environment = self._resolve_environment_ref(deployment.environment)
+        existing: Deployment | None = self.backend.get(_dep_ref(deployment.endpoint_name, deployment.name))
+        now = utcnow_after(existing.updated_at if existing else None)
+        desired = deployment.replace(
+            name=existing.name if existing else deployment.name,
+            model=model, environment=environment,
+            provisioning_state="Updating" if existing else "Creating", state_reason="",
+            created_by=existing.created_by if existing else self.actor,
+            created_at=existing.created_at if existing else now, updated_at=now,
+        )
+        verb = "update" if existing else "create"
+        progress(f"{desired.provisioning_state} deployment {desired.name}", 0.0)
+        op = self.backend.put(desired, wait=wait, progress=progress)
+        self._audit(f"deployment.{verb}", f"deployment/{desired.endpoint_name}/{desired.name}",
+                    _deployment_summary(existing), _deployment_summary(desired))
+        what = f"{verb} deployment {desired.name!r} of endpoint {desired.endpoint_name!r}"
+        return self._outcome(op, desired, what, wait, progress)
 
-    @abstractmethod
+    def _outcome(self, op: Operation, desired: Deployment, what: str, wait: bool, progress: Progress) -> Deployment:
+        """The deployment once the change is done (or accepted, without ``wait``); its outcome audited."""
+        if not self.backend.long_running:
+            observed: Deployment = op.result()
+            current = self.backend.get(_dep_ref(desired.endpoint_name, desired.name))
+            newest = current is not None and current.updated_at == observed.updated_at
+            # a newer change reports its own outcome; the local control plane may have audited this one already
+            if newest and observed.provisioning_state in TERMINAL and not self._outcome_audited(observed):
+                self._audit_outcome(observed)
+            return observed
+        if not wait:
+            return self.get_deployment(desired.endpoint_name, desired.name)
+        reason = ""
+        try:
+            self._wait(op, what, progress)
+        except AuthFailed:
+            raise
+        except ByomError as exc:  # the operation ended Failed: report it on the deployment
+            reason = exc.message
+        result = self.get_deployment(desired.endpoint_name, desired.name)
+        if reason or result.provisioning_state == "Failed":
+            result = result.replace(provisioning_state="Failed", state_reason=reason or result.state_reason)
+        self._audit_outcome(result)
+        progress(f"Deployment {result.name}: {result.provisioning_state}", 1.0)
+        return result
+
+    def _outcome_audited(self, deployment: Deployment) -> bool:
+        """Whether this very change's outcome has an audit record (one writer of it is enough)."""
+        target = f"deployment/{deployment.endpoint_name}/{deployment.name}"
+        return any(r.target.lower() == target.lower() and r.action == "deployment.state"
+                   and r.at >= deployment.updated_at for r in self.backend.audit_log(5, target))
+
+    def _audit_outcome(self, deployment: Deployment) -> None:
+        self._audit("deployment.state", f"deployment/{deployment.endpoint_name}/{deployment.name}", None,
+                    {"provisioning_state": deployment.provisioning_state, "reason": deployment.state_reason[-500:]})
+
     def get_deployment(self, endpoint_name: str, name: str) -> Deployment:
         """One deployment with its provisioning state and instances."""
+        deployment: Deployment | None = self.backend.get(_dep_ref(endpoint_name, name))
+        if deployment is None:
+            self.get_endpoint(endpoint_name)  # NotFound for the endpoint, if that is what is missing
+            raise NotFound(f"Endpoint {endpoint_name!r} has no deployment named {name!r}.",
+                           hint=f"See 'byom online-deployment list --endpoint-name {endpoint_name}'.")
+        return deployment
 
-    @abstractmethod
     def list_deployments(self, endpoint_name: str) -> list[Deployment]:
         """The endpoint's deployments, sorted by name."""
+        self.get_endpoint(endpoint_name)
+        return sorted(self.backend.list("deployment", endpoint_name), key=lambda d: d.name.lower())
 
-    @abstractmethod
     def delete_deployment(
         self, endpoint_name: str, name: str, *, wait: bool = True, progress: Progress = no_progress
     ) -> None:
@@ -313,23 +684,46 @@ class Workspace(ABC):
 
         Mirror traffic to it is removed with it.
         """
+        endpoint = self.get_endpoint(endpoint_name)
+        old = self.get_deployment(endpoint_name, name)
+        rules.check_deployment_deletable(name, endpoint.traffic)
+        if endpoint.mirror_traffic.get(name.lower(), 0) > 0:  # Azure refuses to delete a mirrored deployment
+            unmirrored = endpoint.replace(mirror_traffic={k: v for k, v in endpoint.mirror_traffic.items()
+                                                          if k.lower() != name.lower()})
+            what = f"remove the mirror traffic to {name!r}"
+            self._announce(what, progress)
+            # waited for even with wait=False: Azure refuses the delete until the endpoint has changed
+            self._settle(self.backend.put(unmirrored, progress=progress), what, True, progress)
+        what = f"delete deployment {name!r} of endpoint {endpoint_name!r}"
+        self._announce(what, progress)
+        self._settle(self.backend.delete(_dep_ref(endpoint_name, name)), what, wait, progress)
+        self._audit("deployment.delete", f"deployment/{endpoint_name}/{old.name}", _deployment_summary(old), None)
 
-    @abstractmethod
     def scale_deployment(
         self, endpoint_name: str, name: str, instance_count: int, *, wait: bool = True,
         progress: Progress = no_progress,
     ) -> Deployment:
         """Change the number of instances (state Scaling until done)."""
+        rules.validate_instance_count(instance_count)
+        current = self.get_deployment(endpoint_name, name)
+        desired = current.replace(instance_count=instance_count, provisioning_state="Scaling", state_reason="",
+                                  instances=[], updated_at=utcnow_after(current.updated_at))
+        op = self.backend.scale(desired, wait=wait, progress=progress)
+        self._audit("deployment.scale", f"deployment/{endpoint_name}/{current.name}",
+                    {"instance_count": current.instance_count}, {"instance_count": instance_count})
+        what = f"scale deployment {name!r} of endpoint {endpoint_name!r} to {instance_count}"
+        return self._outcome(op, desired, what, wait, progress)
 
-    @abstractmethod
     def get_deployment_logs(
         self, endpoint_name: str, name: str, lines: int = 100, container: str = "inference-server"
     ) -> str:
         """The last ``lines`` lines of the deployment's logs."""
+        rules.check_log_request(lines, container)
+        deployment = self.get_deployment(endpoint_name, name)
+        return self.backend.logs(_dep_ref(endpoint_name, deployment.name), lines, container)
 
     # ------------------------------------------------------------- invoke
 
-    @abstractmethod
     def invoke(
         self,
         endpoint_name: str,
@@ -345,15 +739,54 @@ class Workspace(ABC):
         the traffic split. The endpoint's key is used. Non-2xx answers are
         returned, not raised; only an unreachable endpoint raises.
         """
+        endpoint = self.get_endpoint(endpoint_name)
+        keys = self.backend.keys(endpoint_name)
+        # A new dict for every request: a deployment header must never outlive its own call.
+        sent = {"Content-Type": "application/json", "Authorization": f"Bearer {keys.primary_key}", **(headers or {})}
+        if deployment:
+            sent[DEPLOYMENT_HEADER] = deployment
+        return self.backend.send(endpoint, encode_payload(payload), sent, timeout_s)
 
     # ------------------------------------------------------------ metrics
 
-    @abstractmethod
     def get_metrics(self, endpoint_name: str, window_s: int = 3600, bucket_s: int = 60) -> list[DeploymentMetrics]:
         """Per deployment: request and error counts, latency percentiles, and a time series."""
+        if window_s < 1 or bucket_s < 1:
+            raise InvalidInput("The metrics window and bucket must be at least one second.")
+        self.get_endpoint(endpoint_name)
+        now = time.time()
+        facts = self.backend.request_facts(endpoint_name, now - window_s)
+        return summarize(facts, endpoint_name, window_s, bucket_s, now)
 
     # -------------------------------------------------------------- audit
 
-    @abstractmethod
     def list_audit(self, limit: int = 100, target_prefix: str | None = None) -> list[AuditRecord]:
         """Changes, newest first; ``target_prefix`` such as ``endpoint/chat``."""
+        return self.backend.audit_log(limit, target_prefix)
+
+
+def _dep_ref(endpoint_name: str, name: str) -> Ref:
+    return Ref("deployment", name, endpoint=endpoint_name)
+
+
+def _capital(what: str) -> str:
+    return what[:1].upper() + what[1:]
+
+
+def _model_summary(model: ModelVersion) -> dict[str, Any]:
+    return {"format": model.format, "files": len(model.files), "size_bytes": model.size_bytes,
+            "stage": model.stage, "tags": model.tags}
+
+
+def _endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:
+    return {"description": endpoint.description, "tags": endpoint.tags, "traffic": endpoint.traffic,
+            "mirror_traffic": endpoint.mirror_traffic}
+
+
+def _deployment_summary(deployment: Deployment | None) -> dict[str, Any] | None:
+    if deployment is None:
+        return None
+    return {"model": deployment.model, "environment": deployment.environment,
+            "instance_type": deployment.instance_type, "instance_count": deployment.instance_count,
+            "scoring_script": deployment.scoring_script}
+

@@ -1,8 +1,8 @@
 """How deployments name a model or environment version: every form az ml prints or accepts."""
 
 import pytest
+from byom.core.asset_refs import parse_asset_ref
 from byom.core.errors import InvalidInput
-from byom.core.store_workspace import parse_asset_ref
 
 ARM = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
 

@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = ("core", "cli", "console", "scoring")
-LOCAL = ("core.local", "core.store_workspace", "core.memory")
+LOCAL = ("core.local", "core.store", "core.memory")
 
 
 def modules() -> dict[str, Path]:
@@ -112,9 +112,8 @@ def test_no_import_cycle() -> None:
 
 @pytest.mark.parametrize(("importer", "forbidden"), [
     ("core", ("cli", "console")),
-    ("console", ("core.local", "core.azure", "core.store_workspace", "core.memory")),
-    pytest.param("core.azure", LOCAL, marks=pytest.mark.xfail(
-        strict=True, reason="issue 16: AzureWorkspace still borrows StoreWorkspace's rules and SqliteStore")),
+    ("console", ("core.local", "core.azure", "core.store", "core.memory")),
+    ("core.azure", LOCAL),
     ("scoring", ("core", "cli", "console")),
 ])
 def test_imports_flow_down(importer: str, forbidden: tuple[str, ...]) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from ..artifacts import is_remote
+from ..asset_refs import ASSET_ID
 from ..entities import (
     Deployment,
     Endpoint,
@@ -39,7 +40,6 @@ from ..entities import (
     StageChange,
 )
 from ..environments import parse_conda
-from ..store_workspace import ASSET_ID
 
 PREFIX = "byom."
 STAGE_TAG = "byom.stage"

@@ -1,7 +1,7 @@
 """``LocalServing``: the local backend's :class:`~core.serving.Serving`.
 
 The library process (CLI, console, tests) never runs model servers itself.
-It writes desired state to ``byom.db`` (``StoreWorkspace`` does), makes sure
+It writes desired state to ``byom.db`` (``StoreBackend`` does), makes sure
 the home's control plane runs (``core.local.control_plane``, started
 detached on demand), and reads back what runs from
 ``run/serving-state.json``. Requests go through the home's gateway
@@ -108,6 +108,23 @@ class LocalServing(Serving):
         terminate(home_processes(self.files.home), grace_s=grace_s)  # anything started but never recorded
         for path in (self.files.control_plane, self.files.gateway):
             path.unlink(missing_ok=True)
+
+    # ------------------------------- LocalProcesses: byom local status|start|stop
+
+    def status(self) -> dict[str, Any]:
+        control_plane, gateway = self.control_plane(), self.gateway()
+        return {
+            "home": str(self.files.home),
+            "control_plane_pid": control_plane.pid if control_plane else None,
+            "gateway_pid": gateway.pid if gateway else None,
+            "running": control_plane is not None,
+        }
+
+    def start(self) -> None:
+        self.wait_gateway()
+
+    def stop(self) -> None:
+        self.shutdown()
 
     # ------------------------------------------------------------- the seam
 

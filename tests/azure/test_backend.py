@@ -464,7 +464,7 @@ def test_cli_reads_the_workspace_only_when_something_is_not_found(cli, service, 
     assert main(["online-endpoint", "list", *cli]) == 0
     assert service.sent("GET", workspace_reads) == [], "a command that finds what it asks for pays no extra call"
     assert main(["online-endpoint", "show", "-n", "nope", *cli]) == 2
-    assert "Could not get endpoint 'nope'" in capsys.readouterr().err, "the workspace exists: the endpoint does not"
+    assert "No endpoint named 'nope'" in capsys.readouterr().err, "the workspace exists: the endpoint does not"
     assert len(service.sent("GET", workspace_reads)) == 1
 
 
@@ -509,9 +509,9 @@ def _token_with(claims: dict) -> str:
 ])
 def test_the_audit_log_names_who_is_signed_in_to_azure(service, tmp_path, monkeypatch, claims, actor) -> None:
     from azure.core.credentials import AccessToken
+    from byom.core.actor import default_actor
     from byom.core.azure.connect import connect
     from byom.core.azure.workspace import AzureWorkspace
-    from byom.core.store_workspace import default_actor
     from byom.core.targets import AzureTarget
 
     class SignedIn:

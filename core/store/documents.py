@@ -1,4 +1,4 @@
-"""The storage seam under :class:`core.store_workspace.StoreWorkspace`.
+"""The storage seam under :class:`core.store.backend.StoreBackend`.
 
 A store keeps versioned JSON documents by ``(kind, name, version)`` and the
 audit log. Writes happen inside ``transaction()``: everything written in one
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .entities import AuditRecord
+from ..entities import AuditRecord
 
 
 class Txn(ABC):

@@ -1,0 +1,35 @@
+"""How a user names a model or environment version: ``name:3``, ``azureml:name:3``, ``name@latest``, an ARM id."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidInput
+
+ASSET_ID = re.compile(r"/(?P<kind>models|environments|codes)/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")
+"""The tail of an asset's ARM id or azureml:// URI, as ``az ml ... show --query id`` prints it."""
+
+
+def parse_asset_ref(ref: str, kind: str) -> tuple[str, str]:
+    """'name:3', 'azureml:name:3', 'name@latest', 'name', or an ARM id → (name, version ref)."""
+    text = ref.strip()
+    if "/registries/" in text:
+        raise InvalidInput(f"{text!r} is in an Azure ML registry, which byom does not deploy from.",
+                           hint=f"Register the {kind} in this workspace and name it as NAME:VERSION.")
+    match = ASSET_ID.search(text)
+    if match:
+        if match.group("kind") != f"{kind}s":
+            raise InvalidInput(f"{text!r} is the id of {match.group('kind')}/{match.group('name')}, "
+                               f"not of a {kind}: name a {kind} version.")
+        return match.group("name"), match.group("version")
+    if text.startswith("azureml:"):
+        text = text[len("azureml:") :]
+    if "@" in text:
+        name, label = text.split("@", 1)
+        return name, label
+    if ":" in text:
+        name, version = text.rsplit(":", 1)
+        return name, version
+    if not text:
+        raise InvalidInput(f"No {kind} given: name one as NAME:VERSION.")
+    return text, "latest"
