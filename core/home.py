@@ -45,6 +45,16 @@ def open_private(path: Path, mode: str = "ab") -> IO[Any]:
 
 def touch_private(path: Path) -> Path:
     """Create ``path`` empty and 0600 if it is missing (before a database opens it: SQLite gives its
-    -wal and -shm files the mode of the database file)."""
-    open_private(path, "ab").close()
+    -wal and -shm files the mode of the database file).
+
+    An existing file is never opened: SQLite's locks are POSIX locks, which closing *any* descriptor
+    of the file drops for the whole process, and another process would then reset the write-ahead
+    log under this process's open connections (writes lost, "disk I/O error").
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return path
+    os.close(fd)  # new here: no connection of this process holds a lock on it
     return path
