@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from byom.core.errors import InvalidInput
 from byom.core.factory import choose_target, open_workspace
@@ -97,14 +97,14 @@ def confirm(args: argparse.Namespace, what: str) -> None:
 class Parser(argparse.ArgumentParser):
     """argparse that prints a usage error with the az-style hint and exits 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"ERROR: {message}. See '{self.prog} --help'.\n")
         raise SystemExit(2)
 
 
 def verb(group: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help_text, description=help_text)
+    parser: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
     add_workspace_arguments(parser)
     add_output_arguments(parser)
     parser.set_defaults(handler=handler)

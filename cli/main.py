@@ -104,8 +104,10 @@ def model_restore(ws: Workspace, args: argparse.Namespace) -> Any:
 def _version_or_label(get: Callable[[str, str], Any], args: argparse.Namespace) -> str | int | None:
     """--version, or the version --label latest names; None (every version) when neither is given."""
     if args.version or not args.label:
-        return args.version
-    return get(args.name, args.label).version
+        given: str | int | None = args.version
+        return given
+    latest: int = get(args.name, args.label).version
+    return latest
 
 
 def model_delete(ws: Workspace, args: argparse.Namespace) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import jmespath
 import yaml
 from byom.core.errors import InvalidInput
+from byom.core.progress import Progress
 
 FORMATS = ("json", "jsonc", "tsv", "table", "yaml", "none")
 
@@ -134,12 +135,12 @@ def emit(result: Any, args: argparse.Namespace) -> None:
         sys.stdout.write(text + "\n")
 
 
-def progress_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def progress_for(args: argparse.Namespace) -> Progress:
     """The progress callback a command reports to: quiet with ``-o none`` or ``--only-show-errors``."""
     return stderr_progress(getattr(args, "output", "json") == "none" or getattr(args, "only_show_errors", False))
 
 
-def stderr_progress(quiet: bool = False):  # type: ignore[no-untyped-def]
+def stderr_progress(quiet: bool = False) -> Progress:
     """A progress callback that writes one line per step to stderr (stdout stays parseable)."""
     last: list[str] = [""]
 

@@ -53,7 +53,7 @@ def check_thresholds(thresholds: Sequence[int]) -> tuple[int, int, int]:
             f"Bucket thresholds {values[0]}, {values[1]}, {values[2]} must grow from left to right "
             "(for example 10, 100, 1000)."
         )
-    return values  # type: ignore[return-value]
+    return values
 
 
 def bucket_labels(thresholds: Sequence[int] = DEFAULT_THRESHOLDS) -> list[str]:
@@ -183,7 +183,8 @@ def summarize(table: pd.DataFrame, thresholds: Sequence[int] = DEFAULT_THRESHOLD
 
 def hover_text(row: Mapping[str, Any], separator: str = "\n") -> str:
     """What a reader sees when pointing at a token: rank, probability, entropy, ties, alternatives."""
-    lines = [f"{_visible(row['token'])}", f"rank {int(row['rank']):,}" + (f" ({int(row['ties'])} ties)" if row["ties"] else " (no ties)")]
+    ties = f" ({int(row['ties'])} ties)" if row["ties"] else " (no ties)"
+    lines = [f"{_visible(row['token'])}", f"rank {int(row['rank']):,}{ties}"]
     figures = []
     if not _isnan(row["prob"]):
         figures.append(f"p = {row['prob']:.4g}")
@@ -206,15 +207,16 @@ def token_html(
     otherwise the tokens are joined as the model saw them.
     """
     thresholds = check_thresholds(thresholds)
-    use_offsets = text is not None and len(table) > 0 and table["start"].notna().all() and table["end"].notna().all()
+    offsets_known = len(table) > 0 and table["start"].notna().all() and table["end"].notna().all()
+    source = text if text is not None and offsets_known else None
     parts = ['<div class="byom-tokens" style="white-space:pre-wrap;line-height:1.9;font-size:0.95rem">']
     cursor = 0
     for row in table.to_dict("records"):
-        if use_offsets:
+        if source is not None:
             start, end = int(row["start"]), int(row["end"])
             if start > cursor:
-                parts.append(html.escape(text[cursor:start]))  # type: ignore[index]
-            shown = text[max(start, cursor):end]  # type: ignore[index]
+                parts.append(html.escape(source[cursor:start]))
+            shown = source[max(start, cursor):end]
             cursor = max(cursor, end)
         else:
             shown = row["token"]
@@ -224,8 +226,8 @@ def token_html(
             f'style="background:{BUCKET_COLOURS[bucket]};color:#111" '
             f'title="{html.escape(hover_text(row), quote=True)}">{html.escape(shown)}</span>'
         )
-    if use_offsets and cursor < len(text):  # type: ignore[arg-type]
-        parts.append(html.escape(text[cursor:]))  # type: ignore[index]
+    if source is not None and cursor < len(source):
+        parts.append(html.escape(source[cursor:]))
     parts.append("</div>")
     return "".join(parts)
 
@@ -271,7 +273,8 @@ def rank_heatmap(
     figure = go.Figure(
         go.Heatmap(
             z=z, text=labels, customdata=hover, texttemplate="%{text}", textfont={"size": 11},
-            hovertemplate="%{customdata}<extra></extra>", colorscale=log_rank_scale(thresholds), zmin=0, zmax=LOG_RANK_MAX,
+            hovertemplate="%{customdata}<extra></extra>", colorscale=log_rank_scale(thresholds),
+            zmin=0, zmax=LOG_RANK_MAX,
             xgap=2, ygap=2,
             colorbar={"title": {"text": "rank"}, "tickvals": [0, 1, 2, 3, 4, 5],
                       "ticktext": ["0", "9", "99", "999", "9,999", "99,999"]},
@@ -357,7 +360,7 @@ def summary_figure(summaries: Mapping[str, RankSummary]) -> go.Figure:
     names = list(summaries)
     first = next(iter(next(iter(summaries.values())).shares), "top 10") if summaries else "top 10"
     figure = make_subplots(rows=1, cols=3, subplot_titles=("Perplexity", "Mean log-rank", f"Share in {first}"))
-    panels = [
+    panels: list[list[float | None]] = [
         [s.perplexity for s in summaries.values()],
         [s.mean_log_rank for s in summaries.values()],
         [100 * s.share_top for s in summaries.values()],
@@ -392,7 +395,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     else:
         merged = left.merge(right, on="position", suffixes=("_a", "_b"))
         merged = merged[merged["token_a"] == merged["token_b"]].rename(columns={"token_a": "token"})
-        merged = merged.drop(columns=["token_b", "start_b", "end_b"]).rename(columns={"start_a": "start", "end_a": "end"})
+        merged = merged.drop(columns=["token_b", "start_b", "end_b"])
+        merged = merged.rename(columns={"start_a": "start", "end_a": "end"})
     merged = merged.reset_index(drop=True)
     merged["delta"] = merged["log_rank_b"] - merged["log_rank_a"]
     return merged[["token", "start", "end", "rank_a", "rank_b", "log_rank_a", "log_rank_b", "delta"]]
@@ -478,7 +482,8 @@ def metrics_table(metrics: Sequence[DeploymentMetrics]) -> pd.DataFrame:
             "error rate %": round(100 * m.errors / m.requests, 1) if m.requests else 0.0,
             "p50 ms": m.p50_ms, "p95 ms": m.p95_ms, "p99 ms": m.p99_ms,
         })
-    return pd.DataFrame(rows, columns=["deployment", "requests", "errors", "error rate %", "p50 ms", "p95 ms", "p99 ms"])
+    columns = ["deployment", "requests", "errors", "error rate %", "p50 ms", "p95 ms", "p99 ms"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def metrics_figures(metrics: Sequence[DeploymentMetrics], bucket_s: int) -> dict[str, go.Figure]:

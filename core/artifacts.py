@@ -13,15 +13,15 @@ import hashlib
 import os
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .entities import ModelFile, ModelVersion
 from .errors import BackendError, InvalidInput
+from .progress import Progress
 
-Progress = Callable[[str, float | None], None]
 CHUNK = 1 << 20
 
 

@@ -34,15 +34,11 @@ from .entities import (
     WorkspaceInfo,
 )
 from .errors import Unsupported
+from .progress import Progress, no_progress
 
-Progress = Callable[[str, float | None], None]
 Kind = Literal["model", "environment", "endpoint", "deployment"]
 Asset = ModelVersion | EnvironmentVersion
 Document = ModelVersion | EnvironmentVersion | Endpoint | Deployment
-
-
-def no_progress(message: str, fraction: float | None = None) -> None:
-    pass
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 from .entities import EnvironmentBuild, EnvironmentVersion, utcnow
 from .environments import requirement_name, requirement_pin
-
-Progress = Callable[[str, float | None], None]
+from .progress import Progress
 
 
 class EnvironmentBuilder(ABC):

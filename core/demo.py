@@ -96,7 +96,9 @@ def setup_demo(
     return DemoResult(model, endpoint, deployments)
 
 
-def _model(workspace: Workspace, progress: Progress, model_path: str | Path | None, package: bool | None) -> ModelVersion:
+def _model(
+    workspace: Workspace, progress: Progress, model_path: str | Path | None, package: bool | None
+) -> ModelVersion:
     try:
         existing = workspace.get_model(SAMPLE_MODEL)
     except NotFound:

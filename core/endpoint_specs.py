@@ -9,8 +9,9 @@ relative to itself.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec, ProbeSettings, RequestSettings
 from .errors import InvalidInput, NotFound
@@ -34,22 +35,21 @@ def endpoint_from_yaml(path: str | Path) -> Endpoint:
     )
 
 
+Settings = TypeVar("Settings", ProbeSettings, RequestSettings)
+
+
+def _settings(kind: type[Settings], loaded: Any) -> Settings:
+    """byom's settings from the SDK's object: the fields it sets, Azure ML's defaults for the rest."""
+    given: dict[str, Any] = {f.name: getattr(loaded, f.name, None) for f in dataclasses.fields(kind)}
+    return dataclasses.replace(kind(), **{name: value for name, value in given.items() if value is not None})
+
+
 def _probe(loaded: Any) -> ProbeSettings:
-    defaults = ProbeSettings()
-    if loaded is None:
-        return defaults
-    return ProbeSettings(**{f: getattr(loaded, f, None) if getattr(loaded, f, None) is not None else getattr(defaults, f)
-                            for f in ("initial_delay", "period", "timeout", "success_threshold", "failure_threshold")})
+    return _settings(ProbeSettings, loaded)
 
 
 def _request_settings(loaded: Any) -> RequestSettings:
-    defaults = RequestSettings()
-    if loaded is None:
-        return defaults
-    return RequestSettings(**{
-        f: getattr(loaded, f, None) if getattr(loaded, f, None) is not None else getattr(defaults, f)
-        for f in ("request_timeout_ms", "max_concurrent_requests_per_instance", "max_queue_wait_ms")
-    })
+    return _settings(RequestSettings, loaded)
 
 
 def _model_ref(ws: Workspace, model: Any, progress: Progress) -> str:
@@ -79,7 +79,8 @@ def _environment_ref(ws: Workspace, environment: Any) -> str:
     if environment is None or isinstance(environment, str):
         return environment or ""
     if environment.build is not None:
-        raise InvalidInput("The inline environment builds from a Docker context, which the local workspace cannot build.",
+        raise InvalidInput("The inline environment builds from a Docker context, "
+                           "which the local workspace cannot build.",
                            hint="Use a conda_file (and an image name) instead.")
     import yaml
 

@@ -82,12 +82,12 @@ class Entity:
     """Mixin: dict round trip for nested dataclasses."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        return dict(dataclasses.asdict(self))  # type: ignore[call-overload]  # a mixin: its subclasses are dataclasses
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         kwargs: dict[str, Any] = {}
-        hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # a mixin: cls is a dataclass
         for key, value in data.items():
             if key not in hints:
                 continue
@@ -101,7 +101,7 @@ class Entity:
         return cls(**kwargs)
 
     def replace(self: T, **changes: Any) -> T:
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # a mixin: self is a dataclass
 
 
 # ---------------------------------------------------------------- models

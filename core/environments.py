@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from importlib import metadata
+from typing import Any
 
 import yaml
 
@@ -134,7 +135,7 @@ def conda_to_pip(spec: str) -> tuple[str | None, str | None]:
     return f"{pypi}{constraint}", None
 
 
-def parse_conda(text: str) -> tuple[dict, str | None, list[str]]:
+def parse_conda(text: str) -> tuple[dict[str, Any], str | None, list[str]]:
     """Read a conda YAML: (the document, python version asked for, PyPI requirements)."""
     try:
         doc = yaml.safe_load(text)
@@ -146,7 +147,8 @@ def parse_conda(text: str) -> tuple[dict, str | None, list[str]]:
         raise InvalidInput("The conda file must be a YAML mapping with a 'dependencies' list.")
     deps = doc.get("dependencies")
     if not isinstance(deps, list) or not deps:
-        raise InvalidInput("The conda file has no dependencies: add a 'dependencies:' list (for example python=3.11 and pip).")
+        raise InvalidInput("The conda file has no dependencies: "
+                           "add a 'dependencies:' list (for example python=3.11 and pip).")
     python: str | None = None
     requirements: list[str] = []
     for dep in deps:

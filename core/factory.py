@@ -38,8 +38,11 @@ def open_workspace(target: Target | None = None, *, actor: str | None = None, ch
     return LocalWorkspace(target.home, actor=actor)
 
 
-def open_azure(target: AzureTarget, *, actor: str | None = None, check: bool = False, **client_kwargs: Any) -> Workspace:
-    """The Azure ML workspace ``target`` names, signed in with ``DefaultAzureCredential`` unless a credential is given."""
+def open_azure(
+    target: AzureTarget, *, actor: str | None = None, check: bool = False, **client_kwargs: Any
+) -> Workspace:
+    """The Azure ML workspace ``target`` names, signed in with ``DefaultAzureCredential``
+    unless a credential is given."""
     from .azure.connect import check_workspace, connect
     from .azure.workspace import AzureWorkspace
 

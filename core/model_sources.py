@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from .errors import InvalidInput
-
-Progress = Callable[[str, float | None], None]
+from .progress import Progress
 
 
 def detect_format(src: Path) -> str:

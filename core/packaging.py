@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .backend import Progress, no_progress
 from .errors import InvalidInput, Unsupported
+from .progress import Progress, no_progress
 
 GGUF_MAGIC = b"GGUF"
 
@@ -269,8 +269,9 @@ def _check_accelerate() -> None:
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Silence transformers' own progress bars: progress goes through our callback."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging
 
+    hf_logging: Any = logging  # its functions carry no annotations
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:

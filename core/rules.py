@@ -164,7 +164,8 @@ def validate_traffic(
         raise InvalidInput("Mirror traffic can go to one deployment only.")
     for name, pct in mirror.items():
         if pct > MIRROR_MAX_PERCENT:
-            raise InvalidInput(f"Mirror traffic to {name!r} is {pct} %: at most {MIRROR_MAX_PERCENT} % can be mirrored.")
+            raise InvalidInput(f"Mirror traffic to {name!r} is {pct} %: "
+                               f"at most {MIRROR_MAX_PERCENT} % can be mirrored.")
         if live.get(name, 0) > 0:
             raise InvalidInput(
                 f"Deployment {name!r} has live traffic, so it cannot also receive mirror traffic: "

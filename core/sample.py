@@ -329,13 +329,11 @@ def cached_tiny_llama(
         f"tiny-llama-h{hidden_size}-l{layers}-a{heads}-kv{kv_heads}"
         f"-ctx{max_position_embeddings}-std{initializer_range:g}-seed{seed}-v{CACHE_FORMAT}"
     )
-    params = dict(
-        hidden_size=hidden_size,
-        layers=layers,
-        heads=heads,
-        kv_heads=kv_heads,
-        max_position_embeddings=max_position_embeddings,
-        initializer_range=initializer_range,
-        seed=seed,
-    )
-    return cached_folder(cache_dir, key, lambda out: build_tiny_llama(out, tokenizer_dir, **params), progress)
+    tokenizer = tokenizer_dir
+
+    def build(out: Path) -> None:
+        build_tiny_llama(out, tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
+                         max_position_embeddings=max_position_embeddings, initializer_range=initializer_range,
+                         seed=seed)
+
+    return cached_folder(cache_dir, key, build, progress)

@@ -29,6 +29,7 @@ from typing import Any
 
 from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, RequestFact
 from .errors import NotFound, Unsupported
+from .progress import Progress
 from .routing import build_routes
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
@@ -55,9 +56,7 @@ class Serving(ABC):
         return self.scoring_uri(endpoint_name).rsplit("/", 1)[0] + "/swagger.json"
 
     @abstractmethod
-    def apply(
-        self, state: EndpointState, deployment: Deployment, progress: Callable[[str, float | None], None], wait: bool
-    ) -> Deployment:
+    def apply(self, state: EndpointState, deployment: Deployment, progress: Progress, wait: bool) -> Deployment:
         """Make the deployment run as described; return it with its observed state.
 
         With ``wait`` this blocks until the deployment is Succeeded or Failed;
@@ -109,7 +108,7 @@ class NoServing(Serving):
     def swagger_uri(self, endpoint_name: str) -> str:
         return ""
 
-    def apply(self, state, deployment, progress, wait):  # type: ignore[no-untyped-def]
+    def apply(self, state: EndpointState, deployment: Deployment, progress: Progress, wait: bool) -> Deployment:
         raise self._refuse()
 
     def observe(self, deployment: Deployment) -> Deployment:
@@ -121,7 +120,8 @@ class NoServing(Serving):
     def routes_changed(self, state: EndpointState) -> None:
         pass
 
-    def invoke(self, state, body, *, deployment, headers, timeout_s):  # type: ignore[no-untyped-def]
+    def invoke(self, state: EndpointState, body: bytes, *, deployment: str | None, headers: dict[str, str],
+               timeout_s: float) -> InvokeResult:
         raise self._refuse()
 
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
@@ -194,7 +194,7 @@ class FakeServing(Serving):
     def scoring_uri(self, endpoint_name: str) -> str:
         return f"memory://endpoints/{endpoint_name}/score"
 
-    def apply(self, state, deployment, progress, wait):  # type: ignore[no-untyped-def]
+    def apply(self, state: EndpointState, deployment: Deployment, progress: Progress, wait: bool) -> Deployment:
         key = (deployment.endpoint_name, deployment.name.lower())
         log = self._logs.setdefault(key, [])
         progress(f"Starting {deployment.instance_count} instance(s)", 0.5)
@@ -215,7 +215,8 @@ class FakeServing(Serving):
     def routes_changed(self, state: EndpointState) -> None:
         pass
 
-    def invoke(self, state, body, *, deployment, headers, timeout_s):  # type: ignore[no-untyped-def]
+    def invoke(self, state: EndpointState, body: bytes, *, deployment: str | None, headers: dict[str, str],
+               timeout_s: float) -> InvokeResult:
         start = time.perf_counter()
         request_id = str(uuid.uuid4())
         name = state.endpoint.name

@@ -96,9 +96,9 @@ def resolve_target(
             raise InvalidInput(f"Workspace config {str(path)!r} does not exist.",
                                hint="Download config.json from the workspace's page in Azure ML studio.")
         return AzureTarget(config_path=path)
-    named = tuple(environ.get(var) for var in (ENV_SUBSCRIPTION, ENV_RESOURCE_GROUP, ENV_WORKSPACE))
-    if all(named):
-        return AzureTarget(*named)
+    subscription, group, workspace = (environ.get(var) for var in (ENV_SUBSCRIPTION, ENV_RESOURCE_GROUP, ENV_WORKSPACE))
+    if subscription and group and workspace:
+        return AzureTarget(subscription=subscription, resource_group=group, workspace_name=workspace)
     return None
 
 

@@ -42,7 +42,7 @@ from . import rules
 from .actor import default_actor
 from .artifacts import check_source, downloadable, is_remote, remote_download_hint
 from .asset_refs import parse_asset_ref
-from .backend import Backend, Kind, LocalProcesses, Operation, Progress, Ref, no_progress
+from .backend import Backend, Kind, LocalProcesses, Operation, Ref
 from .entities import (
     LOCAL_PYTHON,
     AuditRecord,
@@ -66,6 +66,7 @@ from .entities import (
 from .environments import drift, installed_packages, local_python_environment, parse_conda
 from .errors import AlreadyExists, AuthFailed, ByomError, InUse, InvalidInput, NotFound, Unsupported
 from .metrics import summarize
+from .progress import Progress, no_progress
 from .serving import DEPLOYMENT_HEADER
 
 __all__ = ["Capability", "Progress", "VersionRef", "Workspace", "no_progress"]

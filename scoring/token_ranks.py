@@ -16,13 +16,13 @@ import logging
 import os
 import sys
 import threading
+from typing import Any
 
 # The server loads this file by path, with AML_APP_ROOT on sys.path; on Azure
 # that is the parent of the code folder, so put this folder there to find the
 # byom_scoring package beside this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from azureml_inference_server_http.api.aml_request import rawhttp  # noqa: E402
 from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: E402
 from byom_scoring import common  # noqa: E402
 from byom_scoring.common import BadRequest  # noqa: E402
@@ -41,10 +41,10 @@ limits: dict[str, int] = {}
 _lock = threading.Lock()
 
 
-def init():
+def init() -> None:
     global scorer, limits
     lm = common.load_model()
-    scorer = RankScorer(
+    scorer = loaded = RankScorer(
         lm,
         window=common.env_int("BYOM_WINDOW", 0) or None,
         stride=common.env_int("BYOM_STRIDE", 0) or None,
@@ -61,17 +61,24 @@ def init():
         lm.name,
         lm.device,
         lm.dtype,
-        scorer.window,
-        scorer.stride,
+        loaded.window,
+        loaded.stride,
     )
 
 
-@rawhttp
-def run(request):
+def _scorer() -> RankScorer:
+    if scorer is None:
+        raise RuntimeError("init() has not run: the server calls it before the first request")
+    return scorer
+
+
+@common.raw_http
+def run(request: Any) -> AMLResponse:
+    ranker = _scorer()
     try:
         body = common.read_json_object(request)
         texts, single, top_k = parse(body)
-        encoded = [scorer.tokenize(text) for text in texts]
+        encoded = [ranker.tokenize(text) for text in texts]
         for i, (ids, _) in enumerate(encoded):
             if len(ids) > limits["tokens"]:
                 field = "text" if single else f"texts[{i}]"
@@ -79,15 +86,15 @@ def run(request):
                     f"'{field}' has {len(ids)} tokens; the limit is {limits['tokens']}.", field=field, status=413
                 )
         with _lock:
-            results = scorer.score_encoded(encoded, top_k=top_k)
+            results = ranker.score_encoded(encoded, top_k=top_k)
     except BadRequest as ex:
         return ex.response()
     if single:
-        return AMLResponse({"model": scorer.lm.name, **results[0]}, 200, json_str=True)
-    return AMLResponse({"model": scorer.lm.name, "results": results}, 200, json_str=True)
+        return AMLResponse({"model": ranker.lm.name, **results[0]}, 200, json_str=True)
+    return AMLResponse({"model": ranker.lm.name, "results": results}, 200, json_str=True)
 
 
-def parse(body):
+def parse(body: dict[str, Any]) -> tuple[list[str], bool, int]:
     """(texts, whether one text was sent as "text", top_k) from a request body, or BadRequest."""
     common.reject_unknown_fields(body, FIELDS)
     if ("text" in body) == ("texts" in body):

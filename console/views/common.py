@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
-import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
+import pandas as pd
 from byom.core.entities import Deployment, Endpoint
 from byom.core.history import split_text
 

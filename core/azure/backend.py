@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 
 from ..artifacts import copy_verified, iter_source_files, sha256_file
 from ..audit_log import SqliteAuditLog
-from ..backend import Asset, Backend, Completed, Document, Kind, Operation, Progress, Ref, no_progress
+from ..backend import Asset, Backend, Completed, Document, Kind, Operation, Ref
 from ..entities import (
     LOCAL_PYTHON,
     AuditRecord,
@@ -68,6 +68,7 @@ from ..entities import (
 )
 from ..environments import local_python_environment, with_inference_server
 from ..errors import AlreadyExists, BackendError, ByomError, InvalidInput, NotFound, Unsupported
+from ..progress import Progress, no_progress
 from . import translate as tr
 from .errors import azure_errors
 

@@ -84,6 +84,7 @@ def _already_exists_hint(subject: str) -> str | None:
 
 def translate(exc: Exception, what: str) -> ByomError:
     """The byom error for an exception raised while doing ``what`` (e.g. "get endpoint 'chat'")."""
+    from azure.ai.ml.exceptions import MlException, ValidationException
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -91,11 +92,6 @@ def translate(exc: Exception, what: str) -> ByomError:
         ResourceNotFoundError,
         ServiceRequestError,
     )
-
-    try:
-        from azure.ai.ml.exceptions import MlException, ValidationException
-    except ImportError:  # pragma: no cover - azure-ai-ml is a dependency
-        MlException = ValidationException = ()  # type: ignore[assignment,misc]
 
     if isinstance(exc, ByomError):
         return exc
@@ -142,12 +138,9 @@ def azure_errors(what: str) -> Iterator[None]:
     except ByomError:
         raise
     except Exception as exc:
+        from azure.ai.ml.exceptions import MlException
         from azure.core.exceptions import AzureError
 
-        try:
-            from azure.ai.ml.exceptions import MlException
-        except ImportError:  # pragma: no cover
-            MlException = AzureError  # type: ignore[assignment,misc]
         if isinstance(exc, AzureError | MlException):
             raise translate(exc, what) from exc
         raise

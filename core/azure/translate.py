@@ -167,7 +167,8 @@ def _local_or_uri(path: str) -> str | Path:
 def environment_from_sdk(env: Any, *, archived: bool = False) -> EnvironmentVersion:
     conda = env.conda_file
     conda_text = yaml.safe_dump(conda, sort_keys=False) if isinstance(conda, dict) else conda
-    python, requirements = None, []
+    python: str | None = None
+    requirements: list[str] = []
     if conda_text:
         _, python, requirements = parse_conda(conda_text)
     created_by, created_at = _created(env)
@@ -264,6 +265,11 @@ def deployment_to_sdk(deployment: Deployment, *, model_id: str, environment_id: 
     )
 
 
+def _id_of(asset: Any) -> str | None:
+    """An SDK asset field: an id string already, or an inline asset object with its id."""
+    return asset if isinstance(asset, str) else getattr(asset, "id", None)
+
+
 def deployment_from_sdk(deployment: Any, endpoint_name: str) -> Deployment:
     def probe(p: Any) -> ProbeSettings:
         if p is None:
@@ -283,16 +289,16 @@ def deployment_from_sdk(deployment: Any, endpoint_name: str) -> Deployment:
     return Deployment(
         name=deployment.name,
         endpoint_name=endpoint_name,
-        model=asset_ref(deployment.model if isinstance(deployment.model, str) else getattr(deployment.model, "id", None)),
-        environment=asset_ref(
-            deployment.environment if isinstance(deployment.environment, str) else getattr(deployment.environment, "id", None)
-        ),
+        model=asset_ref(_id_of(deployment.model)),
+        environment=asset_ref(_id_of(deployment.environment)),
         code_path=(asset_ref(code.code) if isinstance(code.code, str) else None) if code else None,
         scoring_script=code.scoring_script if code else None,
         instance_type=deployment.instance_type or "",
         instance_count=int(deployment.instance_count or 0),
         request_settings=RequestSettings(
-            request_timeout_ms=(rs.request_timeout_ms if rs and rs.request_timeout_ms else default_rs.request_timeout_ms),
+            request_timeout_ms=(
+                rs.request_timeout_ms if rs and rs.request_timeout_ms else default_rs.request_timeout_ms
+            ),
             max_concurrent_requests_per_instance=(
                 rs.max_concurrent_requests_per_instance
                 if rs and rs.max_concurrent_requests_per_instance else default_rs.max_concurrent_requests_per_instance

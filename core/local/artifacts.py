@@ -16,9 +16,10 @@ import time
 import uuid
 from pathlib import Path
 
-from ..artifacts import CHUNK, ArtifactStore, Progress, Staged, copy_verified, iter_source_files
+from ..artifacts import CHUNK, ArtifactStore, Staged, copy_verified, iter_source_files
 from ..entities import ModelFile
 from ..errors import BackendError
+from ..progress import Progress
 
 STALE_STAGING_S = 24 * 3600
 

@@ -18,7 +18,6 @@ import http.client
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import requests
 
 from ..entities import Deployment, InstanceStatus, InvokeResult, RequestFact
 from ..errors import BackendError, NotFound
+from ..progress import Progress
 from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
 from .builds import running_build
 from .log_files import log_tail
@@ -144,12 +144,10 @@ class LocalServing(Serving):
     def _rollout(self, state: dict[str, Any], endpoint: str, deployment: str) -> dict[str, Any] | None:
         for rollout in state.get("rollouts") or []:
             if rollout["endpoint"] == endpoint and rollout["deployment"] == deployment.lower():
-                return rollout
+                return dict(rollout)
         return None
 
-    def apply(
-        self, state: EndpointState, deployment: Deployment, progress: Callable[[str, float | None], None], wait: bool
-    ) -> Deployment:
+    def apply(self, state: EndpointState, deployment: Deployment, progress: Progress, wait: bool) -> Deployment:
         self.ensure_started()
         if not wait:
             return deployment
@@ -233,7 +231,8 @@ class LocalServing(Serving):
     def routes_changed(self, state: EndpointState) -> None:
         self._tell_gateway("/-/reload")  # no gateway yet: it reads the routes when it starts
 
-    def invoke(self, state, body, *, deployment, headers, timeout_s):  # type: ignore[no-untyped-def]
+    def invoke(self, state: EndpointState, body: bytes, *, deployment: str | None, headers: dict[str, str],
+               timeout_s: float) -> InvokeResult:
         port = self.wait_gateway()
         sent = dict(headers)
         if deployment:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import ArtifactStore
-from ..backend import Asset, Backend, Completed, Document, Kind, LocalProcesses, Operation, Progress, Ref, no_progress
+from ..backend import Asset, Backend, Completed, Document, Kind, LocalProcesses, Operation, Ref
 from ..builds import EnvironmentBuilder
 from ..entities import (
     AuditRecord,
@@ -38,6 +38,7 @@ from ..entities import (
 from ..environments import BYOM_INTERPRETER, freeze_to_versions, installed_packages
 from ..errors import AlreadyExists, NotFound, Unsupported
 from ..outcome import record_outcome
+from ..progress import Progress, no_progress
 from ..serving import EndpointState, Serving
 from .documents import Store, Txn
 

@@ -29,12 +29,23 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import torch
+from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
+
+Run = Callable[[Any], AMLResponse]
+
+
+def raw_http(run: Run) -> Run:
+    """The server's ``rawhttp`` marker (``run`` gets the Flask request itself), with its type said."""
+    marked: Run = rawhttp(run)
+    return marked
+
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -124,6 +135,10 @@ def reject_unknown_fields(body: dict[str, Any], allowed: set[str]) -> None:
         )
 
 
+@overload
+def get_int(body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int: ...
+@overload
+def get_int(body: dict[str, Any], name: str, default: None, lo: int, hi: int) -> int | None: ...
 def get_int(body: dict[str, Any], name: str, default: int | None, lo: int, hi: int) -> int | None:
     value = body.get(name, default)
     if value is None:
@@ -277,7 +292,7 @@ def _load(source: ModelSource, device: torch.device, dtype: torch.dtype) -> Load
         torch.set_num_threads(threads)
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(source.folder, **extra)
-    model = AutoModelForCausalLM.from_pretrained(source.folder, dtype=dtype, **extra)
+    model: Any = AutoModelForCausalLM.from_pretrained(source.folder, dtype=dtype, **extra)
     model.to(device)
     model.eval()
     return LoadedModel(
@@ -299,7 +314,7 @@ def bos_token_id(tokenizer: Any) -> int:
     """
     vocab = tokenizer.get_vocab()
     if "<|endoftext|>" in vocab:
-        return vocab["<|endoftext|>"]
+        return int(vocab["<|endoftext|>"])
     for candidate in (tokenizer.bos_token_id, tokenizer.eos_token_id):
         if candidate is not None:
             return int(candidate)

@@ -84,7 +84,9 @@ class BatchGenerator:
                 results[i] = result
                 if deliver is not None:
                     deliver(i, result)
-        return results  # type: ignore[return-value]
+        done = [r for r in results if r is not None]
+        assert len(done) == len(requests), "a generation batch ended with requests left in it"
+        return done
 
     # --- per-row choices --------------------------------------------------------------------------
 

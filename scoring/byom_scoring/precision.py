@@ -61,7 +61,8 @@ class Float16Linear(nn.Module):
         self._packed = torch.ops.quantized.linear_prepack_fp16(linear.weight.detach().float(), bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _LINEAR_FP16(x, self._packed)
+        out: torch.Tensor = _LINEAR_FP16(x, self._packed)
+        return out
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, float16"
@@ -91,7 +92,8 @@ class Int8Linear(nn.Module):
         # reduce_range=False: 8-bit activations (7-bit ones lose a third of the
         # agreement with float32 on the sample); fbgemm's kernels on AVX512-VNNI
         # and AVX2 without it accumulate in 32 bits for this range.
-        return _LINEAR_INT8(x, self._packed, False)
+        out: torch.Tensor = _LINEAR_INT8(x, self._packed, False)
+        return out
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"

@@ -151,7 +151,8 @@ class RankScorer:
         out = base(
             input_ids=input_ids.to(self.lm.device), attention_mask=attention_mask.to(self.lm.device), use_cache=False
         )
-        return out.last_hidden_state
+        hidden: torch.Tensor = out.last_hidden_state
+        return hidden
 
     def _figures(self, hidden: torch.Tensor, targets: torch.Tensor, top_k: int) -> dict[str, torch.Tensor]:
         parts: dict[str, list[torch.Tensor]] = {}
@@ -175,7 +176,7 @@ class RankScorer:
         return {key: torch.cat(value) for key, value in parts.items()}
 
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
-        logits = h @ self._head_weight.T
+        logits: torch.Tensor = h @ self._head_weight.T
         if self._head_bias is not None:
             logits = logits + self._head_bias
         if self._logit_scale:
@@ -197,8 +198,8 @@ class RankScorer:
         ties = stat["ties"].tolist()
         logprobs = stat["logprob"].tolist()
         entropies = stat["entropy"].tolist()
-        top_ids = stat["top_ids"].tolist() if top_k else None
-        top_probs = stat["top_logprobs"].exp().tolist() if top_k else None
+        top_ids: list[list[int]] = stat["top_ids"].tolist() if top_k else []
+        top_probs: list[list[float]] = stat["top_logprobs"].exp().tolist() if top_k else []
         tokens = []
         covered = 0
         for i, token_id in enumerate(ids):

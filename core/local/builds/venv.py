@@ -28,10 +28,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ...builds import EnvironmentBuilder, Progress
+from ...builds import EnvironmentBuilder
 from ...entities import LOCAL_PYTHON, BuildState, EnvironmentBuild, EnvironmentVersion, utcnow
 from ...environments import build_key, with_inference_server
 from ...errors import BackendError, ByomError, InvalidInput, NotFound
+from ...progress import Progress
 from .folder import BuildFolder, write_json
 from .interpreters import Interpreter, choose_interpreter, find_interpreters
 
@@ -65,7 +66,8 @@ class VenvBuilder(EnvironmentBuilder):
         if not env.conda_file:
             raise InvalidInput(
                 f"Environment {env.ref} has no conda file: there is nothing to build locally.",
-                hint="Locally it runs in byom's own interpreter, like local-python; give it a conda file to pin packages.",
+                hint="Locally it runs in byom's own interpreter, like local-python; "
+                     "give it a conda file to pin packages.",
             )
         self.root.mkdir(parents=True, exist_ok=True)
         try:
@@ -84,7 +86,8 @@ class VenvBuilder(EnvironmentBuilder):
     def status(self, env: EnvironmentVersion) -> EnvironmentBuild:
         if not env.conda_file:
             return EnvironmentBuild(name=env.name, version=env.version, state=BuildState.NOT_STARTED.value,
-                                    message="No conda file: nothing to build; locally it runs in byom's own interpreter.")
+                                    message="No conda file: nothing to build; "
+                                            "locally it runs in byom's own interpreter.")
         plan = self.plan(env)
         return self._status(env, plan)
 

@@ -48,8 +48,8 @@ def host_pip_serves(python_version: str) -> bool:
 
     from packaging.specifiers import SpecifierSet
 
-    # the PackageMetadata protocol leaves out get(), which the email.message.Message it returns has
-    requires = metadata.metadata("pip").get("Requires-Python") or ""  # type: ignore[attr-defined]
+    # an email.message.Message underneath: a missing field reads as None, not KeyError
+    requires = metadata.metadata("pip")["Requires-Python"] or ""
     return SpecifierSet(requires).contains(python_version)
 
 
