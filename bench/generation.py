@@ -256,7 +256,8 @@ def main() -> None:
                     turns[contender.name, clients].append(turn)
                     print(
                         f"{contender.name:>9}  {clients:>2} clients  round {round_ + 1}  "
-                        f"{turn['tokens'] / turn['wall']:7.1f} tokens/s  p50 {percentile(turn['latencies'], 0.5):6.2f} s  "
+                        f"{turn['tokens'] / turn['wall']:7.1f} tokens/s  "
+                        f"p50 {percentile(turn['latencies'], 0.5):6.2f} s  "
                         f"TTFT {turn['ttft']:5.2f} s  (load average {os.getloadavg()[0]:.2f})",
                         flush=True,
                     )

@@ -86,7 +86,8 @@ def test_coloured_html_keeps_the_text_and_shows_figures_on_hover():
     for span, colour in zip(spans, colours, strict=True):
         assert f"background:{colour}" in span
     assert ">Hello</span>" in html and "> world</span>" in html and ">\n</span>" in html
-    assert 'title="Hello\nrank 0 (no ties)\np = 0.5 · entropy 2.00\ntop: &#x27;X&#x27; 0.600; &#x27;Y&#x27; 0.200"' in html
+    assert ('title="Hello\nrank 0 (no ties)\np = 0.5 · entropy 2.00\n'
+            'top: &#x27;X&#x27; 0.600; &#x27;Y&#x27; 0.200"') in html
     assert "rank 3 (1 ties)" in html
 
 

@@ -98,7 +98,8 @@ def test_endpoint_changes_report_progress_while_azure_works(endpoint, service) -
     endpoint.create_or_update_deployment(deployment("blue"))
     service.hold = True
     changes = {
-        "create endpoint 'ep2'": lambda report: endpoint.create_or_update_endpoint(Endpoint(name="ep2"), progress=report),
+        "create endpoint 'ep2'":
+            lambda report: endpoint.create_or_update_endpoint(Endpoint(name="ep2"), progress=report),
         "set the traffic of endpoint 'ep1'": lambda report: endpoint.set_traffic("ep1", {"blue": 100}, progress=report),
         "regenerate the secondary key of endpoint 'ep1'":
             lambda report: endpoint.regenerate_key("ep1", "secondary", progress=report),
@@ -123,8 +124,9 @@ def test_no_wait_leaves_endpoint_changes_to_azure(endpoint, service) -> None:
     keys = endpoint.get_keys("ep1")
     service.hold = True
     seen: list[str] = []
-    assert endpoint.create_or_update_endpoint(Endpoint(name="ep3"), wait=False,
-                                              progress=lambda m, f=None: seen.append(m)).provisioning_state == "Creating"
+    created = endpoint.create_or_update_endpoint(Endpoint(name="ep3"), wait=False,
+                                                 progress=lambda m, f=None: seen.append(m))
+    assert created.provisioning_state == "Creating"
     assert seen[-1] == "Create endpoint 'ep3': accepted; Azure ML goes on with it"
     assert endpoint.regenerate_key("ep1", "primary", wait=False) == keys, "not in effect until Azure is done"
     assert endpoint.set_traffic("ep1", {"blue": 100}, wait=False).provisioning_state == "Updating"
@@ -339,10 +341,12 @@ def test_the_replay_refuses_what_azure_would(service) -> None:
     body = {"location": "westeurope", "properties": {"authMode": "Key", "traffic": {}}}
     client = PipelineClient(base_url="", transport=transport, policies=[])
     headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
-    wrong_version = client.send_request(HttpRequest("PUT", base + "?api-version=2099-01-01", headers=headers, json=body))
+    wrong_version = client.send_request(
+        HttpRequest("PUT", base + "?api-version=2099-01-01", headers=headers, json=body))
     assert wrong_version.status_code == 400
-    bad_traffic = client.send_request(HttpRequest("PUT", base + "?api-version=2022-02-01-preview", headers=headers,
-                                                  json={**body, "properties": {"authMode": "Key", "traffic": {"ghost": 100}}}))
+    ghost = {**body, "properties": {"authMode": "Key", "traffic": {"ghost": 100}}}
+    bad_traffic = client.send_request(
+        HttpRequest("PUT", base + "?api-version=2022-02-01-preview", headers=headers, json=ghost))
     assert bad_traffic.status_code == 400 and len(service.refused) == 2
     assert isinstance(service.calls[0], Call)
 

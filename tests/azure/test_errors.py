@@ -25,14 +25,16 @@ def http_error(status: int, message: str, cls: type = HttpResponseError) -> Http
     [
         (CredentialUnavailableError("DefaultAzureCredential failed to retrieve a token"), AuthFailed, "az login"),
         (http_error(401, "token expired", ClientAuthenticationError), AuthFailed, "az login"),
-        (http_error(403, "The client does not have authorization to perform action"), AuthFailed, "AzureML Data Scientist"),
+        (http_error(403, "The client does not have authorization to perform action"), AuthFailed,
+         "AzureML Data Scientist"),
         (http_error(404, "Endpoint chat not found.", ResourceNotFoundError), NotFound, None),
         (http_error(409, "Endpoint name chat already exists in region westeurope.", ResourceExistsError),
          AlreadyExists, "unique per Azure region"),
         (http_error(400, "Not enough quota available for Standard_NC24 in SubscriptionId x."), BackendError, "quota"),
         (http_error(400, "Traffic must add up to 0 or 100."), InvalidInput, None),
         (ServiceRequestError("Failed to establish a new connection"), BackendError, "network"),
-        (ValidationException(message="scoring script can't be empty", no_personal_data_message="x"), InvalidInput, None),
+        (ValidationException(message="scoring script can't be empty", no_personal_data_message="x"),
+         InvalidInput, None),
     ],
 )
 def test_each_azure_error_becomes_a_core_error_with_a_next_step(exc, kind, hint_has) -> None:
@@ -57,7 +59,8 @@ def arm_error(status: int, code: str, message: str) -> HttpResponseError:
             self.content_type = "application/json"
 
         def body(self) -> bytes:
-            return json.dumps({"error": {"code": code, "message": message, "details": [], "additionalInfo": []}}).encode()
+            error = {"code": code, "message": message, "details": [], "additionalInfo": []}
+            return json.dumps({"error": error}).encode()
 
     cls = {404: ResourceNotFoundError, 409: ResourceExistsError}.get(status, HttpResponseError)
     return cls(response=Response())

@@ -54,7 +54,8 @@ def test_environment_round_trip_keeps_the_conda_spec() -> None:
 
     rest.id = f"{WS}/environments/sk/versions/2"
     back = tr.environment_from_sdk(Environment._from_rest_object(rest))
-    assert (back.name, back.version, back.image, back.description, back.tags) == ("sk", 2, "ubuntu:22.04", "d", {"a": "b"})
+    read = (back.name, back.version, back.image, back.description, back.tags)
+    assert read == ("sk", 2, "ubuntu:22.04", "d", {"a": "b"})
     assert yaml.safe_load(back.conda_file) == yaml.safe_load(conda), "same spec (the SDK re-dumps it, keys sorted)"
     assert back.python == "3.11" and back.pip_requirements == ["scikit-learn==1.9.1"]
 
@@ -113,9 +114,11 @@ def test_deployment_round_trip_with_settings_and_probes() -> None:
     props = wire["properties"]
     assert wire["sku"]["capacity"] == 2 and props["instanceType"] == "Standard_DS3_v2"
     assert props["endpointComputeType"] == "Managed"
-    assert props["model"].endswith("/models/bert/versions/3") and props["environmentId"].endswith("/environments/sk/versions/2")
+    assert props["model"].endswith("/models/bert/versions/3")
+    assert props["environmentId"].endswith("/environments/sk/versions/2")
     assert props["codeConfiguration"]["scoringScript"] == "score.py"
-    assert props["requestSettings"]["requestTimeout"] == "PT9S" and props["requestSettings"]["maxConcurrentRequestsPerInstance"] == 4
+    assert props["requestSettings"]["requestTimeout"] == "PT9S"
+    assert props["requestSettings"]["maxConcurrentRequestsPerInstance"] == 4
     assert props["livenessProbe"]["initialDelay"] == "PT30S" and props["readinessProbe"]["failureThreshold"] == 6
     assert props["environmentVariables"] == {"DEPLOYMENT_LABEL": "blue"}
 

@@ -51,8 +51,11 @@ def bind_blob_clients(monkeypatch: pytest.MonkeyPatch, transport: Any) -> None:
     monkeypatch.setattr(helper, "ContainerClient", ContainerClient)
 
 
-def replay_workspace(service: FakeAzureML, monkeypatch: pytest.MonkeyPatch, home: Path, **kwargs: Any) -> AzureWorkspace:
+def replay_workspace(
+    service: FakeAzureML, monkeypatch: pytest.MonkeyPatch, home: Path, **kwargs: Any
+) -> AzureWorkspace:
     transport = replay_transport(service)
     bind_blob_clients(monkeypatch, transport)
-    ml = connect(AzureTarget(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE), credential=ReplayCredential(), transport=transport)
+    target = AzureTarget(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    ml = connect(target, credential=ReplayCredential(), transport=transport)
     return AzureWorkspace(ml, audit_home=home, transport=transport, progress_every_s=0.01, **kwargs)

@@ -54,6 +54,9 @@ LOCATION = "westeurope"
 ARM = "management.azure.com"
 PROVIDER = "/providers/Microsoft.MachineLearningServices"
 WORKSPACE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}{PROVIDER}/workspaces/{WORKSPACE}"
+STORAGE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Storage" \
+    "/storageAccounts/"
+OPERATIONS = f"/subscriptions/{SUBSCRIPTION}{PROVIDER}/locations/{LOCATION}"
 SCORING_HOST = re.compile(rf"^(?P<endpoint>[a-z0-9-]+)\.{LOCATION}\.inference\.ml\.azure\.com$")
 
 # api-version each operation family is served under: the versions azure-ai-ml
@@ -202,10 +205,10 @@ class FakeAzureML:
             if failure.method == call.method and failure.path.search(path):
                 self.failures.remove(failure)
                 raise Refused(failure.status, failure.code, failure.message)
-        op = re.fullmatch(rf"/subscriptions/{SUBSCRIPTION}{PROVIDER}/locations/{LOCATION}/mfeOperationsStatus/([\w-]+)", path)
+        op = re.fullmatch(rf"{OPERATIONS}/mfeOperationsStatus/([\w-]+)", path)
         if op:
             return self._operation_status(op.group(1))
-        result = re.fullmatch(rf"/subscriptions/{SUBSCRIPTION}{PROVIDER}/locations/{LOCATION}/mfeOperationResults/([\w-]+)", path)
+        result = re.fullmatch(rf"{OPERATIONS}/mfeOperationResults/([\w-]+)", path)
         if result:
             if result.group(1) not in self.operations:
                 raise Refused(404, "NotFound", f"Operation {result.group(1)} does not exist.")
@@ -283,11 +286,12 @@ class FakeAzureML:
         return _json(200, {
             "id": WORKSPACE_ID, "name": WORKSPACE, "type": "Microsoft.MachineLearningServices/workspaces",
             "location": LOCATION, "kind": "Default", "tags": {},
-            "identity": {"type": "SystemAssigned", "principalId": str(uuid.UUID(int=1)), "tenantId": str(uuid.UUID(int=2))},
+            "identity": {"type": "SystemAssigned", "principalId": str(uuid.UUID(int=1)),
+                         "tenantId": str(uuid.UUID(int=2))},
             "sku": {"name": "Basic", "tier": "Basic"},
             "properties": {"friendlyName": WORKSPACE, "discoveryUrl": f"https://{LOCATION}.api.azureml.ms/discovery",
                            "workspaceId": str(uuid.UUID(int=3)), "provisioningState": "Succeeded",
-                           "storageAccount": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}"},
+                           "storageAccount": STORAGE_ID + ACCOUNT},
             "systemData": _system_data(),
         })
 
@@ -414,7 +418,7 @@ class FakeAzureML:
         return _json(200, {
             "blobReferenceForConsumption": {
                 "blobUri": blob_uri,
-                "storageAccountArmId": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}",
+                "storageAccountArmId": STORAGE_ID + ACCOUNT,
                 "credential": {"credentialType": "SAS", "sasUri": f"{blob_uri}?sv=2025-01-05&sr=c&sp=racwl&sig=replay"},
             },
             "pendingUploadId": str(uuid.uuid4()), "pendingUploadType": "TemporaryBlobReference",
@@ -616,7 +620,8 @@ class FakeAzureML:
         lowered = {k.lower(): v for k, v in props["traffic"].items()}
         mirrored = {k.lower(): v for k, v in props["mirrorTraffic"].items()}
         if lowered.get(name.lower(), 0) > 0 or mirrored.get(name.lower(), 0) > 0:
-            raise Refused(400, "BadArgument", f"Deployment {name} has traffic; set its traffic to 0 before deleting it.")
+            raise Refused(400, "BadArgument",
+                          f"Deployment {name} has traffic; set its traffic to 0 before deleting it.")
         doc["properties"]["provisioningState"] = "Deleting"
         key = (endpoint.lower(), name.lower())
 
@@ -630,7 +635,8 @@ class FakeAzureML:
         self._deployment(endpoint, name)
         container = (body or {}).get("containerType")
         if container not in ("InferenceServer", "StorageInitializer"):
-            raise Refused(400, "BadArgument", f"containerType must be InferenceServer or StorageInitializer, got {container!r}.")
+            raise Refused(400, "BadArgument",
+                          f"containerType must be InferenceServer or StorageInitializer, got {container!r}.")
         tail = (body or {}).get("tail") or 100
         lines = self.logs.get((endpoint.lower(), name.lower()), [])
         if container == "StorageInitializer":
@@ -733,7 +739,8 @@ def _elsewhere(path: str) -> None:
         raise LookupError
     if rest:
         raise Refused(404, "ParentResourceNotFound",
-                      f"Can not perform requested operation on nested resource. Parent resource '{workspace}' not found.")
+                      "Can not perform requested operation on nested resource. "
+                      f"Parent resource '{workspace}' not found.")
     raise Refused(404, "ResourceNotFound",
                   f"The Resource 'Microsoft.MachineLearningServices/workspaces/{workspace}' under resource group "
                   f"'{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")

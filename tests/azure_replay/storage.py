@@ -94,7 +94,8 @@ class BlobAccount:
         return _error(400, "UnsupportedHttpVerb", f"{call.method} {parts.path} is not part of this replay.")
 
     def _stamp(self, blob: Blob) -> dict[str, str]:
-        blob.etag = '"0x' + hashlib.sha1(blob.data + repr(sorted(blob.metadata.items())).encode()).hexdigest()[:15].upper() + '"'
+        digest = hashlib.sha1(blob.data + repr(sorted(blob.metadata.items())).encode()).hexdigest()
+        blob.etag = '"0x' + digest[:15].upper() + '"'
         blob.modified = formatdate(usegmt=True)
         return {"ETag": blob.etag, "Last-Modified": blob.modified, "x-ms-version": "2025-01-05"}
 

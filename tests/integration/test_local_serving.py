@@ -95,8 +95,8 @@ def test_update_replaces_the_instances_and_delete_stops_them(workspace: LocalWor
     assert workspace.invoke("chat", {}).json()["label"] == "blue-v2"
     wait_until(lambda: not alive(before.pid, None), 20, "the old generation to exit")
     for label in ("blue-v3", "blue-v4", "blue-v5"):
-        assert deploy(workspace, "chat", "blue", model, environment_variables={"ECHO_LABEL": label}).provisioning_state \
-            == "Succeeded"
+        updated = deploy(workspace, "chat", "blue", model, environment_variables={"ECHO_LABEL": label})
+        assert updated.provisioning_state == "Succeeded"
         # once an update says Succeeded, no request reaches the generation it replaced
         assert {workspace.invoke("chat", {}).json()["label"] for _ in range(5)} == {label}
 

@@ -121,7 +121,8 @@ def test_a_non_yaml_conda_file_is_refused_at_create_time(tmp_path: Path) -> None
 
 def test_environments_without_a_conda_file_run_in_byoms_interpreter(tmp_path: Path) -> None:
     ws = LocalWorkspace(tmp_path / "home")
-    ws.create_environment(EnvironmentSpec(name="image-only", image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"))
+    image = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+    ws.create_environment(EnvironmentSpec(name="image-only", image=image))
     with pytest.raises(InvalidInput, match="no conda file"):
         ws.build_environment("image-only")
     assert ws.get_environment_build("image-only").state == "NotStarted"
@@ -175,7 +176,8 @@ def test_a_conda_spec_builds_a_virtual_environment(built: dict) -> None:
     # the environment is its own: joblib and the model server are there, byom's packages are not
     probe = subprocess.run(
         [str(python), "-c", "import sys, joblib, azureml_inference_server_http, importlib.util as u;"
-                            "print(sys.prefix, joblib.__version__, u.find_spec('torch') is None, u.find_spec('core') is None)"],
+                            "print(sys.prefix, joblib.__version__,"
+                            " u.find_spec('torch') is None, u.find_spec('core') is None)"],
         capture_output=True, text=True, cwd="/", env={"PATH": os.environ["PATH"]},
     )
     assert probe.returncode == 0, probe.stderr

@@ -32,6 +32,6 @@ def test_shipped_environment_specs_build(tmp_path: Path) -> None:
         drift = {d.package: d.status for d in ws.environment_drift(name)}
         assert set(drift.values()) == {"ok"}, drift
         # the scoring scripts' imports work with the environment's interpreter
-        check = subprocess.run([build.interpreter, "-c", "import torch, transformers, gguf, azureml_inference_server_http"],
-                               capture_output=True, text=True, timeout=300)
+        imports = "import torch, transformers, gguf, azureml_inference_server_http"
+        check = subprocess.run([build.interpreter, "-c", imports], capture_output=True, text=True, timeout=300)
         assert check.returncode == 0, check.stderr
