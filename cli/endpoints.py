@@ -21,6 +21,7 @@ from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Workspace
 
 from .common import Parser, apply_sets, confirm, verb
+from .compare import register as register_compare
 from .output import parse_key_values, progress_for
 
 # ------------------------------------------------------------------- helpers
@@ -342,6 +343,7 @@ def register(groups: Any) -> None:
                    help="The change to undo, by its id in traffic-history (default: the latest change).")
     p.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation.")
     p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
+    register_compare(ep)
 
     dep = groups.add_parser("online-deployment", help="Deployments behind online endpoints.") \
         .add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
