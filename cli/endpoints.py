@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from byom.core import history
-from byom.core.entities import Deployment, Endpoint, ProbeSettings, RequestSettings
+from byom.core.entities import Deployment, Endpoint, EndpointToken, ProbeSettings, RequestSettings
 from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Workspace
 
@@ -183,8 +183,11 @@ def endpoint_invoke(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def endpoint_credentials(ws: Workspace, args: argparse.Namespace) -> Any:
-    keys = ws.get_keys(args.name)
-    return {"primaryKey": keys.primary_key, "secondaryKey": keys.secondary_key}
+    credentials = ws.get_credentials(args.name)
+    if isinstance(credentials, EndpointToken):  # az ml's shape for a token auth mode
+        return {"accessToken": credentials.access_token, "expiryTimeUtc": int(credentials.expires_at),
+                "refreshAfterTimeUtc": int(credentials.refresh_after), "tokenType": credentials.token_type}
+    return {"primaryKey": credentials.primary_key, "secondaryKey": credentials.secondary_key}
 
 
 def endpoint_regenerate(ws: Workspace, args: argparse.Namespace) -> Any:

@@ -25,7 +25,7 @@ from .entities import (
     AuditRecord,
     Deployment,
     Endpoint,
-    EndpointKeys,
+    EndpointCredentials,
     EnvironmentBuild,
     EnvironmentVersion,
     InvokeResult,
@@ -159,8 +159,9 @@ class Backend(ABC):
     # -------------------------------------------------------------- serving
 
     @abstractmethod
-    def keys(self, endpoint: str) -> EndpointKeys:
-        """The endpoint's two keys; NotFound for an unknown endpoint."""
+    def keys(self, endpoint: str) -> EndpointCredentials:
+        """The endpoint's two keys, or its token when its auth mode is a token one; NotFound for an
+        unknown endpoint."""
 
     @abstractmethod
     def regenerate_key(self, endpoint: str, key_type: str) -> Operation:

@@ -264,6 +264,28 @@ class EndpointKeys(Entity):
     primary_key: str
     secondary_key: str
 
+    @property
+    def authorization(self) -> str:
+        return f"Bearer {self.primary_key}"
+
+
+@dataclass
+class EndpointToken(Entity):
+    """The credential of an endpoint whose auth mode is ``aml_token`` or ``aad_token`` (Azure ML only)."""
+
+    access_token: str
+    expires_at: float = 0.0  # epoch seconds; 0 when the service did not say
+    refresh_after: float = 0.0  # epoch seconds: ask for a new one from then on
+    token_type: str = "Bearer"
+
+    @property
+    def authorization(self) -> str:
+        return f"Bearer {self.access_token}"
+
+
+EndpointCredentials = EndpointKeys | EndpointToken
+TOKEN_AUTH_MODES = ("aml_token", "aad_token")
+
 
 @dataclass
 class RequestSettings(Entity):

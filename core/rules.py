@@ -200,11 +200,22 @@ def check_promotion(current: str, target: str, approver: str) -> None:
         )
 
 
-def check_deployment(deployment: Deployment) -> None:
-    """Name, instance count, code configuration (the scoring script inside the code folder) and request settings."""
+def _is_asset_ref(code: str) -> bool:
+    """``name:version`` of a registered code asset, not a folder on this machine."""
+    name, sep, version = code.rpartition(":")
+    return bool(sep and name and version.isdigit()) and not Path(code).expanduser().is_dir()
+
+
+def check_deployment(deployment: Deployment, running_code: str | None = None) -> None:
+    """Name, instance count, code configuration (the scoring script inside the code folder) and request settings.
+
+    The code is a folder to upload, or on an update the code asset the deployment already runs
+    (``running_code``, read back as ``name:version`` where the backend keeps code as an asset).
+    """
     validate_deployment_name(deployment.name)
     validate_instance_count(deployment.instance_count)
-    if deployment.code_path is not None:
+    kept = deployment.code_path is not None and deployment.code_path == running_code and _is_asset_ref(running_code)
+    if deployment.code_path is not None and not kept:
         code = Path(deployment.code_path).expanduser()
         if not code.is_dir():
             raise InvalidInput(f"Code folder {str(code)!r} does not exist: point code_configuration.code at a folder.")

@@ -50,6 +50,7 @@ from .entities import (
     DeploymentMetrics,
     DriftEntry,
     Endpoint,
+    EndpointCredentials,
     EndpointKeys,
     EnvironmentBuild,
     EnvironmentDiff,
@@ -67,6 +68,7 @@ from .environments import drift, installed_packages, local_python_environment, p
 from .errors import AlreadyExists, AuthFailed, ByomError, InUse, InvalidInput, NotFound, Unsupported
 from .metrics import summarize
 from .progress import Progress, no_progress
+from .scoring_targets import ScoringTarget, ScoringTargets
 from .serving import DEPLOYMENT_HEADER
 
 __all__ = ["Capability", "Progress", "VersionRef", "Workspace", "no_progress"]
@@ -106,6 +108,7 @@ class Workspace:
         self.backend = backend
         self._actor = actor
         self.progress_every_s = progress_every_s
+        self._targets = ScoringTargets()
 
     # ------------------------------------------------------------ general
 
@@ -503,10 +506,11 @@ class Workspace:
         traffic rules of :func:`core.rules.validate_traffic` apply.
         """
         rules.validate_endpoint_name(endpoint.name)
-        if endpoint.auth_mode != "key":
-            raise InvalidInput(f"Auth mode {endpoint.auth_mode!r} is not supported: use 'key'.")
         tags = rules.validate_tags(endpoint.tags)
         old: Endpoint | None = self.backend.get(Ref("endpoint", endpoint.name))
+        if old is None and endpoint.auth_mode != "key":
+            # one made with a token auth mode elsewhere (az ml, Studio) keeps it through updates
+            raise InvalidInput(f"Auth mode {endpoint.auth_mode!r} is not supported for a new endpoint: use 'key'.")
         names = [d.name for d in self.backend.list("deployment", endpoint.name)] if old else []
         traffic, mirror = rules.validate_traffic(endpoint.traffic, endpoint.mirror_traffic, names)
         now = utcnow()
@@ -520,6 +524,7 @@ class Workspace:
         what = f"{verb} endpoint {endpoint.name!r}"
         self._announce(what, progress)
         self._settle(self.backend.put(wanted, wait=wait, progress=progress), what, wait, progress)
+        self._targets.forget(endpoint.name)
         result = self.get_endpoint(endpoint.name)  # Azure's lists every deployment, 0 % included
         self._audit(f"endpoint.{verb}", f"endpoint/{endpoint.name}", _endpoint_summary(old) if old else None,
                     _endpoint_summary(result))
@@ -542,10 +547,20 @@ class Workspace:
         what = f"delete endpoint {name!r}"
         self._announce(what, progress)
         self._settle(self.backend.delete(Ref("endpoint", name)), what, wait, progress)
+        self._targets.forget(name)
         self._audit("endpoint.delete", f"endpoint/{name}", _endpoint_summary(old), None)
 
     def get_keys(self, name: str) -> EndpointKeys:
         """The endpoint's primary and secondary keys. Never written to any log."""
+        credentials = self.backend.keys(name)
+        if not isinstance(credentials, EndpointKeys):
+            raise InvalidInput(f"Endpoint {name!r} authenticates with a token, not with keys.",
+                               hint=f"See 'byom online-endpoint get-credentials -n {name}'.")
+        return credentials
+
+    def get_credentials(self, name: str) -> EndpointCredentials:
+        """What a caller sends as ``Authorization: Bearer``: the two keys, or a token for an endpoint
+        whose auth mode is ``aml_token`` or ``aad_token``. Never written to any log."""
         return self.backend.keys(name)
 
     def regenerate_key(
@@ -560,8 +575,9 @@ class Workspace:
         what = f"regenerate the {key_type} key of endpoint {name!r}"
         self._announce(what, progress)
         self._settle(self.backend.regenerate_key(name, key_type), what, wait, progress)
+        self._targets.forget(name)
         self._audit("endpoint.regenerate-key", f"endpoint/{name}", None, {"key_type": key_type})
-        return self.backend.keys(name)
+        return self.get_keys(name)
 
     def set_traffic(
         self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, *,
@@ -607,11 +623,11 @@ class Workspace:
         and reports progress; without, it returns in state Creating/Updating.
         A new deployment receives no traffic until traffic is set.
         """
-        rules.check_deployment(deployment)
+        existing: Deployment | None = self.backend.get(_dep_ref(deployment.endpoint_name, deployment.name))
+        rules.check_deployment(deployment, running_code=existing.code_path if existing else None)
         self.get_endpoint(deployment.endpoint_name)
         model = self._resolve_model_ref(deployment.model)
         environment = self._resolve_environment_ref(deployment.environment)
-        existing: Deployment | None = self.backend.get(_dep_ref(deployment.endpoint_name, deployment.name))
         now = utcnow_after(existing.updated_at if existing else None)
         desired = deployment.replace(
             name=existing.name if existing else deployment.name,
@@ -737,16 +753,30 @@ class Workspace:
         """Send ``payload`` (a JSON-able object, or str/bytes sent as is) to the endpoint.
 
         With ``deployment`` the request targets that deployment and bypasses
-        the traffic split. The endpoint's key is used. Non-2xx answers are
-        returned, not raised; only an unreachable endpoint raises.
+        the traffic split. The endpoint's primary key (or its token) is used.
+        Non-2xx answers are returned, not raised; only an unreachable endpoint
+        raises. The scoring URI and credential are kept a while
+        (:mod:`core.scoring_targets`), so a prompt costs no management call.
         """
-        endpoint = self.get_endpoint(endpoint_name)
-        keys = self.backend.keys(endpoint_name)
+        body = encode_payload(payload)
+
+        def read() -> tuple[Endpoint, EndpointCredentials]:
+            return self.get_endpoint(endpoint_name), self.backend.keys(endpoint_name)
+
+        target = self._targets.get(endpoint_name, read)
+        answer = self._send(target, body, deployment, headers, timeout_s)
+        if answer.status_code == 401 and target.cached:  # a key regenerated elsewhere: read it again, once
+            self._targets.forget(endpoint_name)
+            answer = self._send(self._targets.get(endpoint_name, read), body, deployment, headers, timeout_s)
+        return answer
+
+    def _send(self, target: ScoringTarget, body: bytes, deployment: str | None, headers: dict[str, str] | None,
+              timeout_s: float) -> InvokeResult:
         # A new dict for every request: a deployment header must never outlive its own call.
-        sent = {"Content-Type": "application/json", "Authorization": f"Bearer {keys.primary_key}", **(headers or {})}
+        sent = {"Content-Type": "application/json", "Authorization": target.authorization, **(headers or {})}
         if deployment:
             sent[DEPLOYMENT_HEADER] = deployment
-        return self.backend.send(endpoint, encode_payload(payload), sent, timeout_s)
+        return self.backend.send(target.endpoint, body, sent, timeout_s)
 
     # ------------------------------------------------------------ metrics
 

@@ -56,7 +56,7 @@ from ..entities import (
     AuditRecord,
     Deployment,
     Endpoint,
-    EndpointKeys,
+    EndpointCredentials,
     EnvironmentBuild,
     EnvironmentSpec,
     EnvironmentVersion,
@@ -440,9 +440,9 @@ class AzureBackend(Backend):
         return self._begin(f"{verb} endpoint {endpoint.name!r}",
                            lambda: self.ml.online_endpoints.begin_create_or_update(sdk))
 
-    def keys(self, endpoint: str) -> EndpointKeys:
-        with self._call(f"get the keys of endpoint {endpoint!r}"):
-            return tr.keys_from_sdk(self.ml.online_endpoints.get_keys(name=endpoint))
+    def keys(self, endpoint: str) -> EndpointCredentials:
+        with self._call(f"get the credentials of endpoint {endpoint!r}"):
+            return tr.credentials_from_sdk(self.ml.online_endpoints.get_keys(name=endpoint))
 
     def regenerate_key(self, endpoint: str, key_type: str) -> Operation:
         return self._begin(f"regenerate the {key_type} key of endpoint {endpoint!r}",
@@ -461,9 +461,14 @@ class AzureBackend(Backend):
         instance_type = deployment.instance_type
         if instance_type in ("", "local"):
             instance_type = existing.instance_type if existing is not None else self.default_instance_type
+        running = existing.code_configuration if existing is not None else None
+        kept_code = running.code if running is not None and tr.asset_ref(running.code) == deployment.code_path \
+            else None
         sdk = tr.deployment_to_sdk(deployment, model_id=self._asset_id(deployment.model, "model"),
                                    environment_id=self._asset_id(deployment.environment, "environment"),
-                                   instance_type=instance_type)
+                                   instance_type=instance_type, code=kept_code)
+        if existing is not None:  # what byom does not manage (egress, app insights, data collection, ...) stays
+            sdk = tr.carry_over(existing, sdk)
         verb = "update" if existing is not None else "create"
         return self._begin(f"{verb} deployment {deployment.name!r} of endpoint {deployment.endpoint_name!r}",
                            lambda: self.ml.online_deployments.begin_create_or_update(sdk))

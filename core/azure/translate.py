@@ -30,7 +30,9 @@ from ..asset_refs import ASSET_ID
 from ..entities import (
     Deployment,
     Endpoint,
+    EndpointCredentials,
     EndpointKeys,
+    EndpointToken,
     EnvironmentSpec,
     EnvironmentVersion,
     ModelFile,
@@ -225,8 +227,16 @@ def endpoint_from_sdk(endpoint: Any) -> Endpoint:
     )
 
 
-def keys_from_sdk(keys: Any) -> EndpointKeys:
-    return EndpointKeys(primary_key=keys.primary_key or "", secondary_key=keys.secondary_key or "")
+def credentials_from_sdk(credentials: Any) -> EndpointCredentials:
+    """What ``online_endpoints.get_keys`` returns: keys, an Azure ML token, or an Entra ID (AAD) token."""
+    if hasattr(credentials, "primary_key"):
+        return EndpointKeys(primary_key=credentials.primary_key or "", secondary_key=credentials.secondary_key or "")
+    return EndpointToken(
+        access_token=credentials.access_token or "",
+        expires_at=float(credentials.expiry_time_utc or 0),
+        refresh_after=float(getattr(credentials, "refresh_after_time_utc", 0) or 0),
+        token_type=getattr(credentials, "token_type", None) or "Bearer",
+    )
 
 
 # ------------------------------------------------------------- deployments
@@ -263,6 +273,19 @@ def deployment_to_sdk(deployment: Deployment, *, model_id: str, environment_id: 
         description=deployment.description or None,
         tags=dict(deployment.tags),
     )
+
+
+# What deployment_to_sdk sets: on an update, everything else is kept as Azure has it.
+BYOM_DEPLOYMENT_FIELDS = ("model", "environment", "code_configuration", "instance_type", "instance_count",
+                          "request_settings", "liveness_probe", "readiness_probe", "environment_variables",
+                          "description", "tags")
+
+
+def carry_over(existing: Any, wanted: Any) -> Any:
+    """``existing`` (an SDK deployment read from Azure) with byom's fields taken from ``wanted``."""
+    for name in BYOM_DEPLOYMENT_FIELDS:
+        setattr(existing, name, getattr(wanted, name))
+    return existing
 
 
 def _id_of(asset: Any) -> str | None:

@@ -21,7 +21,7 @@ from byom.core.azure.connect import connect
 from byom.core.azure.workspace import AzureWorkspace
 from byom.core.targets import AzureTarget
 
-from .service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
+from .service import AAD_TOKEN, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from .wire import replay_transport
 
 
@@ -31,7 +31,7 @@ class ReplayCredential:
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
 
-        return AccessToken("replay-token", int(time.time()) + 3600)
+        return AccessToken(AAD_TOKEN, int(time.time()) + 3600)
 
 
 def bind_blob_clients(monkeypatch: pytest.MonkeyPatch, transport: Any) -> None:

@@ -35,6 +35,7 @@ import json
 import random
 import re
 import threading
+import time
 import types
 import uuid
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ WORKSPACE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}{P
 STORAGE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Storage" \
     "/storageAccounts/"
 OPERATIONS = f"/subscriptions/{SUBSCRIPTION}{PROVIDER}/locations/{LOCATION}"
+AAD_TOKEN = "replay-token"  # what the replay's credential (sdk.ReplayCredential) issues
 SCORING_HOST = re.compile(rf"^(?P<endpoint>[a-z0-9-]+)\.{LOCATION}\.inference\.ml\.azure\.com$")
 
 # api-version each operation family is served under: the versions azure-ai-ml
@@ -136,6 +138,7 @@ class FakeAzureML:
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.keys: dict[str, dict[str, str]] = {}
+        self.tokens: dict[str, list[str]] = {}  # the AMLToken tokens issued, per endpoint
         self.operations: dict[str, Operation] = {}
         self.scripts: dict[tuple[str, str], RunningScript] = {}
         self.logs: dict[tuple[str, str], list[str]] = {}
@@ -246,6 +249,7 @@ class FakeAzureML:
             (r"/onlineEndpoints/([^/]+)",
              {"GET": self._get_endpoint, "PUT": self._put_endpoint, "DELETE": self._delete_endpoint}),
             (r"/onlineEndpoints/([^/]+)/listKeys", {"POST": self._list_keys}),
+            (r"/onlineEndpoints/([^/]+)/token", {"POST": self._get_token}),
             (r"/onlineEndpoints/([^/]+)/regenerateKeys", {"POST": self._regenerate_keys}),
             (r"/onlineEndpoints/([^/]+)/deployments", {"GET": self._list_deployments}),
             (r"/onlineEndpoints/([^/]+)/deployments/([^/]+)",
@@ -499,6 +503,7 @@ class FakeAzureML:
             "properties": {
                 "description": props.get("description"), "properties": props.get("properties") or {},
                 "authMode": props["authMode"], "traffic": props.get("traffic") or {},
+                "publicNetworkAccess": props.get("publicNetworkAccess") or "Enabled",
                 "mirrorTraffic": props.get("mirrorTraffic") or {},
                 "scoringUri": f"https://{key}.{LOCATION}.inference.ml.azure.com/score",
                 "swaggerUri": f"https://{key}.{LOCATION}.inference.ml.azure.com/swagger.json",
@@ -528,8 +533,20 @@ class FakeAzureML:
         return self._start(finish, 202)
 
     def _list_keys(self, name: str, body: Any, query: dict) -> Reply:
-        self._endpoint(name)
+        mode = self._endpoint(name)["properties"]["authMode"]
+        if mode != "Key":
+            raise Refused(400, "BadArgument", f"Endpoint {name} uses {mode} authentication: it has no keys.")
         return _json(200, dict(self.keys[name.lower()]))
+
+    def _get_token(self, name: str, body: Any, query: dict) -> Reply:
+        mode = self._endpoint(name)["properties"]["authMode"]
+        if mode != "AMLToken":
+            raise Refused(400, "BadArgument", f"Endpoint {name} uses {mode} authentication: it issues no token.")
+        token = _new_key()
+        self.tokens.setdefault(name.lower(), []).append(token)
+        now = int(time.time())
+        return _json(200, {"accessToken": token, "expiryTimeUtc": now + 3600, "refreshAfterTimeUtc": now + 1800,
+                           "tokenType": "Bearer"})
 
     def _regenerate_keys(self, name: str, body: Any, query: dict) -> Reply:
         self._endpoint(name)
@@ -685,8 +702,11 @@ class FakeAzureML:
             if client_id:
                 headers["x-ms-client-request-id"] = client_id[:40]
             auth = call.headers.get("Authorization", "")
-            if auth not in (f"Bearer {keys.get('primaryKey')}", f"Bearer {keys.get('secondaryKey')}"):
-                return _json(401, {"message": "Authentication failed: wrong or missing key."}, headers)
+            mode = doc["properties"]["authMode"]
+            accepted = {"Key": [keys.get("primaryKey"), keys.get("secondaryKey")],
+                        "AMLToken": self.tokens.get(endpoint, []), "AADToken": [AAD_TOKEN]}[mode]
+            if auth not in [f"Bearer {secret}" for secret in accepted]:
+                return _json(401, {"message": f"Authentication failed: wrong or missing {mode}."}, headers)
             traffic = {k.lower(): v for k, v in doc["properties"]["traffic"].items()}
             mirror = {k.lower(): v for k, v in doc["properties"]["mirrorTraffic"].items() if v > 0}
             target = call.headers.get("azureml-model-deployment")
