@@ -151,7 +151,7 @@ def environment_create(ws: Workspace, args: argparse.Namespace) -> Any:
     tags = parse_key_values(args.tags, "Tag")
     if tags:
         spec = spec.replace(tags={**spec.tags, **tags})
-    return ws.create_environment(spec)
+    return ws.create_environment(spec, progress=progress_for(args))
 
 
 def environment_list(ws: Workspace, args: argparse.Namespace) -> Any:

@@ -190,9 +190,12 @@ def normalize(name: str) -> str:
 
 def with_inference_server(requirements: list[str]) -> list[str]:
     """The model server must be in every built environment: add it if missing."""
-    if any(requirement_name(r) == INFERENCE_SERVER for r in requirements):
-        return list(requirements)
-    return [*requirements, INFERENCE_SERVER]
+    return list(requirements) if serves(requirements) else [*requirements, INFERENCE_SERVER]
+
+
+def serves(requirements: list[str]) -> bool:
+    """Whether these requirements (an environment's pip and conda packages) hold the model server."""
+    return any(requirement_name(r) == INFERENCE_SERVER for r in requirements)
 
 
 def build_key(python_version: str, requirements: list[str]) -> str:

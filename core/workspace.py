@@ -367,11 +367,12 @@ class Workspace:
 
     # ------------------------------------------------------- environments
 
-    def create_environment(self, spec: EnvironmentSpec) -> EnvironmentVersion:
+    def create_environment(self, spec: EnvironmentSpec, *, progress: Progress = no_progress) -> EnvironmentVersion:
         """Register a version of an environment from a conda YAML (and/or an image).
 
         The conda file must be YAML with a ``dependencies`` list. The built-in
-        ``local-python`` environment cannot be overwritten.
+        ``local-python`` environment cannot be overwritten. ``progress`` hears
+        what the backend adds (on Azure ML, the inference server a conda file lacks).
         """
         rules.validate_asset_name(spec.name, "environment")
         rules.refuse_built_in_environment(spec.name, "replaced", ": choose another name")
@@ -389,7 +390,7 @@ class Workspace:
             dockerfile_path=spec.dockerfile_path, python=python, pip_requirements=requirements,
             created_by=self.actor, created_at=utcnow(),
         )
-        env = self.backend.add(template, None, no_progress)
+        env = self.backend.add(template, None, progress)
         assert isinstance(env, EnvironmentVersion)
         after: dict[str, Any] = {"image": env.image, "python": env.python, "requirements": env.pip_requirements}
         if env.build_context:

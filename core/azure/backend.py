@@ -66,7 +66,7 @@ from ..entities import (
     RequestFact,
     WorkspaceInfo,
 )
-from ..environments import local_python_environment, with_inference_server
+from ..environments import INFERENCE_SERVER, local_python_environment, serves, with_inference_server
 from ..errors import AlreadyExists, BackendError, ByomError, InvalidInput, NotFound, Unsupported
 from ..progress import Progress, no_progress
 from . import translate as tr
@@ -295,7 +295,7 @@ class AzureBackend(Backend):
     def add(self, asset: Asset, source: str | Path | None, progress: Progress) -> Asset:
         if isinstance(asset, ModelVersion):
             return self._add_model(asset, source, progress)
-        return self._add_environment(asset)
+        return self._add_environment(asset, progress)
 
     def _next_version(self, kind: Kind, name: str, wanted: int) -> int:
         existing = {int(v.version) for v in self._sdk_versions(kind, name)}
@@ -320,7 +320,11 @@ class AzureBackend(Backend):
                 created = self.ml.models.create_or_update(tr.model_to_sdk(model, local_path=str(source)))
         return tr.model_from_sdk(created)
 
-    def _add_environment(self, env: EnvironmentVersion) -> EnvironmentVersion:
+    def _add_environment(self, env: EnvironmentVersion, progress: Progress) -> EnvironmentVersion:
+        if env.conda_file and not env.build_context and not serves(env.pip_requirements):
+            # locally every build gets the server; on Azure the conda file is all that is built
+            progress(f"Warning: environment {env.name} has no {INFERENCE_SERVER} in its conda file: a deployment "
+                     f"that uses it on Azure ML cannot start; add {INFERENCE_SERVER} to its pip list", None)
         spec = EnvironmentSpec(name=env.name, conda_file=env.conda_file, image=env.image,
                                build_context=env.build_context, dockerfile_path=env.dockerfile_path,
                                description=env.description, tags=env.tags)
@@ -569,7 +573,7 @@ class AzureBackend(Backend):
                     return f"azureml:{LOCAL_PYTHON_ON_AZURE}:{v.version}"
         created = self._add_environment(EnvironmentVersion(
             name=LOCAL_PYTHON_ON_AZURE, version=0, conda_file=conda, tags={SPEC_TAG: digest},
-            description="byom's built-in local-python environment, as an Azure ML environment."))
+            description="byom's built-in local-python environment, as an Azure ML environment."), no_progress)
         return f"azureml:{created.ref}"
 
 

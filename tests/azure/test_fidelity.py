@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from byom.cli.main import main
-from byom.core.entities import Deployment, Endpoint, EndpointToken, ModelSpec
+from byom.core.entities import Deployment, Endpoint, EndpointToken, EnvironmentSpec, ModelSpec
 from byom.core.errors import InvalidInput
 
 from tests.azure_replay.sdk import ReplayCredential
@@ -145,3 +146,15 @@ def test_a_deployment_update_keeps_what_it_was_not_given_and_reuses_its_code(ws,
     assert sent["appInsightsEnabled"] is True
     assert sent["codeConfiguration"] == code_before, "the code asset it runs is kept, not re-uploaded"
     assert len(service.sent("POST", r"/startPendingUpload")) == uploads
+
+
+def test_a_conda_environment_without_the_inference_server_is_warned_of_on_azure(ws, service) -> None:
+    bare = "dependencies:\n  - python=3.11\n  - numpy\n"
+    served = "dependencies:\n  - python=3.11\n  - pip\n  - pip:\n      - azureml-inference-server-http==1.5.1\n"
+    for name, conda in (("bare", bare), ("served", served)):
+        seen: list[str] = []
+        ws.create_environment(EnvironmentSpec(name=name, conda_file=conda), progress=lambda m, f=None, seen=seen: seen.append(m))
+        sent = json.loads(service.sent("PUT", rf"/environments/{name}/versions/1$")[-1].body)["properties"]
+        assert yaml.safe_load(sent["condaFile"]) == yaml.safe_load(conda), "registered as given"
+        warned = [m for m in seen if m.startswith("Warning") and "azureml-inference-server-http" in m]
+        assert bool(warned) == (name == "bare"), seen
