@@ -290,28 +290,34 @@ def test_processes_asking_at_once_share_one_build(tmp_path):
         from pathlib import Path
         from byom.core.sample import cached_folder
 
-        cache, start = Path(sys.argv[1]), float(sys.argv[2])
-        time.sleep(max(0.0, start - time.time()))
+        cache, count = Path(sys.argv[1]), int(sys.argv[2])
+        asking = cache / "asking"
+
+        def wait_for_every_process(deadline_s=60.0):
+            end = time.monotonic() + deadline_s
+            while len(list(asking.iterdir())) < count:
+                if time.monotonic() > end:
+                    sys.exit("not every process asked within 60 s")
+                time.sleep(0.01)
 
         def build(out):
             with open(cache / "builds.log", "a") as log:
                 log.write(f"{os.getpid()}\\n")
-            time.sleep(1.0)  # long enough for every other process to arrive while this one builds
+            wait_for_every_process()  # the others ask while this one holds the build
             (out / "weights.bin").write_bytes(b"w" * 1000)
 
+        (asking / str(os.getpid())).touch()
         print(cached_folder(cache, "model", build))
         """
     )
-    import time
-
-    start = time.time() + 2.0
+    (tmp_path / "asking").mkdir()
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", script, str(tmp_path), str(start)], cwd=REPO, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", script, str(tmp_path), "4"], cwd=REPO, stdout=subprocess.PIPE, text=True
         )
         for _ in range(4)
     ]
-    answers = [worker.communicate(timeout=60)[0].strip() for worker in workers]
+    answers = [worker.communicate(timeout=90)[0].strip() for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0, 0, 0]
     assert set(answers) == {str(tmp_path / "model")}
     assert len((tmp_path / "builds.log").read_text().split()) == 1
