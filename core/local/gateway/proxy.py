@@ -348,23 +348,25 @@ def _not_allowed(method: str) -> Response:
     return json_error(405, "Method Not Allowed", {"x-request-id": str(uuid.uuid4()), "Allow": method})
 
 
-async def serve(files: ServingFiles) -> int:
+async def serve(files: ServingFiles, stop: asyncio.Event | None = None) -> int:
     gateway = Gateway(files)
     port = files.gateway_port()
+    # the routes before the port: a gateway restarted after a crash must never answer 404 for a live endpoint
+    await gateway.reload()
     try:
         server = await HttpServer(gateway.dispatch, MAX_BODY_BYTES).start("127.0.0.1", port)
     except OSError as exc:
         log.error("Cannot listen on 127.0.0.1:%d (%s). Free that port, or delete %s to have a new one chosen.",
                   port, exc.strerror, files.port_file)
         return 1
-    await gateway.reload()
     write_json(files.gateway, {"pid": os.getpid(), "start": start_time(os.getpid()), "port": port,
                                "started_at": utcnow()})
     log.info("Gateway for %s listening on http://127.0.0.1:%d", files.home, port)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(gateway.watch()), asyncio.create_task(gateway.flush())]
     await stop.wait()
     for task in tasks:
