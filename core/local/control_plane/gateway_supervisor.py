@@ -23,6 +23,7 @@ from .instances import backoff
 log = logging.getLogger("byom.control-plane")
 
 GATEWAY_MODULE = "byom.core.local.gateway"
+HEALTHY_S = 10.0  # a gateway up this long starts its next crash streak from the shortest backoff
 
 
 class GatewaySupervisor:
@@ -32,6 +33,7 @@ class GatewaySupervisor:
         self.process: Child | None = None
         self.next_start = 0.0
         self.crashes = 0
+        self.up_since = 0.0  # when the running gateway was started or adopted
         self.last_poke = 0.0  # when the gateway last confirmed a reload of its routes
 
     def supervise(self) -> None:
@@ -41,6 +43,8 @@ class GatewaySupervisor:
         now = self.clock()
         if self.process is not None:
             self.process = None
+            if now - self.up_since >= HEALTHY_S:
+                self.crashes = 0
             self.crashes += 1
             self.next_start = now + backoff(self.crashes)
             log.info("The gateway stopped; starting it again in %.1f s", self.next_start - now)
@@ -50,10 +54,12 @@ class GatewaySupervisor:
         ref = ProcessRef(record.get("pid") or 0, record.get("start"))
         if ref.pid and ref.alive():
             self.process = Child(ref)
+            self.up_since = now
             return
         env = {**os.environ, HOME_MARKER: str(self.files.home)}
         self.process = spawn([sys.executable, "-m", GATEWAY_MODULE, "--home", str(self.files.home)],
                              env=env, log_path=self.files.gateway_log)
+        self.up_since = now
         log.info("Started the gateway (pid %d)", self.process.pid)
 
     def _request(self, method: str, path: str) -> dict[str, Any] | None:
