@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -24,6 +25,10 @@ log = logging.getLogger("byom.gateway")
 MAX_HEAD_BYTES = 64 * 1024
 DISCARD_TIMEOUT_S = 5.0
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
+# RFC 9110: a field name is a token; a field value holds no control character but tab (a bare CR or LF in
+# one would end the line where the client did not mean it to, in this head or in one that echoes it)
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class Request:
@@ -130,6 +135,8 @@ class HttpServer:
             raise BadRequest(400, "The request head is not text.") from None
         lines = text[:-4].split("\r\n")
         parts = lines[0].split(" ")
+        if _CONTROL.search(lines[0]):
+            raise BadRequest(400, "The request line holds a control character (CR, LF or another).")
         if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
             raise BadRequest(400, "The request line is not 'METHOD /path HTTP/1.1'.")
         method, target, version = parts
@@ -137,9 +144,11 @@ class HttpServer:
         raw: list[tuple[str, str]] = []
         for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip() or " " in name:
+            if not sep or not _FIELD_NAME.fullmatch(name):
                 raise BadRequest(400, "A request header line is not 'Name: value'.")
-            value = value.strip()
+            value = value.strip(" \t")
+            if _CONTROL.search(value):
+                raise BadRequest(400, f"Request header {name[:64]} holds a control character (CR, LF or another).")
             raw.append((name, value))
             lower = name.lower()
             headers[lower] = f"{headers[lower]}, {value}" if lower in headers else value
@@ -182,8 +191,9 @@ class HttpServer:
 
     @staticmethod
     def _write(writer: asyncio.StreamWriter, response: Response, keep_alive: bool) -> None:
-        head = [f"HTTP/1.1 {response.status} {response.reason}\r\nContent-Length: {len(response.body)}\r\n"]
-        head += [f"{name}: {value}\r\n" for name, value in response.headers.items()]
+        reason = _CONTROL.sub("", response.reason)  # the model server's words, too: never a line break in them
+        head = [f"HTTP/1.1 {response.status} {reason}\r\nContent-Length: {len(response.body)}\r\n"]
+        head += [f"{name}: {_CONTROL.sub('', value)}\r\n" for name, value in response.headers.items()]
         if not keep_alive:
             head.append("Connection: close\r\n")
         head.append("\r\n")
