@@ -36,3 +36,17 @@ def test_a_header_name_that_is_not_a_token_is_refused(tmp_path: Path) -> None:
     with running_gateway(tmp_path / "home") as gw, gw.connect() as sock:
         answer = exchange(sock, b"GET /-/health HTTP/1.1\r\nHost: x\r\nBad\x01Name: 1\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 "), answer
+
+
+def test_a_head_answer_has_no_body_and_the_next_answer_on_the_connection_is_whole(tmp_path: Path) -> None:
+    with running_gateway(tmp_path / "home") as gw, gw.connect() as sock:
+        buffered = bytearray()
+        sock.sendall(b"HEAD /-/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"HEAD /endpoints/chat/score HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /-/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first, _ = read_response(sock, buffered, head_only=True)
+        second, _ = read_response(sock, buffered, head_only=True)
+        third, body = read_response(sock, buffered)
+    assert first.startswith(b"HTTP/1.1 200 ") and second.startswith(b"HTTP/1.1 405 "), (first, second)
+    assert third.startswith(b"HTTP/1.1 200 "), third  # not the bodies of the HEAD answers
+    assert body.startswith(b'{"ok": true')

@@ -117,7 +117,7 @@ class HttpServer:
                 except Exception:
                     log.exception("Answering %s %s failed", request.method, request.path)
                     response = json_error(500, "The gateway failed on this request; its log says why.")
-                self._write(writer, response, keep_alive)
+                self._write(writer, response, keep_alive, with_body=request.method != "HEAD")
                 if writer.transport.get_write_buffer_size() > 256 * 1024:
                     await writer.drain()
                 if not keep_alive:
@@ -190,14 +190,15 @@ class HttpServer:
                 raise BadRequest(400, "A chunk is longer than its size says (no CRLF after it).")
 
     @staticmethod
-    def _write(writer: asyncio.StreamWriter, response: Response, keep_alive: bool) -> None:
+    def _write(writer: asyncio.StreamWriter, response: Response, keep_alive: bool, with_body: bool = True) -> None:
         reason = _CONTROL.sub("", response.reason)  # the model server's words, too: never a line break in them
         head = [f"HTTP/1.1 {response.status} {reason}\r\nContent-Length: {len(response.body)}\r\n"]
         head += [f"{name}: {_CONTROL.sub('', value)}\r\n" for name, value in response.headers.items()]
         if not keep_alive:
             head.append("Connection: close\r\n")
         head.append("\r\n")
-        writer.write("".join(head).encode("latin-1", "replace") + response.body)
+        # a HEAD answer says how long the body would be, and sends none (RFC 9110 9.3.2): a client reads no body
+        writer.write("".join(head).encode("latin-1", "replace") + (response.body if with_body else b""))
 
     async def _refuse(self, writer: asyncio.StreamWriter, status: int, message: str) -> None:
         self._write(writer, json_error(status, message), keep_alive=False)

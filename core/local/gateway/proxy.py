@@ -168,7 +168,8 @@ class Gateway:
         if admin is None:
             return json_error(404, "Not Found")
         method, page = admin
-        return await page(request) if request.method == method else _not_allowed(method)
+        allowed = request.method == method or (request.method, method) == ("HEAD", "GET")
+        return await page(request) if allowed else _not_allowed(method)
 
     def _base_headers(self, request: Request) -> dict[str, str]:
         headers = {"x-request-id": str(uuid.uuid4())}
