@@ -28,6 +28,7 @@ from ..entities import Deployment, InstanceStatus, InvokeResult, RequestFact
 from ..errors import BackendError, NotFound
 from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
 from .builds import running_build
+from .gateway import admin_token
 from .log_files import log_tail
 from .processes import HOME_MARKER, ProcessRef, home_processes, spawn_detached, terminate
 from .request_facts import RequestFactStore
@@ -223,7 +224,7 @@ class LocalServing(Serving):
             return
         conn = http.client.HTTPConnection("127.0.0.1", int(record["port"]), timeout=10)
         try:
-            conn.request("POST", path)
+            conn.request("POST", path, headers=admin_token.headers(self.files.run))
             conn.getresponse().read()
         except (OSError, http.client.HTTPException):
             pass  # it polls for route changes and flushes facts every second anyway

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..gateway import admin_token
 from ..processes import HOME_MARKER, Child, ProcessRef, spawn
 from ..serving_files import ServingFiles, read_json
 from .instances import backoff
@@ -68,7 +69,7 @@ class GatewaySupervisor:
             return None
         conn = http.client.HTTPConnection("127.0.0.1", record["port"], timeout=2)
         try:
-            conn.request(method, path)
+            conn.request(method, path, headers=admin_token.headers(self.files.run))
             response = conn.getresponse()
             answer: dict[str, Any] | None = json.loads(response.read()) if response.status == 200 else None
             return answer

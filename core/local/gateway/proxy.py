@@ -17,7 +17,10 @@ semantics (see DESIGN.md, "Azure ML semantics to keep"):
 * ``POST /-/reload``: rebuild the routing table now (the library calls it
   after a traffic or key change, the control plane after instances change);
   ``GET /-/in-flight``: requests in flight per instance port (for draining);
-  ``POST /-/flush``: write the buffered request facts now.
+  ``POST /-/flush``: write the buffered request facts now. These three ask
+  for the home's admin token (:mod:`.admin_token`), 401 without it.
+* ``GET /-/health`` and ``GET /metrics`` need no key; like every route they
+  are reachable only from this machine (the gateway listens on 127.0.0.1).
 
 Keys never appear in a log: there is no access log, and errors name the
 rule, not the header.
@@ -46,6 +49,7 @@ from ..request_facts import RequestFactStore
 from ..serving_files import ServingFiles, read_json, start_service, write_json
 from ..sqlite_store import SqliteStore
 from ..state import read_state
+from . import admin_token
 from .http_server import HttpServer, Request, Response, json_error, json_response
 from .metrics import GatewayMetrics
 from .upstream import Dropped, Refused, Unreachable, UpstreamPool
@@ -62,6 +66,8 @@ _NOT_FORWARDED = {
     "host", "authorization", "content-length", "transfer-encoding", "connection", "keep-alive",
     "proxy-authorization", "te", "trailer", "upgrade", DEPLOYMENT_HEADER, "x-request-id", "x-ms-client-request-id",
 }
+
+_NEEDS_TOKEN = {"/-/reload", "/-/flush", "/-/in-flight"}  # request.path is decoded once: /%2D/reload is here too
 
 
 class Gateway:
@@ -88,6 +94,7 @@ class Gateway:
         self._seen: tuple[Any, ...] = ()
         self._reload_lock = asyncio.Lock()
         self._ports: set[int] = set()
+        self.admin_token = admin_token.ensure_token(files.run)
         self.admin = {
             "/metrics": ("GET", self.metrics_page), "/-/health": ("GET", self.health_page),
             "/-/in-flight": ("GET", self.in_flight_page), "/-/reload": ("POST", self.reload_page),
@@ -168,6 +175,10 @@ class Gateway:
         if admin is None:
             return json_error(404, "Not Found")
         method, page = admin
+        if request.path in _NEEDS_TOKEN and not admin_token.admits(request.headers.get(admin_token.HEADER),
+                                                                   self.admin_token):
+            return json_error(401, f"This admin route needs the home's admin token in the {admin_token.HEADER} "
+                                   "header (its file is run/admin-token in the workspace home).")
         allowed = request.method == method or (request.method, method) == ("HEAD", "GET")
         return await page(request) if allowed else _not_allowed(method)
 
