@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from byom.core.local.gateway.http_server import HttpServer
-from byom.core.local.gateway.proxy import MAX_BODY_BYTES, Gateway
+from byom.core.local.gateway.proxy import Gateway
 from byom.core.local.serving_files import ServingFiles
 
 
@@ -43,7 +43,7 @@ class Running:
 @contextmanager
 def running_gateway(home: Path, server_factory: Callable[[Gateway], HttpServer] | None = None) -> Iterator[Running]:
     gateway = Gateway(ServingFiles(home))
-    server = server_factory(gateway) if server_factory else HttpServer(gateway.dispatch, MAX_BODY_BYTES)
+    server = server_factory(gateway) if server_factory else HttpServer(gateway.dispatch)
     loop = asyncio.new_event_loop()
     started: Future[asyncio.Server] = Future()
     stopped = threading.Event()

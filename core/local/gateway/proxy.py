@@ -51,12 +51,12 @@ from ..sqlite_store import SqliteStore
 from ..state import read_state
 from . import admin_token
 from .http_server import HttpServer, Request, Response, json_error, json_response
+from .limits import Limits
 from .metrics import GatewayMetrics
 from .upstream import Dropped, Refused, Unreachable, UpstreamPool
 
 log = logging.getLogger("byom.gateway")
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
 CLIENT_REQUEST_ID_MAX = 40
 WATCH_EVERY_S = 0.5
 FLUSH_EVERY_S = 1.0
@@ -361,12 +361,17 @@ def _not_allowed(method: str) -> Response:
 
 
 async def serve(files: ServingFiles, stop: asyncio.Event | None = None) -> int:
+    try:
+        limits = Limits.from_env()
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     gateway = Gateway(files)
     port = files.gateway_port()
     # the routes before the port: a gateway restarted after a crash must never answer 404 for a live endpoint
     await gateway.reload()
     try:
-        server = await HttpServer(gateway.dispatch, MAX_BODY_BYTES).start("127.0.0.1", port)
+        server = await HttpServer(gateway.dispatch, limits=limits).start("127.0.0.1", port)
     except OSError as exc:
         log.error("Cannot listen on 127.0.0.1:%d (%s). Free that port, or delete %s to have a new one chosen.",
                   port, exc.strerror, files.port_file)
