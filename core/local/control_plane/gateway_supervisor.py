@@ -87,6 +87,11 @@ class GatewaySupervisor:
         answer = self._request("GET", "/-/in-flight")
         return None if answer is None else int(answer.get(str(port), 0))
 
+    def timed_out(self, port: int) -> int | None:
+        """How many requests to ``port`` the gateway answered 408 (None: it did not say)."""
+        answer = self._request("GET", "/-/timed-out")
+        return None if answer is None else int(answer.get(str(port), 0))
+
     def drained(self, port: int, since: float) -> bool:
         """The gateway reloaded its routes after ``since`` and has no request in flight on ``port``."""
         return self.last_poke > since and self.in_flight(port) == 0

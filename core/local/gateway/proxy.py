@@ -17,7 +17,8 @@ semantics (see DESIGN.md, "Azure ML semantics to keep"):
 * ``POST /-/reload``: rebuild the routing table now (the library calls it
   after a traffic or key change, the control plane after instances change);
   ``GET /-/in-flight``: requests in flight per instance port (for draining);
-  ``POST /-/flush``: write the buffered request facts now. These three ask
+  ``POST /-/flush``: write the buffered request facts now; ``GET /-/timed-out``:
+  requests answered 408 per instance port (a worker may still hold one). These ask
   for the home's admin token (:mod:`.admin_token`), 401 without it.
 * ``GET /-/health`` and ``GET /metrics`` need no key; like every route they
   are reachable only from this machine (the gateway listens on 127.0.0.1).
@@ -67,7 +68,7 @@ _NOT_FORWARDED = {
     "proxy-authorization", "te", "trailer", "upgrade", DEPLOYMENT_HEADER, "x-request-id", "x-ms-client-request-id",
 }
 
-_NEEDS_TOKEN = {"/-/reload", "/-/flush", "/-/in-flight"}  # request.path is decoded once: /%2D/reload is here too
+_NEEDS_TOKEN = {"/-/reload", "/-/flush", "/-/in-flight", "/-/timed-out"}  # request.path is decoded once: /%2D/reload is here too
 
 
 class Gateway:
@@ -78,6 +79,7 @@ class Gateway:
         self.round_robin: dict[tuple[str, str], int] = defaultdict(int)
         self.in_flight: dict[tuple[str, str], int] = defaultdict(int)
         self.in_flight_port: dict[int, int] = defaultdict(int)
+        self.timed_out_port: dict[int, int] = defaultdict(int)  # requests given up on (408), per instance port
         # ports that refused a connection, and until when they are skipped (the routes may not know yet
         # that the instance died; past that time the gateway tries again, in case it was wrong)
         self.down: dict[int, float] = {}
@@ -98,7 +100,7 @@ class Gateway:
         self.admin = {
             "/metrics": ("GET", self.metrics_page), "/-/health": ("GET", self.health_page),
             "/-/in-flight": ("GET", self.in_flight_page), "/-/reload": ("POST", self.reload_page),
-            "/-/flush": ("POST", self.flush_page),
+            "/-/flush": ("POST", self.flush_page), "/-/timed-out": ("GET", self.timed_out_page),
         }
 
     # ------------------------------------------------------------ routing
@@ -318,6 +320,7 @@ class Gateway:
                 return json_error(503, f"The gateway cannot open a connection right now ({exc}): retry later.",
                                   headers)
             except TimeoutError:
+                self.timed_out_port[upstream.port] += 1  # its worker may still be busy with it: the control plane looks
                 return json_error(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
                                        f"{int(dep.timeout_s * 1000)}.", headers)
             except Dropped as exc:
@@ -351,6 +354,9 @@ class Gateway:
 
     async def in_flight_page(self, request: Request) -> Response:
         return json_response(200, {str(port): n for port, n in self.in_flight_port.items()}, {})
+
+    async def timed_out_page(self, request: Request) -> Response:
+        return json_response(200, {str(port): n for port, n in self.timed_out_port.items()}, {})
 
     async def health_page(self, request: Request) -> Response:
         return json_response(200, {"ok": True, "endpoints": len(self.routes)}, {})
