@@ -51,6 +51,7 @@ from ..serving_files import ServingFiles, read_json, start_service, write_json
 from ..sqlite_store import SqliteStore
 from ..state import read_state
 from . import admin_token
+from .control_plane_watch import watch_control_plane
 from .http_server import HttpServer, Request, Response, json_error, json_response
 from .limits import Limits
 from .metrics import GatewayMetrics
@@ -390,7 +391,8 @@ async def serve(files: ServingFiles, stop: asyncio.Event | None = None) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(gateway.watch()), asyncio.create_task(gateway.flush())]
+    tasks = [asyncio.create_task(gateway.watch()), asyncio.create_task(gateway.flush()),
+             asyncio.create_task(watch_control_plane(files))]
     await stop.wait()
     for task in tasks:
         task.cancel()
