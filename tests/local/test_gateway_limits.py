@@ -6,7 +6,10 @@ client that overstays them; each wait is bounded by the socket's timeout.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,3 +115,10 @@ def test_limits_come_from_the_environment_and_bad_values_name_the_variable() -> 
                        ({"BYOM_GATEWAY_MAX_BODY_MB": "chat=-1"}, "BYOM_GATEWAY_MAX_BODY_MB")):
         with pytest.raises(ValueError, match=words):
             Limits.from_env(env)
+
+
+def test_a_gateway_given_a_bad_limit_stops_at_start_naming_the_variable(tmp_path: Path) -> None:
+    env = {**os.environ, "BYOM_GATEWAY_MAX_BODY_MB": "lots"}
+    done = subprocess.run([sys.executable, "-m", "byom.core.local.gateway", "--home", str(tmp_path / "home")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "BYOM_GATEWAY_MAX_BODY_MB" in done.stderr, (done.returncode, done.stderr)
