@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,16 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def delete(self, path: str) -> None: ...
+
+    def scratch(self) -> AbstractContextManager[Path]:
+        """A folder for a registration's work files (a package built first), removed after."""
+        return temporary_folder()
+
+
+@contextmanager
+def temporary_folder() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="byom-package-") as folder:
+        yield Path(folder)
 
 
 class MemoryArtifacts(ArtifactStore):

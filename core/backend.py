@@ -17,10 +17,12 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from .artifacts import temporary_folder
 from .entities import (
     AuditRecord,
     Deployment,
@@ -155,6 +157,10 @@ class Backend(ABC):
     @abstractmethod
     def export(self, model: ModelVersion, target: Path) -> None:
         """Copy the version's files into ``target``, each checked against its recorded sha256."""
+
+    def scratch(self) -> AbstractContextManager[Path]:
+        """A folder for a registration's work files, removed after (the system's temporary folder here)."""
+        return temporary_folder()
 
     # -------------------------------------------------------------- serving
 

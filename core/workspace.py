@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, TypeVar
@@ -261,12 +260,12 @@ class Workspace:
         src = None if remote else check_source(spec.path)
         self._refuse_taken("model", spec.name, explicit)
         source: str | Path
-        with tempfile.TemporaryDirectory(prefix="byom-package-") as scratch:
+        with self.backend.scratch() as scratch:  # the local backend's is in the home, swept if left
             if src is None:  # registered where it lies: nothing to copy, nothing to hash
                 source = origin = rules.check_remote_model_path(spec.path, spec.package)
                 fmt, props = "files", dict[str, str]()
             else:
-                source, fmt, props = prepare_model_source(src, package=spec.package, scratch=Path(scratch),
+                source, fmt, props = prepare_model_source(src, package=spec.package, scratch=scratch,
                                                           progress=progress)
                 origin = str(src.resolve())
             template = ModelVersion(

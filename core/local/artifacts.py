@@ -1,10 +1,14 @@
 """The local artifact store: model files under ``<home>/artifacts``.
 
 A registration copies (and hashes in the same pass) into
-``.staging/<random>``, on the same file system as the final place, so that
-``commit()`` is one atomic ``rename`` to ``models/<name>/<version>``. A
-process killed mid-copy leaves only a staging folder, which no version
-points at; staging folders older than a day are swept on start.
+``.staging/<pid>-<start>-<random>``, on the same file system as the final
+place, so that ``commit()`` is one atomic ``rename`` to
+``models/<name>/<version>``; what it packages first goes to
+``.scratch/<pid>-<start>-<random>``. A process killed mid-copy leaves only
+such folders, which no version points at: the next byom process to start on
+the home (library, control plane or gateway) sweeps those whose maker no
+longer runs (:mod:`.owned_dirs`); one of a registration still going on in
+another process stays. Unmarked staging folders (older byom) go after a day.
 """
 
 from __future__ import annotations
@@ -12,16 +16,22 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import time
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..artifacts import CHUNK, ArtifactStore, Staged, copy_verified, iter_source_files
 from ..entities import ModelFile
 from ..errors import BackendError
 from ..progress import Progress
+from .owned_dirs import owned_name, sweep
 
 STALE_STAGING_S = 24 * 3600
+
+
+def sweep_left_over(root: Path) -> list[Path]:
+    """Remove the staging and scratch folders of registrations whose process no longer runs."""
+    return sweep(root / ".staging", unmarked_older_than_s=STALE_STAGING_S) + sweep(root / ".scratch")
 
 
 class DirectoryArtifacts(ArtifactStore):
@@ -30,21 +40,21 @@ class DirectoryArtifacts(ArtifactStore):
         self.staging = self.root / ".staging"
         self.staging.mkdir(parents=True, exist_ok=True)
         (self.root / "models").mkdir(exist_ok=True)
-        self._sweep()
+        sweep_left_over(self.root)
 
-    def _sweep(self) -> None:
-        now = time.time()
-        for entry in self.staging.iterdir():
-            try:
-                if now - entry.stat().st_mtime > STALE_STAGING_S:
-                    shutil.rmtree(entry, ignore_errors=True)
-            except FileNotFoundError:
-                pass
+    @contextmanager
+    def scratch(self) -> Iterator[Path]:
+        folder = self.root / ".scratch" / owned_name()
+        folder.mkdir(parents=True)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def stage(self, src: Path, progress: Progress) -> Staged:
         sources = list(iter_source_files(src))
         total = sum(p.stat().st_size for p, _ in sources) or 1
-        target = self.staging / uuid.uuid4().hex
+        target = self.staging / owned_name()
         target.mkdir()
         done = 0
         files = []

@@ -28,8 +28,9 @@ from ..errors import BackendError, NotFound
 from ..progress import Progress
 from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
 from .builds import running_build
+from .gateway import admin_token
 from .log_files import log_tail
-from .processes import HOME_MARKER, ProcessRef, home_processes, spawn_detached, terminate
+from .processes import HOME_MARKER, ProcessRef, alive, home_processes, spawn_detached, terminate
 from .request_facts import RequestFactStore
 from .serving_files import ServingFiles, read_json
 
@@ -37,6 +38,14 @@ START_TIMEOUT_S = 30.0
 REMOVE_TIMEOUT_S = 60.0
 BUILD_CHECK_S = 1.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def _observed(record: dict[str, Any]) -> str:
+    """The state file's word for an instance, unless its process is gone (the control plane may not have seen it
+    yet, or be down): then Crashed, whatever the file says."""
+    if record["state"] in ("Ready", "Starting") and record.get("pid") and not alive(record["pid"], record.get("start")):
+        return "Crashed"
+    return str(record["state"])
 
 
 class LocalServing(Serving):
@@ -137,7 +146,7 @@ class LocalServing(Serving):
     def _instances(self, state: dict[str, Any], endpoint: str, deployment: str) -> list[InstanceStatus]:
         rows = [i for i in state.get("instances") or []
                 if i["endpoint"] == endpoint and i["deployment"] == deployment.lower() and i["state"] != "Stopping"]
-        return [InstanceStatus(id=i["id"], state=i["state"], pid=i.get("pid"), port=i.get("port"),
+        return [InstanceStatus(id=i["id"], state=_observed(i), pid=i.get("pid"), port=i.get("port"),
                                restarts=i.get("restarts", 0), started_at=i.get("started_at"))
                 for i in sorted(rows, key=lambda i: (i["generation"], i["index"]))]
 
@@ -221,7 +230,7 @@ class LocalServing(Serving):
             return
         conn = http.client.HTTPConnection("127.0.0.1", int(record["port"]), timeout=10)
         try:
-            conn.request("POST", path)
+            conn.request("POST", path, headers=admin_token.headers(self.files.run))
             conn.getresponse().read()
         except (OSError, http.client.HTTPException):
             pass  # it polls for route changes and flushes facts every second anyway

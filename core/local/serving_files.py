@@ -7,6 +7,7 @@
     <home>/run/control-plane.json         pid of the running control plane
     <home>/run/gateway.json               pid of the running gateway
     <home>/run/serving-state.json         instances and rollouts, written by the control plane only
+    <home>/run/admin-token                the gateway's admin token (0600): what /-/reload, /-/flush, /-/in-flight ask for
     <home>/run/models/<name>/<version>/   what AZUREML_MODEL_DIR names: a link to the artifacts, laid out as on Azure
     <home>/logs/control-plane.log, gateway.log
     <home>/logs/endpoints/<endpoint>/<deployment>/<instance>.log    one per model-server instance
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..home import make_private_dir
+from .artifacts import sweep_left_over
 from .processes import free_port
 
 
@@ -42,6 +44,7 @@ class ServingFiles:
         self.run = self.home / "run"
         self.logs = self.home / "logs"
         self.code = self.home / "code"
+        self.artifacts = self.home / "artifacts"  # the model store (artifacts.DirectoryArtifacts)
         self.control_plane = self.run / "control-plane.json"
         self.control_plane_lock = self.run / "control-plane.lock"
         self.control_plane_log = self.logs / "control-plane.log"
@@ -120,4 +123,9 @@ def start_service(argv: list[str] | None, prog: str, lock_name: str, what: str) 
         logging.getLogger(prog).info("Another %s serves %s; leaving it to that one.", what, files.home)
         lock.close()
         return None
+    try:
+        # what a killed registration left (any byom process starting on the home sweeps it)
+        sweep_left_over(files.artifacts)
+    except OSError:
+        logging.getLogger(prog).exception("Sweeping left-over registration folders failed")
     return files, lock

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,9 @@ class StoreBackend(Backend):
 
     def export(self, model: ModelVersion, target: Path) -> None:
         self.artifacts.export(model.path, model.files, target)
+
+    def scratch(self) -> AbstractContextManager[Path]:
+        return self.artifacts.scratch()
 
     # -------------------------------------------------------------- serving
 

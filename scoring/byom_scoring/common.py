@@ -47,6 +47,7 @@ def raw_http(run: Run) -> Run:
     return marked
 
 
+MAX_JSON_DEPTH = 64  # no request of these scripts nests deeper than a few levels
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -108,9 +109,30 @@ def read_json_object(request: Any, *, max_bytes: int | None = None) -> dict[str,
         body = json.loads(text)
     except json.JSONDecodeError as ex:
         raise BadRequest(f"Request body is not valid JSON: {ex.msg} at line {ex.lineno} column {ex.colno}.") from None
+    except RecursionError:  # nesting deeper than the interpreter's stack: the caller's doing, not ours
+        raise BadRequest(f"Request body nests arrays or objects more than {MAX_JSON_DEPTH} deep.") from None
+    if _depth_over(body, MAX_JSON_DEPTH):
+        raise BadRequest(f"Request body nests arrays or objects more than {MAX_JSON_DEPTH} deep.")
     if not isinstance(body, dict):
         raise BadRequest(f"Request body must be a JSON object, got a JSON {_json_type(body)}.")
     return body
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """True when arrays and objects nest more than ``limit`` deep (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _json_type(value: Any) -> str:

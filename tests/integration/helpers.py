@@ -133,6 +133,11 @@ class Load:
         start = self.count()
         wait_until(lambda: self.count() >= start + n, timeout_s, f"{n} more answers under load")
 
+    def served_since(self, index: int, after: float) -> bool:
+        """Whether an answer past the first ``index`` was a 200 to a request sent after ``after`` (monotonic)."""
+        with self._lock:
+            return any(a.status == 200 and a.sent > after for a in self.answers[index:])
+
     def failures(self) -> list[Answer]:
         with self._lock:
             return [a for a in self.answers if a.status != 200]

@@ -62,6 +62,7 @@ class FakeRuntime:
     termed: list[int] = field(default_factory=list)
     logged: list[str] = field(default_factory=list)
     next_port: int = 9000
+    timeouts: dict[int, int] = field(default_factory=dict)  # what the gateway says: requests answered 408, by port
 
     def start(self, inst: Instance, avoid_ports: set[int]) -> tuple[int, FakeProcess]:
         if self.start_error is not None:
@@ -89,6 +90,9 @@ class FakeRuntime:
 
     def log_line(self, inst: Instance, line: str) -> None:
         self.logged.append(line)
+
+    def timed_out(self, port: int) -> int:
+        return self.timeouts.get(port, 0)
 
     def drained(self, port: int, since: float) -> bool:
         return self.idle

@@ -112,6 +112,23 @@ class TestReadJsonObject:
         assert caught.value.status == status
         assert words in caught.value.message
 
+    @pytest.mark.parametrize("depth", [65, 5_000, 200_000])
+    def test_deep_nesting_is_a_400_not_a_crash(self, depth):
+        for opened, closed in (("[", "]"), ('{"a":', "}")):
+            data = ('{"text":' + opened * depth + "1" + closed * depth + "}").encode()
+            with pytest.raises(BadRequest) as caught:
+                common.read_json_object(make_request(data), max_bytes=2 << 20)
+            assert caught.value.status == 400 and "nests" in caught.value.message
+
+    def test_nesting_up_to_the_limit_is_read(self):
+        depth = common.MAX_JSON_DEPTH - 1  # the object around it is one level
+        data = ('{"text":' + "[" * depth + "1" + "]" * depth + "}").encode()
+        body = common.read_json_object(make_request(data))
+        level, seen = body["text"], 1
+        while isinstance(level, list):
+            level, seen = level[0], seen + 1
+        assert seen == common.MAX_JSON_DEPTH
+
     def test_a_chunked_body_is_cut_at_the_limit(self):
         request = make_request(b"x" * 200)
         # What gunicorn hands over for Transfer-Encoding: chunked.

@@ -19,5 +19,7 @@ reconciles it once per tick (:meth:`plane.ControlPlane.tick`), by job:
 
 Outcomes (Succeeded/Failed and the reason) reach the deployment documents
 through :func:`core.outcome.record_outcome`, after the state file and the
-gateway's routes. Killing this process leaves instances and gateway serving.
+gateway's routes. Killing this process leaves instances and gateway serving,
+and the gateway starts it again (:mod:`core.local.gateway.control_plane_watch`):
+each of the two restarts the other.
 """

@@ -15,6 +15,9 @@
   the others.
 * an instance ended for good has its whole process group killed, so that no
   gunicorn worker outlives its master.
+* a ready instance that fails a liveness probe after the gateway gave up on
+  a request to it (408 past ``request_timeout_ms``) is restarted at once:
+  its worker is held by that request, and only a restart frees it.
 
 It touches the world only through :class:`Runtime` (start a process, probe a
 port, signal, read a log, ask the gateway) and reads time from ``clock``:
@@ -88,6 +91,9 @@ class Runtime(Protocol):
     def drained(self, port: int, since: float) -> bool:
         """True when the gateway, told of the routes after ``since``, has no request in flight on ``port``."""
 
+    def timed_out(self, port: int) -> int:
+        """How many requests to ``port`` the gateway has answered 408 (given up on) so far."""
+
 
 @dataclass
 class Instance:
@@ -113,6 +119,7 @@ class Instance:
     next_probe: float = 0.0
     probe: Probe | None = field(default=None, repr=False)
     liveness_failures: int = 0
+    timeouts_seen: int = 0  # the gateway's count of 408s on this port when last looked at
     start_failed: bool = False
     bind_retries: int = 0
     stopping_since: float = 0.0
@@ -274,6 +281,7 @@ class InstanceSupervisor:
             ok, inst.probe = inst.probe.result(), None
             if ok:
                 inst.state, inst.ever_ready, inst.ready_since = InstanceState.READY, True, now
+                inst.timeouts_seen = self.runtime.timed_out(inst.port)  # a port may have served an earlier one
                 log.info("Instance %s is ready (%.1f s)", inst.id, now - inst.launched)
                 self.dirty = self.routes_dirty = True
                 if inst.restarts:
@@ -291,12 +299,22 @@ class InstanceSupervisor:
         if inst.probe is not None and inst.probe.done():
             ok, inst.probe = inst.probe.result(), None
             inst.liveness_failures = 0 if ok else inst.liveness_failures + 1
-            if inst.liveness_failures >= liveness.failure_threshold:
+            if not ok and self._holds_a_timed_out_request(inst):
+                log.info("Instance %s does not answer and a request to it timed out: restarting it", inst.id)
+                self.runtime.kill_group(inst.proc)  # the next step sees it dead: a crash, out of the routes
+            elif inst.liveness_failures >= liveness.failure_threshold:
                 log.info("Instance %s failed %d liveness probes: restarting it", inst.id, inst.liveness_failures)
                 self.runtime.kill_group(inst.proc)  # the next step sees it dead: a crash
         elif inst.probe is None and now >= inst.next_probe and now - inst.launched >= liveness.initial_delay:
             inst.next_probe = now + liveness.period
             inst.probe = self.runtime.probe(inst.port, float(liveness.timeout))
+
+    def _holds_a_timed_out_request(self, inst: Instance) -> bool:
+        """The gateway gave up on a request to this instance since it last looked, so a worker may be stuck in it:
+        with the probe unanswered too, nothing else will free it (a thread cannot be stopped) but a restart."""
+        count = self.runtime.timed_out(inst.port)
+        newer, inst.timeouts_seen = count > inst.timeouts_seen, count
+        return newer
 
     def _died(self, inst: Instance, now: float) -> None:
         code = inst.proc.exit_code() if inst.proc else None

@@ -54,6 +54,9 @@ class ModelServers:
     def log_line(self, inst: Instance, line: str) -> None:
         append_line(self.log_path(inst), line)
 
+    def timed_out(self, port: int) -> int:
+        return self.gateway.timed_out(port) or 0
+
     def drained(self, port: int, since: float) -> bool:
         return self.gateway.drained(port, since)
 

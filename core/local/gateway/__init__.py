@@ -6,4 +6,7 @@
 * ``http_server``: the small HTTP/1.1 server it answers on.
 * ``upstream``: kept-alive connections to the model servers.
 * ``metrics``: Prometheus counters and histograms.
+* ``limits``: what one client may take (times, connections, body size).
+* ``admin_token``: the token the admin routes ask for.
+* ``control_plane_watch``: starts the control plane again when it crashed.
 """

@@ -17,7 +17,11 @@ semantics (see DESIGN.md, "Azure ML semantics to keep"):
 * ``POST /-/reload``: rebuild the routing table now (the library calls it
   after a traffic or key change, the control plane after instances change);
   ``GET /-/in-flight``: requests in flight per instance port (for draining);
-  ``POST /-/flush``: write the buffered request facts now.
+  ``POST /-/flush``: write the buffered request facts now; ``GET /-/timed-out``:
+  requests answered 408 per instance port (a worker may still hold one). These ask
+  for the home's admin token (:mod:`.admin_token`), 401 without it.
+* ``GET /-/health`` and ``GET /metrics`` need no key; like every route they
+  are reachable only from this machine (the gateway listens on 127.0.0.1).
 
 Keys never appear in a log: there is no access log, and errors name the
 rule, not the header.
@@ -46,13 +50,15 @@ from ..request_facts import RequestFactStore
 from ..serving_files import ServingFiles, read_json, start_service, write_json
 from ..sqlite_store import SqliteStore
 from ..state import read_state
+from . import admin_token
+from .control_plane_watch import watch_control_plane
 from .http_server import HttpServer, Request, Response, json_error, json_response
+from .limits import Limits
 from .metrics import GatewayMetrics
 from .upstream import Dropped, Refused, Unreachable, UpstreamPool
 
 log = logging.getLogger("byom.gateway")
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
 CLIENT_REQUEST_ID_MAX = 40
 WATCH_EVERY_S = 0.5
 FLUSH_EVERY_S = 1.0
@@ -63,6 +69,8 @@ _NOT_FORWARDED = {
     "proxy-authorization", "te", "trailer", "upgrade", DEPLOYMENT_HEADER, "x-request-id", "x-ms-client-request-id",
 }
 
+_NEEDS_TOKEN = {"/-/reload", "/-/flush", "/-/in-flight", "/-/timed-out"}  # request.path is decoded once: /%2D/reload is here too
+
 
 class Gateway:
     def __init__(self, files: ServingFiles) -> None:
@@ -72,6 +80,7 @@ class Gateway:
         self.round_robin: dict[tuple[str, str], int] = defaultdict(int)
         self.in_flight: dict[tuple[str, str], int] = defaultdict(int)
         self.in_flight_port: dict[int, int] = defaultdict(int)
+        self.timed_out_port: dict[int, int] = defaultdict(int)  # requests given up on (408), per instance port
         # ports that refused a connection, and until when they are skipped (the routes may not know yet
         # that the instance died; past that time the gateway tries again, in case it was wrong)
         self.down: dict[int, float] = {}
@@ -88,10 +97,11 @@ class Gateway:
         self._seen: tuple[Any, ...] = ()
         self._reload_lock = asyncio.Lock()
         self._ports: set[int] = set()
+        self.admin_token = admin_token.ensure_token(files.run)
         self.admin = {
             "/metrics": ("GET", self.metrics_page), "/-/health": ("GET", self.health_page),
             "/-/in-flight": ("GET", self.in_flight_page), "/-/reload": ("POST", self.reload_page),
-            "/-/flush": ("POST", self.flush_page),
+            "/-/flush": ("POST", self.flush_page), "/-/timed-out": ("GET", self.timed_out_page),
         }
 
     # ------------------------------------------------------------ routing
@@ -168,7 +178,12 @@ class Gateway:
         if admin is None:
             return json_error(404, "Not Found")
         method, page = admin
-        return await page(request) if request.method == method else _not_allowed(method)
+        if request.path in _NEEDS_TOKEN and not admin_token.admits(request.headers.get(admin_token.HEADER),
+                                                                   self.admin_token):
+            return json_error(401, f"This admin route needs the home's admin token in the {admin_token.HEADER} "
+                                   "header (its file is run/admin-token in the workspace home).")
+        allowed = request.method == method or (request.method, method) == ("HEAD", "GET")
+        return await page(request) if allowed else _not_allowed(method)
 
     def _base_headers(self, request: Request) -> dict[str, str]:
         headers = {"x-request-id": str(uuid.uuid4())}
@@ -306,6 +321,7 @@ class Gateway:
                 return json_error(503, f"The gateway cannot open a connection right now ({exc}): retry later.",
                                   headers)
             except TimeoutError:
+                self.timed_out_port[upstream.port] += 1  # its worker may still be busy with it: the control plane looks
                 return json_error(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
                                        f"{int(dep.timeout_s * 1000)}.", headers)
             except Dropped as exc:
@@ -340,6 +356,9 @@ class Gateway:
     async def in_flight_page(self, request: Request) -> Response:
         return json_response(200, {str(port): n for port, n in self.in_flight_port.items()}, {})
 
+    async def timed_out_page(self, request: Request) -> Response:
+        return json_response(200, {str(port): n for port, n in self.timed_out_port.items()}, {})
+
     async def health_page(self, request: Request) -> Response:
         return json_response(200, {"ok": True, "endpoints": len(self.routes)}, {})
 
@@ -348,24 +367,32 @@ def _not_allowed(method: str) -> Response:
     return json_error(405, "Method Not Allowed", {"x-request-id": str(uuid.uuid4()), "Allow": method})
 
 
-async def serve(files: ServingFiles) -> int:
+async def serve(files: ServingFiles, stop: asyncio.Event | None = None) -> int:
+    try:
+        limits = Limits.from_env()
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     gateway = Gateway(files)
     port = files.gateway_port()
+    # the routes before the port: a gateway restarted after a crash must never answer 404 for a live endpoint
+    await gateway.reload()
     try:
-        server = await HttpServer(gateway.dispatch, MAX_BODY_BYTES).start("127.0.0.1", port)
+        server = await HttpServer(gateway.dispatch, limits=limits).start("127.0.0.1", port)
     except OSError as exc:
         log.error("Cannot listen on 127.0.0.1:%d (%s). Free that port, or delete %s to have a new one chosen.",
                   port, exc.strerror, files.port_file)
         return 1
-    await gateway.reload()
     write_json(files.gateway, {"pid": os.getpid(), "start": start_time(os.getpid()), "port": port,
                                "started_at": utcnow()})
     log.info("Gateway for %s listening on http://127.0.0.1:%d", files.home, port)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(gateway.watch()), asyncio.create_task(gateway.flush())]
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(gateway.watch()), asyncio.create_task(gateway.flush()),
+             asyncio.create_task(watch_control_plane(files))]
     await stop.wait()
     for task in tasks:
         task.cancel()

@@ -4,10 +4,15 @@ idle connections kept per port for the next request.
 It knows only what a model server answers (a status line, headers, a body
 framed by Content-Length, chunks or the end of the connection), which is
 why it is this small and why it costs a fraction of a general client.
-A connection is reused only after a whole answer was read from it and the
-server did not ask to close it; one idle for longer than ``max_idle_s``
-(below the server's keep-alive) or closed by the server is dropped, so a
-request never goes out on a connection the server is closing.
+A connection is reused only after a whole answer was read from it, the
+server did not ask to close it and did not refuse the request (an error
+answer with a body may come before the server read the request's body,
+whose rest it would then read as the next request); one idle for longer
+than ``max_idle_s`` (below the server's keep-alive) or closed by the
+server is dropped, so a request never goes out on a connection the server
+is closing. Should a kept connection still fail, the request is sent once
+more on a fresh one: any request when nothing at all came back on the kept
+connection (the server had closed it), an idempotent one after any drop.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 MAX_HEAD_BYTES = 64 * 1024
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Refused(Exception):
@@ -31,6 +37,10 @@ class Unreachable(Exception):
 
 class Dropped(Exception):
     """The connection ended before a whole answer came back."""
+
+
+class _NothingBack(Exception):
+    """The connection ended before the first byte of an answer."""
 
 
 @dataclass(slots=True)
@@ -59,14 +69,15 @@ class UpstreamPool:
         self.max_idle_s = max_idle_s
         self._idle: defaultdict[int, list[_Connection]] = defaultdict(list)
 
-    async def _connection(self, port: int) -> _Connection:
-        idle = self._idle.get(port)
+    async def _connection(self, port: int, fresh: bool = False) -> tuple[_Connection, bool]:
+        """A connection to ``port`` and whether it was kept from an earlier request."""
+        idle = None if fresh else self._idle.get(port)
         if idle:
             now = time.monotonic()
             while idle:
                 conn = idle.pop()
                 if conn.usable(now, self.max_idle_s):
-                    return conn
+                    return conn, True
                 conn.close()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=MAX_HEAD_BYTES)
@@ -74,7 +85,7 @@ class UpstreamPool:
             raise Refused(str(exc)) from None
         except OSError as exc:
             raise Unreachable(str(exc) or type(exc).__name__) from None
-        return _Connection(reader, writer)
+        return _Connection(reader, writer), False
 
     async def request(self, port: int, method: str, path: str, headers: list[tuple[str, str]],
                       body: bytes) -> Answer:
@@ -85,7 +96,23 @@ class UpstreamPool:
         and ``Dropped`` when the connection broke; a cancellation (the caller's timeout)
         closes the connection.
         """
-        conn = await self._connection(port)
+        conn, kept = await self._connection(port)
+        try:
+            return await self._exchange(port, conn, method, path, headers, body)
+        except _NothingBack:
+            if not kept:
+                raise Dropped("IncompleteReadError") from None
+        except Dropped:
+            if not kept or method not in IDEMPOTENT:
+                raise
+        conn, _ = await self._connection(port, fresh=True)  # once, on a connection made for it
+        try:
+            return await self._exchange(port, conn, method, path, headers, body)
+        except _NothingBack:
+            raise Dropped("IncompleteReadError") from None
+
+    async def _exchange(self, port: int, conn: _Connection, method: str, path: str, headers: list[tuple[str, str]],
+                        body: bytes) -> Answer:
         done = False
         try:
             head = [f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"]
@@ -94,10 +121,13 @@ class UpstreamPool:
             conn.writer.write("".join(head).encode("latin-1") + body)
             answer, keep = await _read_answer(conn.reader, method)
             done = True
+        except _NothingBack:
+            raise
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             raise Dropped(type(exc).__name__) from None
         finally:
-            if done and keep:
+            # a refusal may have come before the server read the body: the rest would be read as a request
+            if done and keep and not (answer.status >= 400 and body):
                 conn.idle_since = time.monotonic()
                 self._idle[port].append(conn)
             else:
@@ -116,8 +146,15 @@ class UpstreamPool:
 
 async def _read_answer(reader: asyncio.StreamReader, method: str) -> tuple[Answer, bool]:
     """One answer from the stream, and whether the connection may carry another request."""
+    first = True
     while True:
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if first and not getattr(exc, "partial", b""):
+                raise _NothingBack from None
+            raise
+        first = False
         lines = head.decode("latin-1").split("\r\n")
         version, _, rest = lines[0].partition(" ")
         code, _, reason = rest.partition(" ")
