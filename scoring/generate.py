@@ -46,8 +46,8 @@ from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: 
 from byom_scoring import common, streaming  # noqa: E402
 from byom_scoring.batching import ContinuousBatcher  # noqa: E402
 from byom_scoring.common import BadRequest  # noqa: E402
-from byom_scoring.streaming import MAX_TOP_LOGPROBS, StreamingGenerator, StreamRequest, TokenFeed  # noqa: E402
 from byom_scoring.schemas import GENERATE_INPUT, GENERATE_OUTPUT  # noqa: E402
+from byom_scoring.streaming import MAX_TOP_LOGPROBS, StreamingGenerator, StreamRequest, TokenFeed  # noqa: E402
 
 logger = logging.getLogger("byom.generate")
 

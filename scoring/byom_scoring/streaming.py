@@ -203,7 +203,7 @@ class IncrementalText:
     def add(self, ids: list[int]) -> str:
         """The new text that these tokens settle."""
         self.ids += ids
-        full = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        full: str = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         safe = len(full.rstrip("\ufffd"))  # a character split over tokens shows as U+FFFD until it is whole
         cuts = [full.find(s) for s in self.stop if s in full]
         if cuts:
