@@ -271,6 +271,12 @@ def _logprobs(body: dict[str, Any], kind: Kind) -> int | None:
 # ----------------------------------------------------------------- answers
 
 
+def base_url(scoring_uri: str) -> str:
+    """Where an OpenAI client points for an endpoint whose gateway serves the OpenAI routes: beside its
+    ``/score``, ``.../endpoints/<name>/v1``."""
+    return scoring_uri.removesuffix("/score") + "/v1"
+
+
 def completion_id(kind: Kind) -> str:
     return ("chatcmpl-" if kind is Kind.CHAT else "cmpl-") + uuid.uuid4().hex
 

@@ -40,7 +40,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class LocalServing(Serving):
-    capabilities = ("deployments", "metrics")
+    capabilities = ("deployments", "metrics", "openai-api")
 
     def __init__(self, home: str | Path) -> None:
         self.files = ServingFiles(home)

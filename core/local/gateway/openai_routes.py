@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...openai_api import (
     Call,
@@ -46,10 +47,29 @@ from ...routing import DeploymentRoute, EndpointRoute
 from ...serving import DEPLOYMENT_HEADER
 from .http_server import Request, Response, json_response
 from .streaming import StreamingResponse
-from .upstream import Dropped, Refused, Stream, Unreachable
+from .upstream import Dropped, Refused, Stream, Unreachable, UpstreamPool
 
-if TYPE_CHECKING:
-    from .proxy import Gateway
+
+class Gateway(Protocol):
+    """What these routes use of proxy.py's Gateway (which imports this module, so it is named here)."""
+
+    routes: dict[str, EndpointRoute]
+    rng: random.Random
+    round_robin: dict[tuple[str, str], int]
+    in_flight: dict[tuple[str, str], int]
+    in_flight_port: dict[int, int]
+    down: dict[int, float]
+    upstreams: UpstreamPool
+    mirrors: set[asyncio.Task[None]]
+
+    def _base_headers(self, request: Request) -> dict[str, str]: ...
+    def _record(self, endpoint: str, dep: DeploymentRoute | None, status: int, started: float,
+                mirrored: bool = False) -> None: ...
+    def _enter(self, key: tuple[str, str], delta: int) -> None: ...
+    def _is_down(self, port: int) -> bool: ...
+    async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, request: Request,
+                       headers: dict[str, str]) -> Response: ...
+    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request) -> None: ...
 
 CLIENT_CLOSED = 499  # recorded (never sent) for a stream whose client went away, as nginx logs it
 KINDS = {"chat/completions": Kind.CHAT, "completions": Kind.COMPLETION}
