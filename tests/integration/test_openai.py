@@ -198,3 +198,24 @@ def test_the_native_score_route_is_unchanged(ws: LocalWorkspace) -> None:
     answer = json.loads(result.body)
     assert set(answer) == {"model", "text", "finish_reason", "usage"} and answer["model"] == "tiny"
     assert answer["usage"]["completion_tokens"] <= 3
+
+
+def test_streams_share_the_batch_and_early_leavers_leak_nothing(ws: LocalWorkspace, base_url: str,
+                                                                client: openai.OpenAI) -> None:
+    before = batch_state(ws)["cancelled"]
+    streams = [client.chat.completions.create(model="chat", messages=[{"role": "user", "content": f"Story {i}"}],
+                                              max_tokens=CONTEXT - 200 if i % 2 else 400, stream=True, **GREEDY)
+               for i in range(4)]
+    readers = [iter(s) for s in streams]
+    for reader in readers:
+        next(reader)  # the role chunk
+        next(reader)  # a first token: every stream is generating now
+    assert batch_state(ws)["running"] == 4  # continuous batching: four rows decoded together
+    for i, (stream, reader) in enumerate(zip(streams, readers, strict=True)):
+        if i % 2:
+            stream.close()  # the long ones go away
+        else:
+            rest = list(reader)
+            assert rest[-1].choices[0].finish_reason in ("length", "stop")
+    wait_until(lambda: batch_state(ws)["cancelled"] == before + 2, 30, "two rows cancelled")
+    wait_until(lambda: batch_state(ws)["running"] == 0 and gateway_in_flight(base_url) == {}, 30, "nothing held")
