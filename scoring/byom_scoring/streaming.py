@@ -13,7 +13,7 @@ The text streamed is held back where it may still change: an incomplete
 UTF-8 character at its end, and an end that could be the start of a stop
 sequence. The native stream is server-sent events, one ``data: {json}``
 line per event: ``{"text", "tokens"?}`` while tokens come, then
-``{"text", "finish_reason", "usage"}`` (or ``{"error"}``) last.
+``{"text", "finish_reason", "usage", "queue_s"}`` (or ``{"error"}``) last.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Hashable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -83,6 +84,12 @@ class StreamRequest(GenerationRequest):
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     feed: TokenFeed | None = None
+    created_at: float = field(default_factory=time.monotonic)
+    admitted_at: float | None = None  # when it joined the batch (set by the batch thread)
+
+    def queue_s(self) -> float | None:
+        """How long it waited to join the batch."""
+        return None if self.admitted_at is None else self.admitted_at - self.created_at
 
     def attach(self, future: Future[GenerationResult]) -> None:
         """End the feed when the request is done, with a result or an error."""
@@ -137,6 +144,10 @@ class StreamingBatch(RunningBatch):
             else:
                 live.append((key, request))
         super().admit(live)
+        now = time.monotonic()
+        for _, request in live:
+            if isinstance(request, StreamRequest):
+                request.admitted_at = now
 
     def step(self) -> list[tuple[Hashable, GenerationResult]]:
         done, self._early = self._early, []
@@ -278,6 +289,7 @@ def events(tokenizer: Any, request: StreamRequest, future: Future[GenerationResu
         except Exception as ex:  # the batch failed: the stream's last event says so
             yield event({"error": {"message": f"Generation failed: {type(ex).__name__}: {ex}"}})
             return
-        yield event({"text": text.rest(result.text), "finish_reason": result.finish_reason, "usage": usage(result)})
+        yield event({"text": text.rest(result.text), "finish_reason": result.finish_reason, "usage": usage(result),
+                     "queue_s": request.queue_s()})
     finally:
         feed.cancelled.set()  # nothing when it ended; otherwise the batch drops the row before its next step

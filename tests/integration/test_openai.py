@@ -219,3 +219,36 @@ def test_streams_share_the_batch_and_early_leavers_leak_nothing(ws: LocalWorkspa
             assert rest[-1].choices[0].finish_reason in ("length", "stop")
     wait_until(lambda: batch_state(ws)["cancelled"] == before + 2, 30, "two rows cancelled")
     wait_until(lambda: batch_state(ws)["running"] == 0 and gateway_in_flight(base_url) == {}, 30, "nothing held")
+
+
+def metric(base_url: str, name: str, **labels: str) -> float:
+    """The sum of a /metrics series over the lines that carry these labels."""
+    text = requests.get(base_url.split("/endpoints/")[0] + "/metrics", timeout=10).text
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") and all(w in line for w in wanted))
+
+
+def test_token_metrics_count_what_the_requests_used(base_url: str, client: openai.OpenAI) -> None:
+    labels = {"endpoint": "chat", "deployment": "blue", "model_version": "tiny:1"}
+
+    def snapshot() -> dict[str, float]:
+        return {
+            "input": metric(base_url, "gen_ai_client_token_usage_sum", **labels, gen_ai_token_type="input"),
+            "output": metric(base_url, "gen_ai_client_token_usage_sum", **labels, gen_ai_token_type="output"),
+            "ttft": metric(base_url, "gen_ai_server_time_to_first_token_seconds_count", **labels),
+            "tpot": metric(base_url, "gen_ai_server_time_per_output_token_seconds_count", **labels),
+            "queue": metric(base_url, "gen_ai_server_request_queue_time_seconds_count", **labels),
+        }
+
+    before = snapshot()
+    whole = client.completions.create(model="chat", prompt="Count me", max_tokens=6, **GREEDY)
+    chunks = list(client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "Me too"}],
+                                                 max_tokens=9, stream=True, stream_options={"include_usage": True},
+                                                 **GREEDY))
+    streamed = chunks[-1].usage
+    assert whole.usage is not None and streamed is not None
+    after = snapshot()
+    assert after["input"] - before["input"] == whole.usage.prompt_tokens + streamed.prompt_tokens
+    assert after["output"] - before["output"] == whole.usage.completion_tokens + streamed.completion_tokens
+    assert [after[k] - before[k] for k in ("ttft", "tpot", "queue")] == [1, 1, 1]  # measured on streams only

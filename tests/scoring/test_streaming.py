@@ -75,6 +75,7 @@ def test_a_stream_says_what_the_whole_answer_says_with_logprobs(tiny_lm_in: Any,
     *tokens, last = events
     assert "".join(e["text"] for e in events) == whole.text
     assert last["finish_reason"] == whole.finish_reason and last["usage"]["completion_tokens"] == 12
+    assert 0 <= last["queue_s"] < 60
     listed = [t for e in tokens for t in e["tokens"]]
     assert len(listed) == 12
     for t in listed:

@@ -47,6 +47,7 @@ from ...routing import DeploymentRoute, EndpointRoute
 from ...serving import DEPLOYMENT_HEADER
 from .http_server import Request, Response, json_response
 from .streaming import StreamingResponse
+from .token_metrics import TokenMetrics
 from .upstream import Dropped, Refused, Stream, Unreachable, UpstreamPool
 
 
@@ -82,6 +83,7 @@ def _error(err: OpenAIError, headers: dict[str, str]) -> Response:
 class OpenAIRoutes:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+        self.tokens = TokenMetrics()
 
     async def dispatch(self, request: Request, name: str, rest: str) -> Response | StreamingResponse:
         headers = self.gw._base_headers(request)
@@ -174,8 +176,10 @@ class OpenAIRoutes:
             answer = await gw._forward(route, dep, "POST", "/score", native, headers)
         finally:
             gw._enter(key, -1)
-        response = self._translate(call, answer, headers)
+        response, usage = self._translate(call, answer, headers)
         gw._record(route.name, dep, response.status, started)
+        if usage is not None:
+            self.tokens.tokens((route.name, dep.name, dep.model), usage)
         return response
 
     def _mirror(self, route: EndpointRoute, call: Call) -> None:
@@ -190,8 +194,8 @@ class OpenAIRoutes:
         task.add_done_callback(self.gw.mirrors.discard)
 
     @staticmethod
-    def _translate(call: Call, answer: Response, headers: dict[str, str]) -> Response:
-        """The gateway's answer to the native request, in OpenAI's shape."""
+    def _translate(call: Call, answer: Response, headers: dict[str, str]) -> tuple[Response, object]:
+        """The gateway's answer to the native request, in OpenAI's shape, and its usage (None for an error)."""
         if answer.status == 200:
             try:
                 data = json.loads(answer.body)
@@ -199,13 +203,13 @@ class OpenAIRoutes:
                 data = None
             if not isinstance(data, dict):
                 return _error(OpenAIError(502, "The model server's answer is not a JSON object: is this a "
-                                               "generation deployment (scoring/generate.py)?"), headers)
-            return json_response(200, completion(call, data, id=completion_id(call.kind), created=int(time.time())),
-                                 headers)
+                                               "generation deployment (scoring/generate.py)?"), headers), None
+            body = completion(call, data, id=completion_id(call.kind), created=int(time.time()))
+            return json_response(200, body, headers), body["usage"]
         if answer.status == 424:  # the model server answered non-2xx
             status = int(headers.get("ms-azureml-model-error-statuscode", "500"))
-            return _error(from_native_error(status, answer.body), headers)
-        return _error(_gateway_error(answer.status, answer.body), headers)
+            return _error(from_native_error(status, answer.body), headers), None
+        return _error(_gateway_error(answer.status, answer.body), headers), None
 
     async def _open(self, route: EndpointRoute, dep: DeploymentRoute, native: Request,
                     headers: dict[str, str]) -> tuple[Stream, int] | OpenAIError:
@@ -282,11 +286,26 @@ class OpenAIRoutes:
         if not gw.in_flight_port[port]:
             del gw.in_flight_port[port]
 
+    def _observe(self, route: EndpointRoute, dep: DeploymentRoute, usage: dict[str, int] | None, started: float,
+                 first_token: float | None, queue_s: object) -> None:
+        """A finished stream's token metrics."""
+        labels = (route.name, dep.name, dep.model)
+        self.tokens.tokens(labels, usage)
+        if first_token is not None:
+            self.tokens.ttft.observe(labels, first_token - started)
+            output = (usage or {}).get("completion_tokens", 0)
+            if isinstance(output, int) and output > 1:
+                self.tokens.tpot.observe(labels, (time.perf_counter() - first_token) / (output - 1))
+        if isinstance(queue_s, (int, float)) and not isinstance(queue_s, bool):
+            self.tokens.queue.observe(labels, float(queue_s))
+
     async def _relay(self, route: EndpointRoute, dep: DeploymentRoute, call: Call, stream: Stream, port: int,
                      started: float) -> AsyncIterator[bytes]:
         """The model server's events as OpenAI chunks, one by one as they come."""
         writer = ChunkWriter(call, id=completion_id(call.kind), created=int(time.time()))
         status = 200
+        first_token: float | None = None
+        queue_s: object = None
         try:
             first = writer.start()
             if first:
@@ -298,10 +317,14 @@ class OpenAIRoutes:
                     data = _event(pending[:end])
                     pending = pending[end + 2 :]
                     if data is not None:
+                        if first_token is None and (data.get("text") or data.get("tokens")):
+                            first_token = time.perf_counter()
+                        queue_s = data.get("queue_s", queue_s)
                         out = writer.event(data)
                         if out:
                             yield out
             yield writer.end()
+            self._observe(route, dep, writer.usage, started, first_token, queue_s)
         except TimeoutError:
             status = 408
             yield sse(error_body(f"Deployment {dep.name!r} sent nothing for request_timeout_ms="

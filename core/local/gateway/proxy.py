@@ -333,7 +333,8 @@ class Gateway:
 
     async def metrics_page(self, request: Request) -> Response:
         return Response(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8",
-                              "X-Content-Type-Options": "nosniff"}, self.metrics.render().encode())
+                              "X-Content-Type-Options": "nosniff"},
+                        (self.metrics.render() + self.openai.tokens.render()).encode())
 
     async def reload_page(self, request: Request) -> Response:
         await self.reload()
