@@ -9,6 +9,8 @@ be checked against the same request answered whole.
 from __future__ import annotations
 
 import json
+import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,9 +43,9 @@ def ws(tmp_path_factory: pytest.TempPathFactory, sample_model_dir: Path,
         dep = workspace.create_or_update_deployment(Deployment(
             name="blue", endpoint_name="chat", model=model, code_path=str(REPO / "scoring"),
             scoring_script="generate.py", instance_count=1,
-            request_settings=RequestSettings(request_timeout_ms=60000, max_concurrent_requests_per_instance=4),
+            request_settings=RequestSettings(request_timeout_ms=60000, max_concurrent_requests_per_instance=8),
             environment_variables={"BYOM_TORCH_THREADS": "1", "BYOM_MAX_NEW_TOKENS": str(CONTEXT - 100),
-                                   "BYOM_MODEL_NAME": "tiny", "GUNICORN_CMD_ARGS": "--threads 8"}))
+                                   "BYOM_MODEL_NAME": "tiny", "GUNICORN_CMD_ARGS": "--threads 20"}))
         assert dep.provisioning_state == "Succeeded", dep.state_reason
         workspace.set_traffic("chat", {"blue": 100})
         yield workspace
@@ -252,3 +254,38 @@ def test_token_metrics_count_what_the_requests_used(base_url: str, client: opena
     assert after["input"] - before["input"] == whole.usage.prompt_tokens + streamed.prompt_tokens
     assert after["output"] - before["output"] == whole.usage.completion_tokens + streamed.completion_tokens
     assert [after[k] - before[k] for k in ("ttft", "tpot", "queue")] == [1, 1, 1]  # measured on streams only
+
+
+def test_sixteen_streams_with_random_disconnects_leak_no_slot_or_connection(ws: LocalWorkspace, base_url: str,
+                                                                             client: openai.OpenAI) -> None:
+    before = batch_state(ws)["cancelled"]
+    rng = random.Random(20)
+    leaving = sorted(rng.sample(range(16), 8))
+    reads = {i: rng.randint(2, 6) for i in leaving}  # chunks read before going away
+    outcomes: dict[int, str] = {}
+
+    def one(i: int) -> None:
+        long = i in leaving
+        with client.chat.completions.create(model="chat", messages=[{"role": "user", "content": f"Go {i}"}],
+                                            max_tokens=CONTEXT - 200 if long else 30, stream=True,
+                                            **GREEDY) as stream:
+            chunks = iter(stream)
+            if long:
+                for _ in range(reads[i]):
+                    next(chunks)
+                outcomes[i] = "left"
+            else:
+                outcomes[i] = [c for c in chunks][-1].choices[0].finish_reason or ""
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes) == list(range(16))
+    assert all(outcomes[i] == "left" for i in leaving)
+    assert all(outcomes[i] in ("length", "stop") for i in range(16) if i not in leaving)
+    wait_until(lambda: batch_state(ws)["cancelled"] == before + len(leaving), 60, "every leaver's row cancelled")
+    state = batch_state(ws)
+    assert (state["running"], state["queued"]) == (0, 0)
+    wait_until(lambda: gateway_in_flight(base_url) == {}, 30, "the gateway holding no request")
