@@ -203,33 +203,58 @@ def _cancelled_result(request: GenerationRequest, generated: int) -> GenerationR
 
 
 class IncrementalText:
-    """The text of a growing list of token ids, handed out in pieces that will not change."""
+    """The text of a growing list of token ids, handed out in pieces that will not change.
+
+    Each step decodes a window of the last few tokens, not the whole list (a
+    4000-token answer would cost milliseconds a token otherwise): the window
+    starts a token before the new ones, so that a token's leading space or a
+    character split over tokens decodes as it does in the whole text.
+    """
 
     def __init__(self, tokenizer: Any, stop: list[str]) -> None:
         self.tokenizer = tokenizer
         self.stop = stop
+        self.longest_stop = max((len(s) for s in stop), default=0)
         self.ids: list[int] = []
-        self.sent = ""
+        self.prefix = 0  # the window's first token
+        self.read = 0  # tokens already in ``text``
+        self.text = ""  # the settled text so far: handed out, or held back
+        self.sent = 0  # characters of ``text`` handed out
+        self.stopped = False
+
+    def _decode(self, ids: list[int]) -> str:
+        text: str = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return text
 
     def add(self, ids: list[int]) -> str:
         """The new text that these tokens settle."""
         self.ids += ids
-        full: str = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        safe = len(full.rstrip("\ufffd"))  # a character split over tokens shows as U+FFFD until it is whole
-        cuts = [full.find(s) for s in self.stop if s in full]
-        if cuts:
-            safe = min(safe, *cuts)
-        else:
-            safe -= _held_back(full[:safe], self.stop)
-        if safe <= len(self.sent) or not full.startswith(self.sent):
+        before = self._decode(self.ids[self.prefix : self.read])
+        after = self._decode(self.ids[self.prefix :])
+        if len(after) > len(before) and not after.endswith("\ufffd"):  # U+FFFD: a character not whole yet
+            self.text += after[len(before) :]
+            self.prefix, self.read = self.read, len(self.ids)
+        if self.stopped:
             return ""
-        delta = full[len(self.sent) : safe]
-        self.sent += delta
+        safe = len(self.text)
+        if self.stop:
+            # a stop sequence not seen before ends in the new text: look only from just before it
+            start = max(0, self.sent - self.longest_stop)
+            cuts = [at for s in self.stop if (at := self.text.find(s, start)) >= 0]
+            if cuts:
+                safe, self.stopped = min(cuts), True
+            else:
+                safe -= _held_back(self.text[start:], self.stop)
+        if safe <= self.sent:
+            return ""
+        delta = self.text[self.sent : safe]
+        self.sent = safe
         return delta
 
     def rest(self, final: str) -> str:
         """What the final text adds to what was handed out."""
-        return final[len(self.sent) :] if final.startswith(self.sent) else ""
+        sent = self.text[: self.sent]
+        return final[len(sent) :] if final.startswith(sent) else ""
 
 
 def _held_back(text: str, stop: list[str]) -> int:

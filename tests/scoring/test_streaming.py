@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from types import SimpleNamespace
 from typing import Any
 
@@ -46,6 +47,11 @@ def test_a_character_split_over_tokens_is_sent_whole(tiny_lm_in: Any) -> None:
     assert not any("\ufffd" in d for d in deltas)
     assert "".join(deltas) == tokenizer.decode(ids, skip_special_tokens=True)
     assert any(d == "" for d in deltas)  # some token was indeed only part of a character
+    anything = random.Random(0).sample(range(len(tokenizer)), 400)  # byte pieces, specials, words
+    text = IncrementalText(tokenizer, stop=["the"])
+    handed = "".join(text.add([i]) for i in anything)
+    whole = tokenizer.decode(anything, skip_special_tokens=True)
+    assert handed + text.rest(whole.split("the")[0]) == whole.split("the")[0]
 
 
 def test_penalties_follow_openais_rule() -> None:
