@@ -170,6 +170,9 @@ def test_keys_models_and_routes_are_checked(ws: LocalWorkspace, base_url: str, c
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="green", messages=[{"role": "user", "content": "Hi"}])
     assert caught.value.param == "model" and "blue" in caught.value.message
+    by_header = client.with_options(default_headers={"azureml-model-deployment": "nope"})
+    with pytest.raises(openai.NotFoundError):
+        by_header.completions.create(model="chat", prompt="Hi", max_tokens=1)
     secondary = openai.OpenAI(base_url=base_url, api_key=ws.get_keys("chat").secondary_key, max_retries=0)
     assert secondary.completions.create(model="chat", prompt="Hi", max_tokens=1).usage is not None
 

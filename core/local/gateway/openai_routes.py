@@ -131,8 +131,17 @@ class OpenAIRoutes:
         return _error(OpenAIError(404, f"The model {one[:64]!r} does not exist here: models are "
                                        f"{', '.join(names)}.", code="model_not_found"), headers)
 
-    def _deployment(self, route: EndpointRoute, model: str) -> tuple[DeploymentRoute, bool]:
-        """The deployment a request's ``model`` names, and whether it named one deployment (no split, no mirror)."""
+    def _deployment(self, route: EndpointRoute, model: str, header: str | None) -> tuple[DeploymentRoute, bool]:
+        """The deployment a request's ``model`` names, and whether it named one deployment (no split, no mirror).
+
+        With ``model`` the endpoint's name, an ``azureml-model-deployment`` header picks the deployment as on
+        ``/score``."""
+        if model == route.name and header is not None:
+            targeted = route.target(header)
+            if targeted is None:
+                raise OpenAIError(404, f"Endpoint {route.name!r} has no deployment named {header.strip()[:64]!r}.",
+                                  code="model_not_found")
+            return targeted, True
         if model == route.name:
             dep = route.choose(self.gw.rng)
             if dep is None:
@@ -156,7 +165,7 @@ class OpenAIRoutes:
         except ValueError:
             raise OpenAIError(400, "The request body is not valid JSON.", code="invalid_json") from None
         call = parse_request(kind, body)
-        dep, targeted = self._deployment(route, call.model)
+        dep, targeted = self._deployment(route, call.model, request.headers.get(DEPLOYMENT_HEADER))
         headers[DEPLOYMENT_HEADER] = dep.name
         key = (route.name, dep.key)
         if gw.in_flight[key] >= dep.max_in_flight:
