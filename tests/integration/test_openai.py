@@ -1,7 +1,7 @@
 """The OpenAI API on an endpoint, with the official openai client, through the real gateway to a real
 model server running scoring/generate.py on a tiny random Llama.
 
-The endpoint ``chat`` has one deployment, ``blue``, with all the traffic.
+The endpoint ``chat`` has two deployments, ``blue`` with all the traffic and ``green``.
 Greedy requests (temperature 0) are deterministic, so a streamed answer can
 be checked against the same request answered whole.
 """
@@ -40,13 +40,14 @@ def ws(tmp_path_factory: pytest.TempPathFactory, sample_model_dir: Path,
     try:
         model = workspace.create_model(ModelSpec(name="tiny", path=str(model_dir))).ref
         workspace.create_or_update_endpoint(Endpoint(name="chat"))
-        dep = workspace.create_or_update_deployment(Deployment(
-            name="blue", endpoint_name="chat", model=model, code_path=str(REPO / "scoring"),
-            scoring_script="generate.py", instance_count=1,
-            request_settings=RequestSettings(request_timeout_ms=60000, max_concurrent_requests_per_instance=8),
-            environment_variables={"BYOM_TORCH_THREADS": "1", "BYOM_MAX_NEW_TOKENS": str(CONTEXT - 100),
-                                   "BYOM_MODEL_NAME": "tiny", "GUNICORN_CMD_ARGS": "--threads 20"}))
-        assert dep.provisioning_state == "Succeeded", dep.state_reason
+        for name in ("blue", "green"):
+            dep = workspace.create_or_update_deployment(Deployment(
+                name=name, endpoint_name="chat", model=model, code_path=str(REPO / "scoring"),
+                scoring_script="generate.py", instance_count=1,
+                request_settings=RequestSettings(request_timeout_ms=60000, max_concurrent_requests_per_instance=8),
+                environment_variables={"BYOM_TORCH_THREADS": "1", "BYOM_MAX_NEW_TOKENS": str(CONTEXT - 100),
+                                       "BYOM_MODEL_NAME": "tiny", "GUNICORN_CMD_ARGS": "--threads 20"}))
+            assert dep.provisioning_state == "Succeeded", dep.state_reason
         workspace.set_traffic("chat", {"blue": 100})
         yield workspace
     finally:
@@ -78,7 +79,7 @@ def gateway_in_flight(base_url: str) -> dict[str, int]:
 
 
 def test_models_are_the_endpoint_and_its_deployments(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == ["chat", "blue"]
+    assert [m.id for m in client.models.list()] == ["chat", "blue", "green"]
     assert client.models.retrieve("blue").id == "blue"
 
 
@@ -168,7 +169,7 @@ def test_keys_models_and_routes_are_checked(ws: LocalWorkspace, base_url: str, c
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0).models.list()
     with pytest.raises(openai.NotFoundError) as caught:
-        client.chat.completions.create(model="green", messages=[{"role": "user", "content": "Hi"}])
+        client.chat.completions.create(model="purple", messages=[{"role": "user", "content": "Hi"}])
     assert caught.value.param == "model" and "blue" in caught.value.message
     by_header = client.with_options(default_headers={"azureml-model-deployment": "nope"})
     with pytest.raises(openai.NotFoundError):
@@ -292,3 +293,38 @@ def test_sixteen_streams_with_random_disconnects_leak_no_slot_or_connection(ws: 
     state = batch_state(ws)
     assert (state["running"], state["queued"]) == (0, 0)
     wait_until(lambda: gateway_in_flight(base_url) == {}, 30, "the gateway holding no request")
+
+
+def requests_to(base_url: str, deployment: str, mirrored: bool) -> float:
+    return metric(base_url, "byom_requests_total", endpoint="chat", deployment=deployment, status="200",
+                  mirrored="true" if mirrored else "false")
+
+
+def test_the_split_and_the_mirror_apply_when_model_is_the_endpoint(ws: LocalWorkspace, base_url: str,
+                                                                   client: openai.OpenAI) -> None:
+    chat: dict[str, object] = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, **GREEDY}
+
+    def settled_copies() -> float:
+        wait_until(lambda: metric(base_url, "byom_requests_in_flight", endpoint="chat", deployment="green") == 0, 30,
+                   "no copy in flight")
+        return requests_to(base_url, "green", mirrored=True)
+
+    try:
+        ws.set_traffic("chat", {"blue": 100}, {"green": 50})
+        before = settled_copies()
+        for i in range(12):
+            if i % 2:
+                client.chat.completions.create(model="chat", **chat)  # type: ignore[call-overload]  # a dict
+            else:
+                list(client.chat.completions.create(model="chat", stream=True, **chat))  # type: ignore[call-overload]
+        copied = settled_copies() - before
+        assert 0 < copied < 12  # about half were copied to green (its answers discarded)
+        for _ in range(6):
+            client.chat.completions.create(model="blue", **chat)  # type: ignore[call-overload]  # one deployment
+        assert settled_copies() - before == copied  # a request naming a deployment is never mirrored
+        ws.set_traffic("chat", {"blue": 50, "green": 50}, {})
+        answered = {client.chat.completions.with_raw_response.create(model="chat", **chat)  # type: ignore[call-overload]
+                    .headers["azureml-model-deployment"] for _ in range(20)}
+        assert answered == {"blue", "green"}
+    finally:
+        ws.set_traffic("chat", {"blue": 100}, {})
