@@ -15,14 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from byom.core import history
+from byom.core import history, openai_api
 from byom.core.entities import Deployment, Endpoint, EndpointToken, ProbeSettings, RequestSettings
 from byom.core.errors import BackendError, InvalidInput, NotFound
-from byom.core.workspace import Workspace
+from byom.core.workspace import Capability, Workspace
 
 from .common import Parser, apply_sets, confirm, verb
 from .compare import register as register_compare
-from .output import parse_key_values, progress_for
+from .output import parse_key_values, progress_for, to_plain
 
 # ------------------------------------------------------------------- helpers
 
@@ -154,7 +154,12 @@ def endpoint_update(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def endpoint_show(ws: Workspace, args: argparse.Namespace) -> Any:
-    return ws.get_endpoint(args.name)
+    """The endpoint, with ``openai_base_url`` (null where the backend serves no OpenAI routes)."""
+    endpoint = ws.get_endpoint(args.name)
+    shown: dict[str, Any] = to_plain(endpoint)
+    shown["openai_base_url"] = (openai_api.base_url(endpoint.scoring_uri)
+                                if ws.supports(Capability.OPENAI_API) and endpoint.scoring_uri else None)
+    return shown
 
 
 def endpoint_list(ws: Workspace, args: argparse.Namespace) -> Any:

@@ -89,6 +89,7 @@ class Capability:
     STAGE_APPROVALS = "stage-approvals"  # natively; Azure keeps them in tags
     REMOTE_MODEL_PATHS = "remote-model-paths"  # register files already in cloud storage (azureml://, https://)
     DOCKER_BUILDS = "docker-builds"  # environments from a Docker build context
+    OPENAI_API = "openai-api"  # the OpenAI API beside each scoring URI (core/openai_api.py's base_url)
 
 
 def encode_payload(payload: Any) -> bytes:

@@ -2,8 +2,13 @@
 
 POST ``{"prompt": "..."}`` or ``{"messages": [{"role": "user", "content": "..."}]}``
 with optional ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
-``seed``, ``stop`` and ``chat_template``. Answers
-``{"model", "text", "finish_reason", "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}``.
+``seed``, ``stop``, ``chat_template``, ``frequency_penalty``, ``presence_penalty``, ``logprobs`` (0 to 20:
+each token's logprob and that many alternatives) and ``stream``. Answers
+``{"model", "text", "finish_reason", "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}``
+(with ``"logprobs": [{"id", "token", "logprob", "top_logprobs"}]`` when asked). With ``"stream": true`` the
+answer is server-sent events as the tokens are chosen (byom_scoring/streaming.py); a client that closes the
+stream cancels its generation. ``GET`` answers the batch's state: ``{"running", "queued", "max_batch",
+"cancelled"}``.
 
 Requests that reach one worker are decoded together, one token for the
 whole batch per forward pass (continuous batching): a request joins the
@@ -38,15 +43,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from azureml_inference_server_http.api.aml_request import rawhttp  # noqa: E402
 from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: E402
-from byom_scoring import common  # noqa: E402
+from byom_scoring import common, streaming  # noqa: E402
 from byom_scoring.batching import ContinuousBatcher  # noqa: E402
 from byom_scoring.common import BadRequest  # noqa: E402
-from byom_scoring.generation import BatchGenerator, GenerationRequest  # noqa: E402
 from byom_scoring.schemas import GENERATE_INPUT, GENERATE_OUTPUT  # noqa: E402
+from byom_scoring.streaming import MAX_TOP_LOGPROBS, StreamingGenerator, StreamRequest, TokenFeed  # noqa: E402
 
 logger = logging.getLogger("byom.generate")
 
-FIELDS = {"prompt", "messages", "chat_template", "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "stop"}
+FIELDS = {"prompt", "messages", "chat_template", "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "stop",
+          "frequency_penalty", "presence_penalty", "logprobs", "stream"}
 ROLES = {"system", "user", "assistant"}
 MAX_STOP = 4
 MAX_STOP_CHARS = 64
@@ -60,7 +66,7 @@ def init():
     global lm, batcher, limits
     lm = common.load_generation_model()
     batcher = ContinuousBatcher(
-        BatchGenerator(lm).batch(),
+        StreamingGenerator(lm).batch(),
         max_batch=common.env_int("BYOM_MAX_BATCH", 16),
         wait_ms=common.env_int("BYOM_BATCH_WAIT_MS", 5),
     )
@@ -79,26 +85,49 @@ def init():
 
 @rawhttp
 def run(request):
+    if request.method == "GET":
+        return AMLResponse(batch_state(), 200, json_str=True)
     try:
         body = common.read_json_object(request)
         generation = parse(body)
+        stream = common.get_bool(body, "stream", False)
     except BadRequest as ex:
         return ex.response()
-    result = batcher.submit(generation)
-    return AMLResponse(
-        {
-            "model": lm.name,
-            "text": result.text,
-            "finish_reason": result.finish_reason,
-            "usage": {
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.completion_tokens,
-                "total_tokens": result.prompt_tokens + result.completion_tokens,
-            },
-        },
-        200,
-        json_str=True,
-    )
+    if stream:
+        generation.feed = TokenFeed()
+        future = batcher.start(generation)
+        generation.attach(future)
+        answer = AMLResponse(streaming.events(lm.tokenizer, generation, future), 200)
+        answer.headers["Content-Type"] = "text/event-stream; charset=utf-8"
+        answer.headers["Cache-Control"] = "no-cache"
+        return answer
+    if generation.logprobs is not None:
+        generation.feed = TokenFeed()
+        future = batcher.start(generation)
+        generation.attach(future)
+        result = future.result()
+        logprobs = streaming.token_entries(lm.tokenizer, generation.feed.take_all())
+    else:
+        result = batcher.submit(generation)
+        logprobs = None
+    answer = {
+        "model": lm.name,
+        "text": result.text,
+        "finish_reason": result.finish_reason,
+        "usage": streaming.usage(result),
+    }
+    if logprobs is not None:
+        answer["logprobs"] = logprobs
+    return AMLResponse(answer, 200, json_str=True)
+
+
+def batch_state():
+    return {
+        "running": len(batcher.engine),
+        "queued": batcher.queued(),
+        "max_batch": batcher.max_batch,
+        "cancelled": batcher.engine.cancelled,
+    }
 
 
 def parse(body):
@@ -133,7 +162,7 @@ def parse(body):
             field="messages" if "messages" in body else "prompt",
             status=413,
         )
-    return GenerationRequest(
+    return StreamRequest(
         prompt_ids=prompt_ids,
         max_new_tokens=max_new_tokens,
         do_sample=common.get_bool(body, "do_sample", False),
@@ -141,6 +170,9 @@ def parse(body):
         top_p=common.get_float(body, "top_p", 1.0, 1e-6, 1.0),
         seed=common.get_int(body, "seed", None, 0, 2**63 - 1),
         stop=parse_stop(body.get("stop")),
+        logprobs=common.get_int(body, "logprobs", None, 0, MAX_TOP_LOGPROBS),
+        frequency_penalty=common.get_float(body, "frequency_penalty", 0.0, -2.0, 2.0),
+        presence_penalty=common.get_float(body, "presence_penalty", 0.0, -2.0, 2.0),
     )
 
 

@@ -49,7 +49,7 @@ def _observed(record: dict[str, Any]) -> str:
 
 
 class LocalServing(Serving):
-    capabilities = ("deployments", "metrics")
+    capabilities = ("deployments", "metrics", "openai-api")
 
     def __init__(self, home: str | Path) -> None:
         self.files = ServingFiles(home)

@@ -52,10 +52,18 @@ class ContinuousBatcher(Generic[Item, Result]):
 
     def submit(self, item: Item) -> Result:
         """Run ``item`` in the batch and return its result (or raise the error that stopped it)."""
+        return self.start(item).result()
+
+    def start(self, item: Item) -> Future[Result]:
+        """Queue ``item`` for the batch; the future gets its result (a streamed item is read as it runs)."""
         self._ensure_running()
         future: Future[Result] = Future()
         self._queue.put((item, future))
-        return future.result()
+        return future
+
+    def queued(self) -> int:
+        """Items waiting to join the batch."""
+        return self._queue.qsize()
 
     def _ensure_running(self) -> None:
         # Started on first use, and again after a fork (gunicorn --preload

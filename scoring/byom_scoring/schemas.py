@@ -96,6 +96,15 @@ GENERATE_INPUT = {
         "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
         "seed": {"type": "integer", "minimum": 0},
         "stop": {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 4},
+        "frequency_penalty": {"type": "number", "minimum": -2, "maximum": 2, "default": 0},
+        "presence_penalty": {"type": "number", "minimum": -2, "maximum": 2, "default": 0},
+        "logprobs": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 20,
+            "description": "list each token's logprob and this many top alternatives",
+        },
+        "stream": {"type": "boolean", "default": False, "description": "answer server-sent events as tokens come"},
     },
     "example": {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_new_tokens": 32},
 }

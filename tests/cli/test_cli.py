@@ -261,3 +261,14 @@ def test_yaml_prints_states_as_plain_strings() -> None:
 
     out = render({"state": ProvisioningState("Succeeded"), "builds": [BuildState("Failed")]}, "yaml")
     assert yaml.safe_load(out) == {"state": "Succeeded", "builds": ["Failed"]}
+
+
+def test_endpoint_show_gives_the_openai_base_url_beside_the_scoring_uri(home: Path, capsys) -> None:
+    assert run(capsys, "online-endpoint", "create", "-n", "chat")[0] == 0
+    code, out, _ = run(capsys, "online-endpoint", "show", "-n", "chat")
+    shown = json.loads(out)
+    assert code == 0 and shown["scoring_uri"].endswith("/endpoints/chat/score")
+    assert shown["openai_base_url"] == shown["scoring_uri"].removesuffix("/score") + "/v1"
+    assert shown["openai_base_url"].startswith("http://127.0.0.1:")
+    code, out, _ = run(capsys, "online-endpoint", "show", "-n", "chat", "--query", "openai_base_url", "-o", "tsv")
+    assert out.strip() == shown["openai_base_url"]

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from urllib.parse import unquote
 
+from . import streaming
 from .limits import Limits
 
 log = logging.getLogger("byom.gateway")
@@ -70,7 +71,7 @@ class BadRequest(Exception):
         self.status = status
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Response | streaming.StreamingResponse]]
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
@@ -156,6 +157,10 @@ class HttpServer:
                 except Exception:
                     log.exception("Answering %s %s failed", request.method, request.path)
                     response = json_error(500, "The gateway failed on this request; its log says why.")
+                if isinstance(response, streaming.StreamingResponse):
+                    if not await streaming.send(writer, reader, response, keep_alive):
+                        return
+                    continue
                 self._write(writer, response, keep_alive, with_body=request.method != "HEAD")
                 if writer.transport.get_write_buffer_size() > 256 * 1024:
                     await writer.drain()

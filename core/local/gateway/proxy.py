@@ -12,6 +12,7 @@ semantics (see DESIGN.md, "Azure ML semantics to keep"):
   502/503 when no instance can be reached (one that refuses a connection
   gets no request for ``DOWN_S``); mirror copies after the live request,
   their answers discarded.
+* ``/endpoints/<name>/v1/...``: the OpenAI API (openai_routes.py), under the same rules.
 * ``GET /metrics``: Prometheus metrics; requests to endpoints that do not
   exist count under ``endpoint=""`` (their names come from the URL).
 * ``POST /-/reload``: rebuild the routing table now (the library calls it
@@ -55,6 +56,8 @@ from .control_plane_watch import watch_control_plane
 from .http_server import HttpServer, Request, Response, json_error, json_response
 from .limits import Limits
 from .metrics import GatewayMetrics
+from .openai_routes import OpenAIRoutes
+from .streaming import StreamingResponse
 from .upstream import Dropped, Refused, Unreachable, UpstreamPool
 
 log = logging.getLogger("byom.gateway")
@@ -103,6 +106,7 @@ class Gateway:
             "/-/in-flight": ("GET", self.in_flight_page), "/-/reload": ("POST", self.reload_page),
             "/-/flush": ("POST", self.flush_page), "/-/timed-out": ("GET", self.timed_out_page),
         }
+        self.openai = OpenAIRoutes(self)
 
     # ------------------------------------------------------------ routing
 
@@ -168,8 +172,10 @@ class Gateway:
 
     # ----------------------------------------------------------- requests
 
-    async def dispatch(self, request: Request) -> Response:
+    async def dispatch(self, request: Request) -> Response | StreamingResponse:
         parts = request.path.split("/")
+        if len(parts) >= 5 and parts[1] == "endpoints" and parts[3] == "v1":
+            return await self.openai.dispatch(request, parts[2], "/".join(parts[4:]))
         if len(parts) == 4 and parts[1] == "endpoints" and parts[3] in ("score", "swagger.json"):
             if parts[3] == "score":
                 return await self.score(request, parts[2]) if request.method == "POST" else _not_allowed("POST")
@@ -343,7 +349,8 @@ class Gateway:
 
     async def metrics_page(self, request: Request) -> Response:
         return Response(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8",
-                              "X-Content-Type-Options": "nosniff"}, self.metrics.render().encode())
+                              "X-Content-Type-Options": "nosniff"},
+                        (self.metrics.render() + self.openai.tokens.render()).encode())
 
     async def reload_page(self, request: Request) -> Response:
         await self.reload()

@@ -18,8 +18,11 @@ connection (the server had closed it), an idempotent one after any drop.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -51,6 +54,16 @@ class Answer:
     body: bytes
 
 
+@dataclass(slots=True)
+class _Head:
+    status: int
+    reason: str
+    content_type: str | None
+    length: int | None
+    chunked: bool
+    close: bool
+
+
 class _Connection:
     __slots__ = ("reader", "writer", "idle_since")
 
@@ -62,6 +75,77 @@ class _Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+    def reset(self) -> None:
+        """Close with a reset rather than a FIN, so that the server's very next write fails (a streaming
+        generation is cancelled at its next token, not at the one after)."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        self.writer.close()
+
+
+class Stream:
+    """An answer whose body is read as it comes (``chunks``); ``close()`` when done with it, whole or not."""
+
+    def __init__(self, pool: UpstreamPool, port: int, conn: _Connection, head: _Head) -> None:
+        self.status, self.reason, self.content_type = head.status, head.reason, head.content_type
+        self._pool, self._port, self._conn, self._head = pool, port, conn, head
+        self._done = False
+
+    async def chunks(self, idle_timeout_s: float) -> AsyncIterator[bytes]:
+        """The body's pieces as they arrive; TimeoutError when none comes for ``idle_timeout_s``, Dropped when
+        the connection breaks."""
+        reader, head = self._conn.reader, self._head
+        try:
+            if head.chunked:
+                while True:
+                    async with asyncio.timeout(idle_timeout_s):
+                        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+                        if size == 0:
+                            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                                pass
+                            break
+                        piece = await reader.readexactly(size)
+                        await reader.readexactly(2)
+                    yield piece
+            elif head.length is not None:
+                left = head.length
+                while left > 0:
+                    async with asyncio.timeout(idle_timeout_s):
+                        piece = await reader.read(min(left, 64 * 1024))
+                    if not piece:
+                        raise asyncio.IncompleteReadError(b"", left)
+                    left -= len(piece)
+                    yield piece
+            else:
+                while True:
+                    async with asyncio.timeout(idle_timeout_s):
+                        piece = await reader.read(64 * 1024)
+                    if not piece:
+                        head.close = True
+                        break
+                    yield piece
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            raise Dropped(type(exc).__name__) from None
+        self._done = True
+
+    async def read(self) -> bytes:
+        """The whole body (an error answer's)."""
+        return b"".join([piece async for piece in self.chunks(idle_timeout_s=30.0)])
+
+    def close(self) -> None:
+        """Keep the connection for the next request when the whole answer was read; otherwise reset it."""
+        if self._done and not self._head.close:
+            self._conn.idle_since = time.monotonic()
+            self._pool._idle[self._port].append(self._conn)
+        elif not self._done:
+            self._conn.reset()
+        else:
+            self._conn.close()
 
 
 class UpstreamPool:
@@ -115,10 +199,7 @@ class UpstreamPool:
                         body: bytes) -> Answer:
         done = False
         try:
-            head = [f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"]
-            head += [f"{name}: {value}\r\n" for name, value in headers]
-            head.append("\r\n")
-            conn.writer.write("".join(head).encode("latin-1") + body)
+            _write_request(conn, port, method, path, headers, body)
             answer, keep = await _read_answer(conn.reader, method)
             done = True
         except _NothingBack:
@@ -134,6 +215,43 @@ class UpstreamPool:
                 conn.close()
         return answer
 
+    async def stream(self, port: int, method: str, path: str, headers: list[tuple[str, str]],
+                     body: bytes) -> Stream:
+        """Send one request and read the head of its answer; the body is the Stream's to read.
+
+        Raises as ``request`` does; a cancellation while the head is awaited closes the connection.
+        """
+        conn, kept = await self._connection(port)
+        try:
+            head = await self._stream_head(port, conn, method, path, headers, body)
+        except _NothingBack:
+            if not kept:
+                raise Dropped("IncompleteReadError") from None
+            # a kept connection the server had closed: nothing was read, so once more on a fresh one
+            conn, _ = await self._connection(port, fresh=True)
+            try:
+                head = await self._stream_head(port, conn, method, path, headers, body)
+            except _NothingBack:
+                raise Dropped("IncompleteReadError") from None
+        if method == "HEAD" or head.status in (204, 304):
+            head.length = 0
+        return Stream(self, port, conn, head)
+
+    async def _stream_head(self, port: int, conn: _Connection, method: str, path: str,
+                           headers: list[tuple[str, str]], body: bytes) -> _Head:
+        try:
+            _write_request(conn, port, method, path, headers, body)
+            return await _read_head(conn.reader)
+        except _NothingBack:
+            conn.close()
+            raise
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            conn.close()
+            raise Dropped(type(exc).__name__) from None
+        except BaseException:
+            conn.close()
+            raise
+
     def forget(self, port: int) -> None:
         """Close the idle connections to a port (its instance is gone)."""
         for conn in self._idle.pop(port, []):
@@ -144,8 +262,30 @@ class UpstreamPool:
             self.forget(port)
 
 
+def _write_request(conn: _Connection, port: int, method: str, path: str, headers: list[tuple[str, str]],
+                   body: bytes) -> None:
+    head = [f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"]
+    head += [f"{name}: {value}\r\n" for name, value in headers]
+    head.append("\r\n")
+    conn.writer.write("".join(head).encode("latin-1") + body)
+
+
 async def _read_answer(reader: asyncio.StreamReader, method: str) -> tuple[Answer, bool]:
     """One answer from the stream, and whether the connection may carry another request."""
+    head = await _read_head(reader)
+    if method == "HEAD" or head.status in (204, 304):
+        body = b""
+    elif head.chunked:
+        body = await _read_chunks(reader)
+    elif head.length is not None:
+        body = await reader.readexactly(head.length)
+    else:
+        body, head.close = await reader.read(), True
+    return Answer(head.status, head.reason, head.content_type, body), not head.close
+
+
+async def _read_head(reader: asyncio.StreamReader) -> _Head:
+    """An answer's status line and the headers that frame its body (1xx answers skipped)."""
     first = True
     while True:
         try:
@@ -176,15 +316,7 @@ async def _read_answer(reader: asyncio.StreamReader, method: str) -> tuple[Answe
             close = close or "close" in value.lower()
         elif name == "content-type":
             content_type = value
-    if method == "HEAD" or status in (204, 304):
-        body = b""
-    elif chunked:
-        body = await _read_chunks(reader)
-    elif length is not None:
-        body = await reader.readexactly(length)
-    else:
-        body, close = await reader.read(), True
-    return Answer(status, reason, content_type, body), not close
+    return _Head(status, reason, content_type, length, chunked, close)
 
 
 async def _read_chunks(reader: asyncio.StreamReader) -> bytes:

@@ -1,0 +1,373 @@
+"""The OpenAI API on every endpoint: ``/endpoints/<name>/v1/models``, ``.../v1/chat/completions`` and
+``.../v1/completions``.
+
+The rules of ``/score`` hold here too (proxy.py): ``Authorization: Bearer``
+with an endpoint key, the traffic split and the mirror when ``model`` is the
+endpoint's name, one deployment when it is that deployment's name (as the
+``azureml-model-deployment`` header does), the in-flight limit, round robin
+over the ready instances, ``request_timeout_ms``. The request is checked
+and turned into generate.py's payload by ``core/openai_api.py`` and sent to
+the deployment's ``/score``; the answer comes back in OpenAI's shapes, every
+error included (``{"error": {"message", "type", "param", "code"}}``).
+
+A streamed request holds its instance connection for the whole answer, so
+it has its own forwarding loop beside proxy.py's (which reads one whole
+answer per connection): the model server's events are turned into OpenAI
+chunks one by one as they arrive; when the client goes away the instance
+connection is reset, which cancels the generation there.
+``request_timeout_ms`` bounds the wait for the answer's head and for each
+event after it, not the whole stream: a long answer that keeps coming is
+not cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from ...openai_api import (
+    Call,
+    ChunkWriter,
+    Kind,
+    OpenAIError,
+    completion,
+    completion_id,
+    error_body,
+    from_native_error,
+    model_card,
+    models_list,
+    parse_request,
+    sse,
+)
+from ...routing import DeploymentRoute, EndpointRoute
+from ...serving import DEPLOYMENT_HEADER
+from .http_server import Request, Response, json_response
+from .streaming import StreamingResponse
+from .token_metrics import TokenMetrics
+from .upstream import Dropped, Refused, Stream, Unreachable, UpstreamPool
+
+
+class Gateway(Protocol):
+    """What these routes use of proxy.py's Gateway (which imports this module, so it is named here)."""
+
+    routes: dict[str, EndpointRoute]
+    rng: random.Random
+    round_robin: dict[tuple[str, str], int]
+    in_flight: dict[tuple[str, str], int]
+    in_flight_port: dict[int, int]
+    down: dict[int, float]
+    upstreams: UpstreamPool
+    mirrors: set[asyncio.Task[None]]
+
+    def _base_headers(self, request: Request) -> dict[str, str]: ...
+    def _record(self, endpoint: str, dep: DeploymentRoute | None, status: int, started: float,
+                mirrored: bool = False) -> None: ...
+    def _enter(self, key: tuple[str, str], delta: int) -> None: ...
+    def _is_down(self, port: int) -> bool: ...
+    async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, request: Request,
+                       headers: dict[str, str]) -> Response: ...
+    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request) -> None: ...
+
+CLIENT_CLOSED = 499  # recorded (never sent) for a stream whose client went away, as nginx logs it
+KINDS = {"chat/completions": Kind.CHAT, "completions": Kind.COMPLETION}
+
+
+def _error(err: OpenAIError, headers: dict[str, str]) -> Response:
+    return json_response(err.status, err.body(), headers)
+
+
+class OpenAIRoutes:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        self.tokens = TokenMetrics()
+
+    async def dispatch(self, request: Request, name: str, rest: str) -> Response | StreamingResponse:
+        headers = self.gw._base_headers(request)
+        if rest == "models" or rest.startswith("models/"):
+            if request.method != "GET":
+                return self._not_allowed("GET", headers)
+            return self._models(request, name, rest.partition("/")[2], headers)
+        kind = KINDS.get(rest)
+        if kind is None:
+            return _error(OpenAIError(404, f"This gateway has no route /v1/{rest}: it serves /v1/models, "
+                                           "/v1/chat/completions and /v1/completions.", code="not_found"), headers)
+        if request.method != "POST":
+            return self._not_allowed("POST", headers)
+        started = time.perf_counter()
+        try:
+            return await self._complete(request, name, kind, headers, started)
+        except OpenAIError as err:
+            self.gw._record(name, None, err.status, started)
+            return _error(err, headers)
+
+    @staticmethod
+    def _not_allowed(method: str, headers: dict[str, str]) -> Response:
+        headers["Allow"] = method
+        return _error(OpenAIError(405, f"Use {method} here.", code="method_not_allowed"), headers)
+
+    def _endpoint(self, request: Request, name: str) -> EndpointRoute:
+        route = self.gw.routes.get(name)
+        if route is None:
+            raise OpenAIError(404, f"No endpoint named {name[:64]!r}.", code="not_found")
+        if not route.authorized(request.headers.get("authorization")):
+            raise OpenAIError(401, "Missing or invalid key: send 'Authorization: Bearer <key>' with the endpoint's "
+                                   "primary or secondary key.", code="invalid_api_key")
+        return route
+
+    def _models(self, request: Request, name: str, one: str, headers: dict[str, str]) -> Response:
+        try:
+            route = self._endpoint(request, name)
+        except OpenAIError as err:
+            return _error(err, headers)
+        names = [route.name, *sorted(dep.name for dep in route.deployments.values())]
+        if not one:
+            return json_response(200, models_list(names), headers)
+        if one == route.name or route.target(one) is not None:
+            return json_response(200, model_card(one), headers)
+        return _error(OpenAIError(404, f"The model {one[:64]!r} does not exist here: models are "
+                                       f"{', '.join(names)}.", code="model_not_found"), headers)
+
+    def _deployment(self, route: EndpointRoute, model: str, header: str | None) -> tuple[DeploymentRoute, bool]:
+        """The deployment a request's ``model`` names, and whether it named one deployment (no split, no mirror).
+
+        With ``model`` the endpoint's name, an ``azureml-model-deployment`` header picks the deployment as on
+        ``/score``."""
+        if model == route.name and header is not None:
+            targeted = route.target(header)
+            if targeted is None:
+                raise OpenAIError(404, f"Endpoint {route.name!r} has no deployment named {header.strip()[:64]!r}.",
+                                  code="model_not_found")
+            return targeted, True
+        if model == route.name:
+            dep = route.choose(self.gw.rng)
+            if dep is None:
+                raise OpenAIError(404, f"No deployment of endpoint {route.name!r} has live traffic: set traffic, "
+                                       "or name a deployment as the model.", param="model", code="model_not_found")
+            return dep, False
+        dep = route.target(model)
+        if dep is None:
+            names = ", ".join([route.name, *sorted(d.name for d in route.deployments.values())])
+            raise OpenAIError(404, f"The model {model[:64]!r} does not exist on endpoint {route.name!r}: name the "
+                                   f"endpoint or one of its deployments ({names}).", param="model",
+                              code="model_not_found")
+        return dep, True
+
+    async def _complete(self, request: Request, name: str, kind: Kind, headers: dict[str, str],
+                        started: float) -> Response | StreamingResponse:
+        gw = self.gw
+        route = self._endpoint(request, name)
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            raise OpenAIError(400, "The request body is not valid JSON.", code="invalid_json") from None
+        call = parse_request(kind, body)
+        dep, targeted = self._deployment(route, call.model, request.headers.get(DEPLOYMENT_HEADER))
+        headers[DEPLOYMENT_HEADER] = dep.name
+        key = (route.name, dep.key)
+        if gw.in_flight[key] >= dep.max_in_flight:
+            err = OpenAIError(429, f"Deployment {dep.name!r} already has {dep.max_in_flight} requests in flight "
+                                   "(2 × max_concurrent_requests_per_instance × instance_count): retry later, or "
+                                   "scale the deployment.", code="rate_limit_exceeded", type="rate_limit_error")
+            gw._record(route.name, dep, err.status, started)
+            return _error(err, headers)
+        native = Request("POST", "/score", {"content-type": "application/json"},
+                         [("Content-Type", "application/json")], call.native_body())
+        if not targeted:
+            self._mirror(route, call)
+        if call.stream:
+            return await self._stream(route, dep, call, native, headers, started)
+        gw._enter(key, +1)
+        try:
+            answer = await gw._forward(route, dep, "POST", "/score", native, headers)
+        finally:
+            gw._enter(key, -1)
+        response, usage = self._translate(call, answer, headers)
+        gw._record(route.name, dep, response.status, started)
+        if usage is not None:
+            self.tokens.tokens((route.name, dep.name, dep.model), usage)
+        return response
+
+    def _mirror(self, route: EndpointRoute, call: Call) -> None:
+        shadow = route.mirror_to(self.gw.rng)
+        if shadow is None:
+            return
+        payload = {k: v for k, v in call.payload.items() if k != "stream"}  # its answer is discarded: one piece
+        copy = Request("POST", "/score", {"content-type": "application/json"},
+                       [("Content-Type", "application/json")], json.dumps(payload).encode())
+        task = asyncio.create_task(self.gw._mirror(route, shadow, copy))
+        self.gw.mirrors.add(task)
+        task.add_done_callback(self.gw.mirrors.discard)
+
+    @staticmethod
+    def _translate(call: Call, answer: Response, headers: dict[str, str]) -> tuple[Response, object]:
+        """The gateway's answer to the native request, in OpenAI's shape, and its usage (None for an error)."""
+        if answer.status == 200:
+            try:
+                data = json.loads(answer.body)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                return _error(OpenAIError(502, "The model server's answer is not a JSON object: is this a "
+                                               "generation deployment (scoring/generate.py)?"), headers), None
+            body = completion(call, data, id=completion_id(call.kind), created=int(time.time()))
+            return json_response(200, body, headers), body["usage"]
+        if answer.status == 424:  # the model server answered non-2xx
+            status = int(headers.get("ms-azureml-model-error-statuscode", "500"))
+            return _error(from_native_error(status, answer.body), headers), None
+        return _error(_gateway_error(answer.status, answer.body), headers), None
+
+    async def _open(self, route: EndpointRoute, dep: DeploymentRoute, native: Request,
+                    headers: dict[str, str]) -> tuple[Stream, int] | OpenAIError:
+        """A streamed answer's head from one of the deployment's instances (the port it holds), or the error."""
+        gw = self.gw
+        upstreams = [u for u in dep.upstreams if not gw._is_down(u.port)]
+        if not upstreams:
+            return OpenAIError(503, f"Deployment {dep.name!r} has no ready instance right now: see its state with "
+                                    "'byom online-deployment show' and its logs with 'get-logs'.")
+        sent = [("Content-Type", "application/json"), ("x-request-id", headers["x-request-id"])]
+        if "x-ms-client-request-id" in headers:
+            sent.append(("x-ms-client-request-id", headers["x-ms-client-request-id"]))
+        rr_key = (route.name, dep.key)
+        first = gw.round_robin[rr_key]
+        gw.round_robin[rr_key] = first + 1
+        for attempt in range(len(upstreams)):
+            upstream = upstreams[(first + attempt) % len(upstreams)]
+            if gw._is_down(upstream.port):
+                continue
+            try:
+                async with asyncio.timeout(dep.timeout_s):
+                    stream = await gw.upstreams.stream(upstream.port, "POST", "/score", sent, native.body)
+            except Refused:
+                gw.down[upstream.port] = time.monotonic() + 2.0
+                gw.upstreams.forget(upstream.port)
+                continue
+            except Unreachable as exc:
+                return OpenAIError(503, f"The gateway cannot open a connection right now ({exc}): retry later.")
+            except TimeoutError:
+                return OpenAIError(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
+                                        f"{int(dep.timeout_s * 1000)}.", code="timeout", type="server_error")
+            except Dropped as exc:
+                return OpenAIError(502, f"Instance {upstream.instance} of deployment {dep.name!r} dropped the "
+                                        f"request: {exc}.")
+            gw.in_flight_port[upstream.port] += 1
+            return stream, upstream.port
+        return OpenAIError(502, f"No instance of deployment {dep.name!r} could be reached.")
+
+    async def _stream(self, route: EndpointRoute, dep: DeploymentRoute, call: Call, native: Request,
+                      headers: dict[str, str], started: float) -> Response | StreamingResponse:
+        gw = self.gw
+        key = (route.name, dep.key)
+        gw._enter(key, +1)
+        try:
+            opened = await self._open(route, dep, native, headers)
+        except BaseException:
+            gw._enter(key, -1)
+            raise
+        if isinstance(opened, OpenAIError):
+            gw._enter(key, -1)
+            gw._record(route.name, dep, opened.status, started)
+            return _error(opened, headers)
+        stream, port = opened
+        if stream.status != 200 or not (stream.content_type or "").startswith("text/event-stream"):
+            try:
+                body = await stream.read()
+            except (Dropped, TimeoutError):
+                body = b""
+            finally:
+                stream.close()
+                self._release(key, port)
+            err = from_native_error(stream.status, body) if stream.status != 200 else OpenAIError(
+                502, "The model server did not stream: is this a generation deployment (scoring/generate.py)?")
+            gw._record(route.name, dep, err.status, started)
+            return _error(err, headers)
+        headers["Content-Type"] = "text/event-stream; charset=utf-8"
+        headers["Cache-Control"] = "no-cache"
+        return StreamingResponse(200, headers, self._relay(route, dep, call, stream, port, started))
+
+    def _release(self, key: tuple[str, str], port: int) -> None:
+        gw = self.gw
+        gw._enter(key, -1)
+        gw.in_flight_port[port] -= 1
+        if not gw.in_flight_port[port]:
+            del gw.in_flight_port[port]
+
+    def _observe(self, route: EndpointRoute, dep: DeploymentRoute, usage: dict[str, int] | None, started: float,
+                 first_token: float | None, queue_s: object) -> None:
+        """A finished stream's token metrics."""
+        labels = (route.name, dep.name, dep.model)
+        self.tokens.tokens(labels, usage)
+        if first_token is not None:
+            self.tokens.ttft.observe(labels, first_token - started)
+            output = (usage or {}).get("completion_tokens", 0)
+            if isinstance(output, int) and output > 1:
+                self.tokens.tpot.observe(labels, (time.perf_counter() - first_token) / (output - 1))
+        if isinstance(queue_s, (int, float)) and not isinstance(queue_s, bool):
+            self.tokens.queue.observe(labels, float(queue_s))
+
+    async def _relay(self, route: EndpointRoute, dep: DeploymentRoute, call: Call, stream: Stream, port: int,
+                     started: float) -> AsyncIterator[bytes]:
+        """The model server's events as OpenAI chunks, one by one as they come."""
+        writer = ChunkWriter(call, id=completion_id(call.kind), created=int(time.time()))
+        status = 200
+        first_token: float | None = None
+        queue_s: object = None
+        try:
+            first = writer.start()
+            if first:
+                yield first
+            pending = b""
+            async for piece in stream.chunks(dep.timeout_s):
+                pending += piece
+                while (end := pending.find(b"\n\n")) >= 0:
+                    data = _event(pending[:end])
+                    pending = pending[end + 2 :]
+                    if data is not None:
+                        if first_token is None and (data.get("text") or data.get("tokens")):
+                            first_token = time.perf_counter()
+                        queue_s = data.get("queue_s", queue_s)
+                        out = writer.event(data)
+                        if out:
+                            yield out
+            yield writer.end()
+            self._observe(route, dep, writer.usage, started, first_token, queue_s)
+        except TimeoutError:
+            status = 408
+            yield sse(error_body(f"Deployment {dep.name!r} sent nothing for request_timeout_ms="
+                                 f"{int(dep.timeout_s * 1000)}.", "server_error", code="timeout"))
+        except Dropped as exc:
+            status = 502
+            yield sse(error_body(f"The instance of deployment {dep.name!r} dropped the stream: {exc}.",
+                                 "server_error"))
+        except GeneratorExit:
+            status = CLIENT_CLOSED
+            raise
+        finally:
+            stream.close()
+            self._release((route.name, dep.key), port)
+            self.gw._record(route.name, dep, status, started)
+
+
+def _event(raw: bytes) -> dict[str, Any] | None:
+    """One server-sent event's JSON data (None for a comment or anything else)."""
+    for line in raw.split(b"\n"):
+        if line.startswith(b"data:"):
+            try:
+                data = json.loads(line[5:])
+            except ValueError:
+                return None
+            return data if isinstance(data, dict) else None
+    return None
+
+
+def _gateway_error(status: int, body: bytes) -> OpenAIError:
+    """One of the gateway's own errors (``{"error": {"code", "message"}}``) in OpenAI's shape."""
+    try:
+        message = str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = f"The gateway answered {status}."
+    return OpenAIError(status, message, code="timeout" if status == 408 else None,
+                       type="server_error" if status >= 500 or status == 408 else None)
