@@ -493,6 +493,17 @@ class Workspace:
 
     # ---------------------------------------------------------- endpoints
 
+    def create_endpoint(
+        self, endpoint: Endpoint, *, wait: bool = True, progress: Progress = no_progress
+    ) -> Endpoint:
+        """Create a new endpoint; ``AlreadyExists`` where one has its name (az ml's create never updates)."""
+        rules.validate_endpoint_name(endpoint.name)
+        existing: Endpoint | None = self.backend.get(Ref("endpoint", endpoint.name))
+        if existing is not None:
+            raise AlreadyExists(f"Endpoint {existing.name!r} already exists: use update.",
+                                hint=f"Run 'byom online-endpoint update -n {existing.name}' to change it.")
+        return self.create_or_update_endpoint(endpoint, wait=wait, progress=progress)
+
     def create_or_update_endpoint(
         self, endpoint: Endpoint, *, wait: bool = True, progress: Progress = no_progress
     ) -> Endpoint:
@@ -595,6 +606,20 @@ class Workspace:
     def _resolve_environment_ref(self, ref: str) -> str:
         name, version = parse_asset_ref(ref or LOCAL_PYTHON, "environment")
         return self.get_environment(name, version).ref
+
+    def create_deployment(
+        self, deployment: Deployment, *, wait: bool = True, progress: Progress = no_progress
+    ) -> Deployment:
+        """Create a new deployment; ``AlreadyExists`` where the endpoint has one of its name (as az ml)."""
+        rules.check_deployment(deployment)
+        self.get_endpoint(deployment.endpoint_name)
+        existing: Deployment | None = self.backend.get(_dep_ref(deployment.endpoint_name, deployment.name))
+        if existing is not None:
+            raise AlreadyExists(
+                f"Deployment {existing.name!r} of endpoint {existing.endpoint_name!r} already exists: use update.",
+                hint=f"Run 'byom online-deployment update -n {existing.name} -e {existing.endpoint_name}' "
+                     "to change it.")
+        return self.create_or_update_deployment(deployment, wait=wait, progress=progress)
 
     def create_or_update_deployment(
         self, deployment: Deployment, *, wait: bool = True, progress: Progress = no_progress
