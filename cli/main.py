@@ -21,6 +21,7 @@ from byom.core.entities import EnvironmentSpec, EnvironmentVersion, ModelSpec, M
 from byom.core.errors import BackendError, ByomError, InvalidInput, Unsupported
 from byom.core.workspace import Workspace
 
+from .az_fields import with_az_fields
 from .common import Parser, add_workspace_arguments, apply_sets, confirm, verb, workspace_from
 from .endpoints import register as register_endpoints
 from .generic_update import add_set_argument, add_update_arguments, apply_generic_update, params_override, text_map
@@ -252,6 +253,16 @@ def audit_list(ws: Workspace, args: argparse.Namespace) -> Any:
     return ws.list_audit(limit=args.limit, target_prefix=args.target)
 
 
+# ------------------------------------------------------------------ workspace
+
+
+def workspace_show(ws: Workspace, args: argparse.Namespace) -> Any:
+    from .az_fields import workspace_id
+
+    details = ws.details()
+    return {**details, "id": details.get("id") or workspace_id(ws.info())}
+
+
 # ---------------------------------------------------------- local processes
 
 
@@ -402,6 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
     # endpoints and deployments (their verbs live beside the serving code)
     register_endpoints(groups)
 
+    # workspace
+    workspace = groups.add_parser("workspace", help="The workspace itself, as az ml workspace names it.") \
+        .add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    workspace.required = True
+    verb(workspace, "show", workspace_show,
+         "Name, location (the Azure region, or local) and container registry of the workspace the flags name.")
+
     # audit
     audit = groups.add_parser("audit", help="The workspace's change log.").add_subparsers(
         dest="verb", metavar="VERB", parser_class=Parser)
@@ -462,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         _refuse_registry_flags(args)
         ws = workspace_from(args)
         try:
-            result = args.handler(ws, args)
+            result = with_az_fields(args.handler(ws, args), ws.info())
         finally:
             ws.close()
         if result is not None:

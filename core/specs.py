@@ -58,7 +58,7 @@ def field_errors(exc: BaseException) -> str:
     for candidate in (exc, exc.__cause__, exc.__context__):
         messages = getattr(candidate, "messages", None)
         if isinstance(messages, dict):
-            return "; ".join(_flatten(messages)) + "."
+            return " ".join(_flatten(messages))
     text = str(exc).strip()
     start = text.find("{")
     if start >= 0:  # the SDK's text embeds the fields as a JSON object
@@ -69,7 +69,7 @@ def field_errors(exc: BaseException) -> str:
         except ValueError:
             found = None
         if isinstance(found, dict):
-            return "; ".join(_flatten(found)) + "."
+            return " ".join(_flatten(found))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " ".join(lines[:6]) if lines else type(exc).__name__
 
@@ -82,7 +82,7 @@ def _flatten(messages: dict[str, Any], prefix: str = "") -> list[str]:
             out += _flatten(value, path)
         else:
             reasons = value if isinstance(value, list) else [value]
-            out.append(f"{path}: {' '.join(str(r).rstrip('.') + '.' for r in reasons).rstrip('.')}")
+            out.append(f"{path}: {' '.join(str(r).rstrip('.') + '.' for r in reasons)}")
     return out
 
 

@@ -120,6 +120,15 @@ class Workspace:
         """Which workspace this is, and what its backend can do."""
         return self.backend.describe()
 
+    def details(self) -> dict[str, str | None]:
+        """The workspace as ``az ml workspace show`` names it: ``name``, ``location`` (the region; ``local``
+        for a workspace on this machine) and ``container_registry`` (None where images are not pushed)."""
+        info = self.info()
+        found = self.backend.workspace_details()
+        return {"name": info.name, "location": found.get("location") or "local",
+                "container_registry": found.get("container_registry"), "kind": info.kind,
+                **{k: v for k, v in found.items() if k not in ("location", "container_registry")}}
+
     def supports(self, capability: str) -> bool:
         return capability in self.info().capabilities
 

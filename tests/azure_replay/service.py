@@ -53,6 +53,7 @@ WORKSPACE = "my-aml-workspace"
 LOCATION = "westeurope"
 ARM = "management.azure.com"
 PROVIDER = "/providers/Microsoft.MachineLearningServices"
+REGISTRY_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerRegistry/registries/replayacr"
 WORKSPACE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}{PROVIDER}/workspaces/{WORKSPACE}"
 SCORING_HOST = re.compile(rf"^(?P<endpoint>[a-z0-9-]+)\.{LOCATION}\.inference\.ml\.azure\.com$")
 
@@ -287,6 +288,7 @@ class FakeAzureML:
             "sku": {"name": "Basic", "tier": "Basic"},
             "properties": {"friendlyName": WORKSPACE, "discoveryUrl": f"https://{LOCATION}.api.azureml.ms/discovery",
                            "workspaceId": str(uuid.UUID(int=3)), "provisioningState": "Succeeded",
+                           "containerRegistry": REGISTRY_ID,
                            "storageAccount": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}"},
             "systemData": _system_data(),
         })

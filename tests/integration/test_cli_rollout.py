@@ -179,7 +179,7 @@ def test_safe_rollout_walkthrough_with_the_sample_model(home: Path, tmp_path: Pa
 
     request = tmp_path / "sample-request.json"
     request.write_text(json.dumps({"prompt": "The capital of France is", "max_new_tokens": 3}))
-    assert json.loads(byom("model", "create", "-n", "smollm2", "-p", str(sample_model_dir)))["version"] == 1
+    assert json.loads(byom("model", "create", "-n", "smollm2", "-p", str(sample_model_dir)))["version"] == "1"
     byom("online-endpoint", "create", "-n", "chat-endpoint")
     blue = json.loads(byom("online-deployment", "create", "-f", str(sample_deployment(tmp_path, "blue", "blue-lm")),
                            "--all-traffic"))
