@@ -18,11 +18,18 @@ from typing import Any
 import yaml
 from byom.core import history
 from byom.core.entities import Deployment, Endpoint
-from byom.core.errors import BackendError, InvalidInput
+from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Workspace
 
 from .common import Parser, confirm, verb
-from .generic_update import add_set_argument, add_update_arguments, apply_generic_update, params_override, text_map
+from .generic_update import (
+    add_set_argument,
+    add_update_arguments,
+    apply_generic_update,
+    params_override,
+    text_map,
+    truthy,
+)
 from .output import parse_key_values, progress_for
 
 # ------------------------------------------------------------------- helpers
@@ -114,7 +121,8 @@ def endpoint_create(ws: Workspace, args: argparse.Namespace) -> Any:
     if not endpoint.name:
         raise InvalidInput("Name the endpoint: pass --name or a file with 'name:' (-f endpoint.yml).")
     # traffic names deployments, which a new endpoint does not have yet: it is set once they exist
-    return ws.create_endpoint(endpoint.replace(traffic={}, mirror_traffic={}), **_waiting(args))
+    return ws.create_endpoint(endpoint.replace(traffic={}, mirror_traffic={}, local=bool(args.local)),
+                              **_waiting(args))
 
 
 def endpoint_update(ws: Workspace, args: argparse.Namespace) -> Any:
@@ -229,6 +237,12 @@ def deployment_create(ws: Workspace, args: argparse.Namespace) -> Any:
     if not dep.name or not dep.endpoint_name:
         raise InvalidInput("Name the deployment and its endpoint: 'name:' and 'endpoint_name:' in the file, "
                            "or --name and --endpoint-name.")
+    if args.local:
+        try:
+            ws.get_endpoint(dep.endpoint_name)
+        except NotFound:  # as az ml's --local: the local endpoint is made for its deployment
+            progress(f"Creating local endpoint {dep.endpoint_name}", None)
+            ws.create_endpoint(Endpoint(name=dep.endpoint_name, local=True), progress=progress)
     return _deployed(ws, args, ws.create_deployment(dep, wait=not args.no_wait, progress=progress))
 
 
@@ -236,8 +250,8 @@ def _deployed(ws: Workspace, args: argparse.Namespace, result: Deployment) -> De
     if result.provisioning_state == "Failed":
         raise BackendError(f"Deployment {result.name} failed: {result.state_reason}",
                            hint=f"See 'byom online-deployment get-logs -n {result.name} -e {result.endpoint_name}'.")
-    if getattr(args, "all_traffic", False):
-        ws.set_traffic(result.endpoint_name, {result.name: 100})
+    if getattr(args, "all_traffic", False) and not ws.get_endpoint(result.endpoint_name).local:
+        ws.set_traffic(result.endpoint_name, {result.name: 100})  # a local endpoint's one deployment has it all
     return ws.get_deployment(result.endpoint_name, result.name)
 
 
@@ -402,5 +416,8 @@ def register(groups: Any) -> None:
                    default="inference-server")
     for group in (ep, dep):
         for parser in set(group.choices.values()):
-            parser.add_argument("--local", action="store_true",
-                                help="As az ml's --local: use the local workspace, even where an Azure one is set.")
+            parser.add_argument("--local", nargs="?", const=True, default=False, type=truthy, metavar="BOOL",
+                                help="As az ml's --local: the local workspace, even where an Azure one is set; "
+                                     "an endpoint created so has a single deployment that gets every request, "
+                                     "without a traffic rule or a key, and 'online-deployment create --local' "
+                                     "creates its endpoint when it is missing.")

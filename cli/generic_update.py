@@ -49,7 +49,7 @@ class _Ordered(argparse.Action):
         setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), items])
 
 
-def _truthy(text: str) -> bool:
+def truthy(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("1", "t", "true", "y", "yes"):
         return True
@@ -76,7 +76,7 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Append to the list at PATH: --add PATH KEY=VALUE [KEY=VALUE ...] or a JSON value.")
     parser.add_argument("--remove", nargs="+", action=_Ordered, metavar="PATH [INDEX]",
                         help="Remove a field (--remove tags.team) or a list element (--remove PATH INDEX).")
-    parser.add_argument("--force-string", nargs="?", const=True, default=False, type=_truthy,
+    parser.add_argument("--force-string", nargs="?", const=True, default=False, type=truthy,
                         metavar="BOOL", help="With --set and --add, keep values as text instead of reading JSON.")
 
 

@@ -526,6 +526,8 @@ class Workspace:
             raise InvalidInput(f"Auth mode {endpoint.auth_mode!r} is not supported: use 'key'.")
         tags = rules.validate_tags(endpoint.tags)
         old: Endpoint | None = self.backend.get(Ref("endpoint", endpoint.name))
+        if (old.local if old is not None else endpoint.local) and (endpoint.traffic or endpoint.mirror_traffic):
+            rules.check_traffic_settable(old or endpoint)
         names = [d.name for d in self.backend.list("deployment", endpoint.name)] if old else []
         traffic, mirror = rules.validate_traffic(endpoint.traffic, endpoint.mirror_traffic, names)
         now = utcnow()
@@ -593,6 +595,7 @@ class Workspace:
         no live traffic. A split that breaks a rule is refused whole.
         """
         old = self.get_endpoint(name)
+        rules.check_traffic_settable(old)
         names = [d.name for d in self.backend.list("deployment", name)]
         mirror_in = old.mirror_traffic if mirror_traffic is None else mirror_traffic
         live, mirror = rules.validate_traffic(traffic, mirror_in, names)
@@ -641,7 +644,10 @@ class Workspace:
         A new deployment receives no traffic until traffic is set.
         """
         rules.check_deployment(deployment)
-        self.get_endpoint(deployment.endpoint_name)
+        endpoint = self.get_endpoint(deployment.endpoint_name)
+        if endpoint.local:
+            rules.check_local_endpoint_deployment(
+                endpoint, deployment.name, [d.name for d in self.backend.list("deployment", endpoint.name)])
         model = self._resolve_model_ref(deployment.model)
         environment = self._resolve_environment_ref(deployment.environment)
         existing: Deployment | None = self.backend.get(_dep_ref(deployment.endpoint_name, deployment.name))
