@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 from byom.core import history
-from byom.core.entities import Deployment, Endpoint
+from byom.core.asset_refs import parse_asset_ref
+from byom.core.entities import LOCAL_PYTHON, Deployment, Endpoint
 from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Workspace
 
@@ -73,9 +74,11 @@ def endpoint_document(endpoint: Endpoint) -> dict[str, Any]:
             "mirror_traffic": dict(endpoint.mirror_traffic)}
 
 
-def _updated_document(doc: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
-    """``doc`` with the fields of ``-f FILE`` laid over it (what the file leaves out stays), then the generic
-    update of --set/--add/--remove; and the file, whose folder relative paths are read from."""
+def _updated_document(doc: dict[str, Any], args: argparse.Namespace,
+                      named: dict[str, str] | None = None) -> tuple[dict[str, Any], Path | None]:
+    """``doc`` with the fields of ``-f FILE`` laid over it (what the file leaves out stays) and ``named`` (the
+    names the flags give, which win over the file's, as in az ml), then the generic update of
+    --set/--add/--remove; and the file, whose folder relative paths are read from."""
     file = None
     if getattr(args, "file", None):
         file = Path(args.file).expanduser()
@@ -89,7 +92,7 @@ def _updated_document(doc: dict[str, Any], args: argparse.Namespace) -> tuple[di
             raise InvalidInput(f"{file} holds no fields: an Azure ML YAML file is a mapping.")
         given.pop("$schema", None)
         doc = {**doc, **given}
-    doc = apply_generic_update(doc, args.generic_ops, args.force_string)
+    doc = apply_generic_update({**doc, **(named or {})}, args.generic_ops, args.force_string)
     for field in ("tags", "environment_variables"):
         if field in doc:
             doc[field] = text_map(doc[field], field)
@@ -134,7 +137,7 @@ def endpoint_update(ws: Workspace, args: argparse.Namespace) -> Any:
     if not name:
         raise InvalidInput("Name the endpoint: pass --name or a file with 'name:' (-f endpoint.yml).")
     current = ws.get_endpoint(name)
-    doc, _ = _updated_document(endpoint_document(current), args)
+    doc, _ = _updated_document(endpoint_document(current), args, {"name": current.name})
     wanted = endpoint_from_yaml(None, data=doc)
     if wanted.name != current.name:
         raise InvalidInput(f"An endpoint's name cannot change ({current.name!r} to {wanted.name!r}): "
@@ -266,17 +269,12 @@ def deployment_update(ws: Workspace, args: argparse.Namespace) -> Any:
         raise InvalidInput("Pass --name and --endpoint-name (or -f FILE with 'name:' and 'endpoint_name:').")
     current = ws.get_deployment(endpoint_name, name)
     before = deployment_document(current)
-    doc, file = _updated_document({**before, "name": name, "endpoint_name": endpoint_name}, args)
+    doc, file = _updated_document(before, args, {"name": current.name, "endpoint_name": current.endpoint_name})
     progress = progress_for(args)
     wanted = deployment_from_yaml(ws, None, data=doc, origin=file.parent if file else None, progress=progress)
     if (wanted.name.lower(), wanted.endpoint_name) != (current.name.lower(), current.endpoint_name):
         raise InvalidInput("A deployment's name and endpoint cannot change: create another deployment instead.")
-    # references left as they were stay as stored (the SDK reads 'azureml:clf:1' as 'clf:1')
-    if doc.get("model") == before["model"]:
-        wanted = wanted.replace(model=current.model)
-    if doc.get("environment") == before["environment"]:
-        wanted = wanted.replace(environment=current.environment)
-    wanted = wanted.replace(name=current.name)
+    wanted = _resolved(ws, wanted.replace(name=current.name))
     if _spec(wanted) == _spec(current):
         return current
     if _only_count_changed(current, wanted):
@@ -285,6 +283,14 @@ def deployment_update(ws: Workspace, args: argparse.Namespace) -> Any:
     else:
         result = ws.create_or_update_deployment(wanted, wait=not args.no_wait, progress=progress)
     return _deployed(ws, args, result)
+
+
+def _resolved(ws: Workspace, dep: Deployment) -> Deployment:
+    """Its model and environment as the versions they name (``azureml:m@latest`` → ``m:3``), as stored."""
+    model_name, model_version = parse_asset_ref(dep.model, "model")
+    env_name, env_version = parse_asset_ref(dep.environment or LOCAL_PYTHON, "environment")
+    return dep.replace(model=ws.get_model(model_name, model_version).ref,
+                       environment=ws.get_environment(env_name, env_version).ref)
 
 
 def _file_fields(file: Path) -> dict[str, Any]:

@@ -40,7 +40,8 @@ def _load(loader_name: str, file: Path | None, what: str, overrides: Overrides |
     import azure.ai.ml as aml  # slow to import: only when a YAML file is given
 
     source: Any = str(file) if file is not None else io.StringIO(yaml.safe_dump(data or {}, sort_keys=False))
-    base = None if file is not None else str(origin or Path.cwd())
+    # the SDK reads paths relative to the folder of the file it is told it read
+    base = None if file is not None else str((origin or Path.cwd()) / "command-line.yml")
     name = str(file) if file is not None else "The command line"
     try:
         return getattr(aml, loader_name)(source=source, relative_origin=base, params_override=overrides or [])
@@ -77,13 +78,20 @@ def field_errors(exc: BaseException) -> str:
 def _flatten(messages: dict[str, Any], prefix: str = "") -> list[str]:
     out: list[str] = []
     for key, value in messages.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            out += _flatten(value, path)
-        else:
-            reasons = value if isinstance(value, list) else [value]
-            out.append(f"{path}: {' '.join(str(r).rstrip('.') + '.' for r in reasons)}")
+        # marshmallow files errors of a whole object (a union's alternatives) under "_schema"
+        path = prefix if key == "_schema" and prefix else (f"{prefix}.{key}" if prefix else str(key))
+        out += [line for line in _reasons(value, path) if line not in out]
     return out
+
+
+def _reasons(value: Any, path: str) -> list[str]:
+    if isinstance(value, dict):
+        return _flatten(value, path)
+    items = value if isinstance(value, list) else [value]
+    texts = [" ".join(str(item).split())[:600].rstrip(".:") + "." for item in items
+             if not isinstance(item, (dict, list))]
+    nested = [line for item in items if isinstance(item, (dict, list)) for line in _reasons(item, path)]
+    return ([f"{path}: {' '.join(texts)}"] if texts else []) + nested
 
 
 def _beside(file: Path, path: str) -> str:

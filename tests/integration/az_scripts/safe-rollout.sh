@@ -18,6 +18,12 @@ az ml online-deployment create --name blue --endpoint $ENDPOINT_NAME -f blue-dep
 az ml online-deployment create --name green --endpoint $ENDPOINT_NAME -f blue-deployment.yml \
   --set model=azureml:greeter:$VERSION environment_variables.ECHO_LABEL=green
 
+# update with the file it was created from changes nothing
+BEFORE=$(az ml online-deployment show --name blue --endpoint $ENDPOINT_NAME --query updated_at -o tsv)
+az ml online-deployment update --name blue --endpoint $ENDPOINT_NAME -f blue-deployment.yml
+AFTER=$(az ml online-deployment show --name blue --endpoint $ENDPOINT_NAME --query updated_at -o tsv)
+if [[ $BEFORE != "$AFTER" ]]; then echo "update with the same file changed blue"; exit 1; fi
+
 # create never updates what exists
 if az ml online-deployment create --name green --endpoint $ENDPOINT_NAME -f blue-deployment.yml 2> refused.txt; then
   echo "create on an existing deployment was accepted"; exit 1
