@@ -87,6 +87,7 @@ class Capability:
     STAGE_APPROVALS = "stage-approvals"  # natively; Azure keeps them in tags
     REMOTE_MODEL_PATHS = "remote-model-paths"  # register files already in cloud storage (azureml://, https://)
     DOCKER_BUILDS = "docker-builds"  # environments from a Docker build context
+    LOCAL_ENDPOINTS = "local-endpoints"  # az ml's --local endpoints: one deployment, no traffic rule, no key
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -526,6 +527,9 @@ class Workspace:
             raise InvalidInput(f"Auth mode {endpoint.auth_mode!r} is not supported: use 'key'.")
         tags = rules.validate_tags(endpoint.tags)
         old: Endpoint | None = self.backend.get(Ref("endpoint", endpoint.name))
+        if old is None and endpoint.local and not self.supports(Capability.LOCAL_ENDPOINTS):
+            raise Unsupported(f"A local endpoint (--local) runs on this machine, not in a {self.info().kind} "
+                              "workspace.", hint="Create it with --local, which uses the local workspace.")
         if (old.local if old is not None else endpoint.local) and (endpoint.traffic or endpoint.mirror_traffic):
             rules.check_traffic_settable(old or endpoint)
         names = [d.name for d in self.backend.list("deployment", endpoint.name)] if old else []

@@ -342,6 +342,17 @@ class WorkspaceContract:
         created = ws.create_endpoint(Endpoint(name="ep2"))
         assert created.name == "ep2"
 
+    def test_local_endpoints_only_where_declared(self, workspace: Workspace) -> None:
+        """az ml's --local endpoint: made where the backend declares it, refused plainly elsewhere."""
+        if workspace.supports(Capability.LOCAL_ENDPOINTS):
+            assert workspace.create_endpoint(Endpoint(name="solo", local=True)).local
+            with pytest.raises(InvalidInput, match="no traffic split"):
+                workspace.set_traffic("solo", {})
+        else:
+            with pytest.raises(Unsupported, match="local endpoint"):
+                workspace.create_endpoint(Endpoint(name="solo", local=True))
+            assert workspace.list_endpoints() == []
+
     def test_traffic_rules(self, blue_green: Workspace) -> None:
         ws = blue_green
         ws.set_traffic("ep1", {"blue": 90, "green": 10})
