@@ -77,6 +77,10 @@ def test_a_set_the_schema_refuses_names_the_field(home: Path, tmp_path: Path, ca
     assert "request_settings.request_timeout_ms: Not a valid integer." in err and "--set" in err
     err = fails(capsys, "online-deployment", "create", "-f", "blue.yml", "--set", "model=clf:1")
     assert "model: " in err and "azureml:<short-hand-name>:<version" in err  # the union's reasons, flattened
+    # nested paths reach the code configuration: the folder they name is the one checked
+    err = fails(capsys, "online-deployment", "create", "-f", "blue.yml", "--set", "code_configuration.code=elsewhere",
+                "code_configuration.scoring_script=score.py")
+    assert str(tmp_path / "elsewhere") in err
     assert ok(capsys, "online-deployment", "list", "-e", "ep-one") == []
     assert "not PATH=VALUE" in fails(capsys, "online-endpoint", "create", "-n", "ep-two", "--set", "description")
 
