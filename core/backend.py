@@ -219,6 +219,11 @@ class Backend(ABC):
         """Who the backend is signed in as, for the audit log; None where it does not say."""
         return None
 
+    def workspace_details(self) -> dict[str, str | None]:
+        """What the service says of the workspace beyond ``describe()`` (``location``, the region, and
+        ``container_registry``, its registry's ARM id); empty where it runs nowhere but here."""
+        return {}
+
     def local_processes(self) -> LocalProcesses | None:
         """The serving processes on this machine, for a backend that runs them."""
         return None

@@ -15,17 +15,19 @@ from typing import Any, TypeVar
 
 from .entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec, ProbeSettings, RequestSettings
 from .errors import InvalidInput, NotFound
-from .specs import _check_file, _load
+from .specs import Overrides, _check_file, _load
 from .workspace import Progress, Workspace, no_progress
 
 ANONYMOUS_ENVIRONMENT = "CliV2AnonymousEnvironment"
 
 
-def endpoint_from_yaml(path: str | Path) -> Endpoint:
-    file = _check_file(path, "Endpoint")
-    loaded = _load("load_online_endpoint", file, "online endpoint")
+def endpoint_from_yaml(path: str | Path | None, *, params_override: Overrides | None = None,
+                       data: dict[str, Any] | None = None) -> Endpoint:
+    """An endpoint file (or ``data``, the fields a file would hold), az ml's ``--set`` applied first."""
+    file = _check_file(path, "Endpoint") if path is not None and data is None else None
+    loaded = _load("load_online_endpoint", file, "online endpoint", params_override, data)
     if loaded.auth_mode and loaded.auth_mode.lower() != "key":
-        raise InvalidInput(f"{file}: auth_mode {loaded.auth_mode!r} is not supported locally; use key.")
+        raise InvalidInput(f"{file or 'The endpoint'}: auth_mode {loaded.auth_mode!r} is not supported locally; use key.")
     return Endpoint(
         name=loaded.name or "",
         description=loaded.description or "",
@@ -96,14 +98,18 @@ def _environment_ref(ws: Workspace, environment: Any) -> str:
     return ws.create_environment(EnvironmentSpec(name=name, conda_file=conda, image=environment.image)).ref
 
 
-def deployment_from_yaml(ws: Workspace, path: str | Path, *, progress: Progress = no_progress) -> Deployment:
-    """Read a deployment file, registering its inline model and environment if it has them."""
-    file = _check_file(path, "Deployment")
-    loaded = _load("load_online_deployment", file, "online deployment")
+def deployment_from_yaml(ws: Workspace, path: str | Path | None, *, progress: Progress = no_progress,
+                         params_override: Overrides | None = None, data: dict[str, Any] | None = None,
+                         origin: Path | None = None) -> Deployment:
+    """Read a deployment file (or ``data``, the fields a file in ``origin`` would hold) with az ml's ``--set``
+    applied first, registering its inline model and environment if it has them."""
+    file = _check_file(path, "Deployment") if path is not None else None
+    loaded = _load("load_online_deployment", file, "online deployment", params_override, data, origin)
     code_path = scoring_script = None
     if loaded.code_configuration is not None:
         code = Path(str(loaded.code_configuration.code))
-        code_path = str(code if code.is_absolute() else (file.parent / code).resolve())
+        base = file.parent if file is not None else (origin or Path.cwd())
+        code_path = str(code if code.is_absolute() else (base / code).resolve())
         scoring_script = loaded.code_configuration.scoring_script
     return Deployment(
         name=loaded.name or "",

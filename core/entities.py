@@ -253,6 +253,8 @@ class Endpoint(Entity):
     mirror_traffic: dict[str, int] = field(default_factory=dict)
     scoring_uri: str = ""
     swagger_uri: str = ""
+    # az ml's --local endpoint: a single deployment takes every request, with no traffic rule and no key
+    local: bool = False
     provisioning_state: str = ProvisioningState.SUCCEEDED.value  # a ProvisioningState
     created_by: str = ""
     created_at: str = ""

@@ -59,10 +59,11 @@ class EndpointRoute:
     traffic: tuple[tuple[str, int], ...]  # deployments with weight > 0
     mirror: tuple[str, int] | None
     deployments: Mapping[str, DeploymentRoute]  # by lower-cased name
+    keyless: bool = False  # an az ml --local endpoint: no key is asked for
 
     def authorized(self, authorization: str | None) -> bool:
-        """``Bearer <key>`` with either key (:func:`byom.core.rules.bearer_authorized`)."""
-        return bearer_authorized(authorization, self.keys)
+        """``Bearer <key>`` with either key (:func:`byom.core.rules.bearer_authorized`); anything, keyless."""
+        return self.keyless or bearer_authorized(authorization, self.keys)
 
     def target(self, header: str | None) -> DeploymentRoute | None:
         """The deployment an ``azureml-model-deployment`` header names, whatever its traffic."""
@@ -98,6 +99,9 @@ def deployment_route(dep: Deployment, upstreams: Iterable[Upstream] = ()) -> Dep
 def endpoint_route(endpoint: Endpoint, keys: EndpointKeys | None,
                    deployments: Mapping[str, DeploymentRoute]) -> EndpointRoute:
     secrets = tuple(k.encode() for k in ((keys.primary_key, keys.secondary_key) if keys else ()) if k)
+    if endpoint.local:  # its one deployment gets every request, whatever the traffic says
+        return EndpointRoute(endpoint.name, secrets, tuple((n, 100) for n in sorted(deployments)[:1]), None,
+                             deployments, keyless=True)
     traffic = tuple(sorted((n.lower(), int(w)) for n, w in endpoint.traffic.items() if int(w) > 0))
     mirror = next(((n.lower(), int(p)) for n, p in endpoint.mirror_traffic.items() if int(p) > 0), None)
     return EndpointRoute(endpoint.name, secrets, traffic, mirror, deployments)

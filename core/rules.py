@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .artifacts import is_remote, refuse_asset_reference
-from .entities import LOCAL_PYTHON, Deployment, EnvironmentSpec
+from .entities import LOCAL_PYTHON, Deployment, Endpoint, EnvironmentSpec
 from .errors import InUse, InvalidInput
 
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
@@ -263,3 +263,19 @@ def bearer_authorized(authorization: str | None, keys: Iterable[str | bytes]) ->
     wanted = [k.encode("utf-8") if isinstance(k, str) else k for k in keys]
     matches = [hmac.compare_digest(presented, key) for key in wanted if key]
     return any(matches)
+
+
+def check_local_endpoint_deployment(endpoint: Endpoint, name: str, existing: list[str]) -> None:
+    """An az ml ``--local`` endpoint holds a single deployment (which gets every request)."""
+    others = [d for d in existing if d.lower() != name.lower()]
+    if endpoint.local and others:
+        raise InvalidInput(
+            f"Endpoint {endpoint.name!r} is a local endpoint (--local), which holds a single deployment, and it "
+            f"has {others[0]!r}: delete that one first, or create the deployment under another endpoint.")
+
+
+def check_traffic_settable(endpoint: Endpoint) -> None:
+    if endpoint.local:
+        raise InvalidInput(
+            f"Endpoint {endpoint.name!r} is a local endpoint (--local): its one deployment gets every request, "
+            "so it takes no traffic split. Create an endpoint without --local for blue/green traffic.")

@@ -24,14 +24,74 @@ def _check_file(path: str | Path, what: str) -> Path:
     return file
 
 
-def _load(loader_name: str, file: Path, what: str) -> Any:
+Overrides = list[dict[str, Any]]
+
+
+def _load(loader_name: str, file: Path | None, what: str, overrides: Overrides | None = None,
+          data: dict[str, Any] | None = None, origin: Path | None = None) -> Any:
+    """The SDK entity a file (or, without one, ``data`` as if it were a file in ``origin``, default here)
+    describes.
+
+    ``overrides`` are az ml's ``--set PATH=VALUE`` pairs as ``params_override``: applied to the YAML before
+    it is read, so they are checked as the file's own fields are.
+    """
+    import io
+
     import azure.ai.ml as aml  # slow to import: only when a YAML file is given
 
+    source: Any = str(file) if file is not None else io.StringIO(yaml.safe_dump(data or {}, sort_keys=False))
+    # the SDK reads paths relative to the folder of the file it is told it read
+    base = None if file is not None else str((origin or Path.cwd()) / "command-line.yml")
+    name = str(file) if file is not None else "The command line"
     try:
-        return getattr(aml, loader_name)(source=str(file))
+        return getattr(aml, loader_name)(source=source, relative_origin=base, params_override=overrides or [])
     except Exception as exc:  # the SDK raises ValidationException, MarshmallowError, YAMLError...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidInput(f"{file} is not a valid Azure ML {what} file: {first}") from None
+        raise InvalidInput(f"{name} is not a valid Azure ML {what} file: {field_errors(exc)}",
+                           hint=_SET_HINT if overrides else None) from None
+
+
+_SET_HINT = "Check the --set paths and values too: they are applied to the file before it is read."
+
+
+def field_errors(exc: BaseException) -> str:
+    """What an SDK load error says, field by field (``request_settings.request_timeout_ms: Not a valid
+    integer.``): its first line alone does not name them."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        messages = getattr(candidate, "messages", None)
+        if isinstance(messages, dict):
+            return " ".join(_flatten(messages))
+    text = str(exc).strip()
+    start = text.find("{")
+    if start >= 0:  # the SDK's text embeds the fields as a JSON object
+        import json
+
+        try:
+            found, _ = json.JSONDecoder().raw_decode(text[start:])
+        except ValueError:
+            found = None
+        if isinstance(found, dict):
+            return " ".join(_flatten(found))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:6]) if lines else type(exc).__name__
+
+
+def _flatten(messages: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in messages.items():
+        # marshmallow files errors of a whole object (a union's alternatives) under "_schema"
+        path = prefix if key == "_schema" and prefix else (f"{prefix}.{key}" if prefix else str(key))
+        out += [line for line in _reasons(value, path) if line not in out]
+    return out
+
+
+def _reasons(value: Any, path: str) -> list[str]:
+    if isinstance(value, dict):
+        return _flatten(value, path)
+    items = value if isinstance(value, list) else [value]
+    texts = [" ".join(str(item).split())[:600].rstrip(".:") + "." for item in items
+             if not isinstance(item, (dict, list))]
+    nested = [line for item in items if isinstance(item, (dict, list)) for line in _reasons(item, path)]
+    return ([f"{path}: {' '.join(texts)}"] if texts else []) + nested
 
 
 def _beside(file: Path, path: str) -> str:
@@ -39,9 +99,10 @@ def _beside(file: Path, path: str) -> str:
     return path if is_remote(path) or Path(path).is_absolute() else str((file.parent / path).resolve())
 
 
-def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> ModelSpec:
+def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = None, *,
+                         params_override: Overrides | None = None) -> ModelSpec:
     file = _check_file(path, "Model")
-    model = _load("load_model", file, "model")
+    model = _load("load_model", file, "model", params_override)
     if not model.path:
         raise InvalidInput(f"{file} has no 'path': say where the model's files are.")
     spec = ModelSpec(
@@ -56,14 +117,17 @@ def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = No
     return spec.replace(**(overrides or {}))
 
 
-def environment_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> EnvironmentSpec:
+def environment_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = None, *,
+                               params_override: Overrides | None = None) -> EnvironmentSpec:
     file = _check_file(path, "Environment")
-    env = _load("load_environment", file, "environment")
+    env = _load("load_environment", file, "environment", params_override)
     # whether the workspace can build a Docker context is the backend's to say
     build_context = _beside(file, str(env.build.path)) if env.build is not None else None
     raw = yaml.safe_load(file.read_text()) or {}
-    conda_text = None
     conda_ref = raw.get("conda_file")
+    for override in params_override or []:
+        conda_ref = override.get("conda_file", conda_ref)
+    conda_text = None
     if isinstance(conda_ref, str) and (file.parent / conda_ref).is_file():
         conda_text = (file.parent / conda_ref).read_text()
     elif env.conda_file:

@@ -90,6 +90,7 @@ class Capability:
     REMOTE_MODEL_PATHS = "remote-model-paths"  # register files already in cloud storage (azureml://, https://)
     DOCKER_BUILDS = "docker-builds"  # environments from a Docker build context
     OPENAI_API = "openai-api"  # the OpenAI API beside each scoring URI (core/openai_api.py's base_url)
+    LOCAL_ENDPOINTS = "local-endpoints"  # az ml's --local endpoints: one deployment, no traffic rule, no key
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -123,6 +124,15 @@ class Workspace:
     def info(self) -> WorkspaceInfo:
         """Which workspace this is, and what its backend can do."""
         return self.backend.describe()
+
+    def details(self) -> dict[str, str | None]:
+        """The workspace as ``az ml workspace show`` names it: ``name``, ``location`` (the region; ``local``
+        for a workspace on this machine) and ``container_registry`` (None where images are not pushed)."""
+        info = self.info()
+        found = self.backend.workspace_details()
+        return {"name": info.name, "location": found.get("location") or "local",
+                "container_registry": found.get("container_registry"), "kind": info.kind,
+                **{k: v for k, v in found.items() if k not in ("location", "container_registry")}}
 
     def supports(self, capability: str) -> bool:
         return capability in self.info().capabilities
@@ -498,6 +508,17 @@ class Workspace:
 
     # ---------------------------------------------------------- endpoints
 
+    def create_endpoint(
+        self, endpoint: Endpoint, *, wait: bool = True, progress: Progress = no_progress
+    ) -> Endpoint:
+        """Create a new endpoint; ``AlreadyExists`` where one has its name (az ml's create never updates)."""
+        rules.validate_endpoint_name(endpoint.name)
+        existing: Endpoint | None = self.backend.get(Ref("endpoint", endpoint.name))
+        if existing is not None:
+            raise AlreadyExists(f"Endpoint {existing.name!r} already exists: use update.",
+                                hint=f"Run 'byom online-endpoint update -n {existing.name}' to change it.")
+        return self.create_or_update_endpoint(endpoint, wait=wait, progress=progress)
+
     def create_or_update_endpoint(
         self, endpoint: Endpoint, *, wait: bool = True, progress: Progress = no_progress
     ) -> Endpoint:
@@ -512,6 +533,11 @@ class Workspace:
         if old is None and endpoint.auth_mode != "key":
             # one made with a token auth mode elsewhere (az ml, Studio) keeps it through updates
             raise InvalidInput(f"Auth mode {endpoint.auth_mode!r} is not supported for a new endpoint: use 'key'.")
+        if old is None and endpoint.local and not self.supports(Capability.LOCAL_ENDPOINTS):
+            raise Unsupported(f"A local endpoint (--local) runs on this machine, not in a {self.info().kind} "
+                              "workspace.", hint="Create it with --local, which uses the local workspace.")
+        if (old.local if old is not None else endpoint.local) and (endpoint.traffic or endpoint.mirror_traffic):
+            rules.check_traffic_settable(old or endpoint)
         names = [d.name for d in self.backend.list("deployment", endpoint.name)] if old else []
         traffic, mirror = rules.validate_traffic(endpoint.traffic, endpoint.mirror_traffic, names)
         now = utcnow()
@@ -591,6 +617,7 @@ class Workspace:
         no live traffic. A split that breaks a rule is refused whole.
         """
         old = self.get_endpoint(name)
+        rules.check_traffic_settable(old)
         names = [d.name for d in self.backend.list("deployment", name)]
         mirror_in = old.mirror_traffic if mirror_traffic is None else mirror_traffic
         live, mirror = rules.validate_traffic(traffic, mirror_in, names)
@@ -614,6 +641,20 @@ class Workspace:
         name, version = parse_asset_ref(ref or LOCAL_PYTHON, "environment")
         return self.get_environment(name, version).ref
 
+    def create_deployment(
+        self, deployment: Deployment, *, wait: bool = True, progress: Progress = no_progress
+    ) -> Deployment:
+        """Create a new deployment; ``AlreadyExists`` where the endpoint has one of its name (as az ml)."""
+        rules.check_deployment(deployment)
+        self.get_endpoint(deployment.endpoint_name)
+        existing: Deployment | None = self.backend.get(_dep_ref(deployment.endpoint_name, deployment.name))
+        if existing is not None:
+            raise AlreadyExists(
+                f"Deployment {existing.name!r} of endpoint {existing.endpoint_name!r} already exists: use update.",
+                hint=f"Run 'byom online-deployment update -n {existing.name} -e {existing.endpoint_name}' "
+                     "to change it.")
+        return self.create_or_update_deployment(deployment, wait=wait, progress=progress)
+
     def create_or_update_deployment(
         self, deployment: Deployment, *, wait: bool = True, progress: Progress = no_progress
     ) -> Deployment:
@@ -626,7 +667,10 @@ class Workspace:
         """
         existing: Deployment | None = self.backend.get(_dep_ref(deployment.endpoint_name, deployment.name))
         rules.check_deployment(deployment, running_code=existing.code_path if existing else None)
-        self.get_endpoint(deployment.endpoint_name)
+        endpoint = self.get_endpoint(deployment.endpoint_name)
+        if endpoint.local:
+            rules.check_local_endpoint_deployment(
+                endpoint, deployment.name, [d.name for d in self.backend.list("deployment", endpoint.name)])
         model = self._resolve_model_ref(deployment.model)
         environment = self._resolve_environment_ref(deployment.environment)
         now = utcnow_after(existing.updated_at if existing else None)

@@ -6,7 +6,9 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from byom.core.entities import Deployment, Endpoint, EndpointKeys, InstanceState, ModelSpec, RequestSettings
+from byom.core.errors import InvalidInput
 from byom.core.local.gateway.metrics import GatewayMetrics
 from byom.core.local.state import InstanceRecord
 from byom.core.memory import InMemoryWorkspace
@@ -92,3 +94,31 @@ def test_the_in_memory_fake_checks_keys_as_the_gateway_does(tmp_path: Path) -> N
         assert ws.invoke("chat", {"prompt": "hi"}, headers={"Authorization": header}).status_code == 401, header
     targeted = ws.invoke("chat", {"prompt": "hi"}, headers={"azureml-model-deployment": " BLUE "})
     assert targeted.status_code == 200 and targeted.deployment == "blue"
+
+
+def test_a_local_endpoint_sends_every_request_to_its_one_deployment_without_a_key() -> None:
+    """az ml's --local endpoint: no traffic rule and no key, whatever its stored traffic says."""
+    local = Endpoint(name="chat", local=True)
+    route = build_routes([local], KEYS, [deployment("Blue")], [instance("blue", 0)])["chat"]
+    assert route.authorized(None) and route.authorized("Bearer anything")
+    assert route.choose(random.Random(0)) is not None and route.choose(random.Random(0)).name == "Blue"
+    assert route.mirror_to(random.Random(0)) is None
+    keyed = build_routes([Endpoint(name="chat")], KEYS, [deployment("Blue")], [instance("blue", 0)])["chat"]
+    assert not keyed.authorized(None) and keyed.choose(random.Random(0)) is None
+
+
+def test_a_local_endpoint_holds_one_deployment_and_takes_no_traffic_split(tmp_path: Path) -> None:
+    ws = InMemoryWorkspace()
+    (tmp_path / "m.pkl").write_bytes(b"m")
+    ws.create_model(ModelSpec(name="m", path=str(tmp_path / "m.pkl")))
+    ws.create_endpoint(Endpoint(name="solo", local=True))
+    ws.create_deployment(Deployment(name="blue", endpoint_name="solo", model="m:1"))
+    answered = ws.invoke("solo", {"data": [1]})
+    assert answered.ok and answered.deployment == "blue"  # no traffic was set
+    with pytest.raises(InvalidInput, match="single deployment"):
+        ws.create_deployment(Deployment(name="green", endpoint_name="solo", model="m:1"))
+    with pytest.raises(InvalidInput, match="no traffic split"):
+        ws.set_traffic("solo", {"blue": 100})
+    assert ws.create_or_update_deployment(Deployment(name="blue", endpoint_name="solo", model="m:1",
+                                                     description="again")).description == "again"
+    assert [d.name for d in ws.list_deployments("solo")] == ["blue"]

@@ -178,6 +178,14 @@ class AzureBackend(Backend):
     def identity(self) -> str | None:
         return signed_in_identity(self.ml)
 
+    def workspace_details(self) -> dict[str, str | None]:
+        with self._call(f"read the Azure ML workspace {self.ml.workspace_name!r}"):
+            found = self.ml.workspaces.get(self.ml.workspace_name)
+        return {"location": found.location, "container_registry": found.container_registry,
+                "id": found.id, "resource_group": found.resource_group,
+                "display_name": found.display_name, "discovery_url": found.discovery_url,
+                "mlflow_tracking_uri": found.mlflow_tracking_uri, "storage_account": found.storage_account}
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()

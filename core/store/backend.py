@@ -46,7 +46,7 @@ from .documents import Store, Txn
 ASSET_TYPES: dict[str, type[ModelVersion] | type[EnvironmentVersion]] = {
     "model": ModelVersion, "environment": EnvironmentVersion,
 }
-BASE_CAPABILITIES = ("models", "environments", "endpoints", "stage-approvals")
+BASE_CAPABILITIES = ("models", "environments", "endpoints", "stage-approvals", "local-endpoints")
 
 
 class StoreBackend(Backend):

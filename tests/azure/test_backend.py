@@ -10,7 +10,7 @@ from byom.core.entities import BuildState, Deployment, Endpoint, EnvironmentSpec
 from byom.core.errors import AlreadyExists, BackendError, InvalidInput, NotFound, Unsupported
 
 from tests.azure_replay.sdk import bind_blob_clients, replay_workspace
-from tests.azure_replay.service import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
+from tests.azure_replay.service import LOCATION, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
 from tests.azure_replay.wire import Call, replay_transport
 from tests.contract.contract import make_model_dir
 from tests.waiting import wait_until
@@ -395,7 +395,7 @@ def test_cli_registers_a_jobs_outputs_from_a_model_yml_as_az_ml_does(cli, servic
                          f"name: trained\npath: {JOB_OUTPUT}\ntype: custom_model\n")
     assert main(["model", "create", "-f", str(model_yml), *cli]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert (shown["name"], shown["version"], shown["source"]) == ("trained", 1, JOB_OUTPUT)
+    assert (shown["name"], shown["version"], shown["source"]) == ("trained", "1", JOB_OUTPUT)
     assert main(["model", "download", "-n", "trained", "-v", "1", "--download-path", str(tmp_path / "dl"), *cli]) == 2
     assert "az ml job download --name train-42" in capsys.readouterr().err
 
@@ -410,7 +410,7 @@ def test_cli_creates_an_environment_from_a_build_context_as_az_ml_does(cli, serv
     env_yml = tmp_path / "env.yml"
     env_yml.write_text("name: docker\nbuild:\n  path: ctx\n  dockerfile_path: Dockerfile\n")
     assert main(["environment", "create", "-f", str(env_yml), *cli]) == 0
-    assert json.loads(capsys.readouterr().out)["version"] == 2
+    assert json.loads(capsys.readouterr().out)["version"] == "2"
 
 
 def test_cli_no_wait_help_says_what_each_backend_does(capsys) -> None:
@@ -508,3 +508,21 @@ def test_the_audit_log_names_who_is_signed_in_to_azure(service, tmp_path, monkey
         assert [r.actor for r in ws.list_audit()] == ["release-bot"]
     finally:
         ws.close()
+
+
+def test_cli_workspace_show_and_ids_are_azure_s_own(cli, service, capsys) -> None:
+    """``byom workspace show`` reads the workspace (one GET, nothing changed); ids are the service's ARM ids."""
+    sent = len(service.calls)
+    assert main(["workspace", "show", *cli]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["container_registry"].endswith("/providers/Microsoft.ContainerRegistry/registries/replayacr")
+    assert (shown["name"], shown["location"], shown["kind"]) == (WORKSPACE, LOCATION, "azure")
+    workspace_id = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
+                    f"Microsoft.MachineLearningServices/workspaces/{WORKSPACE}")
+    assert shown["id"].lower() == workspace_id.lower()
+    assert [c.method for c in service.calls[sent:] if "/workspaces/" in c.path and c.path.endswith(WORKSPACE)] == [
+        "GET"]
+    assert [c for c in service.calls[sent:] if c.method != "GET"] == []
+    assert main(["online-endpoint", "create", "-n", "ids-ep", *cli]) == 0
+    endpoint = json.loads(capsys.readouterr().out)
+    assert endpoint["id"] == f"{workspace_id}/onlineEndpoints/ids-ep" and "identity" not in endpoint

@@ -54,6 +54,8 @@ WORKSPACE = "my-aml-workspace"
 LOCATION = "westeurope"
 ARM = "management.azure.com"
 PROVIDER = "/providers/Microsoft.MachineLearningServices"
+REGISTRY_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers" \
+    "/Microsoft.ContainerRegistry/registries/replayacr"
 WORKSPACE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}{PROVIDER}/workspaces/{WORKSPACE}"
 STORAGE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Storage" \
     "/storageAccounts/"
@@ -295,6 +297,7 @@ class FakeAzureML:
             "sku": {"name": "Basic", "tier": "Basic"},
             "properties": {"friendlyName": WORKSPACE, "discoveryUrl": f"https://{LOCATION}.api.azureml.ms/discovery",
                            "workspaceId": str(uuid.UUID(int=3)), "provisioningState": "Succeeded",
+                           "containerRegistry": REGISTRY_ID,
                            "storageAccount": STORAGE_ID + ACCOUNT},
             "systemData": _system_data(),
         })

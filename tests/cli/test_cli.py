@@ -40,7 +40,7 @@ def test_create_prints_the_version_as_json(home: Path, model_dir: Path, capsys) 
     code, out, _ = run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "--tags", "team=risk", "owner=ana")
     assert code == 0
     data = json.loads(out)
-    assert data["name"] == "clf" and data["version"] == 1 and data["tags"] == {"team": "risk", "owner": "ana"}
+    assert data["name"] == "clf" and data["version"] == "1" and data["tags"] == {"team": "risk", "owner": "ana"}
     assert data["created_by"] == "cli-tester"
     assert data["files"][0]["path"] == "model.pkl" and len(data["files"][0]["sha256"]) == 64
 
@@ -57,7 +57,7 @@ def test_query_tsv_and_table(home: Path, model_dir: Path, capsys) -> None:
     assert header.split()[:2] == ["Name", "Version"] and set(rule) <= {"-", " "}
     assert row.split()[:2] == ["clf", "2"]
     code, out, _ = run(capsys, "model", "show", "-n", "clf", "-o", "yaml")
-    assert yaml.safe_load(out)["version"] == 2
+    assert yaml.safe_load(out)["version"] == "2"  # az ml prints versions as text
 
 
 
@@ -154,7 +154,7 @@ def test_model_and_environment_from_azure_ml_yaml(home: Path, model_dir: Path, t
     code, out, err = run(capsys, "model", "create", "-f", str(tmp_path / "model.yml"))
     assert code == 0, err
     data = json.loads(out)
-    assert (data["name"], data["version"], data["description"], data["tags"]) == ("from-yaml", 4, "via yaml", {"source": "yaml"})
+    assert (data["name"], data["version"], data["description"], data["tags"]) == ("from-yaml", "4", "via yaml", {"source": "yaml"})
     (tmp_path / "conda.yml").write_text(CONDA)
     (tmp_path / "env.yml").write_text(
         "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
@@ -213,14 +213,14 @@ def test_az_ml_archive_and_list_flags(home: Path, model_dir: Path, capsys) -> No
     for _ in range(2):
         run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir), "--only-show-errors")
     code, out, err = run(capsys, "model", "archive", "-n", "clf", "--label", "latest", "--only-show-errors")
-    assert code == 0 and [m["version"] for m in json.loads(out)] == [2] and err == ""
+    assert code == 0 and [m["version"] for m in json.loads(out)] == ["2"] and err == ""
     code, out, _ = run(capsys, "model", "list", "-n", "clf", "--query", "[].version")
-    assert json.loads(out) == [1]
+    assert json.loads(out) == ["1"]
     code, out, _ = run(capsys, "model", "list", "-n", "clf", "--archived-only", "--query", "[].version")
-    assert json.loads(out) == [2]
+    assert json.loads(out) == ["2"]
     code, out, _ = run(capsys, "model", "list", "-n", "clf", "--include-archived", "--max-results", "1",
                        "--query", "[].version")
-    assert json.loads(out) == [2]
+    assert json.loads(out) == ["2"]
     with pytest.raises(SystemExit) as refused:
         run(capsys, "model", "list", "--include-archived", "--archived-only")
     assert refused.value.code == 2 and "not allowed with" in capsys.readouterr().err
@@ -229,15 +229,15 @@ def test_az_ml_archive_and_list_flags(home: Path, model_dir: Path, capsys) -> No
     for _ in range(2):
         run(capsys, "environment", "create", "-n", "env", "--conda-file", conda)
     code, out, _ = run(capsys, "environment", "list", "-n", "env", "--max-results", "1", "--query", "[].version")
-    assert (code, json.loads(out)) == (0, [2])
+    assert (code, json.loads(out)) == (0, ["2"])
     code, out, _ = run(capsys, "environment", "list", "--archived-only")
     assert (code, json.loads(out)) == (0, [])
     code, out, _ = run(capsys, "environment", "archive", "-n", "env", "--label", "latest", "--query", "[].version")
-    assert (code, json.loads(out)) == (0, [2])
+    assert (code, json.loads(out)) == (0, ["2"])
     code, out, _ = run(capsys, "environment", "show", "-n", "env", "--query", "version")
-    assert (code, json.loads(out)) == (0, 1)
+    assert (code, json.loads(out)) == (0, "1")
     code, out, _ = run(capsys, "environment", "list", "--archived-only", "--query", "[].[name, version]")
-    assert (code, json.loads(out)) == (0, [["env", 2]])
+    assert (code, json.loads(out)) == (0, [["env", "2"]])
     code, out, _ = run(capsys, "environment", "restore", "-n", "env", "-v", "2", "--query", "[].archived")
     assert (code, json.loads(out)) == (0, [False])
     code, _, err = run(capsys, "environment", "archive", "-n", "local-python")

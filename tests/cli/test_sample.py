@@ -19,7 +19,7 @@ def test_model_create_sample_registers_a_packaged_transformers_folder(tmp_path: 
     assert main(["model", "create", "--sample", "smollm2"]) == 0
     out, err = capsys.readouterr()
     model = json.loads(out)
-    assert (model["name"], model["version"], model["format"]) == ("smollm2-135m-instruct", 1, "transformers")
+    assert (model["name"], model["version"], model["format"]) == ("smollm2-135m-instruct", "1", "transformers")
     assert model["tags"]["license"] == "Apache-2.0"
     assert "Dequantizing" in err  # progress went to stderr, stdout stayed JSON
     names = {f["path"] for f in model["files"]}

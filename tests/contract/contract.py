@@ -325,6 +325,34 @@ class WorkspaceContract:
             assert dep.provisioning_state == "Succeeded", dep.state_reason
         return workspace
 
+    def test_create_refuses_what_exists(self, blue_green: Workspace, deploy_kwargs: dict) -> None:
+        """az ml's create never updates: an existing endpoint or deployment is refused, and stays as it was."""
+        ws = blue_green
+        endpoint = ws.set_traffic("ep1", {"blue": 100})
+        with pytest.raises(AlreadyExists, match="already exists: use update"):
+            ws.create_endpoint(Endpoint(name="ep1", description="again"))
+        kept = ws.get_endpoint("ep1")
+        assert (kept.traffic, kept.description) == (endpoint.traffic, endpoint.description)
+        before = ws.get_deployment("ep1", "blue")
+        with pytest.raises(AlreadyExists, match="already exists: use update"):
+            ws.create_deployment(Deployment(name="blue", endpoint_name="ep1", model="clf:1", instance_count=2,
+                                            **deploy_kwargs))
+        after = ws.get_deployment("ep1", "blue")
+        assert (after.instance_count, after.updated_at) == (before.instance_count, before.updated_at)
+        created = ws.create_endpoint(Endpoint(name="ep2"))
+        assert created.name == "ep2"
+
+    def test_local_endpoints_only_where_declared(self, workspace: Workspace) -> None:
+        """az ml's --local endpoint: made where the backend declares it, refused plainly elsewhere."""
+        if workspace.supports(Capability.LOCAL_ENDPOINTS):
+            assert workspace.create_endpoint(Endpoint(name="solo", local=True)).local
+            with pytest.raises(InvalidInput, match="no traffic split"):
+                workspace.set_traffic("solo", {})
+        else:
+            with pytest.raises(Unsupported, match="local endpoint"):
+                workspace.create_endpoint(Endpoint(name="solo", local=True))
+            assert workspace.list_endpoints() == []
+
     def test_traffic_rules(self, blue_green: Workspace) -> None:
         ws = blue_green
         ws.set_traffic("ep1", {"blue": 90, "green": 10})

@@ -88,7 +88,8 @@ def curl_deployment(byom: Callable[..., str], endpoint: str, deployment: str, re
     return json.loads(curl.stdout)
 
 
-def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, byom: Callable[..., str]) -> None:
+def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, byom: Callable[..., str],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
     sample = tmp_path / "online"
     write_sample(sample)
 
@@ -99,8 +100,10 @@ def test_safe_rollout_walkthrough(home: Path, tmp_path: Path, byom: Callable[...
     blue = json.loads(byom("online-deployment", "create", "-f", str(sample / "blue-deployment.yml"), "--all-traffic"))
     assert blue["provisioning_state"] == "Succeeded"
     assert show("traffic") == {"blue": 100}
-    # a script run twice creates the endpoint again: that must not take its traffic away
-    byom("online-endpoint", "create", "-f", str(sample / "endpoint.yml"), "--set", "description=again")
+    # as az ml: create never updates what exists (its traffic stays); update changes it
+    assert main(["online-endpoint", "create", "-f", str(sample / "endpoint.yml"), "--workspace-dir", str(home)]) == 2
+    assert "already exists: use update" in capsys.readouterr().err
+    byom("online-endpoint", "update", "-f", str(sample / "endpoint.yml"), "--set", "description=again")
     assert show("[traffic, description]") == [{"blue": 100}, "again"]
 
     request = str(sample / "sample-request.json")
@@ -176,7 +179,7 @@ def test_safe_rollout_walkthrough_with_the_sample_model(home: Path, tmp_path: Pa
 
     request = tmp_path / "sample-request.json"
     request.write_text(json.dumps({"prompt": "The capital of France is", "max_new_tokens": 3}))
-    assert json.loads(byom("model", "create", "-n", "smollm2", "-p", str(sample_model_dir)))["version"] == 1
+    assert json.loads(byom("model", "create", "-n", "smollm2", "-p", str(sample_model_dir)))["version"] == "1"
     byom("online-endpoint", "create", "-n", "chat-endpoint")
     blue = json.loads(byom("online-deployment", "create", "-f", str(sample_deployment(tmp_path, "blue", "blue-lm")),
                            "--all-traffic"))
