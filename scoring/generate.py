@@ -35,19 +35,27 @@ requests to start with), BYOM_MAX_BODY_BYTES (1 MiB).
 import logging
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 # The server loads this file by path, with AML_APP_ROOT on sys.path; on Azure
 # that is the parent of the code folder, so put this folder there to find the
 # byom_scoring package beside this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from azureml_inference_server_http.api.aml_request import rawhttp  # noqa: E402
 from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: E402
 from byom_scoring import common, streaming  # noqa: E402
 from byom_scoring.batching import ContinuousBatcher  # noqa: E402
 from byom_scoring.common import BadRequest  # noqa: E402
+from byom_scoring.generation import GenerationRequest, GenerationResult  # noqa: E402
 from byom_scoring.schemas import GENERATE_INPUT, GENERATE_OUTPUT  # noqa: E402
-from byom_scoring.streaming import MAX_TOP_LOGPROBS, StreamingGenerator, StreamRequest, TokenFeed  # noqa: E402
+from byom_scoring.streaming import (  # noqa: E402
+    MAX_TOP_LOGPROBS,
+    StreamingBatch,
+    StreamingGenerator,
+    StreamRequest,
+    TokenFeed,
+)
 
 logger = logging.getLogger("byom.generate")
 
@@ -57,19 +65,36 @@ ROLES = {"system", "user", "assistant"}
 MAX_STOP = 4
 MAX_STOP_CHARS = 64
 
-lm: common.LoadedModel | None = None
-batcher: ContinuousBatcher | None = None
+
+@dataclass
+class Served:
+    """What init() loads: the model, its running batch and the batcher that feeds it."""
+
+    lm: common.LoadedModel
+    engine: StreamingBatch
+    batcher: ContinuousBatcher[GenerationRequest, GenerationResult]
+
+
+served: Served | None = None
 limits: dict[str, int] = {}
 
 
-def init():
-    global lm, batcher, limits
+def _served() -> Served:
+    if served is None:
+        raise RuntimeError("init() has not run: the server calls it before the first request")
+    return served
+
+
+def init() -> None:
+    global served, limits
     lm = common.load_generation_model()
-    batcher = ContinuousBatcher(
-        StreamingGenerator(lm).batch(),
+    engine = StreamingGenerator(lm).batch()
+    batcher: ContinuousBatcher[GenerationRequest, GenerationResult] = ContinuousBatcher(
+        engine,
         max_batch=common.env_int("BYOM_MAX_BATCH", 16),
         wait_ms=common.env_int("BYOM_BATCH_WAIT_MS", 5),
     )
+    served = Served(lm, engine, batcher)
     limits = {
         "new_tokens": common.env_int("BYOM_MAX_NEW_TOKENS", 512),
         "prompt_chars": common.env_int("BYOM_MAX_PROMPT_CHARS", 100_000),
@@ -83,8 +108,9 @@ def init():
     logger.info("generation ready: model %s on %s (%s weights)", lm.name, lm.device, lm.precision)
 
 
-@rawhttp
-def run(request):
+@common.raw_http
+def run(request: Any) -> AMLResponse:
+    lm, batcher = _served().lm, _served().batcher
     if request.method == "GET":
         return AMLResponse(batch_state(), 200, json_str=True)
     try:
@@ -97,10 +123,10 @@ def run(request):
         generation.feed = TokenFeed()
         future = batcher.start(generation)
         generation.attach(future)
-        answer = AMLResponse(streaming.events(lm.tokenizer, generation, future), 200)
-        answer.headers["Content-Type"] = "text/event-stream; charset=utf-8"
-        answer.headers["Cache-Control"] = "no-cache"
-        return answer
+        events = AMLResponse(streaming.events(lm.tokenizer, generation, future), 200)
+        events.headers["Content-Type"] = "text/event-stream; charset=utf-8"
+        events.headers["Cache-Control"] = "no-cache"
+        return events
     if generation.logprobs is not None:
         generation.feed = TokenFeed()
         future = batcher.start(generation)
@@ -110,7 +136,7 @@ def run(request):
     else:
         result = batcher.submit(generation)
         logprobs = None
-    answer = {
+    answer: dict[str, Any] = {
         "model": lm.name,
         "text": result.text,
         "finish_reason": result.finish_reason,
@@ -121,17 +147,19 @@ def run(request):
     return AMLResponse(answer, 200, json_str=True)
 
 
-def batch_state():
+def batch_state() -> dict[str, int]:
+    now = _served()
     return {
-        "running": len(batcher.engine),
-        "queued": batcher.queued(),
-        "max_batch": batcher.max_batch,
-        "cancelled": batcher.engine.cancelled,
+        "running": len(now.engine),
+        "queued": now.batcher.queued(),
+        "max_batch": now.batcher.max_batch,
+        "cancelled": now.engine.cancelled,
     }
 
 
-def parse(body):
+def parse(body: dict[str, Any]) -> StreamRequest:
     """A GenerationRequest from a request body, or BadRequest naming the problem."""
+    lm = _served().lm
     common.reject_unknown_fields(body, FIELDS)
     if ("prompt" in body) == ("messages" in body):
         raise BadRequest(
@@ -176,7 +204,7 @@ def parse(body):
     )
 
 
-def parse_messages(messages):
+def parse_messages(messages: Any) -> list[dict[str, str]]:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty list of {role, content} objects.", field="messages")
     total = 0
@@ -196,7 +224,7 @@ def parse_messages(messages):
     return messages
 
 
-def parse_stop(stop):
+def parse_stop(stop: Any) -> list[str]:
     if stop is None:
         return []
     if isinstance(stop, str):

@@ -80,10 +80,11 @@ class BatchGenerator:
         batch = self.batch()
         batch.admit(list(enumerate(requests)))
         while batch:
-            for i, result in batch.step():
-                results[i] = result
+            for key, result in batch.step():
+                assert isinstance(key, int)  # generate() admits its requests under their index
+                results[key] = result
                 if deliver is not None:
-                    deliver(i, result)
+                    deliver(key, result)
         done = [r for r in results if r is not None]
         assert len(done) == len(requests), "a generation batch ended with requests left in it"
         return done
@@ -134,6 +135,36 @@ class BatchGenerator:
         return GenerationResult(text, reason, len(r.prompt_ids), len(ids))
 
 
+class _LayerTensors:
+    """One growing cache layer's keys and values, both filled (what merging and trimming rewrite)."""
+
+    def __init__(self, layer: DynamicLayer) -> None:
+        self.layer = layer
+
+    @property
+    def keys(self) -> torch.Tensor:
+        assert self.layer.keys is not None, "a layer of a running batch holds keys"
+        return self.layer.keys
+
+    @keys.setter
+    def keys(self, value: torch.Tensor) -> None:
+        self.layer.keys = value
+
+    @property
+    def values(self) -> torch.Tensor:
+        assert self.layer.values is not None, "a layer of a running batch holds values"
+        return self.layer.values
+
+    @values.setter
+    def values(self, value: torch.Tensor) -> None:
+        self.layer.values = value
+
+
+def _tensors(cache: DynamicCache) -> list[_LayerTensors]:
+    """The layers of a cache ``RunningBatch._mergeable`` found plain and growing."""
+    return [_LayerTensors(layer) for layer in cache.layers if isinstance(layer, DynamicLayer)]
+
+
 class RunningBatch:
     """Rows being decoded together, one token per ``step()``; new rows may join between steps.
 
@@ -147,10 +178,10 @@ class RunningBatch:
         self.g = generator
         self.device = generator.lm.device
         self.rows: list[_Row] = []
-        self.cache = None
+        self.cache: DynamicCache | None = None  # set whenever rows are
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=self.device)
         self.positions = torch.zeros((0,), dtype=torch.long, device=self.device)
-        self.logits: torch.Tensor | None = None
+        self.logits = torch.zeros((0, 0), device=self.device)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -200,7 +231,8 @@ class RunningBatch:
         # sliding-window or recurrent layer keeps state that left-padding would corrupt.
         return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
 
-    def _merge(self, cache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor) -> None:
+    def _merge(self, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor) -> None:
+        assert self.cache is not None, "rows without a cache"
         width = max(self.mask.shape[1], mask.shape[1])
 
         def pad(tensor: torch.Tensor, dim: int) -> torch.Tensor:
@@ -210,7 +242,7 @@ class RunningBatch:
             # F.pad lists (before, after) pairs from the last dimension backwards.
             return F.pad(tensor, (0, 0) * (tensor.dim() - 1 - dim) + (missing, 0))
 
-        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+        for mine, theirs in zip(_tensors(self.cache), _tensors(cache), strict=True):
             mine.keys = torch.cat([pad(mine.keys, 2), pad(theirs.keys, 2)])
             mine.values = torch.cat([pad(mine.values, 2), pad(theirs.values, 2)])
         self.mask = torch.cat([pad(self.mask, 1), pad(mask, 1)])
@@ -256,13 +288,14 @@ class RunningBatch:
             return
         index = torch.tensor(keep, device=self.device)
         self.positions, self.logits, self.mask = self.positions[index], self.logits[index], self.mask[index]
+        assert self.cache is not None, "rows without a cache"
         if not self._mergeable():
             self.cache.batch_select_indices(index)
             return
         # Columns that only the departed rows used (padding for every row left) go too.
         start = int(self.mask.any(dim=0).int().argmax())
         self.mask = self.mask[:, start:]
-        for layer in self.cache.layers:
+        for layer in _tensors(self.cache):
             layer.keys = layer.keys[index, :, start:]
             layer.values = layer.values[index, :, start:]
 
@@ -272,4 +305,4 @@ class RunningBatch:
         self.cache = None
         self.mask = self.mask.new_zeros((0, 0))
         self.positions = self.positions.new_zeros((0,))
-        self.logits = None
+        self.logits = self.logits.new_zeros((0, 0))

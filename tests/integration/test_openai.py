@@ -19,6 +19,7 @@ import openai
 import pytest
 import requests
 from byom.core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
+from byom.core.local.gateway import admin_token
 from byom.core.local.workspace import LocalWorkspace
 from byom.core.sample import cached_tiny_llama
 
@@ -73,8 +74,12 @@ def batch_state(ws: LocalWorkspace) -> dict[str, int]:
     return state
 
 
-def gateway_in_flight(base_url: str) -> dict[str, int]:
-    in_flight: dict[str, int] = requests.get(base_url.split("/endpoints/")[0] + "/-/in-flight", timeout=10).json()
+def gateway_in_flight(ws: LocalWorkspace, base_url: str) -> dict[str, int]:
+    """The gateway's requests in flight, per upstream (an admin route: the home's token admits the call)."""
+    answer = requests.get(base_url.split("/endpoints/")[0] + "/-/in-flight", timeout=10,
+                          headers=admin_token.headers(ws.home / "run"))
+    assert answer.status_code == 200, answer.text
+    in_flight: dict[str, int] = answer.json()
     return in_flight
 
 
@@ -191,7 +196,7 @@ def test_a_client_that_goes_away_mid_stream_frees_its_batch_slot(ws: LocalWorksp
     # closed after three chunks of a few thousand tokens: the row leaves the batch cancelled, not finished
     wait_until(lambda: batch_state(ws)["cancelled"] == before["cancelled"] + 1, 30, "the stream's row cancelled")
     wait_until(lambda: batch_state(ws)["running"] == 0, 30, "the batch empty")
-    wait_until(lambda: gateway_in_flight(base_url) == {}, 30, "the gateway holding no request")
+    wait_until(lambda: gateway_in_flight(ws, base_url) == {}, 30, "the gateway holding no request")
     metrics = requests.get(base_url.split("/endpoints/")[0] + "/metrics", timeout=10).text
     assert 'byom_requests_total{endpoint="chat",deployment="blue",model_version="tiny:1",status="499"' in metrics
     # the slot is free for the next request, and the gateway answers on
@@ -224,7 +229,7 @@ def test_streams_share_the_batch_and_early_leavers_leak_nothing(ws: LocalWorkspa
             rest = list(reader)
             assert rest[-1].choices[0].finish_reason in ("length", "stop")
     wait_until(lambda: batch_state(ws)["cancelled"] == before + 2, 30, "two rows cancelled")
-    wait_until(lambda: batch_state(ws)["running"] == 0 and gateway_in_flight(base_url) == {}, 30, "nothing held")
+    wait_until(lambda: batch_state(ws)["running"] == 0 and gateway_in_flight(ws, base_url) == {}, 30, "nothing held")
 
 
 def metric(base_url: str, name: str, **labels: str) -> float:
@@ -292,7 +297,7 @@ def test_sixteen_streams_with_random_disconnects_leak_no_slot_or_connection(ws: 
     wait_until(lambda: batch_state(ws)["cancelled"] == before + len(leaving), 60, "every leaver's row cancelled")
     state = batch_state(ws)
     assert (state["running"], state["queued"]) == (0, 0)
-    wait_until(lambda: gateway_in_flight(base_url) == {}, 30, "the gateway holding no request")
+    wait_until(lambda: gateway_in_flight(ws, base_url) == {}, 30, "the gateway holding no request")
 
 
 def requests_to(base_url: str, deployment: str, mirrored: bool) -> float:
