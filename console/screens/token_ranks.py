@@ -1,5 +1,6 @@
 """Token ranks: how expected each token of a text was to a model, as GLTR shows it; two deployments compared."""
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import streamlit as st
@@ -24,9 +25,14 @@ deployments = ws.list_deployments(name)
 if not deployments:
     st.info(f"Endpoint {name} has no deployments: deploy token_ranks.py into it on the Endpoints page.")
     st.stop()
-dep_names = view.ranks_first(deployments)
-primary = cols[1].selectbox("Deployment", dep_names, key=keys.RANK_DEPLOYMENT)
-other = cols[2].selectbox("Compare with", view.compare_options(dep_names, primary), key=keys.RANK_COMPARE)
+dep_names = view.rank_deployments(deployments)
+if not dep_names:
+    st.info(f"No deployment of {name} answers token ranks: deploy token_ranks.py into it on the Endpoints page.")
+    st.stop()
+labels = view.deployment_labels(deployments)
+primary = cols[1].selectbox("Deployment", dep_names, key=keys.RANK_DEPLOYMENT, format_func=labels.__getitem__)
+other = cols[2].selectbox("Compare with", view.compare_options(dep_names, primary), key=keys.RANK_COMPARE,
+                          format_func=lambda n: labels.get(n, "Nothing"))
 selected = view.selected(primary, other)
 
 source = st.radio("Text", view.SOURCES, horizontal=True, key=keys.RANK_SOURCE, label_visibility="collapsed")
@@ -56,21 +62,25 @@ except InvalidInput as exc:
     ui.show_error(exc)
     thresholds = analysis.DEFAULT_THRESHOLDS
 
+def score(deployment: str) -> Any:
+    """One deployment's answer for ``text`` (run in a worker thread: no Streamlit call in here)."""
+    answer = ws.invoke(name, view.rank_request(text), deployment=deployment, timeout_s=view.TIMEOUT_S)
+    if not answer.ok:
+        raise ByomError(f"{deployment} answered HTTP {answer.status_code}: {answer.body[:300]}",
+                        hint="Read its logs on the Endpoints page.")
+    try:
+        return answer.json()
+    except ValueError:
+        raise ByomError(f"{deployment} answered HTTP {answer.status_code} with a body that is not JSON: "
+                        f"{answer.body[:300]}", hint="Read its logs on the Endpoints page.") from None
+
+
 if st.button("Analyse", type="primary", icon=":material/analytics:", key=keys.RANK_ANALYSE, disabled=not text.strip()):
-    answered: dict[str, Any] = {}
     with ui.errors(), st.spinner(f"Scoring {len(text):,} characters…"):
-        for deployment in selected:
-            answer = ws.invoke(name, view.rank_request(text), deployment=deployment, timeout_s=view.TIMEOUT_S)
-            if not answer.ok:
-                raise ByomError(f"{deployment} answered HTTP {answer.status_code}: {answer.body[:300]}",
-                                hint="Choose a deployment whose scoring script is token_ranks.py.")
-            try:
-                answered[deployment] = answer.json()
-            except ValueError:
-                raise ByomError(f"{deployment} answered HTTP {answer.status_code} with a body that is not JSON: "
-                                f"{answer.body[:300]}",
-                                hint="Choose a deployment whose scoring script is token_ranks.py; if it is one, "
-                                     "read its logs on the Endpoints page.") from None
+        # Two deployments are scored at once: a comparison takes as long as the slower one, not the sum.
+        with ThreadPoolExecutor(max_workers=len(selected)) as pool:
+            futures = {deployment: pool.submit(score, deployment) for deployment in selected}
+        answered = {deployment: future.result() for deployment, future in futures.items()}
         st.session_state[keys.RANK_RESULTS] = answered
         st.session_state[keys.RANK_TEXT] = text
 

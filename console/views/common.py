@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not in the lock
-from byom.core.entities import Deployment, Endpoint
+from byom.core.entities import TASK_GENERATION, TASK_TOKEN_RANKS, Deployment, Endpoint
 from byom.core.history import split_text
 
-GENERATION = "generation"
-TOKEN_RANKS = "token_ranks"
+GENERATION = TASK_GENERATION
+TOKEN_RANKS = TASK_TOKEN_RANKS
 
 Table: TypeAlias = pd.DataFrame
 """What ``st.dataframe`` shows."""
@@ -39,12 +39,9 @@ def short_time(iso: str) -> str:
 def deployment_task(deployment: Deployment) -> str:
     """What a deployment answers: ``generation`` (prompts, chats) or ``token_ranks`` (a text's token ranks).
 
-    The Workspace's own ``task`` where it sets one; else read from the scoring script's name.
+    Core's own ``Deployment.task``: the one rule, for every page and the CLI alike.
     """
-    task = getattr(deployment, "task", None)
-    if task:
-        return str(task)
-    return TOKEN_RANKS if (deployment.scoring_script or "").endswith("token_ranks.py") else GENERATION
+    return deployment.task
 
 
 def traffic_text(endpoint: Endpoint) -> str:

@@ -18,9 +18,14 @@ LONG_TEXT_TOKENS = 200
 """A text of more tokens is shown in a box of its own height, scrolled."""
 
 
-def ranks_first(deployments: Iterable[Deployment]) -> list[str]:
-    """Deployment names, token-rank ones first: those are the ones that can answer here."""
-    return [d.name for d in sorted(deployments, key=lambda d: deployment_task(d) != TOKEN_RANKS)]
+def rank_deployments(deployments: Iterable[Deployment]) -> list[str]:
+    """The names of the deployments that answer token ranks (core's ``Deployment.task``): the only ones offered."""
+    return [d.name for d in deployments if deployment_task(d) == TOKEN_RANKS]
+
+
+def deployment_labels(deployments: Iterable[Deployment]) -> dict[str, str]:
+    """Name → what a picker shows: the deployment and the model version it serves."""
+    return {d.name: f"{d.name} · {d.model}" for d in deployments}
 
 
 def compare_options(names: Sequence[str], primary: str) -> list[str]:
