@@ -156,8 +156,12 @@ RANK_JSON = "ranks.json"
 MON_WINDOW = "monitoring.window"
 MON_LIVE = "monitoring.live"
 MON_REQUESTS_CHART = "monitoring.requests"
-MON_ERRORS_CHART = "monitoring.errors"
+MON_PERCENTILE = "monitoring.percentile"
+MON_STATUS_CHART = "monitoring.status"
 MON_LATENCY_CHART = "monitoring.latency"
+MON_INSTANCES_CHART = "monitoring.instances"
+MON_CPU_CHART = "monitoring.cpu"
+MON_MEMORY_CHART = "monitoring.memory"
 
 
 def traffic_input(deployment: str, revision: str) -> str:

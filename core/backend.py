@@ -34,6 +34,7 @@ from .entities import (
     WorkspaceInfo,
 )
 from .errors import Unsupported
+from .metrics_series import ResourceSample
 
 Progress = Callable[[str, float | None], None]
 Kind = Literal["model", "environment", "endpoint", "deployment"]
@@ -215,6 +216,10 @@ class Backend(ABC):
     def identity(self) -> str | None:
         """Who the backend is signed in as, for the audit log; None where it does not say."""
         return None
+
+    def resource_usage(self, endpoint: str, since: float) -> builtins.list[ResourceSample]:
+        """CPU and memory of the endpoint's deployments, one sample per deployment and moment, since ``since``."""
+        raise Unsupported("This workspace does not show the CPU and memory of its deployments.")
 
     def local_processes(self) -> LocalProcesses | None:
         """The serving processes on this machine, for a backend that runs them."""
