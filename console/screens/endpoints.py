@@ -7,7 +7,7 @@ from byom.console.views import endpoints as view
 from byom.core import history, rules
 from byom.core.demo import SCORING_DIR
 from byom.core.entities import Deployment, Endpoint, RequestSettings
-from byom.core.errors import BackendError, InvalidInput
+from byom.core.errors import InvalidInput
 
 ws = context.workspace()
 
@@ -41,6 +41,17 @@ st.markdown(f"Scoring URI `{endpoint.scoring_uri or 'none: this workspace does n
 
 tab_deploy, tab_traffic, tab_keys, tab_logs, tab_delete = st.tabs(
     ["Deployments", "Traffic", "Keys and code", "Logs", "Delete"], key=keys.ENDPOINT_TABS, on_change="rerun")
+
+watched = st.session_state.get(keys.DEPLOY_WATCH)
+if watched and watched[0] == name:
+    kind, message, hint = view.deploy_feedback(
+        watched[1], next((d for d in deployments if d.name.lower() == watched[1].lower()), None))
+    {"info": ui.top().info, "success": ui.top().success, "error": ui.top().error}[kind](ui.plain(message))
+    if hint:
+        ui.top().info(ui.plain(hint), icon=":material/arrow_forward:")
+    if kind != "info":
+        st.session_state.pop(keys.DEPLOY_WATCH)
+        st.toast(ui.plain(message), icon=":material/check_circle:" if kind == "success" else ":material/error:")
 
 # ---------------------------------------------------------------- deployments
 with tab_deploy:
@@ -106,9 +117,13 @@ with tab_deploy:
             if not model_ref:
                 raise InvalidInput("There is no model version to deploy.",
                                    hint="Register a model on the Models page first.")
+            if not dep_name.strip():
+                raise InvalidInput("Enter a name for the deployment.", hint="3-32 letters, digits and '-'.")
             if not script:
                 raise InvalidInput("Choose the scoring script first.",
                                    hint="Enter a code folder that holds it; its .py files are offered.")
+            # Not waited for here: the table shows it Creating and follows it live; the top of the page says
+            # how it ended (the watch below).
             deployment = ws.create_or_update_deployment(
                 Deployment(
                     name=dep_name.strip(), endpoint_name=name, model=model_ref, environment=env_ref,
@@ -117,15 +132,12 @@ with tab_deploy:
                     request_settings=RequestSettings(request_timeout_ms=int(timeout_ms),
                                                      max_concurrent_requests_per_instance=int(concurrency)),
                 ),
-                progress=report,
+                wait=False, progress=report,
             )
-            if deployment.provisioning_state == "Failed":
-                raise BackendError(f"Deployment {deployment.name} failed: {deployment.state_reason}",
-                                   hint="Read its logs in the Logs tab, fix the cause and deploy again under the "
-                                        "same name.")
-            st.session_state.pop(keys.DEPLOY_NAME, None)  # the next deployment gets the next free name
-            ui.done(f"Deployment {deployment.name} is {deployment.provisioning_state}. "
-                    "It gets no traffic until you give it some in the Traffic tab.")
+            st.session_state[keys.DEPLOY_WATCH] = (name, deployment.name)
+            for key in keys.DEPLOY_FIELDS:  # the form starts afresh, with the next free name
+                st.session_state.pop(key, None)
+            st.rerun()
 
     if deployments:
         st.markdown("**Scale or delete a deployment**")

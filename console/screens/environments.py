@@ -2,6 +2,7 @@
 
 import streamlit as st
 from byom.console import context, keys, ui
+from byom.console.views import common
 from byom.console.views import environments as view
 from byom.core.entities import EnvironmentSpec
 from byom.core.errors import ByomError, Unsupported
@@ -79,13 +80,19 @@ with browse:
             st.info(f"**Build status is not available on this {ui.plain(ws.info().kind)} workspace.** "
                     f"{ui.plain(build.message)}", icon=":material/info:")
         else:
-            st.markdown(f"{view.build_icon(build.state)} **{build.state}** {ui.plain(build.message)}")
+            state_line = st.empty()
+            state_line.markdown(view.build_line(build.state, build.message))
             if build.interpreter:
                 st.caption(f"Interpreter: {ui.plain(build.interpreter)}")
             if not env.built_in and st.button("Build now", key=keys.ENV_BUILD, icon=":material/build:"):
+                state_line.markdown(view.build_line("Running", "Starting the build"))
                 with ui.errors(), ui.progress(f"Building {env.ref}") as report:
-                    result = ws.build_environment(name, number, progress=report)
-                    ui.done(f"Build of {env.ref}: {result.state}.")
+                    def live(message: str, fraction: float | None = None) -> None:
+                        report(message, fraction)
+                        state_line.markdown(view.build_line("Running", message))
+
+                    result = ws.build_environment(name, number, progress=live)
+                    ui.done(f"Build of {env.ref}: {common.build_state(result.state)}.")
             with st.expander("Build log"):
                 st.code(build.log or "No log yet.", language="text")
 

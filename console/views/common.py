@@ -44,6 +44,22 @@ def deployment_task(deployment: Deployment) -> str:
     return deployment.task
 
 
+DEPLOYMENT_STATES = {"Succeeded": "Ready", "Creating": "Creating", "Updating": "Updating", "Scaling": "Scaling",
+                     "Deleting": "Deleting", "Failed": "Failed"}
+BUILD_STATES = {"NotStarted": "Not built yet", "Running": "Building", "Succeeded": "Ready", "Failed": "Failed",
+                "Unknown": "Not reported"}
+
+
+def deployment_state(state: str) -> str:
+    """A deployment's state in the console's words ("Ready", not Azure's "Succeeded")."""
+    return DEPLOYMENT_STATES.get(state, state)
+
+
+def build_state(state: str) -> str:
+    """An environment build's state in the console's words ("Not built yet", not "NotStarted")."""
+    return BUILD_STATES.get(state, state)
+
+
 def traffic_text(endpoint: Endpoint) -> str:
     """The endpoint's live split, and its mirror split where it has one."""
     return split_text(endpoint.traffic, endpoint.mirror_traffic)
@@ -55,7 +71,7 @@ def deployments_table(deployments: Sequence[Deployment], endpoint: Endpoint) -> 
         ready = sum(1 for i in d.instances if i.state == "Ready")
         rows.append({
             "deployment": d.name, "model": d.model, "environment": d.environment,
-            "script": d.scoring_script or "", "state": d.provisioning_state,
+            "script": d.scoring_script or "", "state": deployment_state(d.provisioning_state),
             "instances": f"{ready}/{d.instance_count}" if d.instances else str(d.instance_count),
             "traffic %": endpoint.traffic.get(d.name.lower(), 0),
             "mirror %": endpoint.mirror_traffic.get(d.name.lower(), 0),

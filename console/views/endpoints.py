@@ -39,9 +39,24 @@ def script_index(scripts: Sequence[str]) -> int:
 
 
 def next_deployment_name(names: Iterable[str]) -> str:
-    """``blue``, else ``green``, else nothing: the next deploy does not replace a running one by default."""
+    """``blue``, else ``green``, else ``deployment-3``, ...: the next deploy never replaces a running one by default."""
     taken = {n.lower() for n in names}
-    return next((n for n in SUGGESTED_NAMES if n not in taken), "")
+    suggested = (*SUGGESTED_NAMES, *(f"deployment-{i}" for i in range(3, 3 + len(taken) + 1)))
+    return next(n for n in suggested if n not in taken)
+
+
+def deploy_feedback(name: str, deployment: Deployment | None) -> tuple[str, str, str]:
+    """What the top of the page says about a deploy under way: (kind, message, hint); kind ``info`` while busy."""
+    if deployment is None:
+        return ("error", f"Deployment {name} is gone: it was deleted while it was being created.", "")
+    if deployment.provisioning_state in BUSY_STATES:
+        doing = deployment.state_reason or "starting its instances"
+        return ("info", f"Creating deployment {deployment.name}: {doing}. Its state in the table updates live.", "")
+    if deployment.provisioning_state == "Failed":
+        return ("error", f"Deployment {deployment.name} failed: {deployment.state_reason or 'no reason given'}",
+                "Read its logs in the Logs tab, fix the cause and deploy again under the same name.")
+    return ("success", f"Deployment {deployment.name} is ready. It gets no traffic until you give it some in the "
+                       "Traffic tab.", "")
 
 
 def replaced_deployment(deployments: Iterable[Deployment], name: str) -> Deployment | None:

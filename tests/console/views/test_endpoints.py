@@ -22,7 +22,11 @@ def test_what_the_deploy_form_offers():
 def test_the_next_name_never_replaces_a_running_deployment_by_default():
     assert view.next_deployment_name([]) == "blue"
     assert view.next_deployment_name(["Blue"]) == "green"
-    assert view.next_deployment_name(["blue", "green"]) == ""
+    assert view.next_deployment_name(["blue", "green"]) == "deployment-3"
+    assert view.next_deployment_name(["blue", "green", "deployment-3"]) == "deployment-4"
+    assert view.deploy_feedback("blue", dep("blue", "Creating"))[0] == "info"
+    assert view.deploy_feedback("blue", dep("blue"))[:2] == (
+        "success", "Deployment blue is ready. It gets no traffic until you give it some in the Traffic tab.")
     deployments = [dep("blue"), dep("green", "Failed")]
     assert view.replaced_deployment(deployments, " BLUE ") is deployments[0]
     assert view.replaced_deployment(deployments, "green") is None, "a failed deployment is replaced without asking"
