@@ -70,15 +70,14 @@ REGISTER_PACKAGE = "models.register.package"
 REGISTER_DESCRIPTION = "models.register.description"
 REGISTER_TAGS = "models.register.tags"
 REGISTER_SUBMIT = "models.register.submit"
+REGISTER_FIELDS = (REGISTER_NAME, REGISTER_PATH, REGISTER_UPLOAD, REGISTER_PACKAGE, REGISTER_DESCRIPTION, REGISTER_TAGS)
+"""The register form's fields, cleared after a model is registered."""
 MODEL_VERSION = "models.version"
 MODEL_EDIT_FORM = "models.edit"
 MODEL_TAGS = "models.edit.tags"
 MODEL_DESCRIPTION = "models.edit.description"
 MODEL_SAVE = "models.edit.save"
 PROMOTE_FORM = "models.promote"
-PROMOTE_STAGE = "models.promote.stage"
-PROMOTE_APPROVER = "models.promote.approver"
-PROMOTE_NOTE = "models.promote.note"
 PROMOTE_SUBMIT = "models.promote.submit"
 ARCHIVE = "models.archive"
 RESTORE = "models.restore"
@@ -101,6 +100,7 @@ ENV_CREATE_CONDA = "environments.create.conda"
 ENV_CREATE_IMAGE = "environments.create.image"
 ENV_CREATE_BUILD_CONTEXT = "environments.create.build_context"
 ENV_CREATE_SUBMIT = "environments.create.submit"
+ENV_CREATE_FIELDS = (ENV_CREATE_NAME, ENV_CREATE_CONDA, ENV_CREATE_IMAGE, ENV_CREATE_BUILD_CONTEXT)
 
 ENDPOINT_CREATE_FORM = "endpoints.create"
 ENDPOINT_CREATE_NAME = "endpoints.create.name"
@@ -204,6 +204,18 @@ def regenerate_button(key_type: str) -> str:
 def model_version(model: str) -> str:
     """The version chosen of one model: each model remembers its own."""
     return f"{MODEL_VERSION}.{model}"
+
+
+def promote_stage(ref: str) -> str:
+    return f"models.promote.stage.{ref}"
+
+
+def promote_approver(ref: str) -> str:
+    return f"models.promote.approver.{ref}"
+
+
+def promote_note(ref: str) -> str:
+    return f"models.promote.note.{ref}"
 
 
 def model_description(ref: str) -> str:

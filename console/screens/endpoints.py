@@ -110,7 +110,7 @@ with tab_deploy:
         ui.ask(redeploy)
         submitted = False
     if replaced is not None and ui.confirmed(
-            redeploy, view.redeploy_question(replaced, endpoint.traffic, model_ref), label="Replace"):
+            redeploy, view.redeploy_question(replaced, endpoint.traffic, model_ref, script, env_ref), label="Replace"):
         submitted = True
     if submitted:
         with ui.errors(), ui.progress(f"Deploying {dep_name} into {name}") as report:
@@ -268,7 +268,7 @@ with tab_delete:
     st.write(f"Deleting **{ui.plain(name)}** stops and deletes its {len(deployments)} deployment(s) and its keys.")
     if st.button("Delete endpoint", key=keys.DELETE_ENDPOINT, icon=":material/delete_forever:"):
         ui.ask(f"delete-endpoint:{name}")
-    if ui.confirmed(f"delete-endpoint:{name}", f"Delete endpoint {name} and all its deployments?"):
+    if ui.confirmed(f"delete-endpoint:{name}", view.delete_endpoint_question(name, dep_names)):
         with ui.errors(), ui.progress(f"Deleting endpoint {name} and its deployments") as report:
             ws.delete_endpoint(name, progress=report)
             st.session_state[keys.ENDPOINT] = None

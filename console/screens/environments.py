@@ -5,7 +5,7 @@ from byom.console import context, keys, ui
 from byom.console.views import common
 from byom.console.views import environments as view
 from byom.core.entities import EnvironmentSpec
-from byom.core.errors import ByomError, Unsupported
+from byom.core.errors import ByomError, InvalidInput, Unsupported
 from byom.core.usage import all_deployments, environment_usage
 from byom.core.workspace import Capability
 
@@ -33,11 +33,16 @@ with create, st.form(keys.ENV_CREATE_FORM):
                                            "specification and the image empty.")
     if st.form_submit_button("Create", type="primary", key=keys.ENV_CREATE_SUBMIT):
         with ui.errors(), st.spinner(f"Creating environment {ui.plain(name.strip())}…"):
+            refusal = view.create_refusal(name, conda, image, build_context)
+            if refusal:
+                raise InvalidInput(refusal)
             env = ws.create_environment(EnvironmentSpec(name=name.strip(), conda_file=conda or None,
                                                         image=image.strip() or None,
                                                         build_context=build_context.strip() or None))
             st.session_state[keys.ENVIRONMENT] = env.name
             st.session_state[keys.environment_version(env.name)] = env.version
+            for key in keys.ENV_CREATE_FIELDS:  # the form starts afresh
+                st.session_state.pop(key, None)
             ui.done(f"Created environment {env.ref}.")
 
 with browse:

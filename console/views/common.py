@@ -50,6 +50,12 @@ BUILD_STATES = {"NotStarted": "Not built yet", "Running": "Building", "Succeeded
                 "Unknown": "Not reported"}
 
 
+def and_list(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
 def deployment_state(state: str) -> str:
     """A deployment's state in the console's words ("Ready", not Azure's "Succeeded")."""
     return DEPLOYMENT_STATES.get(state, state)

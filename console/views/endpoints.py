@@ -9,7 +9,7 @@ from byom.core.demo import GENERATION_SCRIPT
 from byom.core.entities import Deployment, EnvironmentVersion, ModelVersion
 from byom.core.history import Revert, TrafficChange, split_text
 
-from .common import TOKEN_RANKS, deployment_task
+from .common import TOKEN_RANKS, and_list, deployment_task
 
 BUSY_STATES = ("Creating", "Updating", "Scaling", "Deleting")
 """A deployment in one of these is still changing: the table refreshes itself until none is."""
@@ -65,9 +65,26 @@ def replaced_deployment(deployments: Iterable[Deployment], name: str) -> Deploym
                  and d.provisioning_state != "Failed"), None)
 
 
-def redeploy_question(replaced: Deployment, traffic: dict[str, int], model_ref: str | None) -> str:
+def redeploy_question(replaced: Deployment, traffic: dict[str, int], model_ref: str | None,
+                      script: str | None = None, environment: str | None = None) -> str:
+    """The confirmation of a deploy over a running deployment: what changes, and the traffic that depends on it."""
+    changes = [f"{what} {old} → {new}" for what, old, new in (
+        ("model", replaced.model, model_ref), ("script", replaced.scoring_script, script),
+        ("environment", replaced.environment, environment)) if new is not None and not _same(old, new)]
+    change_text = "; ".join(changes) if changes else "the same model, script and environment, restarted"
     return (f"Deployment {replaced.name} already exists on {replaced.endpoint_name} with "
-            f"{traffic.get(replaced.name.lower(), 0)} % of live traffic: replace it in place with {model_ref}?")
+            f"{traffic.get(replaced.name.lower(), 0)} % of live traffic: replace it in place ({change_text})?")
+
+
+def _same(old: str | None, new: str) -> bool:
+    """``local-python`` (a name, its one version) names what ``local-python:1`` does."""
+    return old == new or (":" not in new and (old or "").split(":")[0] == new)
+
+
+def delete_endpoint_question(endpoint: str, deployments: Sequence[str]) -> str:
+    """The confirmation of deleting an endpoint: its deployments and keys go with it."""
+    what = f"its deployments {and_list(list(deployments))}" if deployments else "no deployment"
+    return f"Delete endpoint {endpoint} with {what}? Its keys stop working and clients calling it get errors."
 
 
 def mirror_choice(mirror_traffic: dict[str, int], names: Sequence[str]) -> tuple[list[str], int, int]:

@@ -214,6 +214,8 @@ def test_delete_a_deployment_with_traffic_is_refused_and_an_endpoint_asks_first(
 
     at.button(key=keys.DELETE_ENDPOINT).click()
     at.run()
+    assert ("Delete endpoint demo with its deployments chat and ranks? Its keys stop working and clients calling it "
+            "get errors.") in texts(at.warning)
     assert demo.list_endpoints(), "nothing is deleted before the confirmation"
     at.button(key=keys.confirm_button("delete-endpoint:demo")).click()
     at.run()
@@ -233,12 +235,24 @@ def test_a_deployment_name_is_not_reused_without_asking(open_page, demo):
     at.run()
     assert "Deployment blue is ready." in texts(at.success)
     assert at.text_input(key=keys.DEPLOY_NAME).value == "green", "the next deploy does not replace blue by default"
+    at.number_input(key=keys.DEPLOY_INSTANCES).set_value(3)
+    at.text_input(key=keys.DEPLOY_NAME).set_value("")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert "Enter a name for the deployment." in texts(at.error)
+    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert demo.get_deployment("demo", "green").instance_count == 3
+    assert at.number_input(key=keys.DEPLOY_INSTANCES).value == 1, "the form starts afresh after a deploy"
+    assert at.text_input(key=keys.DEPLOY_NAME).value == "deployment-3"
 
     at.text_input(key=keys.DEPLOY_NAME).set_value("chat")
     at.number_input(key=keys.DEPLOY_INSTANCES).set_value(2)
     at.button(key=keys.DEPLOY_SUBMIT).click()
     at.run()
-    assert "Deployment chat already exists on demo with 100 % of live traffic" in texts(at.warning)
+    assert ("Deployment chat already exists on demo with 100 % of live traffic: replace it in place "
+            "(the same model, script and environment, restarted)?") in texts(at.warning)
     assert demo.get_deployment("demo", "chat").instance_count == 1, "nothing changes before the confirmation"
     at.button(key=keys.confirm_button("redeploy:demo/chat")).click()
     at.run()
