@@ -80,6 +80,7 @@ except ByomError as exc:
 st.sidebar.caption(f"{info.kind} · {ui.plain(info.name if info.kind == 'azure' else info.location)}")
 
 ui.show_flash()
+ui.apply_resets()
 try:
     page.run()
 except ByomError as exc:  # a call a page did not expect to fail (the Azure sign-in expired, ...)

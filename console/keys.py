@@ -21,6 +21,8 @@ FLASH = "byom.flash"
 """List of (kind, text) shown once at the top of the next run of a page."""
 FEEDBACK = "byom.feedback"
 """The container at the top of the page that progress and errors go into (console.ui.top)."""
+RESETS = "byom.resets"
+"""{widget key: value} to set at the start of the next run (console.ui.reset_later)."""
 CONFIRM = "byom.confirm"
 """The destructive action waiting for its confirmation (an action id), or None."""
 
@@ -70,8 +72,9 @@ REGISTER_PACKAGE = "models.register.package"
 REGISTER_DESCRIPTION = "models.register.description"
 REGISTER_TAGS = "models.register.tags"
 REGISTER_SUBMIT = "models.register.submit"
-REGISTER_FIELDS = (REGISTER_NAME, REGISTER_PATH, REGISTER_UPLOAD, REGISTER_PACKAGE, REGISTER_DESCRIPTION, REGISTER_TAGS)
-"""The register form's fields, cleared after a model is registered."""
+REGISTER_CLEARED = {REGISTER_NAME: "", REGISTER_PATH: "", REGISTER_PACKAGE: False, REGISTER_DESCRIPTION: "",
+                    REGISTER_TAGS: ""}
+"""The register form's fields as a fresh form shows them, set after a model is registered."""
 MODEL_VERSION = "models.version"
 MODEL_EDIT_FORM = "models.edit"
 MODEL_TAGS = "models.edit.tags"
@@ -100,7 +103,7 @@ ENV_CREATE_CONDA = "environments.create.conda"
 ENV_CREATE_IMAGE = "environments.create.image"
 ENV_CREATE_BUILD_CONTEXT = "environments.create.build_context"
 ENV_CREATE_SUBMIT = "environments.create.submit"
-ENV_CREATE_FIELDS = (ENV_CREATE_NAME, ENV_CREATE_CONDA, ENV_CREATE_IMAGE, ENV_CREATE_BUILD_CONTEXT)
+ENV_CREATE_CLEARED = {ENV_CREATE_NAME: "", ENV_CREATE_CONDA: "", ENV_CREATE_IMAGE: "", ENV_CREATE_BUILD_CONTEXT: ""}
 
 ENDPOINT_CREATE_FORM = "endpoints.create"
 ENDPOINT_CREATE_NAME = "endpoints.create.name"
@@ -116,8 +119,6 @@ DEPLOY_INSTANCES = "endpoints.deploy.instances"
 DEPLOY_TIMEOUT = "endpoints.deploy.timeout"
 DEPLOY_CONCURRENCY = "endpoints.deploy.concurrency"
 DEPLOY_SUBMIT = "endpoints.deploy.submit"
-DEPLOY_FIELDS = (DEPLOY_NAME, DEPLOY_MODEL, DEPLOY_ENVIRONMENT, DEPLOY_INSTANCES, DEPLOY_TIMEOUT, DEPLOY_CONCURRENCY)
-"""The deploy form's fields, cleared after a deploy."""
 DEPLOY_WATCH = "byom.deploy_watch"
 """(endpoint, deployment) of the deploy under way: the top of the Endpoints page follows it to its outcome."""
 MANAGE_DEPLOYMENT = "endpoints.manage.deployment"

@@ -105,6 +105,21 @@ def progress(label: str) -> Iterator[Progress]:
     box.update(label=f"{label}: done", state="complete", expanded=False)
 
 
+def reset_later(values: dict[str, Any]) -> None:
+    """Set these widgets to these values at the start of the next run (a form starting afresh).
+
+    A widget's state cannot be changed once it is drawn in a run, and dropping its key is not enough:
+    the browser still holds the old value and sends it back. So the values wait for the next run.
+    """
+    st.session_state.setdefault(keys.RESETS, {}).update(values)
+
+
+def apply_resets() -> None:
+    """app.py, before the page runs: the values ``reset_later`` left."""
+    for key, value in st.session_state.pop(keys.RESETS, {}).items():
+        st.session_state[key] = value
+
+
 def ask(action: str) -> None:
     """Start a destructive action: the next run asks for confirmation."""
     st.session_state[keys.CONFIRM] = action

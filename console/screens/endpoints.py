@@ -90,16 +90,18 @@ with tab_deploy:
                                            "token_ranks.py scores token ranks.")
         with st.form(keys.DEPLOY_FORM, border=False):
             name_col, model_col, env_col = st.columns(3)
-            dep_name = name_col.text_input("Deployment name", value=view.next_deployment_name(dep_names),
-                                           key=keys.DEPLOY_NAME)
+            st.session_state.setdefault(keys.DEPLOY_NAME, view.next_deployment_name(dep_names))
+            dep_name = name_col.text_input("Deployment name", key=keys.DEPLOY_NAME)
             model_ref = model_col.selectbox("Model version", model_refs, key=keys.DEPLOY_MODEL,
                                             placeholder="Register a model first")
             env_ref = env_col.selectbox("Environment", env_refs, key=keys.DEPLOY_ENVIRONMENT)
             count_col, timeout_col, concurrency_col = st.columns(3)
-            instances = count_col.number_input("Instances", 1, 20, 1, key=keys.DEPLOY_INSTANCES)
-            timeout_ms = timeout_col.number_input("Request timeout (ms)", 1, 600_000, 60_000, step=1000,
+            for key, default in view.DEPLOY_DEFAULTS_BY_KEY.items():
+                st.session_state.setdefault(key, default)
+            instances = count_col.number_input("Instances", 1, 20, key=keys.DEPLOY_INSTANCES)
+            timeout_ms = timeout_col.number_input("Request timeout (ms)", 1, 600_000, step=1000,
                                                   key=keys.DEPLOY_TIMEOUT)
-            concurrency = concurrency_col.number_input("Max concurrent requests per instance", 1, 64, 1,
+            concurrency = concurrency_col.number_input("Max concurrent requests per instance", 1, 64,
                                                        key=keys.DEPLOY_CONCURRENCY)
             submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:",
                                               key=keys.DEPLOY_SUBMIT)
@@ -135,8 +137,8 @@ with tab_deploy:
                 wait=False, progress=report,
             )
             st.session_state[keys.DEPLOY_WATCH] = (name, deployment.name)
-            for key in keys.DEPLOY_FIELDS:  # the form starts afresh, with the next free name
-                st.session_state.pop(key, None)
+            ui.reset_later({keys.DEPLOY_NAME: view.next_deployment_name([*dep_names, deployment.name]),
+                            **view.DEPLOY_DEFAULTS_BY_KEY})  # the form starts afresh, with the next free name
             st.rerun()
 
     if deployments:

@@ -41,8 +41,7 @@ with create, st.form(keys.ENV_CREATE_FORM):
                                                         build_context=build_context.strip() or None))
             st.session_state[keys.ENVIRONMENT] = env.name
             st.session_state[keys.environment_version(env.name)] = env.version
-            for key in keys.ENV_CREATE_FIELDS:  # the form starts afresh
-                st.session_state.pop(key, None)
+            ui.reset_later(keys.ENV_CREATE_CLEARED)  # the form starts afresh
             ui.done(f"Created environment {env.ref}.")
 
 with browse:

@@ -88,8 +88,7 @@ with register:
             model = ws.create_model(spec, report)
             st.session_state[keys.MODEL] = model.name
             st.session_state[keys.model_version(model.name)] = model.version
-            for key in keys.REGISTER_FIELDS:  # the form starts afresh for the next model
-                st.session_state.pop(key, None)
+            ui.reset_later(keys.REGISTER_CLEARED)  # the form starts afresh for the next model
             ui.done(f"Registered {model.ref}.")
 
 with browse:
@@ -137,8 +136,8 @@ with browse:
                 if refusal:
                     raise InvalidInput(refusal)
                 ws.promote_model(name, number, str(stage), approver=approver, note=note)
-                for key in (keys.promote_stage(ref), keys.promote_approver(ref), keys.promote_note(ref)):
-                    st.session_state.pop(key, None)
+                ui.reset_later({keys.promote_stage(ref): None, keys.promote_approver(ref): "",
+                                keys.promote_note(ref): ""})
                 ui.done(f"{ref} is now in {stage}.")
         if version.stage_history:
             st.caption("History: " + ui.plain(view.stage_history_text(version)))

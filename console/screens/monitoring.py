@@ -17,7 +17,7 @@ if not endpoints:
     st.info("No endpoints yet: there is nothing to monitor.")
     st.stop()
 
-cols = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+cols = st.columns([3, 3, 2, 1], vertical_alignment="bottom")
 name = pickers.endpoint(endpoints, cols[0])
 
 if not ws.supports(Capability.METRICS):

@@ -18,6 +18,9 @@ NO_MIRROR = "none"
 DEFAULT_MIRROR_PERCENT = 10
 SPLIT_TARGET = "the traffic split"
 LOG_CONTAINERS = ["inference-server", "storage-initializer"]
+DEPLOY_DEFAULTS_BY_KEY = {"endpoints.deploy.instances": 1, "endpoints.deploy.timeout": 60_000,
+                          "endpoints.deploy.concurrency": 1}
+"""The deploy form's numbers as a fresh form shows them (console.keys.DEPLOY_INSTANCES, ...)."""
 
 
 def busy(deployments: Iterable[Deployment]) -> bool:

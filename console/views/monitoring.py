@@ -59,11 +59,20 @@ def _ms(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
+NO_LATENCY = "–"
+"""A latency cell of a deployment without requests: no figure, not a made-up 0 or 'None'."""
+
+
+def _ms_cell(value: float | None) -> int | str:
+    return NO_LATENCY if value is None else round(value)
+
+
 def metrics_table(metrics: Sequence[DeploymentMetrics]) -> Table:
     """Per deployment over the window: requests, errors, error rate and latency percentiles in whole ms."""
     rows = [{"deployment": _label(m), "requests": m.requests, "errors": m.errors,
              "error rate %": round(100 * m.errors / m.requests, 1) if m.requests else 0.0,
-             "p50 ms": _ms(m.p50_ms), "p95 ms": _ms(m.p95_ms), "p99 ms": _ms(m.p99_ms)} for m in metrics]
+             "p50 ms": _ms_cell(m.p50_ms), "p95 ms": _ms_cell(m.p95_ms), "p99 ms": _ms_cell(m.p99_ms)}
+            for m in metrics]
     return table(rows, ["deployment", "requests", "errors", "error rate %", "p50 ms", "p95 ms", "p99 ms"])
 
 
@@ -144,7 +153,8 @@ def latency_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, s
             x=_times(m.series), y=ys, name=_label(m), mode="lines+markers", connectgaps=False,
             line={"color": palette.get(m.deployment.lower()), "dash": "dot" if m.mirrored else "solid"},
             marker={"size": 4}, hovertemplate="%{y:d} ms<extra>%{fullData.name}</extra>"))
-    return _layout(figure, f"Latency {percentile}", "ms", peak * 1.1, _x_range(metrics, bucket_s))
+    figure = _layout(figure, f"Latency {percentile}", "ms", max(peak * 1.1, 10), _x_range(metrics, bucket_s))
+    return figure.update_yaxes(tickformat=",d")  # whole milliseconds on the axis too
 
 
 def instances_figure(deployments: Sequence[Deployment], palette: Mapping[str, str]) -> go.Figure:

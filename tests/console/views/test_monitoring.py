@@ -58,6 +58,7 @@ def test_latency_is_one_line_per_deployment_in_whole_ms_with_gaps_where_quiet():
     assert figure.layout.yaxis.range[0] == 0
     table = view.metrics_table(metrics()).set_index("deployment")
     assert table.loc["blue", "p50 ms"] == 21 and table.loc["idle", "requests"] == 0
+    assert table.loc["idle", "p95 ms"] == view.NO_LATENCY
 
 
 def test_requests_by_status_code_leave_mirrors_out():
