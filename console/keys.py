@@ -21,6 +21,8 @@ FLASH = "byom.flash"
 """List of (kind, text) shown once at the top of the next run of a page."""
 FEEDBACK = "byom.feedback"
 """The container at the top of the page that progress and errors go into (console.ui.top)."""
+KEPT = "byom.kept"
+"""{widget key: value} of the widgets a page keeps across navigation (console.ui.remember)."""
 RESETS = "byom.resets"
 """{widget key: value} to set at the start of the next run (console.ui.reset_later)."""
 CONFIRM = "byom.confirm"
@@ -229,6 +231,10 @@ def model_tags(ref: str) -> str:
 
 def environment_version(environment: str) -> str:
     return f"{ENV_VERSION}.{environment}"
+
+
+def rank_sample(label: str) -> str:
+    return f"ranks.sample.{label}"
 
 
 def rank_chart(kind: str, deployment: str) -> str:

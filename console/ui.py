@@ -120,6 +120,20 @@ def apply_resets() -> None:
         st.session_state[key] = value
 
 
+def remember(*widget_keys: str) -> None:
+    """Keep these widgets' values when the operator leaves the page and comes back.
+
+    Streamlit forgets the state of a widget that a run does not draw (another page ran): its last value is
+    kept here (``keys.KEPT``) and put back before the page draws it again.
+    """
+    kept = st.session_state.setdefault(keys.KEPT, {})
+    for key in widget_keys:
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
+        elif key in kept:
+            st.session_state[key] = kept[key]
+
+
 def ask(action: str) -> None:
     """Start a destructive action: the next run asks for confirmation."""
     st.session_state[keys.CONFIRM] = action

@@ -10,6 +10,9 @@ from byom.core import analysis
 from byom.core.errors import ByomError, InvalidInput
 
 ws = context.workspace()
+# The text, the choices and the thresholds survive a visit to another page (the results are kept anyway).
+ui.remember(keys.RANK_DEPLOYMENT, keys.RANK_COMPARE, keys.RANK_SOURCE, keys.RANK_INPUT, keys.RANK_T1, keys.RANK_T2,
+            keys.RANK_T3)
 
 st.title("Token ranks")
 st.caption("For each token, its rank in the model's next-token distribution: 0 is the model's first choice.")
@@ -35,7 +38,17 @@ other = cols[2].selectbox("Compare with", view.compare_options(dep_names, primar
                           format_func=lambda n: labels.get(n, "Nothing"))
 selected = view.selected(primary, other)
 
-source = st.radio("Text", view.SOURCES, horizontal=True, key=keys.RANK_SOURCE, label_visibility="collapsed")
+def load_sample(label: str) -> None:
+    st.session_state[keys.RANK_SOURCE] = view.SOURCES[0]
+    st.session_state[keys.RANK_INPUT] = view.SAMPLES[label]
+
+
+source_col, *sample_cols = st.columns([4, 1, 1], vertical_alignment="center")
+with source_col:
+    source = st.radio("Text", view.SOURCES, horizontal=True, key=keys.RANK_SOURCE, label_visibility="collapsed")
+for column, label in zip(sample_cols, view.SAMPLES, strict=True):
+    column.button(f"Load a {label.lower()} sample", key=keys.rank_sample(label), on_click=load_sample, args=(label,),
+                  width="stretch", help="A paragraph to analyse: compare how far down the ranks each one reaches.")
 if source == "Upload a text file":
     uploaded = st.file_uploader("Text file", type=["txt", "md"], key=keys.RANK_UPLOAD)
     text = uploaded.getvalue().decode("utf-8", "replace") if uploaded else ""
@@ -88,7 +101,8 @@ results = st.session_state.get(keys.RANK_RESULTS)
 if not results:
     st.stop()
 
-analysed_text = st.session_state.get(keys.RANK_TEXT)
+analysed_text = st.session_state.get(keys.RANK_TEXT) or ""
+st.caption(ui.plain(view.results_caption(analysed_text, text, list(results))))
 try:
     tables = {dep: analysis.token_table(body, thresholds) for dep, body in results.items()}
 except ByomError as exc:

@@ -134,3 +134,33 @@ def test_an_answer_that_is_not_json_is_explained(open_page, demo, monkeypatch):
     assert not at.exception
     assert "ranks answered HTTP 200 with a body that is not JSON" in texts(at.error)
     assert "Read its logs on the Endpoints page" in texts(at.info)
+
+
+def test_text_choices_and_results_survive_a_visit_to_another_page(open_page, demo):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at.number_input(key=keys.RANK_T1).set_value(50).run()
+    at = analyse(at)
+    at.switch_page("screens/models.py").run()
+    assert not at.exception
+    at.switch_page("screens/token_ranks.py").run()
+    assert not at.exception
+    assert at.text_area(key=keys.RANK_INPUT).value == TEXT
+    assert at.selectbox(key=keys.RANK_COMPARE).value == "ranks2"
+    assert at.number_input(key=keys.RANK_T1).value == 50
+    assert [s.value for s in at.subheader] == ["ranks", "ranks2"]
+    assert f"Results for the {len(TEXT)} characters analysed by ranks and ranks2." in texts(at.caption)
+
+    at.text_area(key=keys.RANK_INPUT).set_value("Another text").run()
+    assert "The text above has changed since" in texts(at.caption), "the results stay tied to what was analysed"
+
+
+def test_load_a_sample_fills_the_text(open_page, demo):
+    at = open_page("token_ranks")
+    at.radio(key=keys.RANK_SOURCE).set_value("Upload a text file").run()
+    at.button(key=keys.rank_sample("Human-written")).click().run()
+    assert at.radio(key=keys.RANK_SOURCE).value == "Type or paste"
+    assert at.text_area(key=keys.RANK_INPUT).value.startswith("My grandmother kept her buttons")
+    at.button(key=keys.rank_sample("Model-written")).click().run()
+    assert at.text_area(key=keys.RANK_INPUT).value.startswith("Artificial intelligence is transforming")
