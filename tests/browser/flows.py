@@ -131,7 +131,7 @@ def send_prompt(page: Page, prompt: str, timeout_ms: int = 30_000) -> None:
     page.get_by_label("Prompt", exact=True).press("Control+Enter")
     settle(page)
     page.get_by_role("button", name="Send", exact=True).click()
-    expect(page.get_by_text("Served by")).to_be_visible(timeout=timeout_ms)
+    expect(page.locator("strong").get_by_text("Served by", exact=True).first).to_be_visible(timeout=timeout_ms)
     settle(page)
 
 
