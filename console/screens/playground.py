@@ -107,12 +107,12 @@ else:
                 st.session_state[keys.LAST_ANSWER] = answers[0].text
     results = st.session_state.get(keys.PLAYGROUND_RESULTS, [])
     if results:
-        columns = st.columns(len(results))
         marks: list[str | None] = [None] * len(results)
         if len(results) == 2 and all(a.ok for a in results):
             marks = list(view.differences(results[0].text, results[1].text))
             st.caption("Highlighted: where the two answers differ." if results[0].text != results[1].text
                        else "The two answers are identical.")
+        columns = st.columns(len(results))
         for answer, column, marked in zip(results, columns, marks, strict=True):
             with column.container(border=True):
                 show(answer, st.container(), marked=marked)

@@ -92,7 +92,7 @@ def _layout(figure: go.Figure, title: str, y_title: str, y_max: float, x_range: 
         title={"text": title, "x": 0, "xanchor": "left"}, height=HEIGHT,
         # Room below for the date plotly writes under the first time tick, and above for the legend.
         margin={"l": 10, "r": 10, "t": 70, "b": 50},
-        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}, showlegend=True,
         hovermode="x unified",
     )
     figure.update_yaxes(title_text=y_title, range=[0, y_max if y_max > 0 else 1], rangemode="tozero")
@@ -157,10 +157,17 @@ def latency_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, s
     return figure.update_yaxes(tickformat=",d")  # whole milliseconds on the axis too
 
 
+def _ready(deployment: Deployment) -> int:
+    """Ready instances; where the backend lists none (Azure ML, the in-memory one), all of a Succeeded one."""
+    if deployment.instances:
+        return sum(1 for i in deployment.instances if i.state == "Ready")
+    return deployment.instance_count if deployment.provisioning_state == "Succeeded" else 0
+
+
 def instances_figure(deployments: Sequence[Deployment], palette: Mapping[str, str]) -> go.Figure:
     """Each deployment's instances now: ready ones, and the count asked for."""
     names = [d.name for d in deployments]
-    ready = [sum(1 for i in d.instances if i.state == "Ready") if d.instances else 0 for d in deployments]
+    ready = [_ready(d) for d in deployments]
     asked = [d.instance_count for d in deployments]
     figure = go.Figure([
         go.Bar(x=names, y=ready, name="ready", marker_color=[palette.get(n.lower()) for n in names],

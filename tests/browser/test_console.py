@@ -88,6 +88,15 @@ def test_console_flows_on_the_in_memory_demo(memory_console, page, artifacts):
     wait_until(lambda: "Latency p50" in charts(page), 30, "the p50 latency chart")
     shot(page, folder, "4-monitoring")
 
+    open_page(page, "Playground")
+    page.get_by_test_id("stButtonGroup").get_by_text("A/B", exact=True).click()
+    settle(page)
+    send_prompt(page, "same for both")
+    expect(page.locator("strong").get_by_text("Served by", exact=True)).to_have_count(2)
+    # The fake answers "[chat] ..." and "[blue] ...": the names differ and are marked, the rest is not.
+    expect(page.locator("mark.byom-diff")).to_have_count(2)
+    shot(page, folder, "3-playground-ab")
+
     open_page(page, "Token ranks")
     analyse(page, TEXT)
     tokens = page.locator("span.byom-token")
@@ -98,6 +107,10 @@ def test_console_flows_on_the_in_memory_demo(memory_console, page, artifacts):
     assert colour == "rgb(183, 240, 164)"  # top-10 green
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     shot(page, folder, "5-token-ranks")
+    open_page(page, "Overview")
+    open_page(page, "Token ranks")  # the text and the results are still there
+    expect(page.get_by_label("Text to analyse", exact=True)).to_have_value(TEXT)
+    expect(tokens).to_have_count(9)
 
     open_page(page, "Models")
     stage = page.locator('[data-testid="stSelectbox"]').filter(has_text="To stage")

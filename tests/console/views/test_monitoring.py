@@ -75,10 +75,12 @@ def test_instances_cpu_and_memory():
     palette = view.colours(["blue", "green"])
     deployments = [Deployment(name="blue", endpoint_name="ep", model="m:1", instance_count=2,
                               instances=[InstanceStatus(id="a", state="Ready"), InstanceStatus(id="b", state="Starting")]),
-                   Deployment(name="green", endpoint_name="ep", model="m:1")]
+                   Deployment(name="green", endpoint_name="ep", model="m:1"),
+                   Deployment(name="azure", endpoint_name="ep", model="m:1", provisioning_state="Succeeded")]
+    palette = view.colours(["blue", "green", "azure"])
     instances = view.instances_figure(deployments, palette)
-    assert list(instances.data[0].y) == [1, 0] and list(instances.data[1].y) == [2, 1]
-    assert list(instances.data[0].marker.color) == [palette["blue"], palette["green"]]
+    assert list(instances.data[0].y) == [1, 0, 1] and list(instances.data[1].y) == [2, 1, 1]
+    assert list(instances.data[0].marker.color) == [palette["blue"], palette["green"], palette["azure"]]
     samples = [ResourceSample(NOW - 10, "ep", "blue", 2, None, 300 * 2**20),
                ResourceSample(NOW - 5, "ep", "blue", 2, 150.0, 310 * 2**20)]
     cpu = view.cpu_figure(samples, palette, (NOW - 600, NOW))
