@@ -88,7 +88,8 @@ def done(text: str) -> None:
 @contextmanager
 def progress(label: str) -> Iterator[Progress]:
     """A status box with a progress bar at the top of the page, fed by a core progress callback."""
-    box = top().status(plain(label), expanded=True)
+    label = plain(label)
+    box = top().status(label, expanded=True)
     bar = box.progress(0.0, text="Waiting for the first step…")
     last = [0.0]
 

@@ -33,6 +33,9 @@ if not dep_names:
     st.info(f"No deployment of {name} answers token ranks: deploy token_ranks.py into it on the Endpoints page.")
     st.stop()
 labels = view.deployment_labels(deployments)
+for key, offered in ((keys.RANK_DEPLOYMENT, dep_names), (keys.RANK_COMPARE, [view.NOTHING, *dep_names])):
+    if st.session_state.get(key, offered[0]) not in offered:  # a kept choice of a deployment now gone
+        st.session_state.pop(key)
 primary = cols[1].selectbox("Deployment", dep_names, key=keys.RANK_DEPLOYMENT, format_func=labels.__getitem__)
 other = cols[2].selectbox("Compare with", view.compare_options(dep_names, primary), key=keys.RANK_COMPARE,
                           format_func=lambda n: labels.get(n, "Nothing"))

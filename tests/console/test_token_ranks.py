@@ -164,3 +164,14 @@ def test_load_a_sample_fills_the_text(open_page, demo):
     assert at.text_area(key=keys.RANK_INPUT).value.startswith("My grandmother kept her buttons")
     at.button(key=keys.rank_sample("Model-written")).click().run()
     assert at.text_area(key=keys.RANK_INPUT).value.startswith("Artificial intelligence is transforming")
+
+
+def test_a_kept_choice_of_a_deployment_since_deleted_is_let_go(open_page, demo):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at.switch_page("screens/models.py").run()
+    demo.delete_deployment("demo", "ranks2")
+    at.switch_page("screens/token_ranks.py").run()
+    assert not at.exception
+    assert at.selectbox(key=keys.RANK_COMPARE).value == "nothing"
