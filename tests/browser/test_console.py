@@ -241,4 +241,12 @@ def test_console_flows_on_a_real_local_workspace_with_the_sample_model(
 
     open_page(page, "Monitoring")
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    # CPU and memory of the real model servers, sampled from their processes (the page refreshes itself).
+    usage = wait_until(lambda: (c := charts(page)) and all(t in c for t in ("CPU (100 % = one core)", "Memory (resident)"))
+                       and c, 60, "the CPU and memory charts")
+    memory = {t["name"]: t["y"] for t in usage["Memory (resident)"]["traces"]}
+    assert set(memory) == {"chat", "ranks", "blue"}, memory
+    assert all(y and y[-1] > 50 for y in memory.values()), f"each model server holds its model in memory: {memory}"
+    colours = {t["name"]: t["colour"] for t in usage["Requests per 1 min"]["traces"]}
+    assert {t["name"]: t["colour"] for t in usage["Memory (resident)"]["traces"]} == colours
     shot(page, folder, "5-monitoring")
