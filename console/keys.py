@@ -69,7 +69,8 @@ REGISTER_FORM = "models.register"
 REGISTER_NAME = "models.register.name"
 REGISTER_SOURCE = "models.register.source"
 REGISTER_PATH = "models.register.path"
-REGISTER_UPLOAD = "models.register.upload"
+REGISTER_UPLOADS = "byom.register_uploads"
+"""How many registrations cleared the upload box: its key changes with it (an uploader's value cannot be set)."""
 REGISTER_PACKAGE = "models.register.package"
 REGISTER_DESCRIPTION = "models.register.description"
 REGISTER_TAGS = "models.register.tags"
@@ -207,6 +208,11 @@ def regenerate_button(key_type: str) -> str:
 def model_version(model: str) -> str:
     """The version chosen of one model: each model remembers its own."""
     return f"{MODEL_VERSION}.{model}"
+
+
+def register_upload(generation: int = 0) -> str:
+    """The register form's upload box, a new one after each registration (``REGISTER_UPLOADS``)."""
+    return f"models.register.upload.{generation}"
 
 
 def promote_stage(ref: str) -> str:

@@ -52,7 +52,8 @@ with register:
                                       if in_place else "A folder or file on this machine; its files are copied "
                                       "into the workspace and hashed.")
         elif source == "Uploaded files":
-            uploads = st.file_uploader("Model files", key=keys.REGISTER_UPLOAD, accept_multiple_files=True,
+            uploads = st.file_uploader("Model files", key=keys.register_upload(st.session_state.get(keys.REGISTER_UPLOADS, 0)),
+                                       accept_multiple_files=True,
                                        max_upload_size=UPLOAD_LIMIT_MB,
                                        help="One GGUF file, or every file of a model folder (config.json, the "
                                             f"weights, the tokenizer files), up to {UPLOAD_LIMIT_MB:,} MB each; "
@@ -89,6 +90,7 @@ with register:
             st.session_state[keys.MODEL] = model.name
             st.session_state[keys.model_version(model.name)] = model.version
             ui.reset_later(keys.REGISTER_CLEARED)  # the form starts afresh for the next model
+            st.session_state[keys.REGISTER_UPLOADS] = st.session_state.get(keys.REGISTER_UPLOADS, 0) + 1
             ui.done(f"Registered {model.ref}.")
 
 with browse:

@@ -149,7 +149,8 @@ def test_register_the_sample_model_under_its_name(open_page, workspace, model_fo
 def upload(at, name: str, files):
     at.radio(key=keys.REGISTER_SOURCE).set_value("Uploaded files").run()
     at.text_input(key=keys.REGISTER_NAME).set_value(name)
-    at.file_uploader(key=keys.REGISTER_UPLOAD).set_value(
+    at.file_uploader(key=keys.register_upload(at.session_state[keys.REGISTER_UPLOADS]
+                                              if keys.REGISTER_UPLOADS in at.session_state else 0)).set_value(
         [(file, content, "application/octet-stream") for file, content in files])
     by_label(at.button, "Register").click()
     return at.run()
@@ -164,6 +165,7 @@ def test_upload_a_model_folder_s_files(open_page, workspace):
     assert "Registered uploaded:1." in texts(at.success)
     model = workspace.get_model("uploaded")
     assert sorted(f.path for f in model.files) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert at.file_uploader(key=keys.register_upload(1)).value in (None, []), "the upload box starts empty again"
     assert model.format == "transformers"
     assert at.dataframe[1].value["files"][0] == 3
 
