@@ -13,5 +13,5 @@ setup(
     package_dir={f"byom.{folder}": folder for folder in FOLDERS},
     packages=[f"byom.{name}" for name in find_namespace_packages(include=[f"{folder}*" for folder in FOLDERS],
                                                                   exclude=["*__pycache__*"])],
-    package_data={"byom.scoring": ["*.py"]},
+    package_data={"byom.scoring": ["*.py"], "byom.console": ["favicon.png"]},
 )

@@ -15,7 +15,8 @@ from byom.core.errors import ByomError
 
 HERE = Path(__file__).parent
 
-st.set_page_config(page_title="byom console", page_icon=":material/hub:", layout="wide")
+# A file of our own: a ":material/...:" icon makes the browser fetch the favicon from a fonts host.
+st.set_page_config(page_title="byom console", page_icon=str(HERE / "favicon.png"), layout="wide")
 
 PAGES = {
     "Workspace": [
@@ -31,9 +32,11 @@ PAGES = {
     ],
 }
 page = st.navigation(PAGES)
+# Streamlit leaves a tall empty band above the first element (room for its toolbar): a title starts higher.
+st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
+ui.open_feedback_band()
 
-with st.sidebar:
-    st.caption("Workspace")
+with st.sidebar:  # the navigation's section is the one "Workspace" heading; this is where it is
     if keys.WORKSPACE in st.session_state:
         st.text("Provided by the host application")
     else:
@@ -43,7 +46,6 @@ with st.sidebar:
             index=1 if context.on_azure() else 0,
             captions=["A folder on this machine", "A workspace in your Azure subscription"],
             horizontal=True,
-            label_visibility="collapsed",
             key=keys.SIDEBAR_BACKEND,
         )
         if kind == "Local":
@@ -65,7 +67,7 @@ with st.sidebar:
                                                help="Signs in with your Azure CLI login ('az login') "
                                                     "or the credentials in the environment.")
             if opened:
-                with ui.errors():
+                with ui.errors(in_place=True):  # beside the form it concerns
                     context.choose_azure(config=config, subscription=subscription, resource_group=resource_group,
                                          workspace_name=workspace_name)
                     st.rerun()
@@ -78,6 +80,7 @@ except ByomError as exc:
 st.sidebar.caption(f"{info.kind} · {ui.plain(info.name if info.kind == 'azure' else info.location)}")
 
 ui.show_flash()
+ui.apply_resets()
 try:
     page.run()
 except ByomError as exc:  # a call a page did not expect to fail (the Azure sign-in expired, ...)

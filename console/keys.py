@@ -19,6 +19,12 @@ a served console signs in with DefaultAzureCredential."""
 # Messages that outlive a rerun ----------------------------------------------
 FLASH = "byom.flash"
 """List of (kind, text) shown once at the top of the next run of a page."""
+FEEDBACK = "byom.feedback"
+"""The container at the top of the page that progress and errors go into (console.ui.top)."""
+KEPT = "byom.kept"
+"""{widget key: value} of the widgets a page keeps across navigation (console.ui.remember)."""
+RESETS = "byom.resets"
+"""{widget key: value} to set at the start of the next run (console.ui.reset_later)."""
 CONFIRM = "byom.confirm"
 """The destructive action waiting for its confirmation (an action id), or None."""
 
@@ -63,20 +69,21 @@ REGISTER_FORM = "models.register"
 REGISTER_NAME = "models.register.name"
 REGISTER_SOURCE = "models.register.source"
 REGISTER_PATH = "models.register.path"
-REGISTER_UPLOAD = "models.register.upload"
+REGISTER_UPLOADS = "byom.register_uploads"
+"""How many registrations cleared the upload box: its key changes with it (an uploader's value cannot be set)."""
 REGISTER_PACKAGE = "models.register.package"
 REGISTER_DESCRIPTION = "models.register.description"
 REGISTER_TAGS = "models.register.tags"
 REGISTER_SUBMIT = "models.register.submit"
+REGISTER_CLEARED = {REGISTER_NAME: "", REGISTER_PATH: "", REGISTER_PACKAGE: False, REGISTER_DESCRIPTION: "",
+                    REGISTER_TAGS: ""}
+"""The register form's fields as a fresh form shows them, set after a model is registered."""
 MODEL_VERSION = "models.version"
 MODEL_EDIT_FORM = "models.edit"
 MODEL_TAGS = "models.edit.tags"
 MODEL_DESCRIPTION = "models.edit.description"
 MODEL_SAVE = "models.edit.save"
 PROMOTE_FORM = "models.promote"
-PROMOTE_STAGE = "models.promote.stage"
-PROMOTE_APPROVER = "models.promote.approver"
-PROMOTE_NOTE = "models.promote.note"
 PROMOTE_SUBMIT = "models.promote.submit"
 ARCHIVE = "models.archive"
 RESTORE = "models.restore"
@@ -99,6 +106,7 @@ ENV_CREATE_CONDA = "environments.create.conda"
 ENV_CREATE_IMAGE = "environments.create.image"
 ENV_CREATE_BUILD_CONTEXT = "environments.create.build_context"
 ENV_CREATE_SUBMIT = "environments.create.submit"
+ENV_CREATE_CLEARED = {ENV_CREATE_NAME: "", ENV_CREATE_CONDA: "", ENV_CREATE_IMAGE: "", ENV_CREATE_BUILD_CONTEXT: ""}
 
 ENDPOINT_CREATE_FORM = "endpoints.create"
 ENDPOINT_CREATE_NAME = "endpoints.create.name"
@@ -114,6 +122,8 @@ DEPLOY_INSTANCES = "endpoints.deploy.instances"
 DEPLOY_TIMEOUT = "endpoints.deploy.timeout"
 DEPLOY_CONCURRENCY = "endpoints.deploy.concurrency"
 DEPLOY_SUBMIT = "endpoints.deploy.submit"
+DEPLOY_WATCH = "byom.deploy_watch"
+"""(endpoint, deployment) of the deploy under way: the top of the Endpoints page follows it to its outcome."""
 MANAGE_DEPLOYMENT = "endpoints.manage.deployment"
 SCALE = "endpoints.scale"
 DELETE_DEPLOYMENT = "endpoints.delete_deployment"
@@ -156,8 +166,12 @@ RANK_JSON = "ranks.json"
 MON_WINDOW = "monitoring.window"
 MON_LIVE = "monitoring.live"
 MON_REQUESTS_CHART = "monitoring.requests"
-MON_ERRORS_CHART = "monitoring.errors"
+MON_PERCENTILE = "monitoring.percentile"
+MON_STATUS_CHART = "monitoring.status"
 MON_LATENCY_CHART = "monitoring.latency"
+MON_INSTANCES_CHART = "monitoring.instances"
+MON_CPU_CHART = "monitoring.cpu"
+MON_MEMORY_CHART = "monitoring.memory"
 
 
 def traffic_input(deployment: str, revision: str) -> str:
@@ -196,6 +210,23 @@ def model_version(model: str) -> str:
     return f"{MODEL_VERSION}.{model}"
 
 
+def register_upload(generation: int = 0) -> str:
+    """The register form's upload box, a new one after each registration (``REGISTER_UPLOADS``)."""
+    return f"models.register.upload.{generation}"
+
+
+def promote_stage(ref: str) -> str:
+    return f"models.promote.stage.{ref}"
+
+
+def promote_approver(ref: str) -> str:
+    return f"models.promote.approver.{ref}"
+
+
+def promote_note(ref: str) -> str:
+    return f"models.promote.note.{ref}"
+
+
 def model_description(ref: str) -> str:
     return f"{MODEL_DESCRIPTION}.{ref}"
 
@@ -206,6 +237,10 @@ def model_tags(ref: str) -> str:
 
 def environment_version(environment: str) -> str:
     return f"{ENV_VERSION}.{environment}"
+
+
+def rank_sample(label: str) -> str:
+    return f"ranks.sample.{label}"
 
 
 def rank_chart(kind: str, deployment: str) -> str:

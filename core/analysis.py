@@ -1,7 +1,6 @@
-"""Token-rank results and endpoint metrics → tables and figures for the console.
+"""Token-rank results → tables and figures for the console (the metrics charts are console/views/monitoring.py).
 
-Pure functions: they take what a deployment answered (or what
-``Workspace.get_metrics`` returned) and give pandas tables, HTML and plotly
+Pure functions: they take what a deployment answered and give pandas tables, HTML and plotly
 figures. Nothing here calls a workspace or Streamlit, so every figure is
 tested on its own (tests/test_analysis.py).
 
@@ -25,7 +24,6 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .entities import DeploymentMetrics
 from .errors import InvalidInput
 
 DEFAULT_THRESHOLDS: tuple[int, int, int] = (10, 100, 1000)
@@ -467,44 +465,3 @@ def _isnan(value: Any) -> bool:
 
 def _visible(token: str) -> str:
     return str(token).replace("\n", "\\n").replace("\t", "\\t")
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def metrics_table(metrics: Sequence[DeploymentMetrics]) -> pd.DataFrame:
-    """Per deployment over the window: requests, errors, error rate and latency percentiles."""
-    rows = []
-    for m in metrics:
-        rows.append({
-            "deployment": m.deployment + (" (mirror)" if m.mirrored else ""),
-            "requests": m.requests, "errors": m.errors,
-            "error rate %": round(100 * m.errors / m.requests, 1) if m.requests else 0.0,
-            "p50 ms": m.p50_ms, "p95 ms": m.p95_ms, "p99 ms": m.p99_ms,
-        })
-    columns = ["deployment", "requests", "errors", "error rate %", "p50 ms", "p95 ms", "p99 ms"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def metrics_figures(metrics: Sequence[DeploymentMetrics], bucket_s: int) -> dict[str, go.Figure]:
-    """Request rate, error rate and latency over time, one line per deployment (mirrors dotted)."""
-    rate = go.Figure()
-    errors = go.Figure()
-    latency = go.Figure()
-    per_minute = 60.0 / bucket_s
-    for m in metrics:
-        name = m.deployment + (" (mirror)" if m.mirrored else "")
-        times = [pd.Timestamp(p.at, unit="s", tz="UTC") for p in m.series]
-        dash = "dot" if m.mirrored else "solid"
-        rate.add_trace(go.Scatter(x=times, y=[p.requests * per_minute for p in m.series], name=name,
-                                  mode="lines+markers", line={"dash": dash}))
-        errors.add_trace(go.Scatter(x=times, y=[100 * p.errors / p.requests if p.requests else 0 for p in m.series],
-                                    name=name, mode="lines+markers", line={"dash": dash}))
-        for label, attr, width in (("p50", "p50_ms", 1), ("p95", "p95_ms", 2), ("p99", "p99_ms", 3)):
-            latency.add_trace(go.Scatter(x=times, y=[getattr(p, attr) for p in m.series], name=f"{name} {label}",
-                                         mode="lines+markers", line={"dash": dash, "width": width}))
-    layout = {"height": 320, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h"}}
-    rate.update_layout(title="Requests per minute", yaxis_title="req/min", **layout)
-    errors.update_layout(title="Error rate", yaxis_title="% of requests", yaxis_range=[0, 100], **layout)
-    latency.update_layout(title="Latency p50 / p95 / p99", yaxis_title="ms", **layout)
-    return {"requests": rate, "errors": errors, "latency": latency}

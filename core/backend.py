@@ -36,6 +36,7 @@ from .entities import (
     WorkspaceInfo,
 )
 from .errors import Unsupported
+from .metrics_series import ResourceSample
 from .progress import Progress, no_progress
 
 Kind = Literal["model", "environment", "endpoint", "deployment"]
@@ -223,6 +224,9 @@ class Backend(ABC):
         """What the service says of the workspace beyond ``describe()`` (``location``, the region, and
         ``container_registry``, its registry's ARM id); empty where it runs nowhere but here."""
         return {}
+    def resource_usage(self, endpoint: str, since: float) -> builtins.list[ResourceSample]:
+        """CPU and memory of the endpoint's deployments, one sample per deployment and moment, since ``since``."""
+        raise Unsupported("This workspace does not show the CPU and memory of its deployments.")
 
     def local_processes(self) -> LocalProcesses | None:
         """The serving processes on this machine, for a backend that runs them."""

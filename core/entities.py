@@ -389,6 +389,7 @@ class MetricsPoint(Entity):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    status_codes: dict[str, int] = field(default_factory=dict)  # "200" → requests answered so in the bucket
 
 
 @dataclass

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from .entities import DeploymentMetrics, MetricsPoint, RequestFact
+from .metrics_series import bucket_index, bucket_starts
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -24,30 +25,38 @@ def is_error(status_code: int) -> bool:
 def summarize(
     facts: Iterable[RequestFact], endpoint: str, window_s: int, bucket_s: int, now: float
 ) -> list[DeploymentMetrics]:
-    """Counts, error counts and latency p50/p95/p99 per deployment, overall and per bucket."""
-    start = now - window_s
+    """Counts, error counts and latency p50/p95/p99 per deployment, overall and per bucket.
+
+    The buckets are aligned to the clock and every one of the window is in
+    each series (see ``metrics_series``): an empty bucket has zero requests and
+    no latency. The window is the buckets' span, so totals and series agree.
+    """
+    starts = bucket_starts(now, window_s, bucket_s)
+    first = starts[0]
     by_deployment: dict[tuple[str, bool], list[RequestFact]] = defaultdict(list)
     for fact in facts:
-        if fact.endpoint == endpoint and fact.at >= start:
+        if fact.endpoint == endpoint and first <= fact.at <= now:
             by_deployment[(fact.deployment, fact.mirrored)].append(fact)
     out = []
     for (deployment, mirrored), rows in sorted(by_deployment.items()):
         latencies = sorted(r.latency_ms for r in rows)
-        buckets: dict[int, list[RequestFact]] = defaultdict(list)
+        buckets: list[list[RequestFact]] = [[] for _ in starts]
         for r in rows:
-            buckets[int((r.at - start) // bucket_s)].append(r)
+            index = bucket_index(r.at, first, bucket_s, len(starts))
+            if index is not None:
+                buckets[index].append(r)
         series = []
-        for index in sorted(buckets):
-            chunk = buckets[index]
+        for at, chunk in zip(starts, buckets, strict=True):
             lat = sorted(r.latency_ms for r in chunk)
             series.append(
                 MetricsPoint(
-                    at=start + index * bucket_s,
+                    at=at,
                     requests=len(chunk),
                     errors=sum(is_error(r.status_code) for r in chunk),
                     p50_ms=percentile(lat, 50),
                     p95_ms=percentile(lat, 95),
                     p99_ms=percentile(lat, 99),
+                    status_codes=dict(sorted(Counter(str(r.status_code) for r in chunk).items())),
                 )
             )
         out.append(

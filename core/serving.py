@@ -29,6 +29,7 @@ from typing import Any
 
 from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, RequestFact
 from .errors import NotFound, Unsupported
+from .metrics_series import ResourceSample
 from .progress import Progress
 from .routing import build_routes
 
@@ -91,6 +92,11 @@ class Serving(ABC):
 
     @abstractmethod
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]: ...
+
+    def resource_usage(self, endpoint_name: str, since: float) -> list[ResourceSample]:
+        """CPU and memory of the endpoint's model-server processes, sampled now and kept since ``since``."""
+        raise Unsupported("This workspace runs no model-server processes of its own, so it has no CPU or "
+                          "memory to show.", hint="A local workspace samples its model servers' processes.")
 
 
 class NoServing(Serving):

@@ -66,6 +66,7 @@ from .entities import (
 from .environments import drift, installed_packages, local_python_environment, parse_conda
 from .errors import AlreadyExists, AuthFailed, ByomError, InUse, InvalidInput, NotFound, Unsupported
 from .metrics import summarize
+from .metrics_series import ResourceSample
 from .progress import Progress, no_progress
 from .scoring_targets import ScoringTarget, ScoringTargets
 from .serving import DEPLOYMENT_HEADER
@@ -833,6 +834,14 @@ class Workspace:
         now = time.time()
         facts = self.backend.request_facts(endpoint_name, now - window_s)
         return summarize(facts, endpoint_name, window_s, bucket_s, now)
+
+    def get_resource_usage(self, endpoint_name: str, window_s: int = 3600) -> list[ResourceSample]:
+        """CPU and memory of the endpoint's model-server processes: sampled now, with the samples kept in the window.
+
+        Unsupported where the backend cannot see its deployments' processes.
+        """
+        self.get_endpoint(endpoint_name)
+        return self.backend.resource_usage(endpoint_name, time.time() - window_s)
 
     # -------------------------------------------------------------- audit
 

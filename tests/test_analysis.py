@@ -5,7 +5,6 @@ import math
 
 import pytest
 from byom.core import analysis
-from byom.core.entities import DeploymentMetrics, MetricsPoint
 from byom.core.errors import InvalidInput
 
 TEXT = "Hello world.\nBye"
@@ -198,19 +197,3 @@ def test_summary_figure_has_one_bar_per_deployment():
     assert list(figure.data[2].y) == [40.0, 100.0]
     table = analysis.summary_table({"v1": a, "v2": b})
     assert list(table["share top 10"]) == [0.4, 1.0]
-
-
-def test_metrics_table_and_figures():
-    point = MetricsPoint(at=1_700_000_000, requests=6, errors=3, p50_ms=10.0, p95_ms=20.0, p99_ms=30.0)
-    metrics = [
-        DeploymentMetrics("demo", "chat", 3600, requests=6, errors=3, p50_ms=10, p95_ms=20, p99_ms=30, series=[point]),
-        DeploymentMetrics("demo", "ranks", 3600, requests=2, mirrored=True, series=[point]),
-    ]
-    table = analysis.metrics_table(metrics)
-    assert list(table["deployment"]) == ["chat", "ranks (mirror)"]
-    assert list(table["error rate %"]) == [50.0, 0.0]
-    figures = analysis.metrics_figures(metrics, bucket_s=30)
-    assert list(figures["requests"].data[0].y) == [12.0]  # 6 requests in 30 s = 12 per minute
-    assert list(figures["errors"].data[0].y) == [50.0]
-    assert figures["requests"].data[1].line.dash == "dot"
-    assert [t.name for t in figures["latency"].data][:3] == ["chat p50", "chat p95", "chat p99"]

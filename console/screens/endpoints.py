@@ -7,7 +7,7 @@ from byom.console.views import endpoints as view
 from byom.core import history, rules
 from byom.core.demo import SCORING_DIR
 from byom.core.entities import Deployment, Endpoint, RequestSettings
-from byom.core.errors import BackendError, InvalidInput
+from byom.core.errors import InvalidInput
 
 ws = context.workspace()
 
@@ -41,6 +41,17 @@ st.markdown(f"Scoring URI `{endpoint.scoring_uri or 'none: this workspace does n
 
 tab_deploy, tab_traffic, tab_keys, tab_logs, tab_delete = st.tabs(
     ["Deployments", "Traffic", "Keys and code", "Logs", "Delete"], key=keys.ENDPOINT_TABS, on_change="rerun")
+
+watched = st.session_state.get(keys.DEPLOY_WATCH)
+if watched and watched[0] == name:
+    kind, message, hint = view.deploy_feedback(
+        watched[1], next((d for d in deployments if d.name.lower() == watched[1].lower()), None))
+    {"info": ui.top().info, "success": ui.top().success, "error": ui.top().error}[kind](ui.plain(message))
+    if hint:
+        ui.top().info(ui.plain(hint), icon=":material/arrow_forward:")
+    if kind != "info":
+        st.session_state.pop(keys.DEPLOY_WATCH)
+        st.toast(ui.plain(message), icon=":material/check_circle:" if kind == "success" else ":material/error:")
 
 # ---------------------------------------------------------------- deployments
 with tab_deploy:
@@ -79,16 +90,18 @@ with tab_deploy:
                                            "token_ranks.py scores token ranks.")
         with st.form(keys.DEPLOY_FORM, border=False):
             name_col, model_col, env_col = st.columns(3)
-            dep_name = name_col.text_input("Deployment name", value=view.next_deployment_name(dep_names),
-                                           key=keys.DEPLOY_NAME)
+            st.session_state.setdefault(keys.DEPLOY_NAME, view.next_deployment_name(dep_names))
+            dep_name = name_col.text_input("Deployment name", key=keys.DEPLOY_NAME)
             model_ref = model_col.selectbox("Model version", model_refs, key=keys.DEPLOY_MODEL,
                                             placeholder="Register a model first")
             env_ref = env_col.selectbox("Environment", env_refs, key=keys.DEPLOY_ENVIRONMENT)
             count_col, timeout_col, concurrency_col = st.columns(3)
-            instances = count_col.number_input("Instances", 1, 20, 1, key=keys.DEPLOY_INSTANCES)
-            timeout_ms = timeout_col.number_input("Request timeout (ms)", 1, 600_000, 60_000, step=1000,
+            for key, default in view.DEPLOY_DEFAULTS_BY_KEY.items():
+                st.session_state.setdefault(key, default)
+            instances = count_col.number_input("Instances", 1, 20, key=keys.DEPLOY_INSTANCES)
+            timeout_ms = timeout_col.number_input("Request timeout (ms)", 1, 600_000, step=1000,
                                                   key=keys.DEPLOY_TIMEOUT)
-            concurrency = concurrency_col.number_input("Max concurrent requests per instance", 1, 64, 1,
+            concurrency = concurrency_col.number_input("Max concurrent requests per instance", 1, 64,
                                                        key=keys.DEPLOY_CONCURRENCY)
             submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:",
                                               key=keys.DEPLOY_SUBMIT)
@@ -99,16 +112,20 @@ with tab_deploy:
         ui.ask(redeploy)
         submitted = False
     if replaced is not None and ui.confirmed(
-            redeploy, view.redeploy_question(replaced, endpoint.traffic, model_ref), label="Replace"):
+            redeploy, view.redeploy_question(replaced, endpoint.traffic, model_ref, script, env_ref), label="Replace"):
         submitted = True
     if submitted:
         with ui.errors(), ui.progress(f"Deploying {dep_name} into {name}") as report:
             if not model_ref:
                 raise InvalidInput("There is no model version to deploy.",
                                    hint="Register a model on the Models page first.")
+            if not dep_name.strip():
+                raise InvalidInput("Enter a name for the deployment.", hint="3-32 letters, digits and '-'.")
             if not script:
                 raise InvalidInput("Choose the scoring script first.",
                                    hint="Enter a code folder that holds it; its .py files are offered.")
+            # Not waited for here: the table shows it Creating and follows it live; the top of the page says
+            # how it ended (the watch below).
             deployment = ws.create_or_update_deployment(
                 Deployment(
                     name=dep_name.strip(), endpoint_name=name, model=model_ref, environment=env_ref,
@@ -117,15 +134,12 @@ with tab_deploy:
                     request_settings=RequestSettings(request_timeout_ms=int(timeout_ms),
                                                      max_concurrent_requests_per_instance=int(concurrency)),
                 ),
-                progress=report,
+                wait=False, progress=report,
             )
-            if deployment.provisioning_state == "Failed":
-                raise BackendError(f"Deployment {deployment.name} failed: {deployment.state_reason}",
-                                   hint="Read its logs in the Logs tab, fix the cause and deploy again under the "
-                                        "same name.")
-            st.session_state.pop(keys.DEPLOY_NAME, None)  # the next deployment gets the next free name
-            ui.done(f"Deployment {deployment.name} is {deployment.provisioning_state}. "
-                    "It gets no traffic until you give it some in the Traffic tab.")
+            st.session_state[keys.DEPLOY_WATCH] = (name, deployment.name)
+            ui.reset_later({keys.DEPLOY_NAME: view.next_deployment_name([*dep_names, deployment.name]),
+                            **view.DEPLOY_DEFAULTS_BY_KEY})  # the form starts afresh, with the next free name
+            st.rerun()
 
     if deployments:
         st.markdown("**Scale or delete a deployment**")
@@ -256,7 +270,7 @@ with tab_delete:
     st.write(f"Deleting **{ui.plain(name)}** stops and deletes its {len(deployments)} deployment(s) and its keys.")
     if st.button("Delete endpoint", key=keys.DELETE_ENDPOINT, icon=":material/delete_forever:"):
         ui.ask(f"delete-endpoint:{name}")
-    if ui.confirmed(f"delete-endpoint:{name}", f"Delete endpoint {name} and all its deployments?"):
+    if ui.confirmed(f"delete-endpoint:{name}", view.delete_endpoint_question(name, dep_names)):
         with ui.errors(), ui.progress(f"Deleting endpoint {name} and its deployments") as report:
             ws.delete_endpoint(name, progress=report)
             st.session_state[keys.ENDPOINT] = None

@@ -2,9 +2,10 @@
 
 import streamlit as st
 from byom.console import context, keys, ui
+from byom.console.views import common
 from byom.console.views import environments as view
 from byom.core.entities import EnvironmentSpec
-from byom.core.errors import ByomError, Unsupported
+from byom.core.errors import ByomError, InvalidInput, Unsupported
 from byom.core.usage import all_deployments, environment_usage
 from byom.core.workspace import Capability
 
@@ -32,11 +33,15 @@ with create, st.form(keys.ENV_CREATE_FORM):
                                            "specification and the image empty.")
     if st.form_submit_button("Create", type="primary", key=keys.ENV_CREATE_SUBMIT):
         with ui.errors(), st.spinner(f"Creating environment {ui.plain(name.strip())}…"):
+            refusal = view.create_refusal(name, conda, image, build_context)
+            if refusal:
+                raise InvalidInput(refusal)
             env = ws.create_environment(EnvironmentSpec(name=name.strip(), conda_file=conda or None,
                                                         image=image.strip() or None,
                                                         build_context=build_context.strip() or None))
             st.session_state[keys.ENVIRONMENT] = env.name
             st.session_state[keys.environment_version(env.name)] = env.version
+            ui.reset_later(keys.ENV_CREATE_CLEARED)  # the form starts afresh
             ui.done(f"Created environment {env.ref}.")
 
 with browse:
@@ -79,13 +84,19 @@ with browse:
             st.info(f"**Build status is not available on this {ui.plain(ws.info().kind)} workspace.** "
                     f"{ui.plain(build.message)}", icon=":material/info:")
         else:
-            st.markdown(f"{view.build_icon(build.state)} **{build.state}** {ui.plain(build.message)}")
+            state_line = st.empty()
+            state_line.markdown(view.build_line(build.state, build.message))
             if build.interpreter:
                 st.caption(f"Interpreter: {ui.plain(build.interpreter)}")
             if not env.built_in and st.button("Build now", key=keys.ENV_BUILD, icon=":material/build:"):
+                state_line.markdown(view.build_line("Running", "Starting the build"))
                 with ui.errors(), ui.progress(f"Building {env.ref}") as report:
-                    result = ws.build_environment(name, number, progress=report)
-                    ui.done(f"Build of {env.ref}: {result.state}.")
+                    def live(message: str, fraction: float | None = None) -> None:
+                        report(message, fraction)
+                        state_line.markdown(view.build_line("Running", message))
+
+                    result = ws.build_environment(name, number, progress=live)
+                    ui.done(f"Build of {env.ref}: {common.build_state(result.state)}.")
             with st.expander("Build log"):
                 st.code(build.log or "No log yet.", language="text")
 

@@ -52,7 +52,8 @@ with register:
                                       if in_place else "A folder or file on this machine; its files are copied "
                                       "into the workspace and hashed.")
         elif source == "Uploaded files":
-            uploads = st.file_uploader("Model files", key=keys.REGISTER_UPLOAD, accept_multiple_files=True,
+            uploads = st.file_uploader("Model files", key=keys.register_upload(st.session_state.get(keys.REGISTER_UPLOADS, 0)),
+                                       accept_multiple_files=True,
                                        max_upload_size=UPLOAD_LIMIT_MB,
                                        help="One GGUF file, or every file of a model folder (config.json, the "
                                             f"weights, the tokenizer files), up to {UPLOAD_LIMIT_MB:,} MB each; "
@@ -81,11 +82,15 @@ with register:
                 path = str(files.save_uploads([(u.name, u.getvalue()) for u in uploads], Path(scratch)))
             elif not path:
                 raise InvalidInput("Enter the path of a model folder or file.")
+            if not name:
+                raise InvalidInput("Enter a name for the model.")
             spec = ModelSpec(name=name.strip(), path=path, package=package, description=description, tags=tags,
                              properties=properties)
             model = ws.create_model(spec, report)
             st.session_state[keys.MODEL] = model.name
             st.session_state[keys.model_version(model.name)] = model.version
+            ui.reset_later(keys.REGISTER_CLEARED)  # the form starts afresh for the next model
+            st.session_state[keys.REGISTER_UPLOADS] = st.session_state.get(keys.REGISTER_UPLOADS, 0) + 1
             ui.done(f"Registered {model.ref}.")
 
 with browse:
@@ -121,12 +126,20 @@ with browse:
 
     with promote.form(keys.PROMOTE_FORM):
         st.markdown(f"**Promote {ui.plain(ref)}** (now in *{version.stage}*)")
-        stage = st.selectbox("To stage", view.next_stages(version.stage), key=keys.PROMOTE_STAGE)
-        approver = st.text_input("Approver", key=keys.PROMOTE_APPROVER)
-        note = st.text_input("Note", key=keys.PROMOTE_NOTE)
+        # Keys per version: a choice, an approver or a note made for one version never carries to another,
+        # and no stage is chosen for the user.
+        stage = st.selectbox("To stage", view.stage_options(version.stage), index=None, placeholder="Choose a stage",
+                             key=keys.promote_stage(ref))
+        approver = st.text_input("Approver", key=keys.promote_approver(ref))
+        note = st.text_input("Note", key=keys.promote_note(ref))
         if st.form_submit_button("Promote", key=keys.PROMOTE_SUBMIT):
             with ui.errors():
-                ws.promote_model(name, number, stage, approver=approver, note=note)
+                refusal = view.promotion_refusal(stage, approver)
+                if refusal:
+                    raise InvalidInput(refusal)
+                ws.promote_model(name, number, str(stage), approver=approver, note=note)
+                ui.reset_later({keys.promote_stage(ref): None, keys.promote_approver(ref): "",
+                                keys.promote_note(ref): ""})
                 ui.done(f"{ref} is now in {stage}.")
         if version.stage_history:
             st.caption("History: " + ui.plain(view.stage_history_text(version)))
@@ -161,7 +174,7 @@ with browse:
                 st.success(ui.plain(view.downloaded_text(version, str(target))))
         if st.button("Delete this version", key=keys.DELETE_MODEL, icon=":material/delete:"):
             ui.ask(f"delete-model:{ref}")
-        if ui.confirmed(f"delete-model:{ref}", view.delete_question(version)):
+        if ui.confirmed(f"delete-model:{ref}", view.delete_question(version, usage.get(ref, []))):
             with ui.errors():
                 ws.delete_model(name, number)
                 st.session_state[keys.MODEL] = None

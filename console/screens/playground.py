@@ -1,5 +1,6 @@
 """Playground: send a prompt or a chat to an endpoint or one deployment; A/B two deployments side by side."""
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import streamlit as st
@@ -38,28 +39,34 @@ else:
 with st.expander("Generation parameters"):
     cols = st.columns(3)
     max_new_tokens = cols[0].slider("Max new tokens", 1, 512, 64, key=keys.PLAY_MAX_TOKENS)
-    temperature = cols[1].slider("Temperature", 0.0, 2.0, 0.0, 0.05, key=keys.PLAY_TEMPERATURE,
-                                 help="0 is greedy decoding (the same answer every time).")
-    top_p = cols[2].slider("Top p", 0.05, 1.0, 1.0, 0.05, key=keys.PLAY_TOP_P, disabled=temperature == 0)
+    temperature = cols[1].slider("Temperature", 0.0, 2.0, view.DEFAULT_TEMPERATURE, 0.05, key=keys.PLAY_TEMPERATURE,
+                                 help="0 is greedy decoding (the same answer every time, but a small model "
+                                      "soon repeats itself); the default samples lightly.")
+    top_p = cols[2].slider("Top p", 0.05, 1.0, view.DEFAULT_TOP_P, 0.05, key=keys.PLAY_TOP_P,
+                           disabled=temperature == 0)
 
 
 def send(payload: dict[str, Any]) -> list[view.Answer]:
-    with st.spinner("Waiting for the model…"):
-        return [view.answer_of(ws.invoke(name, payload, deployment=deployment)) for deployment in targets]
+    """The answers of every target, asked at once (A/B takes as long as the slower one, not the sum)."""
+    with st.spinner("Waiting for the model…"), ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        futures = [pool.submit(ws.invoke, name, payload, deployment=deployment) for deployment in targets]
+        return [view.answer_of(future.result()) for future in futures]
 
 
-def show(answer: view.Answer, where) -> None:  # noqa: ANN001 - a Streamlit container
+def show(answer: view.Answer, where, *, text: bool = True, marked: str | None = None) -> None:  # noqa: ANN001
+    """One answer in ``where`` (a Streamlit container): its text (``marked``: as HTML with the differences
+    marked; ``text=False``: the chat above shows it already), its figures, its request id and raw body."""
     if answer.ok:
-        where.markdown(ui.plain(answer.text))
+        if marked is not None:
+            where.html(marked)
+        elif text:
+            where.markdown(ui.plain(answer.text))
     else:
         where.error(f"HTTP {answer.status_code}: {ui.plain(answer.text)}")
         hint = view.status_hint(answer.status_code)
         if hint:
             where.info(hint, icon=":material/arrow_forward:")
-    figures = where.columns(3)
-    figures[0].metric("Latency", f"{answer.latency_ms:,.0f} ms")
-    figures[1].metric("Tokens / s", view.tokens_per_second_text(answer))
-    figures[2].metric("Served by", answer.deployment or "none")
+    where.markdown(view.figures_text(answer))
     where.caption(view.answer_caption(answer))
     with where.expander("Raw answer"):
         st.code(view.raw_text(answer), language="json")
@@ -89,7 +96,7 @@ if mode == "Chat":
             st.session_state[keys.PLAYGROUND_RESULTS] = [answer]
             st.rerun()
     for answer in st.session_state.get(keys.PLAYGROUND_RESULTS, [])[:1]:
-        show(answer, st.container())
+        show(answer, st.container(), text=not answer.ok)  # the chat above shows the answer once
 else:
     prompt = st.text_area("Prompt", height=120, key=keys.PLAY_PROMPT, placeholder="Write a haiku about load balancers.")
     if st.button("Send", type="primary", icon=":material/send:", key=keys.PLAY_SEND, disabled=not prompt.strip()):
@@ -100,10 +107,15 @@ else:
                 st.session_state[keys.LAST_ANSWER] = answers[0].text
     results = st.session_state.get(keys.PLAYGROUND_RESULTS, [])
     if results:
+        marks: list[str | None] = [None] * len(results)
+        if len(results) == 2 and all(a.ok for a in results):
+            marks = list(view.differences(results[0].text, results[1].text))
+            st.caption("Highlighted: where the two answers differ." if results[0].text != results[1].text
+                       else "The two answers are identical.")
         columns = st.columns(len(results))
-        for answer, column in zip(results, columns, strict=True):
+        for answer, column, marked in zip(results, columns, marks, strict=True):
             with column.container(border=True):
-                show(answer, st.container())
+                show(answer, st.container(), marked=marked)
     with st.expander("Call it from code"):
         endpoint = ws.get_endpoint(name)
         curl, python = st.tabs(["curl", "Python requests"])

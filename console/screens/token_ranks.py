@@ -1,5 +1,6 @@
 """Token ranks: how expected each token of a text was to a model, as GLTR shows it; two deployments compared."""
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import streamlit as st
@@ -9,6 +10,9 @@ from byom.core import analysis
 from byom.core.errors import ByomError, InvalidInput
 
 ws = context.workspace()
+# The text, the choices and the thresholds survive a visit to another page (the results are kept anyway).
+ui.remember(keys.RANK_DEPLOYMENT, keys.RANK_COMPARE, keys.RANK_SOURCE, keys.RANK_INPUT, keys.RANK_T1, keys.RANK_T2,
+            keys.RANK_T3)
 
 st.title("Token ranks")
 st.caption("For each token, its rank in the model's next-token distribution: 0 is the model's first choice.")
@@ -24,12 +28,30 @@ deployments = ws.list_deployments(name)
 if not deployments:
     st.info(f"Endpoint {name} has no deployments: deploy token_ranks.py into it on the Endpoints page.")
     st.stop()
-dep_names = view.ranks_first(deployments)
-primary = cols[1].selectbox("Deployment", dep_names, key=keys.RANK_DEPLOYMENT)
-other = cols[2].selectbox("Compare with", view.compare_options(dep_names, primary), key=keys.RANK_COMPARE)
+dep_names = view.rank_deployments(deployments)
+if not dep_names:
+    st.info(f"No deployment of {name} answers token ranks: deploy token_ranks.py into it on the Endpoints page.")
+    st.stop()
+labels = view.deployment_labels(deployments)
+for key, offered in ((keys.RANK_DEPLOYMENT, dep_names), (keys.RANK_COMPARE, [view.NOTHING, *dep_names])):
+    if st.session_state.get(key, offered[0]) not in offered:  # a kept choice of a deployment now gone
+        st.session_state.pop(key)
+primary = cols[1].selectbox("Deployment", dep_names, key=keys.RANK_DEPLOYMENT, format_func=labels.__getitem__)
+other = cols[2].selectbox("Compare with", view.compare_options(dep_names, primary), key=keys.RANK_COMPARE,
+                          format_func=lambda n: labels.get(n, "Nothing"))
 selected = view.selected(primary, other)
 
-source = st.radio("Text", view.SOURCES, horizontal=True, key=keys.RANK_SOURCE, label_visibility="collapsed")
+def load_sample(label: str) -> None:
+    st.session_state[keys.RANK_SOURCE] = view.SOURCES[0]
+    st.session_state[keys.RANK_INPUT] = view.SAMPLES[label]
+
+
+source_col, *sample_cols = st.columns([4, 1, 1], vertical_alignment="center")
+with source_col:
+    source = st.radio("Text", view.SOURCES, horizontal=True, key=keys.RANK_SOURCE, label_visibility="collapsed")
+for column, label in zip(sample_cols, view.SAMPLES, strict=True):
+    column.button(f"Load a {label.lower()} sample", key=keys.rank_sample(label), on_click=load_sample, args=(label,),
+                  width="stretch", help="A paragraph to analyse: compare how far down the ranks each one reaches.")
 if source == "Upload a text file":
     uploaded = st.file_uploader("Text file", type=["txt", "md"], key=keys.RANK_UPLOAD)
     text = uploaded.getvalue().decode("utf-8", "replace") if uploaded else ""
@@ -56,21 +78,25 @@ except InvalidInput as exc:
     ui.show_error(exc)
     thresholds = analysis.DEFAULT_THRESHOLDS
 
+def score(deployment: str) -> Any:
+    """One deployment's answer for ``text`` (run in a worker thread: no Streamlit call in here)."""
+    answer = ws.invoke(name, view.rank_request(text), deployment=deployment, timeout_s=view.TIMEOUT_S)
+    if not answer.ok:
+        raise ByomError(f"{deployment} answered HTTP {answer.status_code}: {answer.body[:300]}",
+                        hint="Read its logs on the Endpoints page.")
+    try:
+        return answer.json()
+    except ValueError:
+        raise ByomError(f"{deployment} answered HTTP {answer.status_code} with a body that is not JSON: "
+                        f"{answer.body[:300]}", hint="Read its logs on the Endpoints page.") from None
+
+
 if st.button("Analyse", type="primary", icon=":material/analytics:", key=keys.RANK_ANALYSE, disabled=not text.strip()):
-    answered: dict[str, Any] = {}
     with ui.errors(), st.spinner(f"Scoring {len(text):,} characters…"):
-        for deployment in selected:
-            answer = ws.invoke(name, view.rank_request(text), deployment=deployment, timeout_s=view.TIMEOUT_S)
-            if not answer.ok:
-                raise ByomError(f"{deployment} answered HTTP {answer.status_code}: {answer.body[:300]}",
-                                hint="Choose a deployment whose scoring script is token_ranks.py.")
-            try:
-                answered[deployment] = answer.json()
-            except ValueError:
-                raise ByomError(f"{deployment} answered HTTP {answer.status_code} with a body that is not JSON: "
-                                f"{answer.body[:300]}",
-                                hint="Choose a deployment whose scoring script is token_ranks.py; if it is one, "
-                                     "read its logs on the Endpoints page.") from None
+        # Two deployments are scored at once: a comparison takes as long as the slower one, not the sum.
+        with ThreadPoolExecutor(max_workers=len(selected)) as pool:
+            futures = {deployment: pool.submit(score, deployment) for deployment in selected}
+        answered = {deployment: future.result() for deployment, future in futures.items()}
         st.session_state[keys.RANK_RESULTS] = answered
         st.session_state[keys.RANK_TEXT] = text
 
@@ -78,7 +104,8 @@ results = st.session_state.get(keys.RANK_RESULTS)
 if not results:
     st.stop()
 
-analysed_text = st.session_state.get(keys.RANK_TEXT)
+analysed_text = st.session_state.get(keys.RANK_TEXT) or ""
+st.caption(ui.plain(view.results_caption(analysed_text, text, list(results))))
 try:
     tables = {dep: analysis.token_table(body, thresholds) for dep, body in results.items()}
 except ByomError as exc:

@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import pandas as pd
-from byom.core.entities import Deployment, Endpoint
+from byom.core.entities import TASK_GENERATION, TASK_TOKEN_RANKS, Deployment, Endpoint
 from byom.core.history import split_text
 
-GENERATION = "generation"
-TOKEN_RANKS = "token_ranks"
+GENERATION = TASK_GENERATION
+TOKEN_RANKS = TASK_TOKEN_RANKS
 
 Table: TypeAlias = pd.DataFrame
 """What ``st.dataframe`` shows."""
@@ -39,12 +39,31 @@ def short_time(iso: str) -> str:
 def deployment_task(deployment: Deployment) -> str:
     """What a deployment answers: ``generation`` (prompts, chats) or ``token_ranks`` (a text's token ranks).
 
-    The Workspace's own ``task`` where it sets one; else read from the scoring script's name.
+    Core's own ``Deployment.task``: the one rule, for every page and the CLI alike.
     """
-    task = getattr(deployment, "task", None)
-    if task:
-        return str(task)
-    return TOKEN_RANKS if (deployment.scoring_script or "").endswith("token_ranks.py") else GENERATION
+    return deployment.task
+
+
+DEPLOYMENT_STATES = {"Succeeded": "Ready", "Creating": "Creating", "Updating": "Updating", "Scaling": "Scaling",
+                     "Deleting": "Deleting", "Failed": "Failed"}
+BUILD_STATES = {"NotStarted": "Not built yet", "Running": "Building", "Succeeded": "Ready", "Failed": "Failed",
+                "Unknown": "Not reported"}
+
+
+def and_list(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
+def deployment_state(state: str) -> str:
+    """A deployment's state in the console's words ("Ready", not Azure's "Succeeded")."""
+    return DEPLOYMENT_STATES.get(state, state)
+
+
+def build_state(state: str) -> str:
+    """An environment build's state in the console's words ("Not built yet", not "NotStarted")."""
+    return BUILD_STATES.get(state, state)
 
 
 def traffic_text(endpoint: Endpoint) -> str:
@@ -58,7 +77,7 @@ def deployments_table(deployments: Sequence[Deployment], endpoint: Endpoint) -> 
         ready = sum(1 for i in d.instances if i.state == "Ready")
         rows.append({
             "deployment": d.name, "model": d.model, "environment": d.environment,
-            "script": d.scoring_script or "", "state": d.provisioning_state,
+            "script": d.scoring_script or "", "state": deployment_state(d.provisioning_state),
             "instances": f"{ready}/{d.instance_count}" if d.instances else str(d.instance_count),
             "traffic %": endpoint.traffic.get(d.name.lower(), 0),
             "mirror %": endpoint.mirror_traffic.get(d.name.lower(), 0),

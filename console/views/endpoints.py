@@ -9,7 +9,7 @@ from byom.core.demo import GENERATION_SCRIPT
 from byom.core.entities import Deployment, EnvironmentVersion, ModelVersion
 from byom.core.history import Revert, TrafficChange, split_text
 
-from .common import TOKEN_RANKS, deployment_task
+from .common import TOKEN_RANKS, and_list, deployment_task
 
 BUSY_STATES = ("Creating", "Updating", "Scaling", "Deleting")
 """A deployment in one of these is still changing: the table refreshes itself until none is."""
@@ -18,6 +18,9 @@ NO_MIRROR = "none"
 DEFAULT_MIRROR_PERCENT = 10
 SPLIT_TARGET = "the traffic split"
 LOG_CONTAINERS = ["inference-server", "storage-initializer"]
+DEPLOY_DEFAULTS_BY_KEY = {"endpoints.deploy.instances": 1, "endpoints.deploy.timeout": 60_000,
+                          "endpoints.deploy.concurrency": 1}
+"""The deploy form's numbers as a fresh form shows them (console.keys.DEPLOY_INSTANCES, ...)."""
 
 
 def busy(deployments: Iterable[Deployment]) -> bool:
@@ -39,9 +42,24 @@ def script_index(scripts: Sequence[str]) -> int:
 
 
 def next_deployment_name(names: Iterable[str]) -> str:
-    """``blue``, else ``green``, else nothing: the next deploy does not replace a running one by default."""
+    """``blue``, else ``green``, else ``deployment-3``, ...: the next deploy never replaces a running one by default."""
     taken = {n.lower() for n in names}
-    return next((n for n in SUGGESTED_NAMES if n not in taken), "")
+    suggested = (*SUGGESTED_NAMES, *(f"deployment-{i}" for i in range(3, 3 + len(taken) + 1)))
+    return next(n for n in suggested if n not in taken)
+
+
+def deploy_feedback(name: str, deployment: Deployment | None) -> tuple[str, str, str]:
+    """What the top of the page says about a deploy under way: (kind, message, hint); kind ``info`` while busy."""
+    if deployment is None:
+        return ("error", f"Deployment {name} is gone: it was deleted while it was being created.", "")
+    if deployment.provisioning_state in BUSY_STATES:
+        doing = deployment.state_reason or "starting its instances"
+        return ("info", f"Creating deployment {deployment.name}: {doing}. Its state in the table updates live.", "")
+    if deployment.provisioning_state == "Failed":
+        return ("error", f"Deployment {deployment.name} failed: {deployment.state_reason or 'no reason given'}",
+                "Read its logs in the Logs tab, fix the cause and deploy again under the same name.")
+    return ("success", f"Deployment {deployment.name} is ready. It gets no traffic until you give it some in the "
+                       "Traffic tab.", "")
 
 
 def replaced_deployment(deployments: Iterable[Deployment], name: str) -> Deployment | None:
@@ -50,9 +68,26 @@ def replaced_deployment(deployments: Iterable[Deployment], name: str) -> Deploym
                  and d.provisioning_state != "Failed"), None)
 
 
-def redeploy_question(replaced: Deployment, traffic: dict[str, int], model_ref: str | None) -> str:
+def redeploy_question(replaced: Deployment, traffic: dict[str, int], model_ref: str | None,
+                      script: str | None = None, environment: str | None = None) -> str:
+    """The confirmation of a deploy over a running deployment: what changes, and the traffic that depends on it."""
+    changes = [f"{what} {old} → {new}" for what, old, new in (
+        ("model", replaced.model, model_ref), ("script", replaced.scoring_script, script),
+        ("environment", replaced.environment, environment)) if new is not None and not _same(old, new)]
+    change_text = "; ".join(changes) if changes else "the same model, script and environment, restarted"
     return (f"Deployment {replaced.name} already exists on {replaced.endpoint_name} with "
-            f"{traffic.get(replaced.name.lower(), 0)} % of live traffic: replace it in place with {model_ref}?")
+            f"{traffic.get(replaced.name.lower(), 0)} % of live traffic: replace it in place ({change_text})?")
+
+
+def _same(old: str | None, new: str) -> bool:
+    """``local-python`` (a name, its one version) names what ``local-python:1`` does."""
+    return old == new or (":" not in new and (old or "").split(":")[0] == new)
+
+
+def delete_endpoint_question(endpoint: str, deployments: Sequence[str]) -> str:
+    """The confirmation of deleting an endpoint: its deployments and keys go with it."""
+    what = f"its deployments {and_list(list(deployments))}" if deployments else "no deployment"
+    return f"Delete endpoint {endpoint} with {what}? Its keys stop working and clients calling it get errors."
 
 
 def mirror_choice(mirror_traffic: dict[str, int], names: Sequence[str]) -> tuple[list[str], int, int]:

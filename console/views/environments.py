@@ -8,7 +8,7 @@ from dataclasses import fields
 from byom.core.entities import DriftEntry, EnvironmentDiff, EnvironmentVersion
 from byom.core.usage import environment_users
 
-from .common import Table, short_time, table
+from .common import Table, build_state, short_time, table
 
 BUILD_ICONS = {"Succeeded": ":material/check_circle:", "Failed": ":material/error:", "Running": ":material/pending:"}
 NO_BUILD_ICON = ":material/radio_button_unchecked:"
@@ -51,8 +51,23 @@ def users_text(usage: Mapping[str, list[str]], env: EnvironmentVersion) -> str:
     return "Used by: " + (", ".join(usage.get(env.ref, [])) or "no deployment")
 
 
+def create_refusal(name: str, conda: str, image: str, build_context: str) -> str | None:
+    """What the create form still needs, in the console's words (None: it can go)."""
+    if not name.strip():
+        return "Enter a name for the environment."
+    if not (conda.strip() or image.strip() or build_context.strip()):
+        return "Enter a conda specification, a base image, or both."
+    return None
+
+
 def build_icon(state: str) -> str:
     return BUILD_ICONS.get(state, NO_BUILD_ICON)
+
+
+def build_line(state: str, message: str) -> str:
+    """The build's state as the Build panel writes it (markdown): icon, human state, what it is doing."""
+    text = message.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_")
+    return f"{build_icon(state)} **{build_state(state)}** {text}".rstrip()
 
 
 def drift_table(drift: Sequence[DriftEntry]) -> Table:

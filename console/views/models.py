@@ -8,7 +8,7 @@ from byom.core.artifacts import downloadable, is_remote
 from byom.core.entities import ModelVersion
 from byom.core.errors import InvalidInput
 
-from .common import Table, human_size, short_time, table
+from .common import Table, and_list, human_size, short_time, table
 
 ZIP_DOWNLOAD_MAX_BYTES = 1 << 30
 """Larger versions are downloaded into a folder: the browser's .zip is built in the console's memory."""
@@ -74,10 +74,26 @@ def downloaded_text(model: ModelVersion, folder: str) -> str:
     return f"Copied {model.ref} into {folder}{checked}."
 
 
-def delete_question(model: ModelVersion) -> str:
+def delete_question(model: ModelVersion, users: Sequence[str] = ()) -> str:
+    """The confirmation: what goes, and what uses it (the deployments that serve it)."""
+    used = f" It is used by {and_list(users)}." if users else ""
     if registered_in_place(model):
-        return f"Delete {model.ref}? Its files stay where they lie ({model.source})."
-    return f"Delete {model.ref} and its files? This cannot be undone."
+        return f"Delete {model.ref}? Its files stay where they lie ({model.source}).{used}"
+    return f"Delete {model.ref} and its files? This cannot be undone.{used}"
+
+
+def stage_options(stage: str) -> list[str]:
+    """The 'To stage' choices for a version in ``stage``: none is chosen for the user."""
+    return next_stages(stage)
+
+
+def promotion_refusal(stage: str | None, approver: str) -> str | None:
+    """What the promote form still needs, in the console's words (None: it can go)."""
+    if not stage:
+        return "Choose the stage to promote to."
+    if not approver.strip():
+        return "Enter the approver's name."
+    return None
 
 
 def model_size(model: ModelVersion) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -99,6 +101,40 @@ def read_answer(status_code: int, body: str, deployment: str | None, latency_ms:
         text, completion, finish = str(parsed), None, None
     return Answer(ok, status_code, text, deployment, latency_ms, request_id,
                   int(completion) if isinstance(completion, int) else None, finish, parsed)
+
+
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.9
+"""Light sampling by default: greedy decoding makes a small model repeat itself within a few sentences."""
+
+
+def figures_text(answer: Answer) -> str:
+    """Latency, speed and who answered, as one line of markdown that wraps rather than cuts a long name."""
+    served = (answer.deployment or "none").replace("_", "\\_")
+    return (f"**Latency** {answer.latency_ms:,.0f} ms · **Tokens/s** {tokens_per_second_text(answer)} · "
+            f"**Served by** {served}")
+
+
+def differences(a: str, b: str) -> tuple[str, str]:
+    """The two answers as HTML, the words where they differ marked: what an A/B comparison is for."""
+    words_a, words_b = a.split(" "), b.split(" ")
+    out_a: list[str] = []
+    out_b: list[str] = []
+    matcher = difflib.SequenceMatcher(a=words_a, b=words_b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        left = html.escape(" ".join(words_a[i1:i2]))
+        right = html.escape(" ".join(words_b[j1:j2]))
+        if op == "equal":
+            out_a.append(left)
+            out_b.append(right)
+        else:
+            if left:
+                out_a.append(f'<mark class="byom-diff">{left}</mark>')
+            if right:
+                out_b.append(f'<mark class="byom-diff">{right}</mark>')
+    style = "white-space:pre-wrap;line-height:1.6"
+    return (f'<div class="byom-answer" style="{style}">{" ".join(out_a)}</div>',
+            f'<div class="byom-answer" style="{style}">{" ".join(out_b)}</div>')
 
 
 def tokens_per_second_text(answer: Answer) -> str:

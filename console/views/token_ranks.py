@@ -18,9 +18,37 @@ LONG_TEXT_TOKENS = 200
 """A text of more tokens is shown in a box of its own height, scrolled."""
 
 
-def ranks_first(deployments: Iterable[Deployment]) -> list[str]:
-    """Deployment names, token-rank ones first: those are the ones that can answer here."""
-    return [d.name for d in sorted(deployments, key=lambda d: deployment_task(d) != TOKEN_RANKS)]
+SAMPLES = {
+    "Human-written": (
+        "My grandmother kept her buttons in a biscuit tin that had long outlived the biscuits. On wet Sundays "
+        "she tipped them onto the kitchen oilcloth and let me sort them by whatever rule I fancied that week: "
+        "horn against brass, coats against cardigans, the ones with four holes against the stubborn two-holers. "
+        "Years later I found the tin in a removal box, still rattling, and could not bring myself to open it."
+    ),
+    "Model-written": (
+        "Artificial intelligence is transforming the way we live and work. By automating routine tasks, it "
+        "allows people to focus on more creative and meaningful activities. However, it is important to "
+        "consider the ethical implications of this technology. In conclusion, artificial intelligence has "
+        "the potential to bring many benefits to society, as long as it is used responsibly."
+    ),
+}
+"""One click each for GLTR's contrast: a person's paragraph reaches far down the ranks, a model's stays on top."""
+
+
+def results_caption(analysed_text: str, current_text: str, deployments: Sequence[str]) -> str:
+    """What the results below are of: the text analysed (and whether the box still holds it) and by whom."""
+    changed = "" if analysed_text == current_text else " The text above has changed since: Analyse again to update."
+    return f"Results for the {len(analysed_text):,} characters analysed by {' and '.join(deployments)}.{changed}"
+
+
+def rank_deployments(deployments: Iterable[Deployment]) -> list[str]:
+    """The names of the deployments that answer token ranks (core's ``Deployment.task``): the only ones offered."""
+    return [d.name for d in deployments if deployment_task(d) == TOKEN_RANKS]
+
+
+def deployment_labels(deployments: Iterable[Deployment]) -> dict[str, str]:
+    """Name → what a picker shows: the deployment and the model version it serves."""
+    return {d.name: f"{d.name} · {d.model}" for d in deployments}
 
 
 def compare_options(names: Sequence[str], primary: str) -> list[str]:

@@ -68,6 +68,7 @@ from ..entities import (
 )
 from ..environments import INFERENCE_SERVER, local_python_environment, serves, with_inference_server
 from ..errors import AlreadyExists, BackendError, ByomError, InvalidInput, NotFound, Unsupported
+from ..metrics_series import ResourceSample
 from ..progress import Progress, no_progress
 from . import translate as tr
 from .errors import azure_errors
@@ -533,6 +534,14 @@ class AzureBackend(Backend):
         raise Unsupported(
             "Azure ML keeps request counts and latencies in Azure Monitor, which azure-ai-ml does not read.",
             hint="See the endpoint's Monitoring tab in Studio: "
+                 f"{self.studio_url(f'endpoints/realtime/{endpoint}/detail')}",
+        )
+
+    def resource_usage(self, endpoint: str, since: float) -> builtins.list[ResourceSample]:
+        raise Unsupported(
+            "Azure ML keeps the CPU and memory of a deployment's instances in Azure Monitor, which azure-ai-ml "
+            "does not read.",
+            hint="See the deployment's Metrics in Studio: "
                  f"{self.studio_url(f'endpoints/realtime/{endpoint}/detail')}",
         )
 

@@ -25,11 +25,13 @@ import requests
 
 from ..entities import Deployment, InstanceStatus, InvokeResult, RequestFact
 from ..errors import BackendError, NotFound
+from ..metrics_series import ResourceSample
 from ..progress import Progress
 from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
 from .builds import running_build
 from .gateway import admin_token
 from .log_files import log_tail
+from .process_stats import InstanceProcess, UsageSampler
 from .processes import HOME_MARKER, ProcessRef, alive, home_processes, spawn_detached, terminate
 from .request_facts import RequestFactStore
 from .serving_files import ServingFiles, read_json
@@ -54,6 +56,7 @@ class LocalServing(Serving):
     def __init__(self, home: str | Path) -> None:
         self.files = ServingFiles(home)
         self._http = requests.Session()
+        self._usage = UsageSampler()
 
     # ------------------------------------------------------------ processes
 
@@ -270,6 +273,13 @@ class LocalServing(Serving):
             raise NotFound(f"No {container} logs yet for deployment {deployment_name} of endpoint {endpoint_name}.",
                            hint="Logs appear once the control plane has started the deployment.")
         return log_tail(path, lines)
+
+    def resource_usage(self, endpoint_name: str, since: float) -> list[ResourceSample]:
+        instances = [InstanceProcess(i["endpoint"], i["deployment"], int(i["pid"]), i.get("start"))
+                     for i in self._state().get("instances") or []
+                     if i.get("endpoint") == endpoint_name and i.get("pid") and i.get("state") != "Stopping"]
+        self._usage.sample(endpoint_name, instances)
+        return self._usage.history(endpoint_name, since)
 
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
         self._tell_gateway("/-/flush")

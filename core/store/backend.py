@@ -38,6 +38,7 @@ from ..entities import (
 )
 from ..environments import BYOM_INTERPRETER, freeze_to_versions, installed_packages
 from ..errors import AlreadyExists, NotFound, Unsupported
+from ..metrics_series import ResourceSample
 from ..outcome import record_outcome
 from ..progress import Progress, no_progress
 from ..serving import EndpointState, Serving
@@ -272,6 +273,9 @@ class StoreBackend(Backend):
 
     def local_processes(self) -> LocalProcesses | None:
         return self.serving if isinstance(self.serving, LocalProcesses) else None
+
+    def resource_usage(self, endpoint: str, since: float) -> builtins.list[ResourceSample]:
+        return self.serving.resource_usage(endpoint, since)
 
     # ---------------------------------------------------------------- audit
 

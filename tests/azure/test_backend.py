@@ -294,6 +294,9 @@ def test_what_azure_cannot_show_is_said_with_where_to_look(endpoint) -> None:
     with pytest.raises(Unsupported) as metrics:
         endpoint.get_metrics("ep1")
     assert "Azure Monitor" in metrics.value.message and "ml.azure.com" in metrics.value.hint
+    with pytest.raises(Unsupported) as usage:
+        endpoint.get_resource_usage("ep1")
+    assert "CPU and memory" in usage.value.message and "ml.azure.com" in usage.value.hint
     build = endpoint.get_environment_build("local-python")
     assert build.state == "Succeeded"
     endpoint.create_environment(EnvironmentSpec(name="env", conda_file="dependencies:\n  - python=3.11\n"))

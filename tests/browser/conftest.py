@@ -2,7 +2,9 @@
 
 Playwright never downloads a browser here: it is pointed at ``/usr/bin/chromium``
 (``apt-get install chromium``; ``scripts/ensure-chromium.sh`` does it in CI).
-Screenshots go to ``test-artifacts/browser/`` (or ``$BYOM_TEST_ARTIFACTS/browser``).
+Screenshots go to ``test-artifacts/browser/`` (or ``$BYOM_TEST_ARTIFACTS/browser``), at 1440×900: what an
+operator sees. Every request the page makes is recorded; one to any host but loopback fails the test (the
+console works offline).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from byom.console.launch import console_command
@@ -114,9 +117,24 @@ def page(artifacts: Path):  # noqa: ANN201 - a playwright Page
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
         context.set_default_timeout(30_000)
+        seen: list[str] = []
+        context.on("request", lambda request: seen.append(request.url))
         page = context.new_page()
+        page.byom_requests = seen  # type: ignore[attr-defined]  # read by offsite_requests()
         yield page
         context.close()
         browser.close()
+    offsite = offsite_requests(seen)
+    assert not offsite, f"the console asked hosts other than loopback: {offsite}"
+
+
+WIDTH, HEIGHT = 1440, 900
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def offsite_requests(urls: list[str]) -> list[str]:
+    """The requests to a host that is not this machine (data: and blob: URLs stay in the page)."""
+    return [u for u in urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")
+            and urlsplit(u).hostname not in LOOPBACK]

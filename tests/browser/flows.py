@@ -9,6 +9,11 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 
+def alert(page: Page, text: str):  # noqa: ANN201 - a playwright Locator
+    """A message box on the page holding ``text`` (the toast that repeats it is not counted)."""
+    return page.locator('[data-testid^="stAlertContent"]').get_by_text(text)
+
+
 def open_page(page: Page, title: str) -> None:
     """Click a page in the sidebar and wait for its title."""
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
@@ -31,15 +36,12 @@ def settle(page: Page) -> None:
     expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=120_000)
 
 
-def shot(page: Page, folder: Path, name: str, height: int = 2400) -> Path:
-    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the window is made tall."""
+def shot(page: Page, folder: Path, name: str) -> Path:
+    """A screenshot of what the window shows (1440×900): what an operator sees without scrolling."""
     settle(page)
-    size = page.viewport_size
-    page.set_viewport_size({"width": size["width"], "height": height})
-    page.wait_for_timeout(500)  # let charts re-lay themselves out
+    page.wait_for_timeout(300)  # let charts lay themselves out
     path = folder / f"{name}.png"
     page.screenshot(path=str(path))
-    page.set_viewport_size(size)
     return path
 
 
@@ -48,7 +50,7 @@ def set_up_demo(page: Page, timeout_s: float = 600) -> list[str]:
     page.get_by_role("button", name="Set up the demo").click()
     expect(page.get_by_text("Setting up the demo", exact=True)).to_be_visible()
     progress = page.locator('[data-testid="stProgress"]')
-    ready = page.get_by_text("The demo endpoint demo is ready", exact=False)
+    ready = alert(page, "The demo endpoint demo is ready")
     seen: list[str] = []
     deadline = time.monotonic() + timeout_s
     while not ready.is_visible():
@@ -75,12 +77,31 @@ def set_number(page: Page, label: str, value: int) -> None:
     settle(page)
 
 
-def deploy(page: Page, name: str, timeout_ms: int = 30_000) -> None:
+def deploy(page: Page, name: str, timeout_ms: int = 30_000, *, creating: bool = False) -> None:
+    """Deploy under ``name``; ``creating``: first see it Creating, in view, in the table and at the top."""
     page.get_by_role("tab", name="Deployments").click()
     page.get_by_label("Deployment name", exact=True).fill(name)
     page.get_by_role("button", name="Deploy", exact=True).click()
-    expect(page.get_by_text(f"Deployment {name} is Succeeded.")).to_be_visible(timeout=timeout_ms)
+    if creating:
+        expect(alert(page, f"Creating deployment {name}")).to_be_in_viewport(timeout=timeout_ms)
+        expect(page.locator('[data-testid="stDataFrame"]').first).to_contain_text("Creating")
+    done = alert(page, f"Deployment {name} is ready.")
+    expect(done).to_be_visible(timeout=timeout_ms)
+    expect(done).to_be_in_viewport()  # at the top, not below the fold
     settle(page)
+
+
+CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(g => ({
+    title: ((g.layout.title && g.layout.title.text) || '').replace(/<[^>]+>/g, ''),  // Streamlit makes it bold
+    yrange: g._fullLayout.yaxis.range,
+    traces: g.data.map(t => ({name: t.name, type: t.type || 'scatter',
+                             colour: (t.line && t.line.color) || null, y: Array.from(t.y || [])})),
+}))"""
+
+
+def charts(page: Page) -> dict[str, dict]:
+    """Each plotly chart on the page, by title, as the browser holds it: y range and traces."""
+    return {c["title"]: c for c in page.evaluate(CHARTS_JS)}
 
 
 def shift_traffic(page: Page, split: dict[str, int]) -> None:
@@ -101,7 +122,7 @@ def shift_traffic(page: Page, split: dict[str, int]) -> None:
         expect(page.get_by_label(deployment, exact=True)).to_have_value(str(pct))
     expect(page.get_by_text("This split would be refused")).to_have_count(0)
     page.get_by_role("button", name="Apply traffic").click()
-    expect(page.get_by_text("Traffic of demo is now")).to_be_visible()
+    expect(alert(page, "Traffic of demo is now")).to_be_visible()
     settle(page)
 
 
@@ -110,7 +131,7 @@ def send_prompt(page: Page, prompt: str, timeout_ms: int = 30_000) -> None:
     page.get_by_label("Prompt", exact=True).press("Control+Enter")
     settle(page)
     page.get_by_role("button", name="Send", exact=True).click()
-    expect(page.get_by_text("Served by")).to_be_visible(timeout=timeout_ms)
+    expect(page.locator("strong").get_by_text("Served by", exact=True).first).to_be_visible(timeout=timeout_ms)
     settle(page)
 
 

@@ -16,7 +16,21 @@ import zipfile
 import pytest
 from playwright.sync_api import expect
 
-from .flows import analyse, deploy, open_page, send_prompt, set_number, set_up_demo, settle, shift_traffic, shot
+from ..waiting import wait_until
+from .conftest import WIDTH, offsite_requests
+from .flows import (
+    alert,
+    analyse,
+    charts,
+    deploy,
+    open_page,
+    send_prompt,
+    set_number,
+    set_up_demo,
+    settle,
+    shift_traffic,
+    shot,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -34,16 +48,54 @@ def test_console_flows_on_the_in_memory_demo(memory_console, page, artifacts):
     shot(page, folder, "1-overview")
 
     open_page(page, "Endpoints")
+    # Scrolled down to the form, as a person is when pressing Deploy: the outcome still shows in view.
+    page.get_by_label("Deployment name", exact=True).scroll_into_view_if_needed()
     deploy(page, "blue")
+    expect(page.get_by_label("Deployment name", exact=True)).to_have_value("green")  # the form starts afresh
     shift_traffic(page, {"chat": 90, "blue": 10})
-    expect(page.get_by_text("Traffic of demo is now blue 10 · chat 90.")).to_be_visible()
+    expect(alert(page, "Traffic of demo is now blue 10 · chat 90.")).to_be_visible()
     shot(page, folder, "2-endpoints-traffic")
 
     open_page(page, "Playground")
     send_prompt(page, "hello console")
     # The fake model answers the prompt reversed, naming the deployment the split chose.
     expect(page.get_by_text(re.compile(r"^\[(chat|blue)\] elosnoc olleh$"))).to_be_visible()
+    for _ in range(3):
+        page.get_by_role("button", name="Send", exact=True).click()
+        settle(page)
     shot(page, folder, "3-playground")
+
+    open_page(page, "Monitoring")
+    expect(page.locator(".js-plotly-plot").nth(3)).to_be_visible()
+    shown = wait_until(lambda: (c := charts(page)) and "Requests per 1 min" in c and c, 30, "the Monitoring charts")
+    requests = shown["Requests per 1 min"]
+    latency = shown["Latency p95"]
+    assert requests["yrange"][0] == 0 and latency["yrange"][0] == 0, "counts and latency start at zero"
+    colours = {t["name"]: t["colour"] for t in requests["traces"]}
+    assert set(colours) >= {"chat", "blue", "ranks"} and len(set(colours.values())) == len(colours)
+    assert {t["name"]: t["colour"] for t in latency["traces"]} == colours, "one colour per deployment"
+    assert [t["name"] for t in latency["traces"]] == sorted(colours), "one latency line per deployment"
+    for trace in requests["traces"]:
+        assert len(trace["y"]) == 60, "every minute of the hour is a bucket"
+        assert trace["y"].count(0) >= 59, f"quiet minutes are zero, not left out: {trace}"
+    assert sum(sum(t["y"]) for t in requests["traces"]) == 4, "the four prompts sent"
+    ranks = next(t for t in requests["traces"] if t["name"] == "ranks")
+    assert set(ranks["y"]) == {0}, "a deployment without traffic is drawn flat at zero"
+    assert {t["name"] for t in shown["Requests by status code per 1 min"]["traces"]} == {"200"}
+    assert "Instances now" in shown
+    page.get_by_test_id("stButtonGroup").get_by_text("p50", exact=True).click()
+    settle(page)
+    wait_until(lambda: "Latency p50" in charts(page), 30, "the p50 latency chart")
+    shot(page, folder, "4-monitoring")
+
+    open_page(page, "Playground")
+    page.get_by_test_id("stButtonGroup").get_by_text("A/B", exact=True).click()
+    settle(page)
+    send_prompt(page, "same for both")
+    expect(page.locator("strong").get_by_text("Served by", exact=True)).to_have_count(2)
+    # The fake answers "[chat] ..." and "[blue] ...": the names differ and are marked, the rest is not.
+    expect(page.locator("mark.byom-diff")).to_have_count(2)
+    shot(page, folder, "3-playground-ab")
 
     open_page(page, "Token ranks")
     analyse(page, TEXT)
@@ -54,9 +106,15 @@ def test_console_flows_on_the_in_memory_demo(memory_console, page, artifacts):
     colour = tokens.nth(0).evaluate("e => getComputedStyle(e).backgroundColor")
     assert colour == "rgb(183, 240, 164)"  # top-10 green
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
-    shot(page, folder, "4-token-ranks")
+    shot(page, folder, "5-token-ranks")
+    open_page(page, "Overview")
+    open_page(page, "Token ranks")  # the text and the results are still there
+    expect(page.get_by_label("Text to analyse", exact=True)).to_have_value(TEXT)
+    expect(tokens).to_have_count(9)
 
     open_page(page, "Models")
+    stage = page.locator('[data-testid="stSelectbox"]').filter(has_text="To stage")
+    assert "Choose a stage" in stage.inner_html(), "'To stage' never chooses for the operator"
     with page.expect_download() as download:
         page.get_by_role("button", name="Download as .zip").click()
     zipped = download.value.path()
@@ -65,11 +123,17 @@ def test_console_flows_on_the_in_memory_demo(memory_console, page, artifacts):
         assert archive.read("smollm2-135m-instruct-1/README.md").startswith(b"Placeholder weights")
     assert download.value.suggested_filename == "smollm2-135m-instruct-1.zip"
 
-    for title in ("Models", "Environments", "Monitoring"):
+    for title in ("Models", "Environments", "Endpoints", "Overview"):
         open_page(page, title)
         settle(page)
-        shot(page, folder, f"5-{title.lower()}")
-    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        heading = page.get_by_role("heading", name=title, level=1).bounding_box()
+        assert heading is not None and heading["y"] < 120, f"no empty band above the {title} title: {heading}"
+        for table in page.locator('[data-testid="stDataFrame"]').all():
+            box = table.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= WIDTH, f"a table on {title} is wider than 1440 px"
+        shot(page, folder, f"6-{title.lower()}")
+    assert page.get_by_text("Workspace", exact=True).count() == 1, "one Workspace heading"
+    assert not offsite_requests(page.byom_requests), "every request stays on this machine"
 
 
 def test_a_2000_token_text_stays_responsive(memory_console, page, artifacts):
@@ -150,9 +214,9 @@ def test_console_flows_on_a_real_local_workspace_with_the_sample_model(
     shot(page, folder, "1-overview")
 
     open_page(page, "Endpoints")
-    deploy(page, "blue", timeout_ms=240_000)
+    deploy(page, "blue", timeout_ms=240_000, creating=True)
     shift_traffic(page, {"chat": 90, "blue": 10})
-    expect(page.get_by_text("Traffic of demo is now blue 10 · chat 90.")).to_be_visible()
+    expect(alert(page, "Traffic of demo is now blue 10 · chat 90.")).to_be_visible()
     ws = LocalWorkspace(local_home)
     try:
         assert ws.get_endpoint("demo").traffic == {"blue": 10, "chat": 90, "ranks": 0}
@@ -162,8 +226,7 @@ def test_console_flows_on_a_real_local_workspace_with_the_sample_model(
 
     open_page(page, "Playground")
     send_prompt(page, "What is the capital of France?", timeout_ms=120_000)
-    served = page.locator('[data-testid="stMetric"]').filter(has_text="Served by")
-    expect(served).to_contain_text(re.compile("chat|blue"))
+    expect(page.locator("p").filter(has_text=re.compile(r"Served by (chat|blue)"))).to_be_visible()
     expect(page.get_by_text("HTTP 200")).to_be_visible()
     shot(page, folder, "3-playground")
 
@@ -178,4 +241,12 @@ def test_console_flows_on_a_real_local_workspace_with_the_sample_model(
 
     open_page(page, "Monitoring")
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    # CPU and memory of the real model servers, sampled from their processes (the page refreshes itself).
+    usage = wait_until(lambda: (c := charts(page)) and all(t in c for t in ("CPU (100 % = one core)", "Memory (resident)"))
+                       and c, 60, "the CPU and memory charts")
+    memory = {t["name"]: t["y"] for t in usage["Memory (resident)"]["traces"]}
+    assert set(memory) == {"chat", "ranks", "blue"}, memory
+    assert all(y and y[-1] > 50 for y in memory.values()), f"each model server holds its model in memory: {memory}"
+    colours = {t["name"]: t["colour"] for t in usage["Requests per 1 min"]["traces"]}
+    assert {t["name"]: t["colour"] for t in usage["Memory (resident)"]["traces"]} == colours
     shot(page, folder, "5-monitoring")

@@ -46,7 +46,7 @@ def test_deploy_a_second_version_blue_green(open_page, demo):
     at.run()
 
     assert not at.exception
-    assert "Deployment green is Succeeded." in texts(at.success)
+    assert "Deployment green is ready." in texts(at.success)
     table = at.dataframe[0].value
     assert list(table["deployment"]) == ["chat", "green", "ranks"]
     assert list(table["traffic %"]) == [100, 0, 0]
@@ -63,7 +63,7 @@ def test_the_scoring_script_is_chosen_from_the_code_folder(open_page, demo, tmp_
 
     script.set_value("token_ranks.py")
     deploy(at, "ranks2")
-    assert "Deployment ranks2 is Succeeded." in texts(at.success)
+    assert "Deployment ranks2 is ready." in texts(at.success)
     assert demo.get_deployment("demo", "ranks2").scoring_script == "token_ranks.py"
 
     (tmp_path / "code").mkdir()
@@ -91,7 +91,7 @@ def test_a_failed_deployment_shows_its_reason(open_page, demo):
     deploy(at, "green")
     assert "Deployment green failed: init() raised: out of memory" in texts(at.error).replace("\\", "")
     assert "Read its logs" in texts(at.info)
-    assert (at.status[-1].label, at.status[-1].state) == ("Deploying green into demo: failed", "error")
+    assert at.dataframe[0].value.set_index("deployment").loc["green", "state"] == "Failed"
 
 
 def test_deploying_where_the_backend_cannot_serve_says_so(open_page, workspace, tmp_path, model_folder):
@@ -214,6 +214,8 @@ def test_delete_a_deployment_with_traffic_is_refused_and_an_endpoint_asks_first(
 
     at.button(key=keys.DELETE_ENDPOINT).click()
     at.run()
+    assert ("Delete endpoint demo with its deployments chat and ranks? Its keys stop working and clients calling it "
+            "get errors.") in texts(at.warning)
     assert demo.list_endpoints(), "nothing is deleted before the confirmation"
     at.button(key=keys.confirm_button("delete-endpoint:demo")).click()
     at.run()
@@ -231,18 +233,30 @@ def test_a_deployment_name_is_not_reused_without_asking(open_page, demo):
     assert at.text_input(key=keys.DEPLOY_NAME).value == "blue"
     at.button(key=keys.DEPLOY_SUBMIT).click()
     at.run()
-    assert "Deployment blue is Succeeded." in texts(at.success)
+    assert "Deployment blue is ready." in texts(at.success)
     assert at.text_input(key=keys.DEPLOY_NAME).value == "green", "the next deploy does not replace blue by default"
+    at.number_input(key=keys.DEPLOY_INSTANCES).set_value(3)
+    at.text_input(key=keys.DEPLOY_NAME).set_value("")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert "Enter a name for the deployment." in texts(at.error)
+    at.text_input(key=keys.DEPLOY_NAME).set_value("green")
+    at.button(key=keys.DEPLOY_SUBMIT).click()
+    at.run()
+    assert demo.get_deployment("demo", "green").instance_count == 3
+    assert at.number_input(key=keys.DEPLOY_INSTANCES).value == 1, "the form starts afresh after a deploy"
+    assert at.text_input(key=keys.DEPLOY_NAME).value == "deployment-3"
 
     at.text_input(key=keys.DEPLOY_NAME).set_value("chat")
     at.number_input(key=keys.DEPLOY_INSTANCES).set_value(2)
     at.button(key=keys.DEPLOY_SUBMIT).click()
     at.run()
-    assert "Deployment chat already exists on demo with 100 % of live traffic" in texts(at.warning)
+    assert ("Deployment chat already exists on demo with 100 % of live traffic: replace it in place "
+            "(the same model, script and environment, restarted)?") in texts(at.warning)
     assert demo.get_deployment("demo", "chat").instance_count == 1, "nothing changes before the confirmation"
     at.button(key=keys.confirm_button("redeploy:demo/chat")).click()
     at.run()
-    assert "Deployment chat is Succeeded." in texts(at.success)
+    assert "Deployment chat is ready." in texts(at.success)
     assert demo.get_deployment("demo", "chat").instance_count == 2
 
 
@@ -255,7 +269,7 @@ def test_any_environment_version_can_be_deployed(open_page, demo):
     assert {"scoring:2", "scoring:1"} <= set(environment.options)
     environment.set_value("scoring:1")
     deploy(at, "green")
-    assert "Deployment green is Succeeded." in texts(at.success)
+    assert "Deployment green is ready." in texts(at.success)
     assert demo.get_deployment("demo", "green").environment == "scoring:1"
 
 

@@ -20,7 +20,7 @@ def test_the_built_in_environment_is_listed(open_page):
     at = open_page("environments")
     table = at.dataframe[0].value
     assert list(table["name"]) == ["local-python"]
-    assert "Succeeded" in texts(at.markdown)
+    assert "**Ready**" in texts(at.markdown)
     assert keys.ENV_CREATE_BUILD_CONTEXT not in [w.key for w in at.text_input], "no Docker here to build with"
 
 
@@ -39,9 +39,11 @@ def test_create_two_versions_diff_them_and_build(open_page, workspace, spinners)
     assert "changed numpy==2.3.1 → numpy==2.3.2" in texts(at.markdown)
     assert "added requests==2.32.3" in texts(at.markdown)
 
+    assert "**Not built yet**" in texts(at.markdown)
     at.button(key=keys.ENV_BUILD).click()
     at.run()
-    assert "Build of scoring:2: Succeeded." in texts(at.success)
+    assert "Build of scoring:2: Ready." in texts(at.success)
+    assert "**Ready**" in texts(at.markdown)
     assert "Installed numpy==2.3.2" in texts(at.code)
     drift = at.dataframe[-1].value
     assert set(drift["package"]) == {"numpy", "requests"}

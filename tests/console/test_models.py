@@ -18,6 +18,9 @@ def test_register_a_folder_shows_it_with_its_version_and_tags(open_page, workspa
     assert list(versions["version"]) == [1]
     assert versions["tags"][0] == "team=nlp"
     assert versions["sha256"][0] == workspace.get_model("tiny").files[0].sha256
+    for key in (keys.REGISTER_NAME, keys.REGISTER_PATH, keys.REGISTER_DESCRIPTION):
+        assert at.text_input(key=key).value == "", f"{key} is cleared after a registration"
+    assert at.text_area(key=keys.REGISTER_TAGS).value == ""
 
     at = register(at, "tiny", str(model_folder))
     assert "Registered tiny:2." in texts(at.success)
@@ -27,6 +30,9 @@ def test_register_a_folder_shows_it_with_its_version_and_tags(open_page, workspa
 def test_register_refusals_are_messages_not_tracebacks(open_page, model_folder, tmp_path):
     at = register(open_page("models"), "tiny", "")
     assert "Enter the path of a model folder or file." in texts(at.error)
+
+    at = register(at, "", str(model_folder))
+    assert "Enter a name for the model." in texts(at.error)
 
     at = register(at, "bad name!", str(model_folder))
     assert "Invalid model name" in texts(at.error)
@@ -51,18 +57,27 @@ def test_edit_promote_archive_and_restore(open_page, workspace, model_folder):
     assert "Saved the description and tags of tiny:1." in texts(at.success)
     assert workspace.get_model("tiny").tags == {"team": "nlp", "owner": "ada"}
 
+    assert at.selectbox(key=keys.promote_stage("tiny:1")).value is None, "no stage is chosen for the user"
+    at.button(key=keys.PROMOTE_SUBMIT).click()
+    at.run()
+    assert "Choose the stage to promote to." in texts(at.error)
+    at.selectbox(key=keys.promote_stage("tiny:1")).set_value("staging")
     at.button(key=keys.PROMOTE_SUBMIT).click()  # no approver
     at.run()
-    assert "needs an approver" in texts(at.error)
+    assert "Enter the approver's name." in texts(at.error)
+    assert "--" not in texts(at.error) + texts(at.info), "no command-line flag in the console's words"
     assert workspace.get_model("tiny").stage == "dev"
 
-    at.text_input(key=keys.PROMOTE_APPROVER).set_value("grace")
-    at.text_input(key=keys.PROMOTE_NOTE).set_value("eval passed")
+    at.text_input(key=keys.promote_approver("tiny:1")).set_value("grace")
+    at.text_input(key=keys.promote_note("tiny:1")).set_value("eval passed")
     at.button(key=keys.PROMOTE_SUBMIT).click()
     at.run()
     assert "tiny:1 is now in staging." in texts(at.success)
     assert at.dataframe[1].value["stage"][0] == "staging"
-    assert at.selectbox(key=keys.PROMOTE_STAGE).options == ["production", "dev"]
+    promoted = at.selectbox(key=keys.promote_stage("tiny:1"))
+    assert promoted.options == ["production", "dev"] and promoted.value is None, "never pre-advanced to production"
+    assert at.text_input(key=keys.promote_approver("tiny:1")).value == "", "the approver does not carry over"
+    assert at.text_input(key=keys.promote_note("tiny:1")).value == ""
 
     at.button(key=keys.ARCHIVE).click()
     at.run()
@@ -83,6 +98,7 @@ def test_delete_asks_first_and_refuses_a_model_in_use(open_page, demo):
     at.button(key=keys.DELETE_MODEL).click()
     at.run()
     assert "cannot be undone" in texts(at.warning)
+    assert "It is used by demo/chat and demo/ranks." in texts(at.warning)
     assert demo.list_models(), "nothing is deleted before the confirmation"
 
     by_label(at.button, "Delete").click()
@@ -133,7 +149,8 @@ def test_register_the_sample_model_under_its_name(open_page, workspace, model_fo
 def upload(at, name: str, files):
     at.radio(key=keys.REGISTER_SOURCE).set_value("Uploaded files").run()
     at.text_input(key=keys.REGISTER_NAME).set_value(name)
-    at.file_uploader(key=keys.REGISTER_UPLOAD).set_value(
+    at.file_uploader(key=keys.register_upload(at.session_state[keys.REGISTER_UPLOADS]
+                                              if keys.REGISTER_UPLOADS in at.session_state else 0)).set_value(
         [(file, content, "application/octet-stream") for file, content in files])
     by_label(at.button, "Register").click()
     return at.run()
@@ -148,6 +165,7 @@ def test_upload_a_model_folder_s_files(open_page, workspace):
     assert "Registered uploaded:1." in texts(at.success)
     model = workspace.get_model("uploaded")
     assert sorted(f.path for f in model.files) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert at.file_uploader(key=keys.register_upload(1)).value in (None, []), "the upload box starts empty again"
     assert model.format == "transformers"
     assert at.dataframe[1].value["files"][0] == 3
 

@@ -58,7 +58,7 @@ def test_endpoint_cards_show_deployments_traffic_and_request_rate(open_page, dem
     assert rate.value == "1.0"
     table = at.dataframe[0].value
     assert list(table["deployment"]) == ["chat", "ranks"]
-    assert list(table["state"]) == ["Succeeded", "Succeeded"]
+    assert list(table["state"]) == ["Ready", "Ready"]
 
 
 def test_a_local_workspace_opens(tmp_path):

@@ -1,9 +1,12 @@
 """Playground: a prompt through the split or to one deployment, A/B side by side, chat, errors."""
 
+import re
+import threading
+
 from byom.console import keys
 from byom.core.entities import Deployment
 
-from .apptest_helpers import by_label, texts
+from .apptest_helpers import texts
 
 
 def send(at, prompt: str):
@@ -17,10 +20,11 @@ def test_a_prompt_through_the_traffic_split(open_page, demo):
 
     assert not at.exception
     assert "\\[chat\\] ereht olleh" in texts(at.markdown)  # the fake model answers the prompt reversed
-    assert by_label(at.metric, "Served by").value == "chat"
-    assert by_label(at.metric, "Latency").value.endswith(" ms")
+    assert "**Served by** chat" in texts(at.markdown)
+    assert re.search(r"\*\*Latency\*\* \d[\d,]* ms", texts(at.markdown))
     assert "Request id `" in texts(at.caption)
-    assert demo.fake_serving.history[-1] == ("demo", "chat", {"prompt": "hello there", "max_new_tokens": 64})
+    assert demo.fake_serving.history[-1] == ("demo", "chat", {"prompt": "hello there", "max_new_tokens": 64,
+                                                               "do_sample": True, "temperature": 0.7, "top_p": 0.9})
     assert at.session_state[keys.LAST_ANSWER] == "[chat] ereht olleh"
 
 
@@ -40,7 +44,7 @@ def test_a_prompt_to_one_deployment_by_name(open_page, demo):
     assert at.selectbox(key=keys.PLAY_TARGET).options == ["The traffic split", "chat", "green"]
     at.selectbox(key=keys.PLAY_TARGET).set_value("green")
     at = send(at, "abc")
-    assert by_label(at.metric, "Served by").value == "green"
+    assert "**Served by** green" in texts(at.markdown)
 
 
 def test_ab_sends_the_same_prompt_to_two_deployments(open_page, demo):
@@ -49,9 +53,31 @@ def test_ab_sends_the_same_prompt_to_two_deployments(open_page, demo):
     at.button_group(key=keys.PLAY_MODE).set_value("A/B").run()
     assert (at.selectbox(key=keys.PLAY_AB_A).value, at.selectbox(key=keys.PLAY_AB_B).value) == ("chat", "green")
     at = send(at, "same prompt")
-    served = [m.value for m in at.metric if m.label == "Served by"]
-    assert served == ["chat", "green"]
-    assert [h[1] for h in demo.fake_serving.history[-2:]] == ["chat", "green"]
+    served = [m.value for m in at.markdown if "**Served by**" in m.value]
+    assert [line.rsplit(" ", 1)[1] for line in served] == ["chat", "green"]
+    assert sorted(h[1] for h in demo.fake_serving.history[-2:]) == ["chat", "green"]
+    # The fake answers "[chat] tpmorp emas" and "[green] tpmorp emas": only the names differ, and are marked.
+    answers = [h.value for h in at.html if "byom-answer" in h.value]
+    assert answers[0].count('class="byom-diff"') == 1 and '<mark class="byom-diff">[chat]</mark>' in answers[0]
+    assert '<mark class="byom-diff">[green]</mark> tpmorp emas' in answers[1]
+    assert "Highlighted: where the two answers differ." in texts(at.caption)
+
+
+def test_ab_asks_both_deployments_at_once(open_page, demo, monkeypatch):
+    demo.create_or_update_deployment(Deployment(name="green", endpoint_name="demo", model="smollm2-135m-instruct:1"))
+    at = open_page("playground")
+    at.button_group(key=keys.PLAY_MODE).set_value("A/B").run()
+    both_in = threading.Barrier(2, timeout=10)  # breaks unless the two calls overlap
+    real = demo.invoke
+
+    def invoke(*args, **kwargs):
+        both_in.wait()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(demo, "invoke", invoke)
+    at = send(at, "at once")
+    assert not at.exception
+    assert len([m for m in at.markdown if "**Served by**" in m.value]) == 2
 
 
 def test_ab_needs_two_generation_deployments(open_page, demo):
@@ -70,6 +96,8 @@ def test_chat_keeps_the_conversation(open_page, demo):
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert sent[-1]["content"] == "second"
     assert len(at.chat_message) == 4
+    answer = at.chat_message[-1].markdown[0].value
+    assert texts(at.markdown).count(answer) == 1, "the chat's answer is shown once"
 
 
 def test_an_endpoint_with_no_live_traffic_explains_the_404(open_page, demo):
@@ -97,8 +125,8 @@ def test_ab_warns_when_a_and_b_are_the_same_deployment(open_page, demo):
 def test_changing_mode_clears_the_answers(open_page, demo):
     demo.create_or_update_deployment(Deployment(name="green", endpoint_name="demo", model="smollm2-135m-instruct:1"))
     at = send(open_page("playground"), "hello")
-    assert by_label(at.metric, "Served by").value == "chat"
+    assert "**Served by** chat" in texts(at.markdown)
     at.button_group(key=keys.PLAY_MODE).set_value("Chat").run()
-    assert not at.metric, "the prompt's answer is not shown as if it were the chat's"
+    assert "**Served by**" not in texts(at.markdown), "the prompt's answer is not shown as if it were the chat's"
     at.button_group(key=keys.PLAY_MODE).set_value("A/B").run()
-    assert not at.metric
+    assert "**Served by**" not in texts(at.markdown)

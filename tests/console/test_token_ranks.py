@@ -1,6 +1,8 @@
 """Token ranks: analyse a text, colour its tokens, adjust thresholds, compare two deployments, export."""
 
 import json
+import threading
+from dataclasses import replace
 
 from byom.console import keys
 from byom.core.entities import InvokeResult
@@ -55,16 +57,48 @@ def test_thresholds_recolour_without_a_new_request(open_page, demo):
     assert not at.exception
 
 
-def test_compare_two_deployments_with_a_difference_heatmap(open_page, demo):
+def second_ranks_deployment(demo, name: str = "ranks2") -> None:
+    ranks = demo.get_deployment("demo", "ranks")
+    demo.create_or_update_deployment(replace(ranks, name=name, instances=[], provisioning_state="Creating"))
+
+
+def test_only_token_rank_deployments_are_offered_with_their_model_version(open_page, demo):
+    second_ranks_deployment(demo)
     at = open_page("token_ranks")
-    at.selectbox(key=keys.RANK_COMPARE).set_value("chat").run()
+    picker = at.selectbox(key=keys.RANK_DEPLOYMENT)
+    assert picker.options == [f"ranks · {demo.get_deployment('demo', 'ranks').model}",
+                              f"ranks2 · {demo.get_deployment('demo', 'ranks2').model}"]
+    assert "chat" not in " ".join(at.selectbox(key=keys.RANK_COMPARE).options)
+
+
+def test_compare_two_deployments_with_a_difference_heatmap(open_page, demo):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
     at = analyse(at)
     assert not at.exception
-    assert [h[1] for h in demo.fake_serving.history[-2:]] == ["ranks", "chat"]
-    assert [s.value for s in at.subheader] == ["ranks", "chat"]
+    assert sorted(h[1] for h in demo.fake_serving.history[-2:]) == ["ranks", "ranks2"]
+    assert [s.value for s in at.subheader] == ["ranks", "ranks2"]
     charts = at.get("plotly_chart")
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in charts]
-    assert "chat vs ranks: change in log-rank" in titles
+    assert "ranks2 vs ranks: change in log-rank" in titles
+
+
+def test_two_deployments_are_scored_at_once(open_page, demo, monkeypatch):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    both_in = threading.Barrier(2, timeout=10)  # breaks (an error on the page) unless both calls overlap
+    real = demo.invoke
+
+    def invoke(*args, **kwargs):
+        both_in.wait()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(demo, "invoke", invoke)
+    at = analyse(at)
+    assert not at.exception and not at.error, texts(at.error)
+    assert [s.value for s in at.subheader] == ["ranks", "ranks2"]
 
 
 def test_export_csv_and_json(open_page, demo):
@@ -99,4 +133,45 @@ def test_an_answer_that_is_not_json_is_explained(open_page, demo, monkeypatch):
     at = analyse(open_page("token_ranks"))
     assert not at.exception
     assert "ranks answered HTTP 200 with a body that is not JSON" in texts(at.error)
-    assert "read its logs on the Endpoints page" in texts(at.info)
+    assert "Read its logs on the Endpoints page" in texts(at.info)
+
+
+def test_text_choices_and_results_survive_a_visit_to_another_page(open_page, demo):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at.number_input(key=keys.RANK_T1).set_value(50).run()
+    at = analyse(at)
+    at.switch_page("screens/models.py").run()
+    assert not at.exception
+    at.switch_page("screens/token_ranks.py").run()
+    assert not at.exception
+    assert at.text_area(key=keys.RANK_INPUT).value == TEXT
+    assert at.selectbox(key=keys.RANK_COMPARE).value == "ranks2"
+    assert at.number_input(key=keys.RANK_T1).value == 50
+    assert [s.value for s in at.subheader] == ["ranks", "ranks2"]
+    assert f"Results for the {len(TEXT)} characters analysed by ranks and ranks2." in texts(at.caption)
+
+    at.text_area(key=keys.RANK_INPUT).set_value("Another text").run()
+    assert "The text above has changed since" in texts(at.caption), "the results stay tied to what was analysed"
+
+
+def test_load_a_sample_fills_the_text(open_page, demo):
+    at = open_page("token_ranks")
+    at.radio(key=keys.RANK_SOURCE).set_value("Upload a text file").run()
+    at.button(key=keys.rank_sample("Human-written")).click().run()
+    assert at.radio(key=keys.RANK_SOURCE).value == "Type or paste"
+    assert at.text_area(key=keys.RANK_INPUT).value.startswith("My grandmother kept her buttons")
+    at.button(key=keys.rank_sample("Model-written")).click().run()
+    assert at.text_area(key=keys.RANK_INPUT).value.startswith("Artificial intelligence is transforming")
+
+
+def test_a_kept_choice_of_a_deployment_since_deleted_is_let_go(open_page, demo):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at.switch_page("screens/models.py").run()
+    demo.delete_deployment("demo", "ranks2")
+    at.switch_page("screens/token_ranks.py").run()
+    assert not at.exception
+    assert at.selectbox(key=keys.RANK_COMPARE).value == "nothing"

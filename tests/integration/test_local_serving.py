@@ -66,6 +66,14 @@ def test_a_deployment_serves_its_model_through_the_gateway(workspace: LocalWorks
     [metrics] = [m for m in workspace.get_metrics("chat") if not m.mirrored]
     assert (metrics.deployment, metrics.requests, metrics.errors) == ("blue", 2, 0)
 
+    # CPU and memory are read from the instance's processes (the model server and its gunicorn worker).
+    [usage] = workspace.get_resource_usage("chat")
+    assert (usage.deployment, usage.instances) == ("blue", 1)
+    assert usage.memory_bytes > 20 * 2**20, "a python server with its worker holds more than 20 MiB"
+    again_usage = wait_until(lambda: [u for u in workspace.get_resource_usage("chat") if u.cpu_percent is not None],
+                             30, "a second reading, which gives a CPU rate")
+    assert again_usage[-1].cpu_percent >= 0
+
 
 def test_scaling_adds_and_removes_instances(workspace: LocalWorkspace, tmp_path) -> None:
     endpoint_with(workspace, tmp_path, "chat", ("blue",))

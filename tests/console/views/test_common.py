@@ -28,7 +28,7 @@ def test_deployments_table_shows_each_share():
     assert list(table["mirror %"]) == [0, 0, 5]
 
 
-def test_a_deployment_task_is_the_workspace_s_where_it_sets_one_else_read_from_the_script():
+def test_a_deployment_task_is_core_s_own():
     ranks = Deployment(name="ranks", endpoint_name="demo", model="m:1", scoring_script="token_ranks.py")
     chat = Deployment(name="chat", endpoint_name="demo", model="m:1", scoring_script="generate.py")
     unnamed = Deployment(name="other", endpoint_name="demo", model="m:1")

@@ -22,12 +22,25 @@ def test_what_the_deploy_form_offers():
 def test_the_next_name_never_replaces_a_running_deployment_by_default():
     assert view.next_deployment_name([]) == "blue"
     assert view.next_deployment_name(["Blue"]) == "green"
-    assert view.next_deployment_name(["blue", "green"]) == ""
+    assert view.next_deployment_name(["blue", "green"]) == "deployment-3"
+    assert view.next_deployment_name(["blue", "green", "deployment-3"]) == "deployment-4"
+    assert view.deploy_feedback("blue", dep("blue", "Creating"))[0] == "info"
+    assert view.deploy_feedback("blue", dep("blue"))[:2] == (
+        "success", "Deployment blue is ready. It gets no traffic until you give it some in the Traffic tab.")
     deployments = [dep("blue"), dep("green", "Failed")]
     assert view.replaced_deployment(deployments, " BLUE ") is deployments[0]
     assert view.replaced_deployment(deployments, "green") is None, "a failed deployment is replaced without asking"
     assert view.redeploy_question(deployments[0], {"blue": 100}, "m:2") == (
-        "Deployment blue already exists on demo with 100 % of live traffic: replace it in place with m:2?")
+        "Deployment blue already exists on demo with 100 % of live traffic: replace it in place (model m:1 → m:2)?")
+    scripted = Deployment(name="chat", endpoint_name="demo", model="m:1", scoring_script="generate.py")
+    assert view.redeploy_question(scripted, {"chat": 100}, "m:1", "token_ranks.py", "local-python") == (
+        "Deployment chat already exists on demo with 100 % of live traffic: replace it in place "
+        "(script generate.py → token_ranks.py)?")
+    assert view.redeploy_question(scripted, {}, "m:1", "generate.py").endswith(
+        "(the same model, script and environment, restarted)?")
+    assert view.delete_endpoint_question("demo", ["chat", "ranks"]) == (
+        "Delete endpoint demo with its deployments chat and ranks? Its keys stop working and clients calling it "
+        "get errors.")
 
 
 def test_busy_deployments():

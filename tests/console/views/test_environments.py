@@ -22,6 +22,9 @@ def test_tables_say_who_uses_each_version():
 def test_build_icons_and_drift_table():
     assert view.build_icon("Succeeded") == ":material/check_circle:"
     assert view.build_icon("NotStarted") == view.NO_BUILD_ICON
+    assert view.build_line("NotStarted", "") == f"{view.NO_BUILD_ICON} **Not built yet**"
+    assert view.build_line("Running", "pip install numpy_x") == (
+        f"{view.BUILD_ICONS['Running']} **Building** pip install numpy\\_x")
     drift = view.drift_table([DriftEntry("numpy", "numpy==2.3.1", "2.3.0", "mismatch")])
     assert list(drift.columns)[:4] == ["package", "pinned", "installed", "status"]
     assert list(drift["status"]) == ["mismatch"]

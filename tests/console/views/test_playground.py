@@ -41,3 +41,18 @@ def test_what_an_answer_shows():
     assert view.answer_caption(plain.__class__(**{**plain.__dict__, "finish_reason": "stop"})).endswith(
         "finish reason stop")
     assert view.status_hint(418) and view.status_hint(500) is None
+
+
+def test_differences_mark_only_the_words_that_differ():
+    a, b = view.differences("the cat sat on the mat", "the dog sat on the <mat>")
+    assert a.count("<mark") == 2 and '<mark class="byom-diff">cat</mark>' in a and '<mark class="byom-diff">mat</mark>' in a
+    assert '<mark class="byom-diff">&lt;mat&gt;</mark>' in b, "an answer's markup is shown, never run"
+    same = view.differences("same words", "same words")
+    assert "<mark" not in same[0] + same[1]
+
+
+def test_figures_wrap_rather_than_cut_a_long_name():
+    answer = view.read_answer(200, '{"text": "hi", "usage": {"completion_tokens": 10}}', "a_very_long_deployment",
+                              500.0, "id")
+    assert view.figures_text(answer) == ("**Latency** 500 ms · **Tokens/s** 20.0 · **Served by** "
+                                         "a\\_very\\_long\\_deployment")

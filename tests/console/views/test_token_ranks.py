@@ -5,14 +5,16 @@ from byom.core.analysis import RankSummary
 from byom.core.entities import Deployment
 
 
-def test_token_rank_deployments_come_first():
-    deployments = [Deployment(name=n, endpoint_name="demo", model="m:1", scoring_script=s)
-                   for n, s in (("chat", "generate.py"), ("ranks", "token_ranks.py"), ("ranks2", "token_ranks.py"))]
-    names = view.ranks_first(deployments)
-    assert names == ["ranks", "ranks2", "chat"]
-    assert view.compare_options(names, "ranks") == ["nothing", "ranks2", "chat"]
+def test_only_token_rank_deployments_are_offered_each_with_its_model_version():
+    deployments = [Deployment(name=n, endpoint_name="demo", model=m, scoring_script=s)
+                   for n, m, s in (("chat", "m:1", "generate.py"), ("ranks", "m:1", "token_ranks.py"),
+                                   ("ranks2", "m:2", "token_ranks.py"))]
+    names = view.rank_deployments(deployments)
+    assert names == ["ranks", "ranks2"]
+    assert view.deployment_labels(deployments)["ranks2"] == "ranks2 · m:2"
+    assert view.compare_options(names, "ranks") == ["nothing", "ranks2"]
     assert view.selected("ranks", "nothing") == ["ranks"]
-    assert view.selected("ranks", "chat") == ["ranks", "chat"]
+    assert view.selected("ranks", "ranks2") == ["ranks", "ranks2"]
     assert view.rank_request("hi") == {"text": "hi", "top_k": 5}
 
 
