@@ -1,6 +1,6 @@
 # byom: the two commands of the quick start, and what they build on.
 #   make run    set up, register the sample model, open the console
-#   make test   set up, then lint, type-check and run every test (what CI runs)
+#   make test   set up, then lint and type-check, and run every test (what CI runs)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -39,6 +39,7 @@ test: lint
 lint: setup
 	$(PY) scripts/check_lock.py
 	$(VENV)/bin/ruff check .
+	MYPY=$(VENV)/bin/mypy bash scripts/typecheck.sh
 
 typecheck: setup
 	MYPY=$(VENV)/bin/mypy bash scripts/typecheck.sh

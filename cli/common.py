@@ -42,7 +42,9 @@ def version_arg(text: str) -> str:
     return text
 
 
-def apply_sets(sets: list[str] | None, removes: list[str] | None, current_tags: dict[str, str]) -> tuple[str | None, dict[str, str] | None]:
+def apply_sets(
+    sets: list[str] | None, removes: list[str] | None, current_tags: dict[str, str]
+) -> tuple[str | None, dict[str, str] | None]:
     """az's ``--set description=... --set tags.k=v --remove tags.k`` → (description, tags)."""
     description = None
     tags = dict(current_tags)
@@ -59,7 +61,8 @@ def apply_sets(sets: list[str] | None, removes: list[str] | None, current_tags: 
         elif path == "tags":
             tags, changed_tags = _tags_object(value), True
         else:
-            raise InvalidInput(f"--set {path!r} cannot change: only description and tags.<name> can, the rest is immutable.")
+            raise InvalidInput(f"--set {path!r} cannot change: only description and tags.<name> can, "
+                               "the rest is immutable.")
     for path in removes or []:
         if not path.startswith("tags."):
             raise InvalidInput(f"--remove {path!r}: only tags.<name> can be removed.")

@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     env = groups.add_parser("environment", help="Environments: conda specs and images.").add_subparsers(
         dest="verb", metavar="VERB", parser_class=Parser)
     env.required = True
-    p = verb(env, "create", environment_create, "Register an environment version from a conda file, an image or environment.yml.")
+    p = verb(env, "create", environment_create,
+             "Register an environment version from a conda file, an image or environment.yml.")
     p.add_argument("--name", "-n")
     p.add_argument("--version", "-v")
     p.add_argument("--file", "-f", help="Azure ML environment.yml.")
@@ -401,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     _name_version(p, label=False)
     p.add_argument("--force", action="store_true", help="Rebuild even if a build is cached.")
     p.add_argument("--no-wait", action="store_true")
-    _name_version(verb(env, "show-build", environment_show_build, "State of an environment version's build."), label=False)
+    _name_version(verb(env, "show-build", environment_show_build, "State of an environment version's build."),
+                  label=False)
     _name_version(verb(env, "logs", environment_logs, "The build log of an environment version."), label=False)
 
     # az ml names a registry where these verbs may read or write one
@@ -431,8 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="Only targets starting with this, e.g. endpoint/chat or model/bert.")
 
     # the local workspace's processes
-    local = groups.add_parser("local", help="The local workspace's serving processes (control plane, gateway, model servers).").add_subparsers(
-        dest="verb", metavar="VERB", parser_class=Parser)
+    local = groups.add_parser(
+        "local", help="The local workspace's serving processes (control plane, gateway, model servers)."
+    ).add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     local.required = True
     verb(local, "status", local_status, "Whether the control plane and gateway of this home run.")
     verb(local, "start", local_start, "Start serving this home's deployments (they also start on first use).")

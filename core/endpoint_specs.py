@@ -27,7 +27,8 @@ def endpoint_from_yaml(path: str | Path | None, *, params_override: Overrides | 
     file = _check_file(path, "Endpoint") if path is not None and data is None else None
     loaded = _load("load_online_endpoint", file, "online endpoint", params_override, data)
     if loaded.auth_mode and loaded.auth_mode.lower() != "key":
-        raise InvalidInput(f"{file or 'The endpoint'}: auth_mode {loaded.auth_mode!r} is not supported locally; use key.")
+        raise InvalidInput(f"{file or 'The endpoint'}: auth_mode {loaded.auth_mode!r} is not supported locally; "
+                           "use key.")
     return Endpoint(
         name=loaded.name or "",
         description=loaded.description or "",

@@ -36,8 +36,8 @@ def test_keys_are_kept_a_while_and_tokens_until_their_refresh() -> None:
 
     token = targets.get("t", read_token)
     assert token.authorization == "Bearer tok" and token.until == clock.now + 200 - TOKEN_MARGIN_S
-    refresh = ScoringTargets(clock=clock).get(
-        "t", lambda: (Endpoint(name="t"), EndpointToken("tok", expires_at=clock.now + 600, refresh_after=clock.now + 30)))
+    soon = EndpointToken("tok", expires_at=clock.now + 600, refresh_after=clock.now + 30)
+    refresh = ScoringTargets(clock=clock).get("t", lambda: (Endpoint(name="t"), soon))
     assert refresh.until == clock.now + 30
     unknown = ScoringTargets(clock=clock).get("t", lambda: (Endpoint(name="t"), EndpointToken("tok")))
     assert unknown.until == clock.now, "a token of unknown lifetime is read again every time"

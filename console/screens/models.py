@@ -52,7 +52,8 @@ with register:
                                       if in_place else "A folder or file on this machine; its files are copied "
                                       "into the workspace and hashed.")
         elif source == "Uploaded files":
-            uploads = st.file_uploader("Model files", key=keys.register_upload(st.session_state.get(keys.REGISTER_UPLOADS, 0)),
+            upload_key = keys.register_upload(st.session_state.get(keys.REGISTER_UPLOADS, 0))
+            uploads = st.file_uploader("Model files", key=upload_key,
                                        accept_multiple_files=True,
                                        max_upload_size=UPLOAD_LIMIT_MB,
                                        help="One GGUF file, or every file of a model folder (config.json, the "

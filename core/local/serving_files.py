@@ -7,7 +7,7 @@
     <home>/run/control-plane.json         pid of the running control plane
     <home>/run/gateway.json               pid of the running gateway
     <home>/run/serving-state.json         instances and rollouts, written by the control plane only
-    <home>/run/admin-token                the gateway's admin token (0600): what /-/reload, /-/flush, /-/in-flight ask for
+    <home>/run/admin-token                the gateway's admin token (0600), asked by /-/reload, /-/flush, /-/in-flight
     <home>/run/models/<name>/<version>/   what AZUREML_MODEL_DIR names: a link to the artifacts, laid out as on Azure
     <home>/logs/control-plane.log, gateway.log
     <home>/logs/endpoints/<endpoint>/<deployment>/<instance>.log    one per model-server instance

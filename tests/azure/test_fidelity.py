@@ -68,7 +68,8 @@ def deploy_echo(ws, endpoint: str, tmp_path: Path) -> None:
 def token_endpoint(ws, name: str, auth_mode: str) -> None:
     from azure.ai.ml.entities import ManagedOnlineEndpoint
 
-    ws.backend.ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name=name, auth_mode=auth_mode)).result()
+    endpoint = ManagedOnlineEndpoint(name=name, auth_mode=auth_mode)
+    ws.backend.ml.online_endpoints.begin_create_or_update(endpoint).result()
 
 
 def arm_calls(service: FakeAzureML) -> int:
@@ -153,7 +154,8 @@ def test_a_conda_environment_without_the_inference_server_is_warned_of_on_azure(
     served = "dependencies:\n  - python=3.11\n  - pip\n  - pip:\n      - azureml-inference-server-http==1.5.1\n"
     for name, conda in (("bare", bare), ("served", served)):
         seen: list[str] = []
-        ws.create_environment(EnvironmentSpec(name=name, conda_file=conda), progress=lambda m, f=None, seen=seen: seen.append(m))
+        ws.create_environment(EnvironmentSpec(name=name, conda_file=conda),
+                              progress=lambda m, f=None, seen=seen: seen.append(m))
         sent = json.loads(service.sent("PUT", rf"/environments/{name}/versions/1$")[-1].body)["properties"]
         assert yaml.safe_load(sent["condaFile"]) == yaml.safe_load(conda), "registered as given"
         warned = [m for m in seen if m.startswith("Warning") and "azureml-inference-server-http" in m]

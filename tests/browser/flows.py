@@ -55,8 +55,8 @@ def set_up_demo(page: Page, timeout_s: float = 600) -> list[str]:
     deadline = time.monotonic() + timeout_s
     while not ready.is_visible():
         if page.locator('[data-testid="stAlertContentError"]').count():
-            raise AssertionError(f"The demo set-up failed: {page.locator('[data-testid=stAlertContentError]').all_inner_texts()}"
-                                 f" after {seen}")
+            errors = page.locator('[data-testid=stAlertContentError]').all_inner_texts()
+            raise AssertionError(f"The demo set-up failed: {errors} after {seen}")
         if time.monotonic() > deadline:
             raise AssertionError(f"The demo was not ready within {timeout_s:.0f} s; progress seen: {seen}")
         try:

@@ -175,7 +175,8 @@ def test_a_2000_token_text_stays_responsive(memory_console, page, artifacts):
 
 @pytest.fixture
 def local_home(tmp_path):
-    """A new local workspace home; whatever the console starts in it (control plane, gateway, model servers) is ended."""
+    """A new local workspace home; whatever the console starts in it (control plane, gateway, model servers)
+    is ended."""
     from byom.core.local.workspace import LocalWorkspace
 
     home = tmp_path / "home"
@@ -242,8 +243,9 @@ def test_console_flows_on_a_real_local_workspace_with_the_sample_model(
     open_page(page, "Monitoring")
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     # CPU and memory of the real model servers, sampled from their processes (the page refreshes itself).
-    usage = wait_until(lambda: (c := charts(page)) and all(t in c for t in ("CPU (100 % = one core)", "Memory (resident)"))
-                       and c, 60, "the CPU and memory charts")
+    wanted = ("CPU (100 % = one core)", "Memory (resident)")
+    usage = wait_until(lambda: (c := charts(page)) and all(t in c for t in wanted) and c, 60,
+                       "the CPU and memory charts")
     memory = {t["name"]: t["y"] for t in usage["Memory (resident)"]["traces"]}
     assert set(memory) == {"chat", "ranks", "blue"}, memory
     assert all(y and y[-1] > 50 for y in memory.values()), f"each model server holds its model in memory: {memory}"

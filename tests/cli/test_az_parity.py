@@ -196,7 +196,8 @@ def test_az_ml_keys_beside_byom_s_own(home: Path, tmp_path: Path, capsys) -> Non
     assert isinstance(endpoint, dict)
     assert endpoint["id"] == f"{prefix}/onlineEndpoints/ep-one"
     assert endpoint["openapi_uri"] == endpoint["swagger_uri"] and endpoint["openapi_uri"].endswith("/swagger.json")
-    assert endpoint["identity"] == {"type": "none"} and endpoint["properties"]["azureml.onlineendpointid"] == endpoint["id"]
+    assert endpoint["identity"] == {"type": "none"}
+    assert endpoint["properties"]["azureml.onlineendpointid"] == endpoint["id"]
     assert endpoint["scoring_uri"] and endpoint["traffic"] == {}  # byom's own keys stay
 
     assert ok(capsys, "online-deployment", "show", "-n", "blue", "-e", "ep-one", "--query",

@@ -50,7 +50,8 @@ def test_query_tsv_and_table(home: Path, model_dir: Path, capsys) -> None:
         run(capsys, "model", "create", "-n", "clf", "-p", str(model_dir))
     code, out, _ = run(capsys, "model", "list", "-n", "clf", "--query", "[].version", "-o", "tsv")
     assert (code, out.split()) == (0, ["2", "1"])
-    code, out, _ = run(capsys, "model", "show", "-n", "clf", "-v", "1", "--query", "{name:name, stage:stage}", "-o", "tsv")
+    code, out, _ = run(capsys, "model", "show", "-n", "clf", "-v", "1", "--query", "{name:name, stage:stage}",
+                       "-o", "tsv")
     assert out.strip() == "clf\tdev"
     code, out, _ = run(capsys, "model", "list", "-o", "table")
     header, rule, row = out.splitlines()[:3]
@@ -87,7 +88,8 @@ def test_update_promote_archive_restore_download(home: Path, model_dir: Path, tm
     assert code == 0 and json.loads(out)["description"] == "risk scorer"
     code, out, _ = run(capsys, "model", "update", "-n", "clf", "-v", "1", "--remove", "tags.team")
     assert json.loads(out)["tags"] == {}
-    code, out, err = run(capsys, "model", "promote", "-n", "clf", "-v", "1", "--stage", "production", "--approver", "kim")
+    code, out, err = run(capsys, "model", "promote", "-n", "clf", "-v", "1", "--stage", "production",
+                         "--approver", "kim")
     assert code == 2 and "staging" in err and out == ""
     code, out, _ = run(capsys, "model", "promote", "-n", "clf", "-v", "1", "--stage", "staging", "--approver", "kim",
                        "--note", "offline eval ok", "--query", "stage", "-o", "tsv")
@@ -100,7 +102,9 @@ def test_update_promote_archive_restore_download(home: Path, model_dir: Path, tm
     assert code == 0 and (Path(json.loads(out)["download_path"]) / "model.pkl").read_bytes() == b"\x80\x04pickle"
 
 
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(home: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    home: Path, model_dir: Path, tmp_path: Path, capsys
+) -> None:
     cases = [
         ("model", "create", "-n", "bad name", "-p", str(model_dir)),
         ("model", "create", "-n", "ok", "-p", str(tmp_path / "missing")),
@@ -154,7 +158,8 @@ def test_model_and_environment_from_azure_ml_yaml(home: Path, model_dir: Path, t
     code, out, err = run(capsys, "model", "create", "-f", str(tmp_path / "model.yml"))
     assert code == 0, err
     data = json.loads(out)
-    assert (data["name"], data["version"], data["description"], data["tags"]) == ("from-yaml", "4", "via yaml", {"source": "yaml"})
+    read = (data["name"], data["version"], data["description"], data["tags"])
+    assert read == ("from-yaml", "4", "via yaml", {"source": "yaml"})
     (tmp_path / "conda.yml").write_text(CONDA)
     (tmp_path / "env.yml").write_text(
         "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
@@ -187,7 +192,8 @@ def test_environment_diff_and_drift(home: Path, tmp_path: Path, capsys) -> None:
     assert json.loads(out) == [["requests", "requests==2.34.2", "requests==2.30.0"]]
     import requests
 
-    code, out, _ = run(capsys, "environment", "drift", "-n", "web", "-v", "1", "--query", "[0].[package,status]", "-o", "tsv")
+    code, out, _ = run(capsys, "environment", "drift", "-n", "web", "-v", "1", "--query", "[0].[package,status]",
+                       "-o", "tsv")
     assert out.split() == ["requests", "ok" if requests.__version__ == "2.34.2" else "mismatch"]
 
 

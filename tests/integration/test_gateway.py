@@ -54,7 +54,8 @@ def post(url: str, headers: dict[str, str], payload: object = None, **kwargs: ob
 
 
 def in_flight(uri: str, deployment: str) -> int:
-    """Requests (mirror copies among them) the gateway has sent to ``deployment`` and not had answered, from /metrics."""
+    """Requests (mirror copies among them) the gateway has sent to ``deployment`` and not had answered,
+    from /metrics."""
     text = requests.get(uri.split("/endpoints/")[0] + "/metrics", timeout=10).text
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("byom_requests_in_flight{") and f'deployment="{deployment}"' in line)
@@ -238,7 +239,8 @@ def test_fuzzing_gets_only_4xx_and_the_gateway_stays_up(ws: LocalWorkspace, uri:
         "odd deployment header": post(uri, {**auth, "azureml-model-deployment": "../../x\t"}).status_code,
         "huge header": post(uri, {**auth, "X-Big": "y" * 20000}).status_code,
         "bad request line": raw_request(port, b"NOT HTTP AT ALL\r\n\r\n"),
-        "bad header line": raw_request(port, b"POST /endpoints/rules/score HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"),
+        "bad header line": raw_request(
+            port, b"POST /endpoints/rules/score HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"),
         "bad content length": raw_request(
             port, b"POST /endpoints/rules/score HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"),
         "negative chunk size": raw_request(port, CHUNKED + b"-5\r\nhello\r\n0\r\n\r\n"),

@@ -72,7 +72,8 @@ _NOT_FORWARDED = {
     "proxy-authorization", "te", "trailer", "upgrade", DEPLOYMENT_HEADER, "x-request-id", "x-ms-client-request-id",
 }
 
-_NEEDS_TOKEN = {"/-/reload", "/-/flush", "/-/in-flight", "/-/timed-out"}  # request.path is decoded once: /%2D/reload is here too
+# request.path is decoded once: /%2D/reload is here too
+_NEEDS_TOKEN = {"/-/reload", "/-/flush", "/-/in-flight", "/-/timed-out"}
 
 
 class Gateway:

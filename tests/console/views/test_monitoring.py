@@ -74,7 +74,8 @@ def test_requests_by_status_code_leave_mirrors_out():
 def test_instances_cpu_and_memory():
     palette = view.colours(["blue", "green"])
     deployments = [Deployment(name="blue", endpoint_name="ep", model="m:1", instance_count=2,
-                              instances=[InstanceStatus(id="a", state="Ready"), InstanceStatus(id="b", state="Starting")]),
+                              instances=[InstanceStatus(id="a", state="Ready"),
+                                         InstanceStatus(id="b", state="Starting")]),
                    Deployment(name="green", endpoint_name="ep", model="m:1"),
                    Deployment(name="azure", endpoint_name="ep", model="m:1", provisioning_state="Succeeded")]
     palette = view.colours(["blue", "green", "azure"])
