@@ -9,12 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from byom.core.local.processes import home_processes
-from byom.core.local.serving import LocalServing
 
 from .helpers import ECHO
 
@@ -28,14 +25,6 @@ if [ "$1" != "ml" ]; then echo "this az runs only 'az ml'" >&2; exit 127; fi
 shift
 exec {python} -m byom.cli "$@"
 """
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "home"
-    yield home
-    LocalServing(home).shutdown()
-    assert not home_processes(home)
 
 
 @pytest.fixture

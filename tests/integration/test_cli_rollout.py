@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import joblib
 import numpy
 import pytest
 from byom.cli.main import main
-from byom.core.local.processes import home_processes
-from byom.core.local.serving import LocalServing
 from sklearn.linear_model import LinearRegression
 
 from .helpers import ASSETS, model_servers
@@ -54,14 +52,6 @@ def write_sample(root: Path) -> None:
             "environment: azureml:local-python@latest\n"
             "instance_type: Standard_DS3_v2\ninstance_count: 1\n")
     (root / "sample-request.json").write_text(json.dumps({"data": [ROW]}))
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "home"
-    yield home
-    LocalServing(home).shutdown()
-    assert not home_processes(home)
 
 
 @pytest.fixture
