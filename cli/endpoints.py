@@ -60,7 +60,9 @@ def deployment_document(dep: Deployment) -> dict[str, Any]:
         "instance_count": dep.instance_count,
     }
     if dep.code_path is not None:
-        doc["code_configuration"] = {"code": dep.code_path, "scoring_script": dep.scoring_script}
+        # a folder here, or (Azure) the code asset the deployment runs, written as az ml writes an asset
+        code = dep.code_path if Path(dep.code_path).expanduser().is_dir() else f"azureml:{dep.code_path}"
+        doc["code_configuration"] = {"code": code, "scoring_script": dep.scoring_script}
     doc.update({
         "request_settings": dep.request_settings.to_dict(), "liveness_probe": dep.liveness_probe.to_dict(),
         "readiness_probe": dep.readiness_probe.to_dict(), "environment_variables": dict(dep.environment_variables),

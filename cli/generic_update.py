@@ -26,6 +26,7 @@ list (``items[0].name``).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 from collections.abc import Sequence
@@ -207,7 +208,7 @@ def _remove(doc: dict[str, Any], items: list[str]) -> None:
 
 def apply_generic_update(doc: dict[str, Any], ops: list[Op] | None, force_string: bool = False) -> dict[str, Any]:
     """A copy of ``doc`` with az's ``--set``/``--add``/``--remove`` applied in order."""
-    out: dict[str, Any] = json.loads(json.dumps(doc))
+    out: dict[str, Any] = copy.deepcopy(doc)  # a YAML file's fields may hold dates, which JSON has not
     for flag, items in ops or []:
         if flag == "set":
             for path, text in _pairs(items, "--set"):

@@ -19,6 +19,7 @@ from .specs import Overrides, _check_file, _load
 from .workspace import Progress, Workspace, no_progress
 
 ANONYMOUS_ENVIRONMENT = "CliV2AnonymousEnvironment"
+AZUREML_PREFIX = "azureml:"
 
 
 def endpoint_from_yaml(path: str | Path | None, *, params_override: Overrides | None = None,
@@ -26,11 +27,9 @@ def endpoint_from_yaml(path: str | Path | None, *, params_override: Overrides | 
     """An endpoint file (or ``data``, the fields a file would hold), az ml's ``--set`` applied first."""
     file = _check_file(path, "Endpoint") if path is not None and data is None else None
     loaded = _load("load_online_endpoint", file, "online endpoint", params_override, data)
-    if loaded.auth_mode and loaded.auth_mode.lower() != "key":
-        raise InvalidInput(f"{file or 'The endpoint'}: auth_mode {loaded.auth_mode!r} is not supported locally; "
-                           "use key.")
-    return Endpoint(
+    return Endpoint(  # a token auth mode is the Workspace's to refuse: on a new endpoint only
         name=loaded.name or "",
+        auth_mode=(loaded.auth_mode or "key").lower(),
         description=loaded.description or "",
         tags={k: str(v) for k, v in (loaded.tags or {}).items()},
         traffic={k: int(v) for k, v in (loaded.traffic or {}).items()},
@@ -108,9 +107,13 @@ def deployment_from_yaml(ws: Workspace, path: str | Path | None, *, progress: Pr
     loaded = _load("load_online_deployment", file, "online deployment", params_override, data, origin)
     code_path = scoring_script = None
     if loaded.code_configuration is not None:
-        code = Path(str(loaded.code_configuration.code))
-        base = file.parent if file is not None else (origin or Path.cwd())
-        code_path = str(code if code.is_absolute() else (base / code).resolve())
+        given = str(loaded.code_configuration.code)
+        if given.startswith(AZUREML_PREFIX):  # a registered code asset (what Azure runs), not a folder
+            code_path = given.removeprefix(AZUREML_PREFIX)
+        else:
+            code = Path(given)
+            base = file.parent if file is not None else (origin or Path.cwd())
+            code_path = str(code if code.is_absolute() else (base / code).resolve())
         scoring_script = loaded.code_configuration.scoring_script
     return Deployment(
         name=loaded.name or "",

@@ -160,3 +160,26 @@ def test_a_conda_environment_without_the_inference_server_is_warned_of_on_azure(
         assert yaml.safe_load(sent["condaFile"]) == yaml.safe_load(conda), "registered as given"
         warned = [m for m in seen if m.startswith("Warning") and "azureml-inference-server-http" in m]
         assert bool(warned) == (name == "bare"), seen
+
+
+def test_the_cli_updates_a_token_endpoint_and_a_deployment_that_runs_a_code_asset(ws, service, cli, tmp_path,
+                                                                                    capsys) -> None:
+    token_endpoint(ws, "tokens", "aml_token")
+    deploy_echo(ws, "tokens", tmp_path)
+    code_before = json.loads(service.sent("PUT", r"/deployments/blue$")[-1].body)["properties"]["codeConfiguration"]
+
+    assert main(["online-endpoint", "update", "-n", "tokens", "--set", "description=described", *cli]) == 0, \
+        capsys.readouterr().err
+    sent = last_put(service, "tokens")
+    assert sent["properties"]["authMode"] == "AMLToken" and sent["properties"]["description"] == "described"
+
+    capsys.readouterr()
+    assert main(["online-deployment", "update", "-n", "blue", "-e", "tokens", "--set", "instance_count=2",
+                 *cli]) == 0, capsys.readouterr().err
+    scaled = json.loads(service.sent("PUT", r"/deployments/blue$")[-1].body)
+    assert scaled["sku"]["capacity"] == 2
+    assert main(["online-deployment", "update", "-n", "blue", "-e", "tokens",
+                 "--set", "environment_variables.DEPLOYMENT_LABEL=v3", *cli]) == 0, capsys.readouterr().err
+    sent = json.loads(service.sent("PUT", r"/deployments/blue$")[-1].body)["properties"]
+    assert sent["environmentVariables"]["DEPLOYMENT_LABEL"] == "v3"
+    assert sent["codeConfiguration"] == code_before, "the running code asset is kept"

@@ -119,6 +119,10 @@ def test_generic_update_on_an_endpoint(home: Path, tmp_path: Path, capsys) -> No
     (tmp_path / "endpoint.yml").write_text("name: ep-one\ntags:\n  owner: ana\n")
     shown = ok(capsys, "online-endpoint", "update", "-f", "endpoint.yml")
     assert isinstance(shown, dict) and (shown["description"], shown["tags"]) == ("updated", {"owner": "ana"})
+    # a YAML date is a tag's text, not a traceback
+    (tmp_path / "dated.yml").write_text("name: ep-one\ntags:\n  released: 2024-05-01\n")
+    shown = ok(capsys, "online-endpoint", "update", "-f", "dated.yml")
+    assert isinstance(shown, dict) and shown["tags"] == {"released": "2024-05-01"}
     assert "no field 'nope'" in fails(capsys, "online-endpoint", "update", "-n", "ep-one", "--set", "nope.x=1")
     assert "name cannot change" in fails(capsys, "online-endpoint", "update", "-n", "ep-one", "--set", "name=other")
 

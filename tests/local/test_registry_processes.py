@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -31,7 +32,7 @@ def test_processes_registering_one_name_get_distinct_versions(tmp_path: Path) ->
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 5, [err for _, err in outputs]
-    assert sorted(int(out) for out, _ in outputs) == [1, 2, 3, 4, 5]
+    assert sorted(int(json.loads(out)) for out, _ in outputs) == [1, 2, 3, 4, 5]  # az ml prints versions as text
     ws = LocalWorkspace(home)
     versions = ws.list_model_versions("race")
     assert sorted(m.version for m in versions) == [1, 2, 3, 4, 5]
