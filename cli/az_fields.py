@@ -56,8 +56,11 @@ def _endpoint(endpoint: Endpoint, info: WorkspaceInfo) -> dict[str, Any]:
                        "createdAt": endpoint.created_at, "lastModifiedAt": endpoint.updated_at},
         "resourceGroup": resource_group(info),
     }
-    if info.kind != "azure":  # a local endpoint acts as nobody; Azure's identity is the service's to say
-        extra["identity"] = {"type": "none"}
+    if endpoint.identity is not None:
+        data["identity"] = {"type": endpoint.identity.type, "user_assigned_identities": [
+            {"resource_id": i} for i in endpoint.identity.user_assigned_identities]}
+    elif info.kind != "azure":  # a local endpoint acts as nobody unless its file said whom
+        data["identity"] = {"type": "none"}
     return {**data, **{k: v for k, v in extra.items() if k not in data}}
 
 

@@ -13,13 +13,32 @@ import dataclasses
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .entities import Deployment, Endpoint, EnvironmentSpec, ModelSpec, ProbeSettings, RequestSettings
+from .entities import (
+    Deployment,
+    Endpoint,
+    EndpointIdentity,
+    EnvironmentSpec,
+    ModelSpec,
+    ProbeSettings,
+    RequestSettings,
+)
 from .errors import InvalidInput, NotFound
 from .specs import Overrides, _check_file, _load
 from .workspace import Progress, Workspace, no_progress
 
 ANONYMOUS_ENVIRONMENT = "CliV2AnonymousEnvironment"
 AZUREML_PREFIX = "azureml:"
+
+
+def identity_from_sdk(identity: Any) -> EndpointIdentity | None:
+    """azure-ai-ml's ``IdentityConfiguration`` (from a YAML file or from Azure) as byom's; None when absent."""
+    if identity is None or not getattr(identity, "type", None):
+        return None
+    kind = str(identity.type).lower().replace(" ", "")
+    kind = {"systemassigned": "system_assigned", "userassigned": "user_assigned",
+            "systemassigned,userassigned": "system_assigned,user_assigned"}.get(kind, kind)
+    ids = [str(getattr(i, "resource_id", None) or i) for i in (identity.user_assigned_identities or [])]
+    return EndpointIdentity(type=kind, user_assigned_identities=ids)
 
 
 def endpoint_from_yaml(path: str | Path | None, *, params_override: Overrides | None = None,
@@ -30,6 +49,8 @@ def endpoint_from_yaml(path: str | Path | None, *, params_override: Overrides | 
     return Endpoint(  # a token auth mode is the Workspace's to refuse: on a new endpoint only
         name=loaded.name or "",
         auth_mode=(loaded.auth_mode or "key").lower(),
+        public_network_access=str(loaded.public_network_access or "enabled").lower(),
+        identity=identity_from_sdk(loaded.identity),
         description=loaded.description or "",
         tags={k: str(v) for k, v in (loaded.tags or {}).items()},
         traffic={k: int(v) for k, v in (loaded.traffic or {}).items()},

@@ -244,6 +244,15 @@ class EnvironmentDiff(Entity):
 
 
 @dataclass
+class EndpointIdentity(Entity):
+    """Whom an endpoint acts as on Azure ML (``system_assigned``, ``user_assigned`` with its identities'
+    ARM ids, or ``none``); a local endpoint acts as nobody."""
+
+    type: str = "system_assigned"
+    user_assigned_identities: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Endpoint(Entity):
     name: str
     auth_mode: str = "key"
@@ -255,6 +264,9 @@ class Endpoint(Entity):
     swagger_uri: str = ""
     # az ml's --local endpoint: a single deployment takes every request, with no traffic rule and no key
     local: bool = False
+    # Azure's network access to the scoring URI; a local endpoint listens on 127.0.0.1 whatever it says
+    public_network_access: str = "enabled"
+    identity: EndpointIdentity | None = None  # None: what the service gives (system-assigned on Azure)
     provisioning_state: str = ProvisioningState.SUCCEEDED.value  # a ProvisioningState
     created_by: str = ""
     created_at: str = ""
@@ -430,6 +442,7 @@ class WorkspaceInfo(Entity):
 
 _NESTED: dict[tuple[str, str], type[Entity]] = {
     ("ModelVersion", "files"): ModelFile,
+    ("Endpoint", "identity"): EndpointIdentity,
     ("ModelVersion", "stage_history"): StageChange,
     ("Deployment", "request_settings"): RequestSettings,
     ("Deployment", "liveness_probe"): ProbeSettings,

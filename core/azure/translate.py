@@ -27,6 +27,7 @@ import yaml
 
 from ..artifacts import is_remote
 from ..asset_refs import ASSET_ID
+from ..endpoint_specs import identity_from_sdk
 from ..entities import (
     Deployment,
     Endpoint,
@@ -195,8 +196,14 @@ def environment_from_sdk(env: Any, *, archived: bool = False) -> EnvironmentVers
 
 
 def endpoint_to_sdk(endpoint: Endpoint) -> Any:
-    from azure.ai.ml.entities import ManagedOnlineEndpoint
+    from azure.ai.ml.entities import IdentityConfiguration, ManagedIdentityConfiguration, ManagedOnlineEndpoint
 
+    identity = None
+    if endpoint.identity is not None:
+        identity = IdentityConfiguration(
+            type=endpoint.identity.type,
+            user_assigned_identities=[ManagedIdentityConfiguration(resource_id=i)
+                                      for i in endpoint.identity.user_assigned_identities] or None)
     return ManagedOnlineEndpoint(
         name=endpoint.name,
         auth_mode="key",
@@ -204,6 +211,8 @@ def endpoint_to_sdk(endpoint: Endpoint) -> Any:
         tags=dict(endpoint.tags),
         traffic=dict(endpoint.traffic),
         mirror_traffic=dict(endpoint.mirror_traffic),
+        public_network_access=endpoint.public_network_access,
+        identity=identity,
     )
 
 
@@ -223,6 +232,8 @@ def endpoint_from_sdk(endpoint: Any) -> Endpoint:
         mirror_traffic=mirror,
         scoring_uri=endpoint.scoring_uri or "",
         swagger_uri=endpoint.openapi_uri or "",
+        public_network_access=_text(getattr(endpoint, "public_network_access", None)).lower() or "enabled",
+        identity=identity_from_sdk(getattr(endpoint, "identity", None)),
         provisioning_state=_text(endpoint.provisioning_state),
     )
 

@@ -528,4 +528,5 @@ def test_cli_workspace_show_and_ids_are_azure_s_own(cli, service, capsys) -> Non
     assert [c for c in service.calls[sent:] if c.method != "GET"] == []
     assert main(["online-endpoint", "create", "-n", "ids-ep", *cli]) == 0
     endpoint = json.loads(capsys.readouterr().out)
-    assert endpoint["id"] == f"{workspace_id}/onlineEndpoints/ids-ep" and "identity" not in endpoint
+    assert endpoint["id"] == f"{workspace_id}/onlineEndpoints/ids-ep"
+    assert endpoint["identity"]["type"] == "system_assigned", "Azure's own identity, read back"

@@ -183,3 +183,18 @@ def test_the_cli_updates_a_token_endpoint_and_a_deployment_that_runs_a_code_asse
     sent = json.loads(service.sent("PUT", r"/deployments/blue$")[-1].body)["properties"]
     assert sent["environmentVariables"]["DEPLOYMENT_LABEL"] == "v3"
     assert sent["codeConfiguration"] == code_before, "the running code asset is kept"
+
+
+def test_an_endpoint_file_asking_for_privacy_and_an_identity_gets_both(cli, service, tmp_path, capsys) -> None:
+    (tmp_path / "endpoint.yml").write_text(
+        "name: private-file\nauth_mode: key\npublic_network_access: disabled\n"
+        f"identity:\n  type: user_assigned\n  user_assigned_identities:\n    - resource_id: {IDENTITY}\n")
+    assert main(["online-endpoint", "create", "-f", str(tmp_path / "endpoint.yml"), *cli]) == 0, \
+        capsys.readouterr().err
+    sent = last_put(service, "private-file")
+    assert sent["properties"]["publicNetworkAccess"].lower() == "disabled", "a private endpoint was made public"
+    assert sent["identity"]["type"].lower() == "userassigned"
+    assert IDENTITY.lower() in {k.lower() for k in sent["identity"]["userAssignedIdentities"]}
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["public_network_access"] == "disabled"
+    assert shown["identity"]["type"] == "user_assigned"
