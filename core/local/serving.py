@@ -39,6 +39,7 @@ from .serving_files import ServingFiles, read_json
 START_TIMEOUT_S = 30.0
 REMOVE_TIMEOUT_S = 60.0
 BUILD_CHECK_S = 1.0
+SWEEPS = 3  # rounds of ending what is left of a home, each until its processes are gone
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -110,14 +111,24 @@ class LocalServing(Serving):
     def shutdown(self, grace_s: float = 10.0) -> None:
         """End the control plane, the gateway and every model server of this home."""
         control_plane = self._record(self.files.control_plane)
+        # The record goes before the process: the gateway's watch restarts a control plane whose record names a
+        # dead pid, and one killed after its grace period leaves its record behind; with no record the watch
+        # treats the control plane as stopped on purpose, during the grace period and after.
+        self.files.control_plane.unlink(missing_ok=True)
         if control_plane is not None:
-            terminate([control_plane], grace_s=grace_s)  # first, so that it restarts nothing
+            terminate([control_plane], grace_s=grace_s)  # before the gateway, so that it restarts nothing
         refs = [r for r in (self.gateway(),) if r is not None]
         for inst in (read_json(self.files.state) or {}).get("instances") or []:
             if inst.get("pid"):
                 refs.append(ProcessRef(inst["pid"], inst.get("start")))
         terminate(refs, grace_s=grace_s)
-        terminate(home_processes(self.files.home), grace_s=grace_s)  # anything started but never recorded
+        # Anything started but never recorded, and anything a process ended here started while it stopped (a
+        # control plane started by a watch that read the record just before it went): until none is left.
+        for _ in range(SWEEPS):
+            left = home_processes(self.files.home)
+            if not left:
+                break
+            terminate(left, grace_s=grace_s)
         for path in (self.files.control_plane, self.files.gateway):
             path.unlink(missing_ok=True)
 

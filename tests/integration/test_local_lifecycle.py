@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from byom.cli.main import main
-from byom.core.local.processes import home_processes
+from byom.core.local import serving as local_serving
+from byom.core.local.processes import ProcessRef, alive, home_processes
+from byom.core.local.serving_files import read_json
+from byom.core.local.workspace import LocalWorkspace
 
 from .helpers import endpoint_with, model_servers, wait_until
 
@@ -42,3 +48,33 @@ def test_stop_ends_every_process_and_start_brings_deployments_back(workspace, tm
                         "the restarted control plane to serve the deployment again", every_s=0.2)
     assert answer.deployment == "blue"
     assert len(model_servers(home)) == 1
+
+
+def test_stop_leaves_nothing_when_the_control_plane_must_be_killed(workspace: LocalWorkspace, monkeypatch) -> None:
+    serving = workspace.serving
+    serving.wait_gateway()
+    files = serving.files
+    control_plane, gateway = serving.control_plane(), serving.gateway()
+    assert control_plane is not None and gateway is not None
+    os.kill(control_plane.pid, signal.SIGSTOP)  # it cannot act on the SIGTERM: killed once its grace period is over
+
+    def watch_is_idle() -> bool:
+        """The gateway's control-plane watch has nothing to start: no record, or one naming a live process."""
+        record = read_json(files.control_plane)
+        return not record or alive(record.get("pid"), record.get("start"))
+
+    real_terminate = local_serving.terminate
+
+    def terminate(refs: Iterable[ProcessRef], *, grace_s: float = 10.0) -> None:
+        refs = list(refs)
+        if any(r.pid == gateway.pid for r in refs):
+            # the watch looks every 0.5 s: a stop must not depend on it looking only after the gateway is gone
+            wait_until(watch_is_idle, 30, "the gateway's watch to act on what the control plane left")
+        real_terminate(refs, grace_s=grace_s)
+
+    monkeypatch.setattr(local_serving, "terminate", terminate)
+    serving.shutdown(grace_s=1.0)
+    assert not alive(control_plane.pid, control_plane.start)
+    assert home_processes(workspace.home) == [], "processes of the home left running after the stop"
+    assert "gone without stopping" not in files.gateway_log.read_text(), "the gateway restarted the control plane"
+    assert serving.status()["running"] is False

@@ -63,6 +63,7 @@ class FakeRuntime:
     logged: list[str] = field(default_factory=list)
     next_port: int = 9000
     timeouts: dict[int, int] = field(default_factory=dict)  # what the gateway says: requests answered 408, by port
+    gateway_answers: bool = True  # False: the gateway does not say how many
 
     def start(self, inst: Instance, avoid_ports: set[int]) -> tuple[int, FakeProcess]:
         if self.start_error is not None:
@@ -91,8 +92,8 @@ class FakeRuntime:
     def log_line(self, inst: Instance, line: str) -> None:
         self.logged.append(line)
 
-    def timed_out(self, port: int) -> int:
-        return self.timeouts.get(port, 0)
+    def timed_out(self, port: int) -> int | None:
+        return self.timeouts.get(port, 0) if self.gateway_answers else None
 
     def drained(self, port: int, since: float) -> bool:
         return self.idle

@@ -48,3 +48,66 @@ def test_an_unanswered_probe_alone_or_an_old_timeout_restarts_nothing() -> None:
     for _ in range(5):
         probe_once(supervisor, clock, inst, plan)
     assert runtime.killed == [] and inst.state == InstanceState.READY, "a slow probe is the liveness rule's"
+
+
+
+def test_a_gateway_that_did_not_answer_is_no_new_timeout() -> None:
+    runtime, clock = FakeRuntime(), Clock()
+    supervisor = InstanceSupervisor(runtime, clock)
+    plan = rollout(liveness=AZURE_LIVENESS)
+    runtime.timeouts[9000] = 2  # two 408s before this instance was ready: not its business
+    inst = ready(supervisor, clock, plan)
+    runtime.healthy = False
+    runtime.gateway_answers = False  # busy or restarting: it does not say how many
+    probe_once(supervisor, clock, inst, plan)
+    runtime.gateway_answers = True  # and says the same count as before
+    for _ in range(3):
+        probe_once(supervisor, clock, inst, plan)
+    assert runtime.killed == [] and inst.state == InstanceState.READY, "no 408 since the count seen at ready"
+
+
+def test_an_instance_made_ready_while_the_gateway_was_silent_takes_its_first_count_as_the_start() -> None:
+    runtime, clock = FakeRuntime(gateway_answers=False), Clock()
+    supervisor = InstanceSupervisor(runtime, clock)
+    plan = rollout(liveness=AZURE_LIVENESS)
+    runtime.timeouts[9000] = 3
+    inst = ready(supervisor, clock, plan)
+    hung = inst.proc
+    assert hung is not None
+    runtime.gateway_answers, runtime.healthy = True, False
+    probe_once(supervisor, clock, inst, plan)
+    assert runtime.killed == [], "three 408s of which none is known to be this instance's"
+    runtime.timeouts[9000] = 4
+    probe_once(supervisor, clock, inst, plan)
+    assert runtime.killed == [hung.pid], "one after the count was known"
+
+
+def test_a_timeout_after_a_gateway_restart_counts_though_below_the_old_count() -> None:
+    runtime, clock = FakeRuntime(), Clock()
+    supervisor = InstanceSupervisor(runtime, clock)
+    plan = rollout(liveness=AZURE_LIVENESS)
+    runtime.timeouts[9000] = 5  # from an instance that had this port before
+    inst = ready(supervisor, clock, plan)
+    hung = inst.proc
+    assert hung is not None
+    runtime.timeouts[9000] = 1  # the gateway restarted, counting from 0, and gave up on a request to this instance
+    runtime.healthy = False
+    probe_once(supervisor, clock, inst, plan)
+    assert runtime.killed == [hung.pid], "restarted at the first unanswered probe, not after five more 408s"
+
+
+def test_a_restarted_gateway_with_no_timeout_restarts_nothing_and_its_zero_is_the_new_start() -> None:
+    runtime, clock = FakeRuntime(), Clock()
+    supervisor = InstanceSupervisor(runtime, clock)
+    plan = rollout(liveness=AZURE_LIVENESS)
+    runtime.timeouts[9000] = 5
+    inst = ready(supervisor, clock, plan)
+    hung = inst.proc
+    assert hung is not None
+    runtime.timeouts[9000] = 0
+    runtime.healthy = False
+    probe_once(supervisor, clock, inst, plan)
+    assert runtime.killed == [] and inst.timeouts_seen == 0
+    runtime.timeouts[9000] = 1
+    probe_once(supervisor, clock, inst, plan)
+    assert runtime.killed == [hung.pid]

@@ -91,8 +91,8 @@ class Runtime(Protocol):
     def drained(self, port: int, since: float) -> bool:
         """True when the gateway, told of the routes after ``since``, has no request in flight on ``port``."""
 
-    def timed_out(self, port: int) -> int:
-        """How many requests to ``port`` the gateway has answered 408 (given up on) so far."""
+    def timed_out(self, port: int) -> int | None:
+        """How many requests to ``port`` the gateway has answered 408 (given up on) so far; None if it did not say."""
 
 
 @dataclass
@@ -119,7 +119,7 @@ class Instance:
     next_probe: float = 0.0
     probe: Probe | None = field(default=None, repr=False)
     liveness_failures: int = 0
-    timeouts_seen: int = 0  # the gateway's count of 408s on this port when last looked at
+    timeouts_seen: int | None = 0  # the gateway's count of 408s on this port when last looked at (None: unknown)
     start_failed: bool = False
     bind_retries: int = 0
     stopping_since: float = 0.0
@@ -313,8 +313,14 @@ class InstanceSupervisor:
         """The gateway gave up on a request to this instance since it last looked, so a worker may be stuck in it:
         with the probe unanswered too, nothing else will free it (a thread cannot be stopped) but a restart."""
         count = self.runtime.timed_out(inst.port)
-        newer, inst.timeouts_seen = count > inst.timeouts_seen, count
-        return newer
+        if count is None:
+            return False  # the gateway did not answer: nothing known, and the count seen stays
+        seen, inst.timeouts_seen = inst.timeouts_seen, count
+        if seen is None:
+            return False  # the first count known: what came before it cannot be told apart
+        if count < seen:
+            return count > 0  # a restarted gateway counts from 0 again: each of its 408s came after the last look
+        return count > seen
 
     def _died(self, inst: Instance, now: float) -> None:
         code = inst.proc.exit_code() if inst.proc else None

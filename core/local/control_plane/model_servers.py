@@ -54,8 +54,8 @@ class ModelServers:
     def log_line(self, inst: Instance, line: str) -> None:
         append_line(self.log_path(inst), line)
 
-    def timed_out(self, port: int) -> int:
-        return self.gateway.timed_out(port) or 0
+    def timed_out(self, port: int) -> int | None:
+        return self.gateway.timed_out(port)
 
     def drained(self, port: int, since: float) -> bool:
         return self.gateway.drained(port, since)
