@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -201,6 +203,23 @@ def test_a_client_that_goes_away_mid_stream_frees_its_batch_slot(ws: LocalWorksp
     assert 'byom_requests_total{endpoint="chat",deployment="blue",model_version="tiny:1",status="499"' in metrics
     # the slot is free for the next request, and the gateway answers on
     assert client.completions.create(model="chat", prompt="Again", max_tokens=2).usage is not None
+
+
+def test_a_client_that_resets_before_the_first_byte_frees_its_slot_and_cancels_the_generation(
+        ws: LocalWorkspace, base_url: str) -> None:
+    before = batch_state(ws)
+    body = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "Go on and on"}],
+                       "max_tokens": CONTEXT - 200, "stream": True, **GREEDY}).encode()
+    host, _, rest = base_url.removeprefix("http://").partition("/")
+    with socket.create_connection((host.split(":")[0], int(host.split(":")[1])), timeout=10) as sock:
+        sock.sendall(f"POST /{rest}/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Authorization: Bearer {ws.get_keys('chat').primary_key}\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close: a reset
+    # the gateway read the request, then the reset: the answer's head finds the client gone
+    wait_until(lambda: batch_state(ws)["cancelled"] == before["cancelled"] + 1, 30, "the stream's row cancelled")
+    wait_until(lambda: batch_state(ws)["running"] == 0, 30, "the batch empty")
+    wait_until(lambda: gateway_in_flight(ws, base_url) == {}, 30, "the gateway holding no request")
 
 
 def test_the_native_score_route_is_unchanged(ws: LocalWorkspace) -> None:

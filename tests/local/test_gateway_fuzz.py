@@ -5,7 +5,8 @@ A real gateway (``python -m byom.core.local.gateway``) routes the endpoint
 clients send, each on its own connection: control characters in the
 request line and header values (CR, LF, NUL), percent-encoded and doubly
 encoded admin paths with no or a wrong token, malformed request lines,
-Content-Lengths and chunks, oversized heads and bodies, garbage, and heads
+Content-Lengths and chunks, oversized heads and bodies, JSON nested deeper
+than the parser goes (to the OpenAI routes), garbage, and heads
 and bodies that stop half way (the gateway's head and body times are half a
 second here). A probe client sends a valid scoring request all along.
 """
@@ -87,7 +88,12 @@ def hostile(rng: random.Random) -> tuple[bytes, bool]:
                            b"Content-Length: 2\r\n\r\n{}",
                            b"POST /endpoints/fuzz/score HTTP/1.1\r\n" + auth +
                            b"azureml-model-deployment: \xff\xfe\r\nContent-Length: 2\r\n\r\n{}",
-                           b"OPTIONS * HTTP/1.1\r\n\r\n", b"GET /%ff%fe%00 HTTP/1.1\r\n\r\n"]), False
+                           b"OPTIONS * HTTP/1.1\r\n\r\n", b"GET /%ff%fe%00 HTTP/1.1\r\n\r\n",
+                           # JSON nested deeper than the parser goes, on the OpenAI routes
+                           b"POST /endpoints/fuzz/v1/chat/completions HTTP/1.1\r\n" + auth
+                           + b"Content-Length: 100000\r\n\r\n" + b"[" * 100_000,
+                           b"POST /endpoints/fuzz/v1/completions HTTP/1.1\r\n" + auth
+                           + b"Content-Length: 60000\r\n\r\n" + b'{"a":' * 12_000]), False
     if kind == 10:  # a head that stops half way
         return b"POST /endpoints/fuzz/score HTTP/1.1\r\nHost: x\r\n" + auth[: rng.randrange(len(auth))], True
     # a body that stops half way

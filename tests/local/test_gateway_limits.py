@@ -117,8 +117,23 @@ def test_limits_come_from_the_environment_and_bad_values_name_the_variable() -> 
             Limits.from_env(env)
 
 
-def test_a_gateway_given_a_bad_limit_stops_at_start_naming_the_variable(tmp_path: Path) -> None:
-    env = {**os.environ, "BYOM_GATEWAY_MAX_BODY_MB": "lots"}
+NAMES = ["BYOM_GATEWAY_HEADER_TIMEOUT_S", "BYOM_GATEWAY_IDLE_TIMEOUT_S", "BYOM_GATEWAY_BODY_TIMEOUT_S",
+         "BYOM_GATEWAY_MAX_CONNECTIONS", "BYOM_GATEWAY_MAX_BODY_MB"]
+
+
+@pytest.mark.parametrize(("name", "value"), [(name, value) for name in NAMES for value in ("inf", "nan", "1e999")]
+                         + [("BYOM_GATEWAY_MAX_BODY_MB", "8,chat=inf"), ("BYOM_GATEWAY_MAX_BODY_MB", "chat=nan")])
+def test_a_limit_that_is_not_a_finite_number_is_refused_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=name):  # not OverflowError, nor a message without the name
+        Limits.from_env({name: value})
+
+
+@pytest.mark.parametrize(("name", "value"), [("BYOM_GATEWAY_MAX_BODY_MB", "lots"),
+                                             ("BYOM_GATEWAY_MAX_CONNECTIONS", "inf")])
+def test_a_gateway_given_a_bad_limit_stops_at_start_naming_the_variable(tmp_path: Path, name: str,
+                                                                       value: str) -> None:
+    env = {**os.environ, name: value}
     done = subprocess.run([sys.executable, "-m", "byom.core.local.gateway", "--home", str(tmp_path / "home")],
                           env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "BYOM_GATEWAY_MAX_BODY_MB" in done.stderr, (done.returncode, done.stderr)
+    assert done.returncode == 2 and name in done.stderr, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr

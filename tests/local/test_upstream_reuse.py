@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from byom.core.local.gateway.http_server import Request
 from byom.core.local.gateway.proxy import Gateway
+from byom.core.local.gateway.upstream import UpstreamPool
 from byom.core.local.processes import free_port
 from byom.core.local.serving_files import ServingFiles
 
@@ -129,3 +130,77 @@ def test_a_broken_answer_is_retried_for_get_but_not_for_a_score_that_may_have_ru
     assert drive(tmp_path / "get", half_answer_server, [swagger(), swagger(), swagger()]) == [200, 200, 200]
     # the model may have scored it: a POST that got part of an answer back is not sent twice
     assert drive(tmp_path / "post", half_answer_server, [score(b"{}"), score(b"{}")]) == [200, 502]
+
+
+class Recording:
+    """A model server that logs each request line it reads and answers as ``refusing_server`` does; a HEAD gets
+    the head a chunked answer would have, and no body (RFC 9110)."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.connections = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                line = head.split(b"\r\n", 1)[0]
+                self.lines.append(line)
+                if not line.endswith(b" HTTP/1.1") or b"x" in head[:10]:
+                    break
+                if line.startswith(b"HEAD "):
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                 b"Transfer-Encoding: chunked\r\n\r\n")
+                    continue
+                length = content_length(head)
+                if length > LIMIT:
+                    writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: 2\r\n\r\n{}")
+                    continue
+                await reader.readexactly(length)
+                ok(writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+def with_pool(test: Callable[[UpstreamPool, int, Recording], Awaitable[None]]) -> Recording:
+    recording = Recording()
+
+    async def main() -> None:
+        server = await asyncio.start_server(recording.serve, "127.0.0.1", 0)
+        pool = UpstreamPool(max_idle_s=30)
+        try:
+            await test(pool, server.sockets[0].getsockname()[1], recording)
+        finally:
+            pool.close()
+            server.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    return recording
+
+
+def test_a_streamed_refusal_of_a_body_does_not_keep_the_connection(tmp_path: Path) -> None:
+    async def test(pool: UpstreamPool, port: int, _: Recording) -> None:
+        stream = await pool.stream(port, "POST", "/score", [], b'{"a": "' + b"x" * (LIMIT * 4) + b'"}')
+        assert stream.status == 413 and await stream.read() == b"{}"
+        stream.close()
+        answer = await pool.request(port, "POST", "/score", [], b"{}")
+        assert answer.status == 200
+
+    recording = with_pool(test)
+    # the refused body was never read as a request: the next request went out on a connection of its own
+    assert recording.lines == [b"POST /score HTTP/1.1"] * 2 and recording.connections == 2, recording.lines
+
+
+def test_a_streamed_answer_to_head_has_no_body_whatever_its_headers_say(tmp_path: Path) -> None:
+    async def test(pool: UpstreamPool, port: int, _: Recording) -> None:
+        stream = await pool.stream(port, "HEAD", "/score", [], b"")
+        assert stream.status == 200
+        assert [piece async for piece in stream.chunks(idle_timeout_s=5)] == []  # at once, not after 5 s
+        stream.close()
+        assert (await pool.request(port, "POST", "/score", [], b"{}")).status == 200  # on the kept connection
+
+    recording = with_pool(test)
+    assert recording.lines == [b"HEAD /score HTTP/1.1", b"POST /score HTTP/1.1"] and recording.connections == 1

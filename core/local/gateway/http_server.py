@@ -158,7 +158,8 @@ class HttpServer:
                     log.exception("Answering %s %s failed", request.method, request.path)
                     response = json_error(500, "The gateway failed on this request; its log says why.")
                 if isinstance(response, streaming.StreamingResponse):
-                    if not await streaming.send(writer, reader, response, keep_alive):
+                    # a client that reads nothing of its stream for the idle time is gone, as an idle one is
+                    if not await streaming.send(writer, reader, response, keep_alive, self.limits.idle_timeout_s):
                         return
                     continue
                 self._write(writer, response, keep_alive, with_body=request.method != "HEAD")

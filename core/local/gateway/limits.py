@@ -16,6 +16,7 @@ connection (idle); one over the body limit gets 413.
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 from collections.abc import Mapping
@@ -49,7 +50,8 @@ class Limits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Limits:
-        """The limits the environment sets; ValueError naming the variable when one is not a positive number."""
+        """The limits the environment sets; ValueError naming the variable when one is not a finite positive
+        number ("inf" and "nan" are not: they would overflow or fail further on, without the variable's name)."""
         def number(name: str, default: float) -> float:
             raw = env.get(name, "").strip()
             if not raw:
@@ -58,6 +60,8 @@ class Limits:
                 value = float(raw)
             except ValueError:
                 raise ValueError(f"{name}={raw!r} is not a number.") from None
+            if not math.isfinite(value):
+                raise ValueError(f"{name}={raw!r} is not a finite number: give one above 0.")
             if value <= 0:
                 raise ValueError(f"{name}={raw!r} must be above 0.")
             return value
@@ -84,8 +88,9 @@ def _body_limits(raw: str, default: int) -> tuple[int, dict[str, int]]:
             megabytes = float(size)
         except ValueError:
             megabytes = -1
-        if megabytes <= 0 or (sep and not name.strip()):
-            raise ValueError(f"BYOM_GATEWAY_MAX_BODY_MB: {item!r} is not 'MIB' or 'ENDPOINT=MIB' (MIB above 0).")
+        if not math.isfinite(megabytes) or megabytes <= 0 or (sep and not name.strip()):
+            raise ValueError(f"BYOM_GATEWAY_MAX_BODY_MB: {item!r} is not 'MIB' or 'ENDPOINT=MIB' "
+                             "(MIB a finite number above 0).")
         if sep:
             per_endpoint[name.strip()] = int(megabytes * MIB)
         else:

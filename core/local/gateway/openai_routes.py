@@ -59,6 +59,7 @@ class Gateway(Protocol):
     round_robin: dict[tuple[str, str], int]
     in_flight: dict[tuple[str, str], int]
     in_flight_port: dict[int, int]
+    timed_out_port: dict[int, int]
     down: dict[int, float]
     upstreams: UpstreamPool
     mirrors: set[asyncio.Task[None]]
@@ -68,6 +69,8 @@ class Gateway(Protocol):
                 mirrored: bool = False) -> None: ...
     def _enter(self, key: tuple[str, str], delta: int) -> None: ...
     def _is_down(self, port: int) -> bool: ...
+    def _mark_down(self, port: int) -> None: ...
+    def _unreachable(self, route: EndpointRoute, dep: DeploymentRoute, instance: str, exc: Exception) -> None: ...
     async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, request: Request,
                        headers: dict[str, str]) -> Response: ...
     async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request) -> None: ...
@@ -162,7 +165,7 @@ class OpenAIRoutes:
         route = self._endpoint(request, name)
         try:
             body = json.loads(request.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes ("[[[[...")
             raise OpenAIError(400, "The request body is not valid JSON.", code="invalid_json") from None
         call = parse_request(kind, body)
         dep, targeted = self._deployment(route, call.model, request.headers.get(DEPLOYMENT_HEADER))
@@ -222,7 +225,8 @@ class OpenAIRoutes:
 
     async def _open(self, route: EndpointRoute, dep: DeploymentRoute, native: Request,
                     headers: dict[str, str]) -> tuple[Stream, int] | OpenAIError:
-        """A streamed answer's head from one of the deployment's instances (the port it holds), or the error."""
+        """A streamed answer's head from one of the deployment's instances (the port it holds, counted in
+        ``in_flight_port`` from before the request goes out, as proxy.py's ``_forward`` counts), or the error."""
         gw = self.gw
         upstreams = [u for u in dep.upstreams if not gw._is_down(u.port)]
         if not upstreams:
@@ -234,26 +238,33 @@ class OpenAIRoutes:
         rr_key = (route.name, dep.key)
         first = gw.round_robin[rr_key]
         gw.round_robin[rr_key] = first + 1
+        deadline = asyncio.get_running_loop().time() + dep.timeout_s
         for attempt in range(len(upstreams)):
             upstream = upstreams[(first + attempt) % len(upstreams)]
             if gw._is_down(upstream.port):
                 continue
+            gw.in_flight_port[upstream.port] += 1  # a drain waits for it while its head is awaited, too
+            opened = False
             try:
-                async with asyncio.timeout(dep.timeout_s):
+                async with asyncio.timeout_at(deadline):
                     stream = await gw.upstreams.stream(upstream.port, "POST", "/score", sent, native.body)
+                opened = True
             except Refused:
-                gw.down[upstream.port] = time.monotonic() + 2.0
-                gw.upstreams.forget(upstream.port)
+                gw._mark_down(upstream.port)  # nothing was sent: safe to try the next one
                 continue
             except Unreachable as exc:
+                gw._unreachable(route, dep, upstream.instance, exc)
                 return OpenAIError(503, f"The gateway cannot open a connection right now ({exc}): retry later.")
             except TimeoutError:
+                gw.timed_out_port[upstream.port] += 1  # its worker may still be busy with it: the control plane looks
                 return OpenAIError(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
                                         f"{int(dep.timeout_s * 1000)}.", code="timeout", type="server_error")
             except Dropped as exc:
                 return OpenAIError(502, f"Instance {upstream.instance} of deployment {dep.name!r} dropped the "
                                         f"request: {exc}.")
-            gw.in_flight_port[upstream.port] += 1
+            finally:
+                if not opened:
+                    self._leave_port(upstream.port)
             return stream, upstream.port
         return OpenAIError(502, f"No instance of deployment {dep.name!r} could be reached.")
 
@@ -286,11 +297,15 @@ class OpenAIRoutes:
             return _error(err, headers)
         headers["Content-Type"] = "text/event-stream; charset=utf-8"
         headers["Cache-Control"] = "no-cache"
-        return StreamingResponse(200, headers, self._relay(route, dep, call, stream, port, started))
+        held = _Held(self, route, dep, stream, port, started)
+        return StreamingResponse(200, headers, self._relay(route, dep, call, held), on_close=held.close)
 
     def _release(self, key: tuple[str, str], port: int) -> None:
+        self.gw._enter(key, -1)
+        self._leave_port(port)
+
+    def _leave_port(self, port: int) -> None:
         gw = self.gw
-        gw._enter(key, -1)
         gw.in_flight_port[port] -= 1
         if not gw.in_flight_port[port]:
             del gw.in_flight_port[port]
@@ -308,11 +323,11 @@ class OpenAIRoutes:
         if isinstance(queue_s, (int, float)) and not isinstance(queue_s, bool):
             self.tokens.queue.observe(labels, float(queue_s))
 
-    async def _relay(self, route: EndpointRoute, dep: DeploymentRoute, call: Call, stream: Stream, port: int,
-                     started: float) -> AsyncIterator[bytes]:
+    async def _relay(self, route: EndpointRoute, dep: DeploymentRoute, call: Call,
+                     held: _Held) -> AsyncIterator[bytes]:
         """The model server's events as OpenAI chunks, one by one as they come."""
         writer = ChunkWriter(call, id=completion_id(call.kind), created=int(time.time()))
-        status = 200
+        stream, started = held.stream, held.started
         first_token: float | None = None
         queue_s: object = None
         try:
@@ -333,22 +348,41 @@ class OpenAIRoutes:
                         if out:
                             yield out
             yield writer.end()
+            held.status = 200
             self._observe(route, dep, writer.usage, started, first_token, queue_s)
         except TimeoutError:
-            status = 408
+            held.status = 408
             yield sse(error_body(f"Deployment {dep.name!r} sent nothing for request_timeout_ms="
                                  f"{int(dep.timeout_s * 1000)}.", "server_error", code="timeout"))
         except Dropped as exc:
-            status = 502
+            held.status = 502
             yield sse(error_body(f"The instance of deployment {dep.name!r} dropped the stream: {exc}.",
                                  "server_error"))
-        except GeneratorExit:
-            status = CLIENT_CLOSED
+        except Exception:
+            held.status = 500
             raise
         finally:
-            stream.close()
-            self._release((route.name, dep.key), port)
-            self.gw._record(route.name, dep, status, started)
+            held.close()
+
+
+class _Held:
+    """What a streamed answer holds (its instance connection, its slot), let go once: when the relay ends, or
+    when the answer is done with though the relay never started (the client left before the head went out)."""
+
+    def __init__(self, routes: OpenAIRoutes, route: EndpointRoute, dep: DeploymentRoute, stream: Stream, port: int,
+                 started: float) -> None:
+        self.routes, self.route, self.dep = routes, route, dep
+        self.stream, self.port, self.started = stream, port, started
+        self.status = CLIENT_CLOSED  # until the answer ends otherwise
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.stream.close()  # an answer not read to its end: the connection is reset, the generation cancelled
+        self.routes._release((self.route.name, self.dep.key), self.port)
+        self.routes.gw._record(self.route.name, self.dep, self.status, self.started)
 
 
 def _event(raw: bytes) -> dict[str, Any] | None:

@@ -293,6 +293,17 @@ class Gateway:
         del self.down[port]
         return False
 
+    def _mark_down(self, port: int) -> None:
+        """An instance refused a connection: it gets no request for ``DOWN_S``."""
+        self.down[port] = time.monotonic() + DOWN_S
+        self.upstreams.forget(port)
+
+    def _unreachable(self, route: EndpointRoute, dep: DeploymentRoute, instance: str, exc: Exception) -> None:
+        """No connection could be made: the gateway's own trouble (file descriptors, ports), not the instance's."""
+        if time.monotonic() >= self._unreachable_logged + 10:  # once in a while, not once a request
+            self._unreachable_logged = time.monotonic()
+            log.warning("Cannot open a connection to instance %s of %s/%s: %s", instance, route.name, dep.name, exc)
+
     async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, request: Request,
                        headers: dict[str, str]) -> Response:
         upstreams = [u for u in dep.upstreams if not self._is_down(u.port)]
@@ -317,14 +328,10 @@ class Gateway:
                 async with asyncio.timeout_at(deadline):
                     answer = await self.upstreams.request(upstream.port, method, path, sent, request.body)
             except Refused:
-                self.down[upstream.port] = time.monotonic() + DOWN_S  # nothing was sent: safe to try the next one
-                self.upstreams.forget(upstream.port)
+                self._mark_down(upstream.port)  # nothing was sent: safe to try the next one
                 continue
-            except Unreachable as exc:  # the gateway's own trouble (file descriptors, ports): the instance is fine
-                if time.monotonic() >= self._unreachable_logged + 10:  # once in a while, not once a request
-                    self._unreachable_logged = time.monotonic()
-                    log.warning("Cannot open a connection to instance %s of %s/%s: %s", upstream.instance,
-                                route.name, dep.name, exc)
+            except Unreachable as exc:
+                self._unreachable(route, dep, upstream.instance, exc)
                 return json_error(503, f"The gateway cannot open a connection right now ({exc}): retry later.",
                                   headers)
             except TimeoutError:

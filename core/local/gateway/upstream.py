@@ -91,10 +91,13 @@ class _Connection:
 class Stream:
     """An answer whose body is read as it comes (``chunks``); ``close()`` when done with it, whole or not."""
 
-    def __init__(self, pool: UpstreamPool, port: int, conn: _Connection, head: _Head) -> None:
+    def __init__(self, pool: UpstreamPool, port: int, conn: _Connection, head: _Head, sent_body: bool) -> None:
         self.status, self.reason, self.content_type = head.status, head.reason, head.content_type
         self._pool, self._port, self._conn, self._head = pool, port, conn, head
         self._done = False
+        # as in _exchange: a refusal may have come before the server read the body, whose rest it would then
+        # read as the next request
+        self._keepable = not (head.status >= 400 and sent_body)
 
     async def chunks(self, idle_timeout_s: float) -> AsyncIterator[bytes]:
         """The body's pieces as they arrive; TimeoutError when none comes for ``idle_timeout_s``, Dropped when
@@ -129,6 +132,8 @@ class Stream:
                         head.close = True
                         break
                     yield piece
+        except TimeoutError:  # an OSError too: not to be taken for a broken connection
+            raise
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             raise Dropped(type(exc).__name__) from None
         self._done = True
@@ -138,8 +143,9 @@ class Stream:
         return b"".join([piece async for piece in self.chunks(idle_timeout_s=30.0)])
 
     def close(self) -> None:
-        """Keep the connection for the next request when the whole answer was read; otherwise reset it."""
-        if self._done and not self._head.close:
+        """Keep the connection for the next request when the whole answer was read and the request was not
+        refused; otherwise close it (reset it when the answer was not read to its end)."""
+        if self._done and not self._head.close and self._keepable:
             self._conn.idle_since = time.monotonic()
             self._pool._idle[self._port].append(self._conn)
         elif not self._done:
@@ -234,8 +240,8 @@ class UpstreamPool:
             except _NothingBack:
                 raise Dropped("IncompleteReadError") from None
         if method == "HEAD" or head.status in (204, 304):
-            head.length = 0
-        return Stream(self, port, conn, head)
+            head.length, head.chunked = 0, False  # no body, whatever its headers say
+        return Stream(self, port, conn, head, sent_body=bool(body))
 
     async def _stream_head(self, port: int, conn: _Connection, method: str, path: str,
                            headers: list[tuple[str, str]], body: bytes) -> _Head:
