@@ -68,7 +68,7 @@ def test_no_wait_returns_while_azure_is_still_creating(endpoint, service, capsys
     assert endpoint.get_deployment("ep1", "blue").provisioning_state == "Succeeded"
 
 
-def report_and_release(service: FakeAzureML, seen: list[str]):  # type: ignore[no-untyped-def]
+def report_and_release(service: FakeAzureML, seen: list[str]):
     """A progress callback that lets Azure finish once the backend has reported the running operation."""
     def report(message: str, fraction: float | None = None) -> None:
         seen.append(message)
@@ -309,7 +309,7 @@ def test_what_azure_cannot_show_is_said_with_where_to_look(endpoint) -> None:
 
 def test_audit_defaults_to_a_file_per_workspace_under_the_byom_home(service, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("BYOM_HOME", str(tmp_path / "home"))
-    ws = replay_workspace(service, monkeypatch, None)  # type: ignore[arg-type]
+    ws = replay_workspace(service, monkeypatch, None)
     try:
         ws.create_or_update_endpoint(Endpoint(name="ep9"))
         assert [r.action for r in ws.list_audit()] == ["endpoint.create"]

@@ -53,7 +53,7 @@ def arm_error(status: int, code: str, message: str) -> HttpResponseError:
 
     class Response(HttpResponse):
         def __init__(self) -> None:
-            super().__init__(None, None)  # type: ignore[arg-type]
+            super().__init__(None, None)
             self.status_code, self.reason = status, ""
             self.headers = {"Content-Type": "application/json", "x-ms-error-code": code}
             self.content_type = "application/json"

@@ -52,7 +52,7 @@ class ReplayAdapter(BaseAdapter):
         super().__init__()
         self.handler = handler
 
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):  # type: ignore[no-untyped-def]
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         body = request.body
         if body is None:
             data = b""
@@ -77,7 +77,7 @@ class ReplayAdapter(BaseAdapter):
         pass
 
 
-def replay_transport(handler: Handler):  # type: ignore[no-untyped-def]
+def replay_transport(handler: Handler):
     """An azure-core ``RequestsTransport`` whose requests reach ``handler``."""
     from azure.core.pipeline.transport import RequestsTransport
 

@@ -127,7 +127,7 @@ def test_a_stream_comes_in_chunks_and_ends_with_usage(client: openai.OpenAI) -> 
     assert finish == [whole.choices[0].finish_reason]
     last = arrived[-1][1]
     assert last.choices == [] and last.usage is not None
-    assert last.usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
+    assert last.usage.completion_tokens == whole.usage.completion_tokens
     assert all(c.usage is None for _, c in arrived[:-1])
     assert len({c.id for _, c in arrived}) == 1
 
@@ -135,8 +135,8 @@ def test_a_stream_comes_in_chunks_and_ends_with_usage(client: openai.OpenAI) -> 
 def test_top_5_logprobs(client: openai.OpenAI) -> None:
     answer = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "Hi"}],
                                             max_tokens=6, logprobs=True, top_logprobs=5, **GREEDY)
-    entries = answer.choices[0].logprobs.content  # type: ignore[union-attr]
-    assert entries is not None and len(entries) == answer.usage.completion_tokens  # type: ignore[union-attr]
+    entries = answer.choices[0].logprobs.content
+    assert entries is not None and len(entries) == answer.usage.completion_tokens
     for entry in entries:
         tops = [t.logprob for t in entry.top_logprobs]
         assert len(tops) == 5 and tops == sorted(tops, reverse=True) and all(lp <= 0 for lp in tops)
@@ -145,7 +145,7 @@ def test_top_5_logprobs(client: openai.OpenAI) -> None:
     streamed = client.completions.create(model="chat", prompt="The sky is", max_tokens=4, logprobs=5, stream=True,
                                          **GREEDY)
     tokens = [c.choices[0].logprobs for c in streamed if c.choices and c.choices[0].logprobs]
-    assert tokens and all(len(lp.top_logprobs[0]) >= 1 for lp in tokens if lp.top_logprobs)  # type: ignore[union-attr]
+    assert tokens and all(len(lp.top_logprobs[0]) >= 1 for lp in tokens if lp.top_logprobs)
 
 
 @pytest.mark.parametrize(("arguments", "param"), [
@@ -340,14 +340,14 @@ def test_the_split_and_the_mirror_apply_when_model_is_the_endpoint(ws: LocalWork
             if i % 2:
                 client.chat.completions.create(model="chat", **chat)  # type: ignore[call-overload]  # a dict
             else:
-                list(client.chat.completions.create(model="chat", stream=True, **chat))  # type: ignore[call-overload]
+                list(client.chat.completions.create(model="chat", stream=True, **chat))
         copied = settled_copies() - before
         assert 0 < copied < 40  # about half were copied to green (its answers discarded)
         for _ in range(6):
             client.chat.completions.create(model="blue", **chat)  # type: ignore[call-overload]  # one deployment
         assert settled_copies() - before == copied  # a request naming a deployment is never mirrored
         ws.set_traffic("chat", {"blue": 50, "green": 50}, {})
-        answered = {client.chat.completions.with_raw_response.create(model="chat", **chat)  # type: ignore[call-overload]
+        answered = {client.chat.completions.with_raw_response.create(model="chat", **chat)
                     .headers["azureml-model-deployment"] for _ in range(20)}
         assert answered == {"blue", "green"}
     finally:

@@ -14,7 +14,7 @@ AZURE_LIVENESS = ProbeSettings(initial_delay=0, period=10, timeout=2, failure_th
 def probe_once(supervisor: InstanceSupervisor, clock: Clock, inst: object, plan: object) -> None:
     clock.advance(AZURE_LIVENESS.period)
     supervisor.step(inst, plan)  # type: ignore[arg-type] # the test's own instance and rollout
-    supervisor.step(inst, plan)  # type: ignore[arg-type]
+    supervisor.step(inst, plan)
 
 
 def test_a_timed_out_request_and_an_unanswered_probe_restart_the_instance() -> None:

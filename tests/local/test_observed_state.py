@@ -17,7 +17,7 @@ class OvertakingServing(FakeServing):
         self.newer: Deployment | None = None
         self.workspace: InMemoryWorkspace | None = None
 
-    def apply(self, state, deployment, progress, wait):  # type: ignore[no-untyped-def]
+    def apply(self, state, deployment, progress, wait):
         if self.newer is None or self.workspace is None:
             return super().apply(state, deployment, progress, wait)
         newer, self.newer = self.newer, None

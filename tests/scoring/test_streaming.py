@@ -98,8 +98,8 @@ def test_cancelled_rows_leave_before_the_next_step_and_queued_ones_never_start(t
     going, staying, never = (StreamRequest(prompt, max_new_tokens=50, feed=TokenFeed()) for _ in range(3))
     batch.admit([("going", going), ("staying", staying)])
     batch.step()
-    going.feed.cancelled.set()  # type: ignore[union-attr]
-    never.feed.cancelled.set()  # type: ignore[union-attr]
+    going.feed.cancelled.set()
+    never.feed.cancelled.set()
     batch.admit([("never", never)])
     done = dict(batch.step())
     assert done["going"].finish_reason == done["never"].finish_reason == "cancelled"
