@@ -23,7 +23,7 @@ from .entities import (
     RequestSettings,
 )
 from .errors import InvalidInput, NotFound
-from .specs import Overrides, _check_file, _load
+from .specs import Overrides, _check_file, _load, refuse_custom_container
 from .workspace import Progress, Workspace, no_progress
 
 ANONYMOUS_ENVIRONMENT = "CliV2AnonymousEnvironment"
@@ -101,6 +101,7 @@ def _model_ref(ws: Workspace, model: Any, progress: Progress) -> str:
 def _environment_ref(ws: Workspace, environment: Any) -> str:
     if environment is None or isinstance(environment, str):
         return environment or ""
+    refuse_custom_container(environment, "The deployment's inline environment")
     if environment.build is not None:
         raise InvalidInput("The inline environment builds from a Docker context, "
                            "which the local workspace cannot build.",

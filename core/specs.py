@@ -117,10 +117,22 @@ def model_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = No
     return spec.replace(**(overrides or {}))
 
 
+def refuse_custom_container(env: Any, where: str) -> None:
+    """An environment with ``inference_config`` is a custom container: its own server, routes and ports. byom
+    neither runs one on this machine nor registers one on Azure ML (it would be dropped there in silence)."""
+    if getattr(env, "inference_config", None):
+        raise InvalidInput(
+            f"{where}: the environment is a custom container (inference_config): byom runs Azure ML's inference "
+            "server with your scoring script, not a container's own server, and does not register one.",
+            hint="On Azure ML, create it with 'az ml environment create -f FILE' and name it in the deployment "
+                 "(azureml:NAME:VERSION); locally, give the deployment an environment with a conda file.")
+
+
 def environment_spec_from_yaml(path: str | Path, overrides: dict[str, Any] | None = None, *,
                                params_override: Overrides | None = None) -> EnvironmentSpec:
     file = _check_file(path, "Environment")
     env = _load("load_environment", file, "environment", params_override)
+    refuse_custom_container(env, str(file))
     # whether the workspace can build a Docker context is the backend's to say
     build_context = _beside(file, str(env.build.path)) if env.build is not None else None
     raw = yaml.safe_load(file.read_text()) or {}

@@ -219,3 +219,30 @@ def test_az_ml_keys_beside_byom_s_own(home: Path, tmp_path: Path, capsys) -> Non
     assert (code, out) == (0, "ada\n")
     env = ok(capsys, "environment", "show", "-n", "local-python", "--query", "[version, id]")
     assert env == ["1", f"azureml:{prefix}/environments/local-python/versions/1"]
+
+
+CUSTOM_CONTAINER = (
+    "image: docker.io/tensorflow/serving:latest\n"
+    "inference_config:\n"
+    "  liveness_route: {port: 8501, path: /v1/models/half_plus_two}\n"
+    "  readiness_route: {port: 8501, path: /v1/models/half_plus_two}\n"
+    "  scoring_route: {port: 8501, path: /v1/models/half_plus_two:predict}\n"
+)
+
+
+def test_a_custom_container_is_refused_saying_what_to_do_and_nothing_is_registered(
+    home: Path, tmp_path: Path, capsys
+) -> None:
+    (tmp_path / "env.yml").write_text("name: tfserving\n" + CUSTOM_CONTAINER)
+    err = fails(capsys, "environment", "create", "-f", "env.yml")
+    assert "custom container" in err and "az ml environment create" in err
+    (tmp_path / "m.bin").write_bytes(b"m")
+    ok(capsys, "model", "create", "-n", "half", "-p", "m.bin")
+    ok(capsys, "online-endpoint", "create", "-n", "tf-ep")
+    indented = "".join(f"  {line}\n" for line in CUSTOM_CONTAINER.splitlines())
+    (tmp_path / "dep.yml").write_text("name: blue\nendpoint_name: tf-ep\nmodel: azureml:half:1\n"
+                                      "instance_type: Standard_DS3_v2\nenvironment:\n" + indented)
+    err = fails(capsys, "online-deployment", "create", "-f", "dep.yml")
+    assert "custom container" in err
+    assert [e["name"] for e in ok(capsys, "environment", "list")] == ["local-python"]  # the built-in one
+    assert ok(capsys, "online-deployment", "list", "-e", "tf-ep") == []
