@@ -46,9 +46,10 @@ from ...openai_api import (
 from ...routing import DeploymentRoute, EndpointRoute
 from ...serving import DEPLOYMENT_HEADER
 from .http_server import Request, Response, json_response
+from .instances import Failure, leave_port, send_to_an_instance
 from .streaming import StreamingResponse
 from .token_metrics import TokenMetrics
-from .upstream import Dropped, Refused, Stream, Unreachable, UpstreamPool
+from .upstream import Dropped, Stream, UpstreamPool
 
 
 class Gateway(Protocol):
@@ -228,45 +229,16 @@ class OpenAIRoutes:
         """A streamed answer's head from one of the deployment's instances (the port it holds, counted in
         ``in_flight_port`` from before the request goes out, as proxy.py's ``_forward`` counts), or the error."""
         gw = self.gw
-        upstreams = [u for u in dep.upstreams if not gw._is_down(u.port)]
-        if not upstreams:
-            return OpenAIError(503, f"Deployment {dep.name!r} has no ready instance right now: see its state with "
-                                    "'byom online-deployment show' and its logs with 'get-logs'.")
         sent = [("Content-Type", "application/json"), ("x-request-id", headers["x-request-id"])]
         if "x-ms-client-request-id" in headers:
             sent.append(("x-ms-client-request-id", headers["x-ms-client-request-id"]))
-        rr_key = (route.name, dep.key)
-        first = gw.round_robin[rr_key]
-        gw.round_robin[rr_key] = first + 1
-        deadline = asyncio.get_running_loop().time() + dep.timeout_s
-        for attempt in range(len(upstreams)):
-            upstream = upstreams[(first + attempt) % len(upstreams)]
-            if gw._is_down(upstream.port):
-                continue
-            gw.in_flight_port[upstream.port] += 1  # a drain waits for it while its head is awaited, too
-            opened = False
-            try:
-                async with asyncio.timeout_at(deadline):
-                    stream = await gw.upstreams.stream(upstream.port, "POST", "/score", sent, native.body)
-                opened = True
-            except Refused:
-                gw._mark_down(upstream.port)  # nothing was sent: safe to try the next one
-                continue
-            except Unreachable as exc:
-                gw._unreachable(route, dep, upstream.instance, exc)
-                return OpenAIError(503, f"The gateway cannot open a connection right now ({exc}): retry later.")
-            except TimeoutError:
-                gw.timed_out_port[upstream.port] += 1  # its worker may still be busy with it: the control plane looks
-                return OpenAIError(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
-                                        f"{int(dep.timeout_s * 1000)}.", code="timeout", type="server_error")
-            except Dropped as exc:
-                return OpenAIError(502, f"Instance {upstream.instance} of deployment {dep.name!r} dropped the "
-                                        f"request: {exc}.")
-            finally:
-                if not opened:
-                    self._leave_port(upstream.port)
-            return stream, upstream.port
-        return OpenAIError(502, f"No instance of deployment {dep.name!r} could be reached.")
+        outcome = await send_to_an_instance(
+            gw, route, dep, lambda port: gw.upstreams.stream(port, "POST", "/score", sent, native.body), hold=True)
+        if isinstance(outcome, Failure):
+            if outcome.status == 408:
+                return OpenAIError(408, outcome.message, code="timeout", type="server_error")
+            return OpenAIError(outcome.status, outcome.message)
+        return outcome
 
     async def _stream(self, route: EndpointRoute, dep: DeploymentRoute, call: Call, native: Request,
                       headers: dict[str, str], started: float) -> Response | StreamingResponse:
@@ -305,10 +277,7 @@ class OpenAIRoutes:
         self._leave_port(port)
 
     def _leave_port(self, port: int) -> None:
-        gw = self.gw
-        gw.in_flight_port[port] -= 1
-        if not gw.in_flight_port[port]:
-            del gw.in_flight_port[port]
+        leave_port(self.gw, port)
 
     def _observe(self, route: EndpointRoute, dep: DeploymentRoute, usage: dict[str, int] | None, started: float,
                  first_token: float | None, queue_s: object) -> None:

@@ -54,11 +54,12 @@ from ..state import read_state
 from . import admin_token
 from .control_plane_watch import watch_control_plane
 from .http_server import HttpServer, Request, Response, json_error, json_response
+from .instances import Failure, send_to_an_instance
 from .limits import Limits
 from .metrics import GatewayMetrics
 from .openai_routes import OpenAIRoutes
 from .streaming import StreamingResponse
-from .upstream import Dropped, Refused, Unreachable, UpstreamPool
+from .upstream import UpstreamPool
 
 log = logging.getLogger("byom.gateway")
 
@@ -306,52 +307,22 @@ class Gateway:
 
     async def _forward(self, route: EndpointRoute, dep: DeploymentRoute, method: str, path: str, request: Request,
                        headers: dict[str, str]) -> Response:
-        upstreams = [u for u in dep.upstreams if not self._is_down(u.port)]
-        if not upstreams:
-            return json_error(503, f"Deployment {dep.name!r} has no ready instance right now: see its state with "
-                                   "'byom online-deployment show' and its logs with 'get-logs'.", headers)
         sent = [(k, v) for k, v in request.raw_headers if k.lower() not in _NOT_FORWARDED]
         if "x-request-id" in headers:
             sent.append(("x-request-id", headers["x-request-id"]))
         if "x-ms-client-request-id" in headers:
             sent.append(("x-ms-client-request-id", headers["x-ms-client-request-id"]))
-        rr_key = (route.name, dep.key)
-        first = self.round_robin[rr_key]
-        self.round_robin[rr_key] = first + 1
-        deadline = asyncio.get_running_loop().time() + dep.timeout_s
-        for attempt in range(len(upstreams)):
-            upstream = upstreams[(first + attempt) % len(upstreams)]
-            if self._is_down(upstream.port):
-                continue
-            self.in_flight_port[upstream.port] += 1
-            try:
-                async with asyncio.timeout_at(deadline):
-                    answer = await self.upstreams.request(upstream.port, method, path, sent, request.body)
-            except Refused:
-                self._mark_down(upstream.port)  # nothing was sent: safe to try the next one
-                continue
-            except Unreachable as exc:
-                self._unreachable(route, dep, upstream.instance, exc)
-                return json_error(503, f"The gateway cannot open a connection right now ({exc}): retry later.",
-                                  headers)
-            except TimeoutError:
-                self.timed_out_port[upstream.port] += 1  # its worker may still be busy with it: the control plane looks
-                return json_error(408, f"Deployment {dep.name!r} did not answer within request_timeout_ms="
-                                       f"{int(dep.timeout_s * 1000)}.", headers)
-            except Dropped as exc:
-                return json_error(502, f"Instance {upstream.instance} of deployment {dep.name!r} dropped the "
-                                       f"request: {exc}.", headers)
-            finally:
-                self.in_flight_port[upstream.port] -= 1
-                if not self.in_flight_port[upstream.port]:
-                    del self.in_flight_port[upstream.port]
-            headers["Content-Type"] = answer.content_type or "application/json"
-            if 200 <= answer.status < 300:
-                return Response(answer.status, headers, answer.body)
-            headers["ms-azureml-model-error-statuscode"] = str(answer.status)
-            headers["ms-azureml-model-error-reason"] = answer.reason
-            return Response(424, headers, answer.body)
-        return json_error(502, f"No instance of deployment {dep.name!r} could be reached.", headers)
+        outcome = await send_to_an_instance(
+            self, route, dep, lambda port: self.upstreams.request(port, method, path, sent, request.body))
+        if isinstance(outcome, Failure):
+            return json_error(outcome.status, outcome.message, headers)
+        answer, _ = outcome
+        headers["Content-Type"] = answer.content_type or "application/json"
+        if 200 <= answer.status < 300:
+            return Response(answer.status, headers, answer.body)
+        headers["ms-azureml-model-error-statuscode"] = str(answer.status)
+        headers["ms-azureml-model-error-reason"] = answer.reason
+        return Response(424, headers, answer.body)
 
     # -------------------------------------------------------------- admin
 
