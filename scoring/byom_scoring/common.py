@@ -47,6 +47,7 @@ def raw_http(run: Run) -> Run:
     return marked
 
 
+DRAIN_BYTES = 16 << 20  # an over-limit body up to this size is read and dropped before the 413
 MAX_JSON_DEPTH = 64  # no request of these scripts nests deeper than a few levels
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -93,6 +94,11 @@ def read_json_object(request: Any, *, max_bytes: int | None = None) -> dict[str,
     if request.method != "POST":
         raise BadRequest(f"Use POST with a JSON body; {request.method} is not supported here.", status=405)
     if request.content_length is not None and request.content_length > max_bytes:
+        if request.content_length <= DRAIN_BYTES:
+            # read and drop what the client is still sending: a connection closed with its body unread is reset,
+            # and the client then sees a broken pipe instead of this 413
+            while request.stream.read(1 << 16):
+                pass
         raise BadRequest(f"Request body is {request.content_length} bytes; the limit is {max_bytes}.", status=413)
     # Read one byte past the limit so that a body without Content-Length
     # (chunked) is refused without reading all of it.

@@ -73,6 +73,13 @@ class TestTokenRanks:
         assert words in body["message"]
         assert body.get("field") == field
 
+    def test_an_over_limit_body_is_answered_413_every_time_not_a_broken_pipe(self, tiny_token_ranks_server):
+        # the script reads and drops the body before refusing it; unread, the connection is reset under the client
+        body = b'{"text": "' + b"x" * (4 << 20) + b'"}'
+        for _ in range(8):
+            status, answer = post(tiny_token_ranks_server.score_url, body)
+            assert status == 413 and "limit" in answer["message"], answer
+
     def test_get_is_refused_and_the_worker_survives_everything(self, tiny_token_ranks_server):
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(tiny_token_ranks_server.score_url, timeout=10)
