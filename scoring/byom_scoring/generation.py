@@ -135,34 +135,14 @@ class BatchGenerator:
         return GenerationResult(text, reason, len(r.prompt_ids), len(ids))
 
 
-class _LayerTensors:
-    """One growing cache layer's keys and values, both filled (what merging and trimming rewrite)."""
-
-    def __init__(self, layer: DynamicLayer) -> None:
-        self.layer = layer
-
-    @property
-    def keys(self) -> torch.Tensor:
-        assert self.layer.keys is not None, "a layer of a running batch holds keys"
-        return self.layer.keys
-
-    @keys.setter
-    def keys(self, value: torch.Tensor) -> None:
-        self.layer.keys = value
-
-    @property
-    def values(self) -> torch.Tensor:
-        assert self.layer.values is not None, "a layer of a running batch holds values"
-        return self.layer.values
-
-    @values.setter
-    def values(self, value: torch.Tensor) -> None:
-        self.layer.values = value
-
-
-def _tensors(cache: DynamicCache) -> list[_LayerTensors]:
+def _growing_layers(cache: DynamicCache) -> list[DynamicLayer]:
     """The layers of a cache ``RunningBatch._mergeable`` found plain and growing."""
-    return [_LayerTensors(layer) for layer in cache.layers if isinstance(layer, DynamicLayer)]
+    return [layer for layer in cache.layers if isinstance(layer, DynamicLayer)]
+
+
+def _filled(tensor: torch.Tensor | None) -> torch.Tensor:
+    assert tensor is not None, "a layer of a running batch holds its keys and values"
+    return tensor
 
 
 class RunningBatch:
@@ -242,9 +222,9 @@ class RunningBatch:
             # F.pad lists (before, after) pairs from the last dimension backwards.
             return F.pad(tensor, (0, 0) * (tensor.dim() - 1 - dim) + (missing, 0))
 
-        for mine, theirs in zip(_tensors(self.cache), _tensors(cache), strict=True):
-            mine.keys = torch.cat([pad(mine.keys, 2), pad(theirs.keys, 2)])
-            mine.values = torch.cat([pad(mine.values, 2), pad(theirs.values, 2)])
+        for mine, theirs in zip(_growing_layers(self.cache), _growing_layers(cache), strict=True):
+            mine.keys = torch.cat([pad(_filled(mine.keys), 2), pad(_filled(theirs.keys), 2)])
+            mine.values = torch.cat([pad(_filled(mine.values), 2), pad(_filled(theirs.values), 2)])
         self.mask = torch.cat([pad(self.mask, 1), pad(mask, 1)])
         self.positions = torch.cat([self.positions, positions])
         self.logits = torch.cat([self.logits, logits])
@@ -295,9 +275,9 @@ class RunningBatch:
         # Columns that only the departed rows used (padding for every row left) go too.
         start = int(self.mask.any(dim=0).int().argmax())
         self.mask = self.mask[:, start:]
-        for layer in _tensors(self.cache):
-            layer.keys = layer.keys[index, :, start:]
-            layer.values = layer.values[index, :, start:]
+        for layer in _growing_layers(self.cache):
+            layer.keys = _filled(layer.keys)[index, :, start:]
+            layer.values = _filled(layer.values)[index, :, start:]
 
     def clear(self) -> None:
         """Drop every row (after an error, the batch's state is not to be trusted)."""
