@@ -348,3 +348,20 @@ def test_an_environment_version_with_the_same_spec_shares_the_build_folder(tmp_p
     c = a.replace(pip_requirements=["joblib==1.5.*", "six"])
     assert builder.plan(a).folder == builder.plan(b).folder != builder.plan(c).folder
     assert builder.status(a).state == "NotStarted"
+
+
+@pytest.mark.slow
+def test_an_old_pin_with_numpy_left_free_builds_an_environment_that_imports(tmp_path: Path) -> None:
+    # scikit-learn 1.2.2 was built against NumPy 1.x: beside NumPy 2 its import fails ("numpy.dtype size changed")
+    ws = LocalWorkspace(tmp_path / "home")
+    conda = "dependencies:\n  - python=3.11\n  - pip\n  - scikit-learn=1.2.2\n"
+    ws.create_environment(EnvironmentSpec(name="old-sklearn", conda_file=conda))
+    build = ws.build_environment("old-sklearn")
+    assert build.state == "Succeeded", build.message
+    assert "Note: added numpy<2: scikit-learn==1.2.2 was built against NumPy 1.x" in build.log
+    assert "numpy<2" in build.message
+    probe = subprocess.run([build.interpreter or "", "-c", "import numpy, sklearn.linear_model;"
+                            "print(numpy.__version__, sklearn.__version__)"], capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    numpy_version, sklearn_version = probe.stdout.split()
+    assert numpy_version.startswith("1.") and sklearn_version == "1.2.2"

@@ -32,6 +32,7 @@ from ...builds import EnvironmentBuilder
 from ...entities import LOCAL_PYTHON, BuildState, EnvironmentBuild, EnvironmentVersion, utcnow
 from ...environments import build_key, with_inference_server
 from ...errors import BackendError, ByomError, InvalidInput, NotFound
+from ...numpy_abi import numpy_bounds
 from ...progress import Progress
 from .folder import BuildFolder, write_json
 from .interpreters import Interpreter, choose_interpreter, find_interpreters
@@ -50,8 +51,9 @@ def _no_progress(message: str, fraction: float | None) -> None:
 class BuildPlan:
     folder: BuildFolder
     interpreter: Interpreter
-    requirements: list[str]
+    requirements: list[str]  # the spec's, the model server, and the bounds below
     warning: str | None  # the python pin cannot be met
+    bounds: list[str]  # what the build added to the spec, each with its reason
 
 
 class VenvBuilder(EnvironmentBuilder):
@@ -74,9 +76,10 @@ class VenvBuilder(EnvironmentBuilder):
             interpreter, warning = choose_interpreter(env.python, find_interpreters(self.root / "interpreters.json"))
         except LookupError as exc:
             raise BackendError(str(exc), hint="Install Python 3.9 or later, or name one in BYOM_PYTHONS.") from None
-        requirements = with_inference_server(env.pip_requirements)
+        bounds = numpy_bounds(env.pip_requirements)
+        requirements = with_inference_server([*env.pip_requirements, *(b.requirement for b in bounds)])
         key = build_key(interpreter.version_text, requirements)
-        return BuildPlan(BuildFolder(self.root / key), interpreter, requirements, warning)
+        return BuildPlan(BuildFolder(self.root / key), interpreter, requirements, warning, [b.reason for b in bounds])
 
     def build_id(self, env: EnvironmentVersion) -> str:
         return self.plan(env).folder.path.name  # the cache key: the resolved spec
@@ -94,7 +97,8 @@ class VenvBuilder(EnvironmentBuilder):
     def _status(self, env: EnvironmentVersion, plan: BuildPlan) -> EnvironmentBuild:
         folder = plan.folder
         state = folder.read_state()
-        build = EnvironmentBuild(name=env.name, version=env.version, message=plan.warning or "")
+        build = EnvironmentBuild(name=env.name, version=env.version,
+                                 message="\n".join(m for m in (plan.warning, *plan.bounds) if m))
         if state is None:
             return build
         build.started_at, build.ended_at = state.get("started_at"), state.get("ended_at")
@@ -163,6 +167,7 @@ class VenvBuilder(EnvironmentBuilder):
             "python_version": plan.interpreter.version_text,
             "requirements": plan.requirements,
             "warning": plan.warning,
+            "bounds": plan.bounds,
         })
         folder.write_state({"state": BuildState.RUNNING, "started_at": utcnow(), "started_ts": time.time(),
                             "step": "Starting", "fraction": 0.0, "environment": env.ref})

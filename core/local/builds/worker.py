@@ -75,6 +75,8 @@ def build(folder: BuildFolder, request: dict[str, Any], lock_fd: int) -> None:
     log("Requirements:")
     for req in requirements:
         log(f"  {req}")
+    for reason in request.get("bounds", []):
+        log(f"Note: {reason}")
 
     def step(text: str, fraction: float) -> None:
         folder.update_state(step=text, fraction=fraction)
