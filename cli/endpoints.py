@@ -17,8 +17,7 @@ from typing import Any
 
 import yaml
 from byom.core import history, openai_api
-from byom.core.asset_refs import parse_asset_ref
-from byom.core.entities import LOCAL_PYTHON, Deployment, Endpoint, EndpointToken
+from byom.core.entities import Deployment, Endpoint, EndpointToken
 from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Capability, Workspace
 
@@ -299,10 +298,7 @@ def deployment_update(ws: Workspace, args: argparse.Namespace) -> Any:
 
 def _resolved(ws: Workspace, dep: Deployment) -> Deployment:
     """Its model and environment as the versions they name (``azureml:m@latest`` → ``m:3``), as stored."""
-    model_name, model_version = parse_asset_ref(dep.model, "model")
-    env_name, env_version = parse_asset_ref(dep.environment or LOCAL_PYTHON, "environment")
-    return dep.replace(model=ws.get_model(model_name, model_version).ref,
-                       environment=ws.get_environment(env_name, env_version).ref)
+    return dep.replace(model=ws.resolve_model_ref(dep.model), environment=ws.resolve_environment_ref(dep.environment))
 
 
 def _file_fields(file: Path) -> dict[str, Any]:

@@ -40,8 +40,9 @@ from typing import Any, TypeVar
 from . import rules
 from .actor import default_actor
 from .artifacts import check_source, downloadable, is_remote, remote_download_hint
-from .asset_refs import parse_asset_ref
+from .asset_refs import RegistryRef, parse_asset_ref, registry_ref
 from .backend import Backend, Kind, LocalProcesses, Operation, Ref
+from .curated_environments import CURATED_TAG, local_equivalent
 from .entities import (
     LOCAL_PYTHON,
     AuditRecord,
@@ -92,6 +93,7 @@ class Capability:
     DOCKER_BUILDS = "docker-builds"  # environments from a Docker build context
     OPENAI_API = "openai-api"  # the OpenAI API beside each scoring URI (core/openai_api.py's base_url)
     LOCAL_ENDPOINTS = "local-endpoints"  # az ml's --local endpoints: one deployment, no traffic rule, no key
+    REGISTRY_ASSETS = "registry-assets"  # deployments name azureml://registries/... assets as they are
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -634,13 +636,45 @@ class Workspace:
 
     # -------------------------------------------------------- deployments
 
-    def _resolve_model_ref(self, ref: str) -> str:
+    def resolve_model_ref(self, ref: str) -> str:
+        """What a deployment stores for the model it names: ``name:version``, or a registry model's URI on Azure."""
+        registry = registry_ref(ref)
+        if registry is not None:
+            return self._registry_asset(registry, "model")
         name, version = parse_asset_ref(ref, "model")
         return self.get_model(name, version).ref
 
-    def _resolve_environment_ref(self, ref: str) -> str:
+    def resolve_environment_ref(self, ref: str) -> str:
+        """What a deployment stores for its environment: ``name:version``, or a registry environment's URI on
+        Azure; locally a curated environment becomes its local equivalent (registered the first time)."""
+        registry = registry_ref(ref or "")
+        if registry is not None:
+            return self._registry_asset(registry, "environment")
         name, version = parse_asset_ref(ref or LOCAL_PYTHON, "environment")
         return self.get_environment(name, version).ref
+
+    def _registry_asset(self, ref: RegistryRef, kind: str) -> str:
+        if ref.kind != kind:
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise InvalidInput(f"{ref.uri!r} names a {ref.kind} in a registry where {article} {kind} is expected.")
+        if self.supports(Capability.REGISTRY_ASSETS):
+            return ref.uri
+        if kind == "model":
+            raise InvalidInput(
+                f"{ref.uri!r} is a model in an Azure ML registry, which a local workspace cannot download from.",
+                hint=f"Download it where the registry is reachable (az ml model download --registry-name "
+                     f"{ref.registry} -n {ref.name} -v VERSION), then 'byom model create -n {ref.name} -p FOLDER' "
+                     "and name it as NAME:VERSION.")
+        spec = local_equivalent(ref)
+        versions = self._versions("environment", spec.name)
+        mine = [e for e in versions if e.tags.get(CURATED_TAG) == spec.tags[CURATED_TAG]]
+        if versions and not mine:
+            raise InvalidInput(
+                f"This workspace has its own environment named {spec.name!r}, so the curated {ref.name!r} "
+                "cannot be registered under that name.",
+                hint=f"Name your environment as {spec.name}:VERSION, or rename it.")
+        same = [e for e in mine if e.conda_file == spec.conda_file]
+        return same[-1].ref if same else self.create_environment(spec).ref
 
     def create_deployment(
         self, deployment: Deployment, *, wait: bool = True, progress: Progress = no_progress
@@ -672,8 +706,8 @@ class Workspace:
         if endpoint.local:
             rules.check_local_endpoint_deployment(
                 endpoint, deployment.name, [d.name for d in self.backend.list("deployment", endpoint.name)])
-        model = self._resolve_model_ref(deployment.model)
-        environment = self._resolve_environment_ref(deployment.environment)
+        model = self.resolve_model_ref(deployment.model)
+        environment = self.resolve_environment_ref(deployment.environment)
         now = utcnow_after(existing.updated_at if existing else None)
         desired = deployment.replace(
             name=existing.name if existing else deployment.name,

@@ -78,7 +78,8 @@ log = logging.getLogger(__name__)
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 LOCAL_PYTHON_ON_AZURE = "byom-local-python"
 SPEC_TAG = "byom.spec_sha256"
-CAPABILITIES = ("models", "environments", "endpoints", "deployments", "remote-model-paths", "docker-builds")
+CAPABILITIES = ("models", "environments", "endpoints", "deployments", "remote-model-paths", "docker-builds",
+                "registry-assets")
 T = TypeVar("T")
 
 
@@ -467,6 +468,8 @@ class AzureBackend(Backend):
         """``name:version`` (resolved by the Workspace) as the asset id Azure takes."""
         if kind == "environment" and ref.split(":")[0] == LOCAL_PYTHON:
             return self._local_python_on_azure()
+        if ref.startswith("azureml://registries/"):  # passed through by the Workspace, as az ml sends it
+            return ref
         return f"azureml:{ref}"
 
     def _put_deployment(self, deployment: Deployment) -> Operation:

@@ -69,9 +69,11 @@ def _created(entity: Any) -> tuple[str, str]:
 
 
 def asset_ref(arm_id: str | None) -> str:
-    """An asset's ARM id (or azureml: reference) → ``name:version``."""
+    """An asset's ARM id (or azureml: reference) → ``name:version``; a registry asset's URI as it is."""
     if not arm_id:
         return ""
+    if arm_id.startswith("azureml://registries/"):  # a registry's asset keeps its whole address
+        return arm_id
     match = ASSET_ID.search(arm_id)
     if match:
         return f"{match.group('name')}:{match.group('version')}"

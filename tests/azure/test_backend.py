@@ -304,7 +304,8 @@ def test_what_azure_cannot_show_is_said_with_where_to_look(endpoint) -> None:
     assert remote.state == "Unknown" and remote.state in list(BuildState), "a declared build state"
     assert "does not report build status" in remote.message and "ml.azure.com" in remote.message
     assert endpoint.info().capabilities == [
-        "deployments", "docker-builds", "endpoints", "environments", "models", "remote-model-paths"]
+        "deployments", "docker-builds", "endpoints", "environments", "models", "registry-assets",
+        "remote-model-paths"]
 
 
 def test_audit_defaults_to_a_file_per_workspace_under_the_byom_home(service, tmp_path, monkeypatch) -> None:
@@ -530,3 +531,20 @@ def test_cli_workspace_show_and_ids_are_azure_s_own(cli, service, capsys) -> Non
     endpoint = json.loads(capsys.readouterr().out)
     assert endpoint["id"] == f"{workspace_id}/onlineEndpoints/ids-ep"
     assert endpoint["identity"]["type"] == "system_assigned", "Azure's own identity, read back"
+
+
+CURATED_URI = "azureml://registries/azureml/environments/sklearn-1.5/versions/52"
+
+
+def test_a_registry_environment_is_sent_as_named_and_read_back_whole(endpoint, service) -> None:
+    blue = endpoint.create_or_update_deployment(deployment("blue", environment=CURATED_URI))
+    assert blue.environment == CURATED_URI
+    put = json.loads(service.sent("PUT", r"/onlineEndpoints/ep1/deployments/blue$")[-1].body)
+    assert put["properties"]["environmentId"] == CURATED_URI  # no workspace copy, no azureml: prefix
+    assert [e.name for e in endpoint.list_environments()] == ["local-python"]
+    # an update of another field keeps the registry's environment
+    endpoint.scale_deployment("ep1", "blue", 2)
+    again = endpoint.create_or_update_deployment(endpoint.get_deployment("ep1", "blue").replace(instance_count=1))
+    assert again.environment == CURATED_URI
+    put = json.loads(service.sent("PUT", r"/onlineEndpoints/ep1/deployments/blue$")[-1].body)
+    assert put["properties"]["environmentId"] == CURATED_URI

@@ -77,6 +77,7 @@ API_VERSIONS = {
 }
 
 ASSET_KINDS = ("models", "environments", "codes")
+CURATED_ENVIRONMENTS = ("sklearn-1.5", "minimal-py311-inference")  # what the replay's registry azureml holds
 ASSET_TYPES = {
     "models": "Microsoft.MachineLearningServices/workspaces/models/versions",
     "environments": "Microsoft.MachineLearningServices/workspaces/environments/versions",
@@ -450,6 +451,11 @@ class FakeAzureML:
             raise Refused(400, "UserError", f"{what} {uri} points at no uploaded files.")
 
     def _asset_by_id(self, arm_id: Any, kind: str) -> dict[str, Any]:
+        curated = re.fullmatch(rf"azureml://registries/azureml/{kind}/([^/]+)/(?:versions|labels)/[^/]+", str(arm_id))
+        if curated:  # Microsoft's registry: what it holds is not this workspace's to check
+            if curated.group(1) not in CURATED_ENVIRONMENTS:
+                raise Refused(404, "UserError", f"The {kind[:-1]} {arm_id!r} does not exist in registry azureml.")
+            return {"name": curated.group(1)}
         match = re.fullmatch(rf"(?:azureml:)?{re.escape(WORKSPACE_ID)}/{kind}/([^/]+)/versions/([^/]+)",
                              str(arm_id), flags=re.IGNORECASE)
         doc = match and self.assets[kind].get(match.group(1), {}).get(match.group(2))
