@@ -79,6 +79,8 @@ REGISTER_CLEARED = {REGISTER_NAME: "", REGISTER_PATH: "", REGISTER_PACKAGE: Fals
                     REGISTER_TAGS: ""}
 """The register form's fields as a fresh form shows them, set after a model is registered."""
 MODEL_VERSION = "models.version"
+MODEL_VERSION_PAGE = "models.version.page"
+"""The container of the chosen version's page: its files with their hashes, the deployments using it."""
 MODEL_EDIT_FORM = "models.edit"
 MODEL_TAGS = "models.edit.tags"
 MODEL_DESCRIPTION = "models.edit.description"
