@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from byom.core.demo import GENERATION_SCRIPT
@@ -50,8 +50,12 @@ def next_deployment_name(names: Iterable[str]) -> str:
     return next(n for n in suggested if n not in taken)
 
 
-def deploy_feedback(name: str, deployment: Deployment | None) -> tuple[str, str, str]:
-    """What the top of the page says about a deploy under way: (kind, message, hint); kind ``info`` while busy."""
+def deploy_feedback(name: str, deployment: Deployment | None,
+                    traffic: Mapping[str, int] | None = None) -> tuple[str, str, str]:
+    """What the top of the page says about a deploy or update under way: (kind, message, hint); ``info`` while busy.
+
+    ``traffic``: the endpoint's live split, for the deployment's share once it is ready.
+    """
     if deployment is None:
         return ("error", f"Deployment {name} is gone: it was deleted while it was being created.", "")
     if deployment.provisioning_state in BUSY_STATES:
@@ -61,6 +65,10 @@ def deploy_feedback(name: str, deployment: Deployment | None) -> tuple[str, str,
     if deployment.provisioning_state == "Failed":
         return ("error", f"Deployment {deployment.name} failed: {deployment.state_reason or 'no reason given'}",
                 "Read its logs in the Logs tab, fix the cause and deploy again under the same name.")
+    share = (traffic or {}).get(deployment.name.lower(), 0)
+    if share:
+        return ("success", f"Deployment {deployment.name} is ready. It runs {deployment.model} and serves {share} % "
+                           "of live traffic.", "")
     return ("success", f"Deployment {deployment.name} is ready. It gets no traffic until you give it some in the "
                        "Traffic tab.", "")
 
@@ -162,6 +170,13 @@ def metrics_table(metrics: Sequence[DeploymentMetrics], deployment: str) -> Tabl
 
 def _ms(value: float | None) -> int | None:
     return None if value is None else round(value)
+
+
+def with_current(options: Sequence[str], current: str | None) -> list[str]:
+    """The choices of an update box, holding what the deployment runs now even where the list leaves it out
+    (an archived version, a script outside the folder's list)."""
+    listed = list(options)
+    return listed if current is None or current in listed else [current, *listed]
 
 
 def update_changes(current: Deployment, model: str | None, environment: str | None, script: str | None) -> list[str]:
