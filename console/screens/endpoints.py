@@ -214,24 +214,23 @@ with tab_details:
         with st.container(border=True):
             st.markdown(f"**Update {ui.plain(shown_dep.name)}**: a new model version, environment or scoring script "
                         "(instances restart; to change only their number, use Scale in the Deployments tab)")
-            model_options = view.with_current(model_refs, shown_dep.model)
-            env_options = view.with_current(env_refs, shown_dep.environment)
-            script_options = [shown_dep.scoring_script] if shown_dep.scoring_script else []
+            model_options, model_index = view.with_current(model_refs, shown_dep.model)
+            env_options, env_index = view.with_current(env_refs, shown_dep.environment)
+            script_options, script_index = view.with_current([], shown_dep.scoring_script)
             code_here = files.is_folder(shown_dep.code_path or "")
             if code_here:
                 with ui.errors(in_place=True):
-                    script_options = view.with_current(files.scoring_scripts(str(shown_dep.code_path)),
-                                                       shown_dep.scoring_script)
+                    script_options, script_index = view.with_current(
+                        files.scoring_scripts(str(shown_dep.code_path)), shown_dep.scoring_script)
             rev = shown_dep.updated_at  # fresh boxes, showing what it runs, after every change to it
             model_col, env_col, script_col = st.columns(3)
             new_model = model_col.selectbox("Model version", model_options, key=keys.update_widget("model", rev),
-                                            index=model_options.index(shown_dep.model))
+                                            index=model_index)
             new_env = env_col.selectbox("Environment", env_options, key=keys.update_widget("environment", rev),
-                                        index=env_options.index(shown_dep.environment))
+                                        index=env_index)
             new_script = script_col.selectbox(
                 "Scoring script", script_options, key=keys.update_widget("script", rev),
-                index=script_options.index(shown_dep.scoring_script) if shown_dep.scoring_script in script_options
-                else 0, disabled=not code_here,
+                index=script_index, disabled=not code_here,
                 help=f"A file of its code folder {shown_dep.code_path}." if code_here else
                 "Its code is not a folder on this machine: only its model and environment can change here.")
             asked = view.update_changes(shown_dep, new_model, new_env, new_script)

@@ -172,11 +172,15 @@ def _ms(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-def with_current(options: Sequence[str], current: str | None) -> list[str]:
-    """The choices of an update box, holding what the deployment runs now even where the list leaves it out
-    (an archived version, a script outside the folder's list)."""
+def with_current(options: Sequence[str], current: str | None) -> tuple[list[str], int]:
+    """The choices of an update box and the one chosen: what the deployment runs now, added where the list
+    leaves it out (an archived version, a script outside the folder's list); ``local-python`` names
+    ``local-python:1``."""
     listed = list(options)
-    return listed if current is None or current in listed else [current, *listed]
+    if current is None:
+        return listed, 0
+    same = next((i for i, option in enumerate(listed) if _same(current, option)), None)
+    return (listed, same) if same is not None else ([current, *listed], 0)
 
 
 def update_changes(current: Deployment, model: str | None, environment: str | None, script: str | None) -> list[str]:

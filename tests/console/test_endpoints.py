@@ -383,6 +383,9 @@ def test_the_deployment_page_updates_the_model_and_shows_the_new_version(open_pa
     assert (facts["model"], facts["scoring script"], facts["live traffic"]) == (
         "smollm2-135m-instruct:1", "generate.py", "100 %")
     assert at.button(key=keys.UPDATE_DEPLOYMENT).disabled, "nothing to update before something is chosen"
+    revision = demo.get_deployment("demo", "chat").updated_at
+    environment = at.selectbox(key=keys.update_widget("environment", revision))
+    assert (environment.value, environment.options.count("local-python")) == ("local-python", 1)
 
     at = _update(at, demo, "chat", model=v2)
     assert demo.get_deployment("demo", "chat").model.endswith(":1"), "nothing changes before the confirmation"

@@ -85,6 +85,10 @@ def test_the_deployment_page_facts_and_its_update():
     assert list(view.instances_table(current)["state"]) == ["Ready", "Starting"]
 
     assert view.update_changes(current, "m:1", "scoring:1", "generate.py") == []
+    assert view.with_current(["m:2", "m:1"], "m:1") == (["m:2", "m:1"], 1)
+    assert view.with_current(["m:2"], "m:1") == (["m:1", "m:2"], 0), "an archived version it runs stays offered"
+    assert view.with_current(["local-python", "scoring:1"], "local-python:1") == (["local-python", "scoring:1"], 0)
+    assert view.with_current([], None) == ([], 0)
     assert view.update_changes(current, "m:2", "local-python", "token_ranks.py") == [
         "model m:1 → m:2", "environment scoring:1 → local-python", "scoring script generate.py → token_ranks.py"]
     assert view.update_question(current, ["model m:1 → m:2"], endpoint.traffic) == (
