@@ -64,6 +64,11 @@ def model_zip(ws: Workspace, name: str, version: int) -> bytes:
 _ENTRY_FUNCTION = r"^(?:async\s+)?def\s+{}\s*\("
 
 
+def is_folder(path: str) -> bool:
+    """Whether a deployment's code is a folder on this machine (on Azure it may be a code asset instead)."""
+    return bool(path) and Path(path).expanduser().is_dir()
+
+
 def scoring_scripts(code_folder: str | Path) -> list[str]:
     """The ``.py`` files of a code folder, as paths inside it: entry scripts first, top-level files first.
 

@@ -79,6 +79,8 @@ REGISTER_CLEARED = {REGISTER_NAME: "", REGISTER_PATH: "", REGISTER_PACKAGE: Fals
                     REGISTER_TAGS: ""}
 """The register form's fields as a fresh form shows them, set after a model is registered."""
 MODEL_VERSION = "models.version"
+MODEL_VERSION_PAGE = "models.version.page"
+"""The container of the chosen version's page: its files with their hashes, the deployments using it."""
 MODEL_EDIT_FORM = "models.edit"
 MODEL_TAGS = "models.edit.tags"
 MODEL_DESCRIPTION = "models.edit.description"
@@ -97,6 +99,7 @@ ENV_VERSION = "environments.version"
 ENV_DIFF_FROM = "environments.diff.from"
 ENV_DIFF_TO = "environments.diff.to"
 ENV_BUILD = "environments.build"
+ENV_LOG_ALL = "environments.build.log_all"
 ENV_SHOW_ARCHIVED = "environments.show_archived"
 ENV_ARCHIVE = "environments.archive"
 ENV_RESTORE = "environments.restore"
@@ -137,6 +140,11 @@ SHOW_KEYS = "endpoints.keys.show"
 LOG_DEPLOYMENT = "endpoints.logs.deployment"
 LOG_LINES = "endpoints.logs.lines"
 LOG_CONTAINER = "endpoints.logs.container"
+LOG_SEARCH = "endpoints.logs.search"
+LOG_DOWNLOAD = "endpoints.logs.download"
+DEPLOYMENT_PAGE = "endpoints.details.deployment"
+"""The deployment the 'Deployment details' tab shows (what it runs, instances, metrics, update, logs)."""
+UPDATE_DEPLOYMENT = "endpoints.details.update"
 
 PLAY_TARGET = "playground.target"
 PLAY_MODE = "playground.mode"
@@ -199,6 +207,17 @@ def confirm_large_shift(revision: str) -> str:
 def scale_count(deployment: str) -> str:
     """The instance count of one deployment (a fresh box, showing its count, for each)."""
     return f"endpoints.scale.{deployment}"
+
+
+def log_widget(where: str, what: str) -> str:
+    """A log box's widget (``container``, ``lines``, ``search``, ``download``): the Logs tab's (``where`` empty,
+    ``LOG_CONTAINER``, ...) or another box's (``details``)."""
+    return f"endpoints.{where}.logs.{what}" if where else f"endpoints.logs.{what}"
+
+
+def update_widget(field: str, revision: str) -> str:
+    """A box of the deployment update (``model``, ``environment``, ``script``), fresh after each change to it."""
+    return f"endpoints.details.update.{field}.{revision}"
 
 
 def regenerate_button(key_type: str) -> str:

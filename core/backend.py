@@ -212,8 +212,11 @@ class Backend(ABC):
         """What identifies the build ``env`` runs in (versions with one id share a build); None: no builds."""
         return None
 
-    def installed(self, env: EnvironmentVersion) -> tuple[dict[str, str], str]:
-        """What is installed where the version runs (name → version), and where that was read."""
+    def installed(self, env: EnvironmentVersion) -> tuple[dict[str, str] | None, str]:
+        """What is installed where the version runs (name → version), and where that was read.
+
+        None (and why) for a version with no build yet: nothing is installed where it would run.
+        """
         raise Unsupported("What is installed where this environment runs is not visible to this workspace.")
 
     def identity(self) -> str | None:

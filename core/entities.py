@@ -142,7 +142,7 @@ class ModelVersion(Entity):
     name: str
     version: int
     type: str = "custom_model"
-    format: str = "files"  # transformers | gguf | files
+    format: str = "custom"  # transformers | gguf | custom (files byom does not interpret; older versions: "files")
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)

@@ -225,20 +225,24 @@ def freeze_to_versions(freeze_lines: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def drift(requirements: Iterable[str], installed: Mapping[str, str], *, source: str = "",
+def drift(requirements: Iterable[str], installed: Mapping[str, str] | None, *, source: str = "",
           current: Mapping[str, str] | None = None) -> list[DriftEntry]:
     """Each requirement against what is installed (read from ``source``): ok, mismatch, missing or unpinned.
 
-    ``current``, when given, is what byom's own interpreter has, reported beside it.
+    ``installed`` None: the version has no build, so every pin is ``not built yet`` (compared with nothing:
+    byom's own interpreter is not where it will run). ``current``, when given, is what byom's own
+    interpreter has, reported beside it.
     """
     entries = []
     for req in requirements:
         name = requirement_name(req)
         if name is None:
             continue
-        have = installed.get(name)
+        have = None if installed is None else installed.get(name)
         pin = requirement_pin(req)
-        if have is None:
+        if installed is None:
+            status = NOT_BUILT
+        elif have is None:
             status = "missing"
         elif pin is None:
             status = "unpinned"
@@ -285,7 +289,9 @@ def diff_environments(a: EnvironmentVersion, b: EnvironmentVersion) -> Environme
 
 
 BYOM_INTERPRETER = "byom's interpreter"
-"""Where drift reads installed versions for an environment that has no build (yet)."""
+"""Where drift reads installed versions for the built-in environment, which runs in it."""
+NOT_BUILT = "not built yet"
+"""Drift's status (and its source) for a version with no build: nothing is installed where it would run."""
 
 
 def local_python_environment() -> EnvironmentVersion:

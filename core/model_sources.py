@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .errors import InvalidInput
 from .progress import Progress
 
+CUSTOM = "custom"
+"""Files byom does not interpret (Azure ML's ``custom_model``): the scoring script knows what they are."""
+
 
 def detect_format(src: Path) -> str:
-    """transformers (a folder with config.json), gguf (one .gguf file) or files."""
+    """gguf (one .gguf file), transformers (a folder whose config.json is a transformers config, or that holds
+    one such folder and nothing else), else custom."""
     if src.is_file():
-        return "gguf" if src.suffix.lower() == ".gguf" else "files"
-    if (src / "config.json").is_file():
+        return "gguf" if src.suffix.lower() == ".gguf" else CUSTOM
+    if _transformers_config(src / "config.json"):
         return "transformers"
-    nested = [p for p in src.iterdir() if p.is_dir() and (p / "config.json").is_file()]
-    if len(nested) == 1 and len(list(src.iterdir())) == 1:
+    entries = list(src.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and _transformers_config(entries[0] / "config.json"):
         return "transformers"
-    return "files"
+    return CUSTOM
+
+
+def _transformers_config(path: Path) -> bool:
+    """A config.json that transformers reads: a JSON object naming a model type or architectures.
+
+    Any other config.json (a scikit-learn pipeline's settings, an app's) is not enough to call a folder transformers.
+    """
+    if not path.is_file():
+        return False
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(config, dict) and bool(config.get("model_type") or config.get("architectures"))
 
 
 def prepare_model_source(

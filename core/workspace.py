@@ -265,7 +265,7 @@ class Workspace:
         version records no files and no hashes. Other backends refuse such a
         path with ``InvalidInput``.
         """
-        from .model_sources import prepare_model_source
+        from .model_sources import CUSTOM, prepare_model_source
 
         rules.validate_asset_name(spec.name, "model")
         tags = rules.validate_tags(spec.tags)
@@ -277,7 +277,7 @@ class Workspace:
         with self.backend.scratch() as scratch:  # the local backend's is in the home, swept if left
             if src is None:  # registered where it lies: nothing to copy, nothing to hash
                 source = origin = rules.check_remote_model_path(spec.path, spec.package)
-                fmt, props = "files", dict[str, str]()
+                fmt, props = CUSTOM, dict[str, str]()
             else:
                 source, fmt, props = prepare_model_source(src, package=spec.package, scratch=scratch,
                                                           progress=progress)
@@ -504,7 +504,11 @@ class Workspace:
             )
 
     def environment_drift(self, name: str, version: VersionRef = "latest") -> list[DriftEntry]:
-        """For each package the spec pins, what is installed where it runs."""
+        """For each package the spec pins, what is installed where it runs.
+
+        A version with no build yet reports each pin ``not built yet`` (its ``source`` says why): it is
+        compared with nothing, since byom's own interpreter is not where it will run.
+        """
         env = self.get_environment(name, version)
         installed, source = self.backend.installed(env)
         return drift(env.pip_requirements, installed, source=source, current=installed_packages())

@@ -7,9 +7,33 @@ from byom.console.views import endpoints as view
 from byom.core import history, rules
 from byom.core.demo import SCORING_DIR
 from byom.core.entities import Deployment, Endpoint, RequestSettings
-from byom.core.errors import InvalidInput
+from byom.core.errors import InvalidInput, Unsupported
+
+LOG_HEIGHT = 360  # pixels: a long log scrolls inside its box, the page does not grow with it
+METRICS_WINDOW_S = 3600
 
 ws = context.workspace()
+
+
+def log_box(endpoint_name: str, deployment: str, where: str = "") -> None:
+    """A deployment's logs in a fixed-height box, with a search filter and a download of what is shown."""
+    container_col, lines_col, search_col = st.columns([1, 1, 2])
+    container = container_col.selectbox("Container", view.LOG_CONTAINERS, key=keys.log_widget(where, "container"))
+    lines = lines_col.number_input("Lines", 10, 5000, 200, step=50, key=keys.log_widget(where, "lines"))
+    query = search_col.text_input("Search", key=keys.log_widget(where, "search"),
+                                  placeholder="error, 500, a request id…",
+                                  help="Shows only the lines that hold this text (any case).")
+    with ui.errors(in_place=True):
+        log = ws.get_deployment_logs(endpoint_name, deployment, int(lines), container)
+        shown, count, total = view.filter_log(log, query)
+        st.code(shown or ("(no line holds that text)" if log else "(empty)"), language="text", height=LOG_HEIGHT)
+        note_col, download_col = st.columns([3, 1], vertical_alignment="center")
+        note_col.caption(f"{count} of {total} line(s)" + (f" holding '{ui.plain(query.strip())}'" if query.strip()
+                                                             else ""))
+        download_col.download_button("Download", data=shown or log, key=keys.log_widget(where, "download"),
+                                     file_name=view.log_file_name(endpoint_name, deployment, container),
+                                     mime="text/plain", icon=":material/download:", on_click="ignore")
+
 
 st.title("Endpoints")
 
@@ -39,13 +63,14 @@ dep_names = [d.name for d in deployments]
 st.markdown(f"Scoring URI `{endpoint.scoring_uri or 'none: this workspace does not serve endpoints'}` · "
             f"traffic **{ui.plain(common.traffic_text(endpoint))}**")
 
-tab_deploy, tab_traffic, tab_keys, tab_logs, tab_delete = st.tabs(
-    ["Deployments", "Traffic", "Keys and code", "Logs", "Delete"], key=keys.ENDPOINT_TABS, on_change="rerun")
+tab_deploy, tab_details, tab_traffic, tab_keys, tab_logs, tab_delete = st.tabs(
+    ["Deployments", "Deployment details", "Traffic", "Keys and code", "Logs", "Delete"], key=keys.ENDPOINT_TABS,
+    on_change="rerun")
 
 watched = st.session_state.get(keys.DEPLOY_WATCH)
 if watched and watched[0] == name:
     kind, message, hint = view.deploy_feedback(
-        watched[1], next((d for d in deployments if d.name.lower() == watched[1].lower()), None))
+        watched[1], next((d for d in deployments if d.name.lower() == watched[1].lower()), None), endpoint.traffic)
     {"info": ui.top().info, "success": ui.top().success, "error": ui.top().error}[kind](ui.plain(message))
     if hint:
         ui.top().info(ui.plain(hint), icon=":material/arrow_forward:")
@@ -158,6 +183,75 @@ with tab_deploy:
                 ws.delete_deployment(name, target, progress=report)
                 ui.done(f"Deleted deployment {target}.")
 
+# ------------------------------------------------------- one deployment's page
+with tab_details:
+    if not deployments:
+        st.info("No deployments yet: deploy a model version in the Deployments tab.")
+    else:
+        chosen_name = st.selectbox("Deployment", dep_names, key=keys.DEPLOYMENT_PAGE)
+        shown_dep = next(d for d in deployments if d.name == chosen_name)
+        facts_col, instances_col = st.columns([3, 2])
+        with facts_col:
+            st.markdown(f"**{ui.plain(shown_dep.name)}** on {ui.plain(name)}")
+            st.dataframe(view.deployment_facts(shown_dep, endpoint), hide_index=True, width="stretch")
+        with instances_col:
+            st.markdown("**Instances**")
+            if shown_dep.instances:
+                st.dataframe(view.instances_table(shown_dep), hide_index=True, width="stretch")
+            else:
+                st.caption(f"{shown_dep.instance_count} instance(s) asked for; the backend reports none by name.")
+            st.markdown(f"**Metrics** (last {METRICS_WINDOW_S // 60} minutes)")
+            try:
+                measured = view.metrics_table(ws.get_metrics(name, METRICS_WINDOW_S), shown_dep.name)
+                if measured.empty:
+                    st.caption("No requests reached it in the window.")
+                else:
+                    st.dataframe(measured, hide_index=True, width="stretch")
+                st.caption("The Monitoring page charts them over time.")
+            except Unsupported as exc:
+                ui.explain(exc)
+
+        with st.container(border=True):
+            st.markdown(f"**Update {ui.plain(shown_dep.name)}**: a new model version, environment or scoring script "
+                        "(instances restart; to change only their number, use Scale in the Deployments tab)")
+            model_options, model_index = view.with_current(model_refs, shown_dep.model)
+            env_options, env_index = view.with_current(env_refs, shown_dep.environment)
+            script_options, script_index = view.with_current([], shown_dep.scoring_script)
+            code_here = files.is_folder(shown_dep.code_path or "")
+            if code_here:
+                with ui.errors(in_place=True):
+                    script_options, script_index = view.with_current(
+                        files.scoring_scripts(str(shown_dep.code_path)), shown_dep.scoring_script)
+            rev = shown_dep.updated_at  # fresh boxes, showing what it runs, after every change to it
+            model_col, env_col, script_col = st.columns(3)
+            new_model = model_col.selectbox("Model version", model_options, key=keys.update_widget("model", rev),
+                                            index=model_index)
+            new_env = env_col.selectbox("Environment", env_options, key=keys.update_widget("environment", rev),
+                                        index=env_index)
+            new_script = script_col.selectbox(
+                "Scoring script", script_options, key=keys.update_widget("script", rev),
+                index=script_index, disabled=not code_here,
+                help=f"A file of its code folder {shown_dep.code_path}." if code_here else
+                "Its code is not a folder on this machine: only its model and environment can change here.")
+            asked = view.update_changes(shown_dep, new_model, new_env, new_script)
+            update_action = f"update:{name}/{shown_dep.name.lower()}"
+            if st.button("Update", key=keys.UPDATE_DEPLOYMENT, type="primary", icon=":material/published_with_changes:",
+                         disabled=not asked or view.busy([shown_dep]),
+                         help="Choose another model version, environment or script first." if not asked else None):
+                ui.ask(update_action)
+            if asked and ui.confirmed(update_action, view.update_question(shown_dep, asked, endpoint.traffic),
+                                        label="Update"):
+                with ui.errors(), ui.progress(f"Updating {shown_dep.name}: {'; '.join(asked)}") as report:
+                    # The Workspace's one update path (as 'byom online-deployment update'); not waited for here:
+                    # the top of the page follows it to its outcome.
+                    result = ws.create_or_update_deployment(
+                        view.updated(shown_dep, new_model, new_env, new_script), wait=False, progress=report)
+                    st.session_state[keys.DEPLOY_WATCH] = (name, result.name)
+                    st.rerun()
+
+        st.markdown("**Logs**")
+        log_box(name, shown_dep.name, where="details")
+
 # -------------------------------------------------------------------- traffic
 with tab_traffic:
     if not deployments:
@@ -226,9 +320,13 @@ with tab_traffic:
 
 # ---------------------------------------------------------------- keys & code
 with tab_keys:
+    endpoint_keys = None
+    show = False
     with ui.errors():
         endpoint_keys = ws.get_keys(name)
-        show = st.toggle("Show keys", key=keys.SHOW_KEYS, help="Shown keys can be copied with the box's copy button.")
+        show = st.toggle("Show keys", key=keys.SHOW_KEYS,
+                         help="Shown keys, and the code below with the primary key in it, can be copied with the "
+                              "box's copy button.")
         for label, key_type, value in (("Primary key", "primary", endpoint_keys.primary_key),
                                        ("Secondary key", "secondary", endpoint_keys.secondary_key)):
             key_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
@@ -248,22 +346,27 @@ with tab_keys:
     chosen_dep = next((d for d in deployments if d.name == target_dep), None)
     payload = view.sample_payload(chosen_dep)
     snippet_dep = chosen_dep.name if chosen_dep else None
-    st.caption("Set BYOM_KEY to one of the keys above first.")
+    curl_text = common.curl_snippet(endpoint, payload, snippet_dep)
+    python_text = common.python_snippet(endpoint, payload, snippet_dep)
+    if show and endpoint_keys is not None and endpoint_keys.primary_key:
+        st.caption("Ready to run: the primary key is in the code. Copy it with the box's copy button; "
+                   "turn off 'Show keys' before sharing your screen.")
+        curl_text = view.ready_to_run(curl_text, "bash", endpoint_keys.primary_key)
+        python_text = view.ready_to_run(python_text, "python", endpoint_keys.primary_key)
+    else:
+        st.caption("Set BYOM_KEY to one of the keys above first, or turn on 'Show keys' for code with the key in it, "
+                   "ready to copy and run.")
     curl, python = st.tabs(["curl", "Python requests"])
-    curl.code(common.curl_snippet(endpoint, payload, snippet_dep), language="bash")
-    python.code(common.python_snippet(endpoint, payload, snippet_dep), language="python")
+    curl.code(curl_text, language="bash")
+    python.code(python_text, language="python")
 
 # ----------------------------------------------------------------------- logs
 with tab_logs:
     if not deployments:
         st.info("No deployments, so no logs.")
     else:
-        dep_col, container_col, lines_col = st.columns(3)
-        log_dep = dep_col.selectbox("Deployment", dep_names, key=keys.LOG_DEPLOYMENT)
-        container = container_col.selectbox("Container", view.LOG_CONTAINERS, key=keys.LOG_CONTAINER)
-        lines = lines_col.number_input("Lines", 10, 5000, 200, step=50, key=keys.LOG_LINES)
-        with ui.errors():
-            st.code(ws.get_deployment_logs(name, log_dep, int(lines), container) or "(empty)", language="text")
+        log_dep = st.selectbox("Deployment", dep_names, key=keys.LOG_DEPLOYMENT)
+        log_box(name, log_dep)
 
 # --------------------------------------------------------------------- delete
 with tab_delete:

@@ -9,6 +9,8 @@ from byom.core.errors import ByomError, InvalidInput, Unsupported
 from byom.core.usage import all_deployments, environment_usage
 from byom.core.workspace import Capability
 
+LOG_HEIGHT = 320  # pixels: a long log scrolls inside its box, the page does not grow with it
+
 ws = context.workspace()
 builds = ws.supports(Capability.ENVIRONMENT_BUILDS)
 
@@ -97,8 +99,14 @@ with browse:
 
                     result = ws.build_environment(name, number, progress=live)
                     ui.done(f"Build of {env.ref}: {common.build_state(result.state)}.")
-            with st.expander("Build log"):
-                st.code(build.log or "No log yet.", language="text")
+            log_title, log_toggle = st.columns([2, 1], vertical_alignment="bottom")
+            log_title.markdown("**Build log**")
+            show_all = log_toggle.toggle("Show every line", key=keys.ENV_LOG_ALL,
+                                         help="pip's progress bars, downloads and 'Requirement already satisfied'.")
+            log_text, hidden = view.build_log_text(build.log, show_all)
+            st.code(log_text or "No log yet.", language="text", height=LOG_HEIGHT)
+            if hidden:
+                st.caption(f"{hidden} line(s) of pip progress and downloads hidden; errors are always shown.")
 
     st.subheader("Drift")
     st.caption("For each package the spec pins: what is installed where the environment runs.")
@@ -109,7 +117,10 @@ with browse:
         ui.explain(exc)
     except ByomError as exc:
         ui.show_error(exc)
-    if drift:
+    if drift and view.not_built(drift):
+        st.info(ui.plain(view.not_built_text(drift, builds and not env.built_in)), icon=":material/build:")
+        st.dataframe(view.drift_table(drift), hide_index=True, width="stretch")
+    elif drift:
         st.dataframe(view.drift_table(drift), hide_index=True, width="stretch")
     elif drift is not None:
         st.caption("The spec pins no packages.")

@@ -115,6 +115,25 @@ with browse:
     version = next(v for v in versions if v.version == number)
     ref = version.ref
 
+    with st.container(border=True, key=keys.MODEL_VERSION_PAGE):  # the version's own page, as in Studio
+        st.subheader(f"{ui.plain(ref)} · {ui.plain(view.format_name(version.format))} · {ui.plain(version.stage)}")
+        if version.description:
+            st.write(ui.plain(version.description))
+        files_tab, used_tab = st.tabs([f"Files ({len(version.files)})", f"Used by ({len(usage.get(ref, []))})"])
+        with files_tab:
+            st.caption(ui.plain(view.files_caption(version)))
+            if version.files:
+                st.dataframe(view.files_table(version), hide_index=True, width="stretch",
+                             column_config={"sha256": st.column_config.TextColumn("sha256", width="large")})
+        with used_tab:
+            users = ws.deployments_using(ref)
+            if users:
+                st.dataframe(view.used_by_table(users, {e.name: e for e in ws.list_endpoints()}), hide_index=True,
+                             width="stretch")
+                st.caption("Open a deployment on the Endpoints page to update or scale it.")
+            else:
+                st.caption("No deployment serves this version: deploy it on the Endpoints page.")
+
     edit, promote, lifecycle = st.columns(3)
     with edit.form(keys.MODEL_EDIT_FORM):
         st.markdown(f"**Describe {ui.plain(ref)}**")

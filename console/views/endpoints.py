@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from byom.core.demo import GENERATION_SCRIPT
-from byom.core.entities import Deployment, EnvironmentVersion, ModelVersion
+from byom.core.entities import Deployment, DeploymentMetrics, Endpoint, EnvironmentVersion, ModelVersion
 from byom.core.history import Revert, TrafficChange, split_text
 
-from .common import TOKEN_RANKS, and_list, deployment_task
+from .common import TOKEN_RANKS, Table, and_list, deployment_state, deployment_task, short_time, table
 
 BUSY_STATES = ("Creating", "Updating", "Scaling", "Deleting")
 """A deployment in one of these is still changing: the table refreshes itself until none is."""
@@ -48,16 +50,25 @@ def next_deployment_name(names: Iterable[str]) -> str:
     return next(n for n in suggested if n not in taken)
 
 
-def deploy_feedback(name: str, deployment: Deployment | None) -> tuple[str, str, str]:
-    """What the top of the page says about a deploy under way: (kind, message, hint); kind ``info`` while busy."""
+def deploy_feedback(name: str, deployment: Deployment | None,
+                    traffic: Mapping[str, int] | None = None) -> tuple[str, str, str]:
+    """What the top of the page says about a deploy or update under way: (kind, message, hint); ``info`` while busy.
+
+    ``traffic``: the endpoint's live split, for the deployment's share once it is ready.
+    """
     if deployment is None:
         return ("error", f"Deployment {name} is gone: it was deleted while it was being created.", "")
     if deployment.provisioning_state in BUSY_STATES:
         doing = deployment.state_reason or "starting its instances"
-        return ("info", f"Creating deployment {deployment.name}: {doing}. Its state in the table updates live.", "")
+        return ("info", f"{deployment.provisioning_state} deployment {deployment.name}: {doing}. "
+                        "Its state in the table updates live.", "")
     if deployment.provisioning_state == "Failed":
         return ("error", f"Deployment {deployment.name} failed: {deployment.state_reason or 'no reason given'}",
                 "Read its logs in the Logs tab, fix the cause and deploy again under the same name.")
+    share = (traffic or {}).get(deployment.name.lower(), 0)
+    if share:
+        return ("success", f"Deployment {deployment.name} is ready. It runs {deployment.model} and serves {share} % "
+                           "of live traffic.", "")
     return ("success", f"Deployment {deployment.name} is ready. It gets no traffic until you give it some in the "
                        "Traffic tab.", "")
 
@@ -117,3 +128,104 @@ def sample_payload(deployment: Deployment | None) -> dict[str, Any]:
     if deployment is not None and deployment_task(deployment) == TOKEN_RANKS:
         return {"text": "The quick brown fox."}
     return {"prompt": "Say hello.", "max_new_tokens": 32}
+
+
+# ------------------------------------------------------------ one deployment
+
+
+def deployment_facts(deployment: Deployment, endpoint: Endpoint) -> Table:
+    """What the deployment page lists of one deployment: what it runs, where, and how it is set up."""
+    settings = deployment.request_settings
+    ready = sum(1 for i in deployment.instances if i.state == "Ready")
+    rows = [
+        ("state", deployment_state(deployment.provisioning_state)
+         + (f" ({deployment.state_reason})" if deployment.state_reason else "")),
+        ("model", deployment.model), ("environment", deployment.environment),
+        ("scoring script", deployment.scoring_script or ""), ("code", deployment.code_path or ""),
+        ("task", deployment_task(deployment)),
+        ("instances", f"{ready} ready of {deployment.instance_count} ({deployment.instance_type})"),
+        ("live traffic", f"{endpoint.traffic.get(deployment.name.lower(), 0)} %"),
+        ("mirror traffic", f"{endpoint.mirror_traffic.get(deployment.name.lower(), 0)} %"),
+        ("request timeout", f"{settings.request_timeout_ms:,} ms"),
+        ("max concurrent requests per instance", str(settings.max_concurrent_requests_per_instance)),
+        ("created", f"{short_time(deployment.created_at)} by {deployment.created_by}".strip()),
+        ("updated", short_time(deployment.updated_at)),
+    ]
+    return table([{"field": k, "value": v} for k, v in rows], ["field", "value"])
+
+
+def instances_table(deployment: Deployment) -> Table:
+    return table([{"instance": i.id, "state": i.state, "pid": i.pid, "port": i.port, "restarts": i.restarts,
+                   "started at": short_time(i.started_at or "")} for i in deployment.instances],
+                 ["instance", "state", "pid", "port", "restarts", "started at"])
+
+
+def metrics_table(metrics: Sequence[DeploymentMetrics], deployment: str) -> Table:
+    """The deployment's requests, errors and latency over the window (live and mirrored rows apart)."""
+    rows = [{"traffic": "mirrored" if m.mirrored else "live", "requests": m.requests, "errors": m.errors,
+             "p50 ms": _ms(m.p50_ms), "p95 ms": _ms(m.p95_ms), "p99 ms": _ms(m.p99_ms)}
+            for m in metrics if m.deployment.lower() == deployment.lower()]
+    return table(rows, ["traffic", "requests", "errors", "p50 ms", "p95 ms", "p99 ms"])
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def with_current(options: Sequence[str], current: str | None) -> tuple[list[str], int]:
+    """The choices of an update box and the one chosen: what the deployment runs now, added where the list
+    leaves it out (an archived version, a script outside the folder's list); ``local-python`` names
+    ``local-python:1``."""
+    listed = list(options)
+    if current is None:
+        return listed, 0
+    same = next((i for i, option in enumerate(listed) if _same(current, option)), None)
+    return (listed, same) if same is not None else ([current, *listed], 0)
+
+
+def update_changes(current: Deployment, model: str | None, environment: str | None, script: str | None) -> list[str]:
+    """What an update of the deployment page changes, in words (empty: nothing)."""
+    return [f"{what} {old or '(none)'} → {new}" for what, old, new in (
+        ("model", current.model, model), ("environment", current.environment, environment),
+        ("scoring script", current.scoring_script, script)) if new is not None and not _same(old, new)]
+
+
+def update_question(current: Deployment, changes: Sequence[str], traffic: dict[str, int]) -> str:
+    """The confirmation of an update: what changes, and the live traffic the restarted instances carry."""
+    share = traffic.get(current.name.lower(), 0)
+    live = f" Its {share} % of live traffic is served by the new instances once they are ready." if share else ""
+    return f"Update deployment {current.name} of {current.endpoint_name}: {'; '.join(changes)}?{live}"
+
+
+def updated(current: Deployment, model: str, environment: str, script: str | None) -> Deployment:
+    """The deployment as the update asks it to be: everything else (code, instances, settings) as it is."""
+    return current.replace(model=model, environment=environment,
+                           scoring_script=script if script is not None else current.scoring_script)
+
+
+# ------------------------------------------------------------------ logs
+
+
+def filter_log(text: str, query: str) -> tuple[str, int, int]:
+    """The log's lines that hold ``query`` (any case; all lines for an empty query), and (shown, total)."""
+    lines = text.splitlines()
+    needle = query.strip().lower()
+    shown = [line for line in lines if needle in line.lower()] if needle else lines
+    return "\n".join(shown), len(shown), len(lines)
+
+
+def log_file_name(endpoint: str, deployment: str, container: str) -> str:
+    return f"{endpoint}-{deployment}-{container}.log"
+
+
+# ------------------------------------------------------------ ready-to-run
+
+
+def ready_to_run(snippet: str, language: str, key: str) -> str:
+    """A code snippet (``common.curl_snippet``/``python_snippet``, which read $BYOM_KEY) with the key set first.
+
+    Shown only once the operator reveals the keys: it holds the key itself.
+    """
+    if language == "python":
+        return snippet.replace("import os\n\n", f"import os\n\nos.environ[\"BYOM_KEY\"] = {json.dumps(key)}\n", 1)
+    return f"BYOM_KEY={shlex.quote(key)}\n{snippet}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 
 from byom.core.entities import DriftEntry, EnvironmentDiff, EnvironmentVersion
+from byom.core.environments import NOT_BUILT
 from byom.core.usage import environment_users
 
 from .common import Table, build_state, short_time, table
@@ -71,7 +73,45 @@ def build_line(state: str, message: str) -> str:
 
 
 def drift_table(drift: Sequence[DriftEntry]) -> Table:
+    """Each pin against what the build installed; for a version not built, the pins alone (nothing to compare)."""
+    if not_built(drift):
+        return table([{"package": d.package, "pinned": d.pinned, "status": d.status} for d in drift],
+                     ["package", "pinned", "status"])
     return table([d.to_dict() for d in drift], [f.name for f in fields(DriftEntry)])
+
+
+def not_built(drift: Sequence[DriftEntry]) -> bool:
+    """Whether this drift report has no build to read (core reports every pin ``not built yet``)."""
+    return bool(drift) and all(d.status == NOT_BUILT for d in drift)
+
+
+def not_built_text(drift: Sequence[DriftEntry], can_build: bool) -> str:
+    why = drift[0].source.removeprefix(NOT_BUILT).strip(" ()") if drift else ""
+    return ("Not built yet" + (f": {why}" if why else "") + ". Nothing is installed where it will run, so there "
+            "is nothing to compare its pins with" + (" — build it to see the drift." if can_build else "."))
+
+
+_PIP_NOISE = re.compile(
+    r"^\s*(Requirement already satisfied|Downloading |Using cached |Downloaded |Saved |"
+    r"File was already downloaded|Obtaining dependency information)"
+    r"|[━╸╺█▉▊▋▌▍▎▏]{3,}"  # pip's progress bars, however far along
+    r"|^\s*[|#=>\- ]*\|\s*[\d.]+\s*[kMG]?B\b",  # older pip's "|████| 1.2 MB 3 MB/s"
+)
+_ERROR = re.compile(r"\b(error|failed|failure|traceback|exception|fatal|denied|could not|cannot)\b(?![-_.])",
+                    re.IGNORECASE)  # not a package named error-codes
+
+
+def build_log_text(log: str, show_all: bool = False) -> tuple[str, int]:
+    """The build log as the Build panel shows it, and how many lines it hid.
+
+    pip's noise goes (progress bars, "Requirement already satisfied", download lines); a line that
+    reports an error is always kept, whatever it starts with.
+    """
+    lines = log.splitlines()
+    if show_all:
+        return log, 0
+    kept = [line for line in lines if _ERROR.search(line) or not _PIP_NOISE.search(line)]
+    return "\n".join(kept), len(lines) - len(kept)
 
 
 def diff_sides(diff: EnvironmentDiff) -> tuple[str, str, str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from byom.core.artifacts import downloadable, is_remote
-from byom.core.entities import ModelVersion
+from byom.core.entities import Deployment, Endpoint, ModelVersion
 from byom.core.errors import InvalidInput
 
-from .common import Table, and_list, human_size, short_time, table
+from .common import Table, and_list, deployment_state, human_size, short_time, table
 
 ZIP_DOWNLOAD_MAX_BYTES = 1 << 30
 """Larger versions are downloaded into a folder: the browser's .zip is built in the console's memory."""
@@ -18,7 +18,7 @@ def models_table(models: Sequence[ModelVersion], usage: Mapping[str, list[str]])
     return table(
         [
             {
-                "name": m.name, "latest": m.version, "stage": m.stage, "format": m.format,
+                "name": m.name, "latest": m.version, "stage": m.stage, "format": format_name(m.format),
                 "size": model_size(m), "created by": m.created_by, "created at": short_time(m.created_at),
                 "deployed in": ", ".join(usage.get(m.ref, [])),
             }
@@ -140,3 +140,39 @@ def parse_tags(text: str) -> dict[str, str]:
 
 def format_tags(tags: Mapping[str, str]) -> str:
     return "\n".join(f"{k}={v}" for k, v in tags.items())
+
+
+FORMAT_NAMES = {"files": "custom"}
+"""Formats older versions recorded under another name: "files" is what byom now calls custom."""
+
+
+def format_name(fmt: str) -> str:
+    return FORMAT_NAMES.get(fmt, fmt)
+
+
+def files_table(model: ModelVersion) -> Table:
+    """The version's files as registered: path, size, and the full sha256 byom checks on every download."""
+    return table([{"path": f.path, "size": human_size(f.size), "bytes": f.size, "sha256": f.sha256}
+                  for f in model.files], ["path", "size", "bytes", "sha256"])
+
+
+def files_caption(model: ModelVersion) -> str:
+    """What the files table shows, or why there is none."""
+    if model.files:
+        return (f"{len(model.files)} file(s), {human_size(model.size_bytes)}, format {format_name(model.format)}. "
+                "Each sha256 was taken when the files were copied in; every download is checked against it.")
+    if registered_in_place(model):
+        return f"Registered in place from {model.source}: byom copied and hashed no files."
+    return "Registered outside byom: no files or hashes were recorded."
+
+
+def used_by_table(deployments: Sequence[Deployment], endpoints: Mapping[str, Endpoint]) -> Table:
+    """The deployments serving a version (``Workspace.deployments_using``): where, in what state, with what traffic."""
+    rows = []
+    for d in deployments:
+        endpoint = endpoints.get(d.endpoint_name)
+        rows.append({"endpoint": d.endpoint_name, "deployment": d.name, "state": deployment_state(d.provisioning_state),
+                     "traffic %": endpoint.traffic.get(d.name.lower(), 0) if endpoint else 0,
+                     "mirror %": endpoint.mirror_traffic.get(d.name.lower(), 0) if endpoint else 0,
+                     "scoring URI": endpoint.scoring_uri if endpoint else ""})
+    return table(rows, ["endpoint", "deployment", "state", "traffic %", "mirror %", "scoring URI"])

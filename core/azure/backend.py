@@ -575,7 +575,7 @@ class AzureBackend(Backend):
                           "azure-ai-ml cannot start or watch a build.",
                           hint="Deploy with the environment and follow the build log in Studio.")
 
-    def installed(self, env: EnvironmentVersion) -> tuple[dict[str, str], str]:
+    def installed(self, env: EnvironmentVersion) -> tuple[dict[str, str] | None, str]:
         raise Unsupported("What is installed in an Azure ML environment's image is not visible through azure-ai-ml.",
                           hint="Compare against a local build with the local workspace (byom environment drift).")
 

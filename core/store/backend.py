@@ -36,7 +36,7 @@ from ..entities import (
     RequestFact,
     WorkspaceInfo,
 )
-from ..environments import BYOM_INTERPRETER, freeze_to_versions, installed_packages
+from ..environments import BYOM_INTERPRETER, NOT_BUILT, freeze_to_versions, installed_packages
 from ..errors import AlreadyExists, NotFound, Unsupported
 from ..metrics_series import ResourceSample
 from ..outcome import record_outcome
@@ -309,13 +309,14 @@ class StoreBackend(Backend):
     def build_id(self, env: EnvironmentVersion) -> str | None:
         return self.builder.build_id(env) if self.builder is not None else None
 
-    def installed(self, env: EnvironmentVersion) -> tuple[dict[str, str], str]:
+    def installed(self, env: EnvironmentVersion) -> tuple[dict[str, str] | None, str]:
         if env.built_in or self.builder is None:
             return installed_packages(), BYOM_INTERPRETER
         build = self.builder.status(env)
         if build.state == "Succeeded":
             return freeze_to_versions(build.packages), "build"
-        return installed_packages(), f"{BYOM_INTERPRETER} (build {build.state})"
+        why = {"Running": "the build is running", "Failed": "the last build failed"}.get(build.state)
+        return None, f"{NOT_BUILT} ({why})" if why else NOT_BUILT
 
 
 def _key(ref: Ref) -> str:

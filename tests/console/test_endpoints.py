@@ -355,3 +355,110 @@ def test_history_shows_its_own_endpoint_only(open_page, demo):
     assert at.selectbox(key=keys.ENDPOINT_PICKER).value == "demo"
     assert "blue 100" not in texts(at.markdown), "demo2's traffic change is not demo's history"
     assert "no traffic → **chat 100**" in texts(at.markdown)
+
+
+def _facts(at) -> dict:
+    (frame,) = [d.value for d in at.dataframe if list(d.value.columns) == ["field", "value"]]
+    return dict(zip(frame["field"], frame["value"], strict=True))
+
+
+def _update(at, demo, deployment: str, **fields):
+    """On the Deployment details tab: choose new values for ``deployment``, press Update and confirm."""
+    at.selectbox(key=keys.DEPLOYMENT_PAGE).set_value(deployment).run()
+    revision = demo.get_deployment("demo", deployment).updated_at
+    for field, value in fields.items():
+        at.selectbox(key=keys.update_widget(field, revision)).set_value(value).run()
+    at.button(key=keys.UPDATE_DEPLOYMENT).click()
+    at.run()
+    return at
+
+
+def test_the_deployment_page_updates_the_model_and_shows_the_new_version(open_page, demo, model_folder,
+                                                                         progress_boxes):
+    from byom.core.entities import ModelSpec
+
+    v2 = demo.create_model(ModelSpec(name="smollm2-135m-instruct", path=str(model_folder))).ref
+    at = open_page("endpoints")
+    facts = _facts(at)
+    assert (facts["model"], facts["scoring script"], facts["live traffic"]) == (
+        "smollm2-135m-instruct:1", "generate.py", "100 %")
+    assert at.button(key=keys.UPDATE_DEPLOYMENT).disabled, "nothing to update before something is chosen"
+    revision = demo.get_deployment("demo", "chat").updated_at
+    environment = at.selectbox(key=keys.update_widget("environment", revision))
+    assert (environment.value, environment.options.count("local-python")) == ("local-python", 1)
+
+    at = _update(at, demo, "chat", model=v2)
+    assert demo.get_deployment("demo", "chat").model.endswith(":1"), "nothing changes before the confirmation"
+    assert ("Update deployment chat of demo: model smollm2-135m-instruct:1 → smollm2-135m-instruct:2? Its 100 % of "
+            "live traffic is served by the new instances once they are ready.") in texts(at.warning)
+    at.button(key=keys.confirm_button("update:demo/chat")).click()
+    at.run()
+
+    assert not at.exception
+    assert demo.get_deployment("demo", "chat").model == v2
+    assert _facts(at)["model"] == v2, "the page shows the version it now runs"
+    assert at.dataframe[0].value.set_index("deployment").loc["chat", "model"] == v2
+    assert ("Deployment chat is ready. It runs smollm2-135m-instruct:2 and serves 100 % of live traffic."
+            in texts(at.success))
+    assert progress_boxes[-1][0] == "Updating chat: model smollm2-135m-instruct:1 → smollm2-135m-instruct:2"
+    assert demo.list_audit(1)[0].action == "deployment.state"
+    assert any(r.action == "deployment.update" and r.after["model"] == v2 for r in demo.list_audit(5))
+
+
+def test_the_deployment_page_changes_the_script_and_environment(open_page, demo):
+    demo.create_environment(EnvironmentSpec(name="scoring", conda_file="dependencies:\n  - pip:\n    - numpy\n"))
+    at = _update(open_page("endpoints"), demo, "ranks", script="generate.py", environment="scoring:1")
+    at.button(key=keys.confirm_button("update:demo/ranks")).click()
+    at.run()
+    ranks = demo.get_deployment("demo", "ranks")
+    assert (ranks.scoring_script, ranks.environment) == ("generate.py", "scoring:1")
+    assert ranks.instance_count == 1 and ranks.code_path and ranks.code_path.endswith("scoring"), "the rest stays"
+    assert "It gets no traffic until you give it some" in texts(at.success)
+
+
+def test_a_failed_update_shows_its_reason_at_the_top(open_page, demo, model_folder):
+    from byom.core.entities import ModelSpec
+
+    v2 = demo.create_model(ModelSpec(name="smollm2-135m-instruct", path=str(model_folder))).ref
+    demo.fake_serving.fail_next("init() raised: out of memory")
+    at = _update(open_page("endpoints"), demo, "chat", model=v2)
+    at.button(key=keys.confirm_button("update:demo/chat")).click()
+    at.run()
+    assert not at.exception
+    assert "Deployment chat failed: init() raised: out of memory" in texts(at.error).replace("\\", "")
+    assert "Read its logs" in texts(at.info)
+    assert _facts(at)["state"].startswith("Failed")
+
+
+def test_ready_to_run_code_holds_the_key_only_once_keys_are_shown(open_page, demo):
+    key = demo.get_keys("demo").primary_key
+    at = open_page("endpoints")
+    assert key not in texts(at.code), "no key on screen before the operator reveals them"
+    at.toggle(key=keys.SHOW_KEYS).set_value(True).run()
+    (curl,) = [c.value for c in at.code if c.language == "bash"]
+    (python,) = [c.value for c in at.code if c.language == "python"]
+    assert curl.startswith(f"BYOM_KEY={key}\ncurl ") and "memory://endpoints/demo/score" in curl
+    assert f'os.environ["BYOM_KEY"] = "{key}"' in python
+    assert "Ready to run: the primary key is in the code." in texts(at.caption)
+    at.toggle(key=keys.SHOW_KEYS).set_value(False).run()
+    assert key not in texts(at.code)
+
+
+def test_logs_are_searched_in_a_box_and_offered_for_download(open_page, demo, model_folder):
+    from byom.core.entities import ModelSpec
+
+    v2 = demo.create_model(ModelSpec(name="smollm2-135m-instruct", path=str(model_folder))).ref
+    demo.create_or_update_deployment(demo.get_deployment("demo", "ranks").replace(model=v2))  # a second start
+    at = open_page("endpoints")
+    at.selectbox(key=keys.LOG_DEPLOYMENT).set_value("ranks").run()
+    full = demo.get_deployment_logs("demo", "ranks", 200).splitlines()
+    assert len(full) == 2 and full[0] in texts(at.code) and full[1] in texts(at.code)
+
+    at.text_input(key=keys.LOG_SEARCH).set_value("INSTRUCT:2").run()
+    assert f"Deployment ranks ready with model {v2}" in [c.value for c in at.code], "only the lines holding it"
+    assert full[0] not in texts(at.code).replace(full[1], "")
+    assert "1 of 2 line(s) holding 'INSTRUCT:2'" in texts(at.caption)
+    at.text_input(key=keys.LOG_SEARCH).set_value("no such text").run()
+    assert "(no line holds that text)" in texts(at.code)
+    downloads = at.get("download_button")
+    assert any(getattr(d.proto, "label", "") == "Download" for d in downloads)

@@ -1,6 +1,7 @@
 """Environments: create versions, see the spec, diff two versions, build, drift."""
 
 from byom.console import keys
+from byom.core.builds import FakeBuilder
 from byom.core.entities import Deployment, EnvironmentSpec
 
 from .apptest_helpers import texts
@@ -100,3 +101,54 @@ def test_the_diff_names_a_changed_image(open_page, workspace):
     at.selectbox(key=keys.ENVIRONMENT).set_value("img").run()
     assert not at.exception
     assert "image ubuntu:22.04 → ubuntu:24.04" in texts(at.markdown)
+
+
+PIP_NOISE = ["  Downloading numpy-2.3.2-cp311-cp311-manylinux_2_28_x86_64.whl (16.6 MB)",
+             "     ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ 16.6/16.6 MB 48.1 MB/s eta 0:00:00",
+             "Requirement already satisfied: idna<4,>=2.5 in ./venv/lib/python3.11/site-packages (3.10)"]
+PIP_ERROR = "ERROR: Could not find a version that satisfies the requirement requests==2.32.3 (from versions: none)"
+
+
+class PipLikeBuilder(FakeBuilder):
+    """The in-memory builder, its log written as pip writes one, ending in pip's error."""
+
+    def build(self, env, *, force, wait, progress):
+        build = super().build(env, force=force, wait=wait, progress=progress)
+        build.log = "\n".join(["Collecting numpy==2.3.2", *PIP_NOISE, PIP_ERROR, build.log])
+        return build
+
+
+def test_the_build_log_hides_pip_noise_until_asked_and_keeps_errors(open_page, workspace):
+    workspace.store_backend.builder = PipLikeBuilder()
+    at = create(open_page("environments"), "scoring", CONDA_V2)
+    at.selectbox(key=keys.ENVIRONMENT).set_value("scoring").run()
+    at.button(key=keys.ENV_BUILD).click()
+    at.run()
+    assert not at.exception
+
+    def log() -> str:
+        (box,) = [c.value for c in at.code if "Collecting numpy==2.3.2" in c.value]
+        return box
+
+    lines = log().splitlines()
+    assert PIP_ERROR in lines and "Installed numpy==2.3.2" in lines
+    assert not set(PIP_NOISE) & set(lines), "pip's progress bars, downloads and 'already satisfied' are hidden"
+    assert "3 line(s) of pip progress and downloads hidden" in texts(at.caption)
+
+    at.toggle(key=keys.ENV_LOG_ALL).set_value(True).run()
+    assert set(PIP_NOISE) <= set(log().splitlines()), "the toggle shows every line"
+
+
+def test_drift_says_not_built_yet_instead_of_comparing_with_byom(open_page, workspace):
+    at = create(open_page("environments"), "scoring", CONDA_V1)
+    at.selectbox(key=keys.ENVIRONMENT).set_value("scoring").run()
+    assert "Not built yet. Nothing is installed where it will run" in texts(at.info)
+    drift = at.dataframe[-1].value
+    assert list(drift.columns) == ["package", "pinned", "status"]
+    assert list(drift["status"]) == ["not built yet"]
+
+    at.button(key=keys.ENV_BUILD).click()
+    at.run()
+    assert "Not built yet" not in texts(at.info)
+    drift = at.dataframe[-1].value
+    assert (list(drift["installed"]), list(drift["status"]), list(drift["source"])) == (["2.3.1"], ["ok"], ["build"])

@@ -181,3 +181,38 @@ def test_upload_nothing_says_what_to_do(open_page, workspace):
     assert not at.exception
     assert "Choose the files to upload first" in texts(at.error)
     assert workspace.list_models() == []
+
+
+def _frame_with(at, column: str):
+    """The one table on the page that has this column."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
+
+
+def test_the_version_page_shows_each_file_s_sha256_and_size(open_page, workspace, tmp_path):
+    import hashlib
+
+    folder = tmp_path / "clf"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model.pkl").write_bytes(b"\x80\x04pickled" * 100)
+    (folder / "sub" / "vocab.txt").write_text("a\nb\n")
+    at = register(open_page("models"), "clf", str(folder))
+    assert not at.exception
+
+    files = _frame_with(at, "bytes")
+    assert list(files["path"]) == ["model.pkl", "sub/vocab.txt"]
+    for path, sha, size in zip(files["path"], files["sha256"], files["bytes"], strict=True):
+        content = (folder / path).read_bytes()
+        assert (sha, size) == (hashlib.sha256(content).hexdigest(), len(content)), path
+    assert "2 file(s)" in texts(at.caption) and "format custom" in texts(at.caption)
+    assert "clf:1 · custom · dev" in texts(at.subheader), "a folder without a config.json registers as custom"
+    assert list(at.dataframe[0].value["format"]) == ["custom"]
+    assert "No deployment serves this version" in texts(at.caption)
+
+
+def test_the_version_page_names_the_deployments_using_it(open_page, demo):
+    at = open_page("models")
+    used = _frame_with(at, "scoring URI")
+    assert [(r["endpoint"], r["deployment"], r["state"], r["traffic %"]) for r in used.to_dict("records")] == [
+        ("demo", "chat", "Ready", 100), ("demo", "ranks", "Ready", 0)]

@@ -68,3 +68,65 @@ def test_the_snippets_payload_fits_the_deployment_s_task():
     assert view.sample_payload(dep("ranks", script="token_ranks.py")) == {"text": "The quick brown fox."}
     assert view.sample_payload(dep("chat", script="generate.py"))["prompt"] == "Say hello."
     assert view.sample_payload(None)["prompt"] == "Say hello."
+
+
+def test_the_deployment_page_facts_and_its_update():
+    from byom.core.entities import Endpoint, InstanceStatus
+
+    current = Deployment(name="blue", endpoint_name="demo", model="m:1", environment="scoring:1",
+                         code_path="/src/scoring", scoring_script="generate.py", instance_count=2,
+                         provisioning_state="Succeeded",
+                         instances=[InstanceStatus("blue-0", "Ready", pid=10, port=5001),
+                                    InstanceStatus("blue-1", "Starting")])
+    endpoint = Endpoint(name="demo", traffic={"blue": 90, "green": 10})
+    facts = dict(zip(*[view.deployment_facts(current, endpoint)[c] for c in ("field", "value")], strict=True))
+    assert facts["model"] == "m:1" and facts["environment"] == "scoring:1" and facts["scoring script"] == "generate.py"
+    assert facts["instances"] == "1 ready of 2 (local)" and facts["live traffic"] == "90 %"
+    assert list(view.instances_table(current)["state"]) == ["Ready", "Starting"]
+
+    assert view.update_changes(current, "m:1", "scoring:1", "generate.py") == []
+    assert view.with_current(["m:2", "m:1"], "m:1") == (["m:2", "m:1"], 1)
+    assert view.with_current(["m:2"], "m:1") == (["m:1", "m:2"], 0), "an archived version it runs stays offered"
+    assert view.with_current(["local-python", "scoring:1"], "local-python:1") == (["local-python", "scoring:1"], 0)
+    assert view.with_current([], None) == ([], 0)
+    assert view.update_changes(current, "m:2", "local-python", "token_ranks.py") == [
+        "model m:1 → m:2", "environment scoring:1 → local-python", "scoring script generate.py → token_ranks.py"]
+    assert view.update_question(current, ["model m:1 → m:2"], endpoint.traffic) == (
+        "Update deployment blue of demo: model m:1 → m:2? Its 90 % of live traffic is served by the new instances "
+        "once they are ready.")
+    wanted = view.updated(current, "m:2", "scoring:1", None)
+    assert (wanted.model, wanted.scoring_script, wanted.instance_count, wanted.code_path) == (
+        "m:2", "generate.py", 2, "/src/scoring")
+    assert view.deploy_feedback("blue", dep("blue", "Updating"))[1].startswith("Updating deployment blue:")
+
+
+def test_metrics_of_one_deployment():
+    from byom.core.entities import DeploymentMetrics
+
+    metrics = [DeploymentMetrics("demo", "blue", 3600, requests=40, errors=2, p50_ms=12.4, p95_ms=80.6, p99_ms=None),
+               DeploymentMetrics("demo", "green", 3600, requests=5)]
+    assert view.metrics_table(metrics, "Blue").to_dict("records") == [
+        {"traffic": "live", "requests": 40, "errors": 2, "p50 ms": 12, "p95 ms": 81, "p99 ms": None}]
+
+
+def test_logs_are_filtered_by_a_search():
+    log = "INFO start\nERROR boom in run()\ninfo ready\n"
+    assert view.filter_log(log, "") == ("INFO start\nERROR boom in run()\ninfo ready", 3, 3)
+    assert view.filter_log(log, " Info ") == ("INFO start\ninfo ready", 2, 3)
+    assert view.filter_log(log, "nothing") == ("", 0, 3)
+    assert view.log_file_name("demo", "blue", "inference-server") == "demo-blue-inference-server.log"
+
+
+def test_ready_to_run_code_carries_the_key_it_is_shown_with():
+    from byom.console.views import common
+    from byom.core.entities import Endpoint
+
+    endpoint = Endpoint(name="demo", scoring_uri="http://127.0.0.1:8000/endpoints/demo/score")
+    curl = view.ready_to_run(common.curl_snippet(endpoint, {"prompt": "hi"}), "bash", "k3y-Abc_1")
+    assert curl.splitlines()[0] == "BYOM_KEY=k3y-Abc_1" and '"Authorization: Bearer $BYOM_KEY"' in curl
+    python = view.ready_to_run(common.python_snippet(endpoint, {"prompt": "hi"}), "python", "k3y-Abc_1")
+    assert 'os.environ["BYOM_KEY"] = "k3y-Abc_1"\n' in python
+    namespace: dict = {}
+    exec(python.split("import requests")[0], namespace)  # the key line runs as written
+    import os
+    assert os.environ.pop("BYOM_KEY") == "k3y-Abc_1"

@@ -57,3 +57,40 @@ def test_texts_about_a_version():
     assert view.stage_history_text(promoted) == "dev → staging by ada"
     assert view.stage_history_text(copied) == ""
     assert view.format_tags({"team": "nlp", "owner": "ada"}) == "team=nlp\nowner=ada"
+
+
+def test_the_version_page_lists_each_file_with_its_full_hash():
+    files = [ModelFile("config.json", 20, "a" * 64), ModelFile("model.safetensors", 3 << 20, "b" * 64)]
+    model = ModelVersion(name="m", version=2, format="transformers", files=files, size_bytes=20 + (3 << 20),
+                         source="/models/m")
+    table = view.files_table(model)
+    assert list(table["path"]) == ["config.json", "model.safetensors"]
+    assert list(table["sha256"]) == ["a" * 64, "b" * 64], "the whole hash, to compare with sha256sum"
+    assert list(table["size"]) == ["20 B", "3.0 MB"] and list(table["bytes"]) == [20, 3 << 20]
+    assert view.files_caption(model).startswith("2 file(s), 3.0 MB, format transformers.")
+    in_place = ModelVersion(name="m", version=3, source="azureml://datastores/blob/paths/m/")
+    assert view.files_table(in_place).empty
+    assert "byom copied and hashed no files" in view.files_caption(in_place)
+
+
+def test_older_versions_recorded_as_files_read_custom():
+    assert view.format_name("files") == "custom"
+    assert view.format_name("gguf") == "gguf"
+    table = view.models_table([ModelVersion(name="m", version=1, format="files")], {})
+    assert list(table["format"]) == ["custom"]
+
+
+def test_used_by_names_each_deployment_with_its_traffic():
+    from byom.core.entities import Deployment, Endpoint
+
+    deployments = [Deployment(name="Blue", endpoint_name="chat", model="m:1"),
+                   Deployment(name="shadow", endpoint_name="chat", model="m:1", provisioning_state="Failed")]
+    endpoints = {"chat": Endpoint(name="chat", traffic={"blue": 100}, mirror_traffic={"shadow": 10},
+                                  scoring_uri="http://127.0.0.1:1/endpoints/chat/score")}
+    table = view.used_by_table(deployments, endpoints)
+    assert table.to_dict("records") == [
+        {"endpoint": "chat", "deployment": "Blue", "state": "Creating", "traffic %": 100, "mirror %": 0,
+         "scoring URI": "http://127.0.0.1:1/endpoints/chat/score"},
+        {"endpoint": "chat", "deployment": "shadow", "state": "Failed", "traffic %": 0, "mirror %": 10,
+         "scoring URI": "http://127.0.0.1:1/endpoints/chat/score"}]
+    assert view.used_by_table([], endpoints).empty
