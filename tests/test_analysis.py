@@ -156,11 +156,11 @@ def colour_at(scale, value, low=analysis.LOG_RANK_MIN, high=analysis.LOG_RANK_MA
 
 def test_heatmap_sets_tokens_as_text_coloured_as_the_legend():
     table = analysis.token_table(top5(answer([0, 12, 150, 3, 5000])))
-    trace = analysis.rank_heatmap(table, width=12).data[0]
-    assert list(trace.text) == ["Hello", "world", ".", "↵", "Bye"], "whitespace tokens shown, none cut"
+    trace, words = analysis.rank_heatmap(table, width=12).data
+    assert list(words.text) == ["Hello", "world", ".", "↵", "Bye"], "whitespace tokens shown, none cut"
     assert list(trace.y) == [0, 0, 1, 1, 2], "a token that does not fit starts the next row; ↵ ends its row"
     assert list(trace.base) == [0, 6, 0, 2, 0]
-    assert trace.textangle == 0
+    assert list(words.y) == list(trace.y) and words.x[0] == pytest.approx(trace.base[0] + trace.x[0] / 2)
     for z, tier in zip(trace.marker.color, (0, 2, 3, 1, 4), strict=True):
         assert colour_at(trace.marker.colorscale, z) == analysis.TIER_COLOURS[tier]
     bar = trace.marker.colorbar
