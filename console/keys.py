@@ -45,6 +45,9 @@ CHAT_HISTORY = "byom.chat_history"
 RANK_RESULTS = "byom.rank_results"
 """{deployment name: token_ranks response body} of the last analysis."""
 RANK_TEXT = "byom.rank_text"
+RANK_PROVENANCE = "byom.rank_provenance"
+"""{deployment name: core.analysis.Provenance} of the last analysis: model version, endpoint and time, for exports."""
+RANK_HTML = "ranks.html"
 
 # Widgets ----------------------------------------------------------------------
 SIDEBAR_BACKEND = "sidebar.backend"

@@ -99,6 +99,7 @@ if st.button("Analyse", type="primary", icon=":material/analytics:", key=keys.RA
         answered = {deployment: future.result() for deployment, future in futures.items()}
         st.session_state[keys.RANK_RESULTS] = answered
         st.session_state[keys.RANK_TEXT] = text
+        st.session_state[keys.RANK_PROVENANCE] = view.provenance(name, deployments, selected, analysis.now_utc())
 
 results = st.session_state.get(keys.RANK_RESULTS)
 if not results:
@@ -112,6 +113,16 @@ except ByomError as exc:
     ui.show_error(exc)
     st.stop()
 summaries = {dep: analysis.summarize(table, thresholds) for dep, table in tables.items()}
+kept = st.session_state.get(keys.RANK_PROVENANCE) or {}
+provenance = {dep: kept.get(dep) or analysis.Provenance(name, dep, "", "") for dep in tables}
+everyone = list(provenance.values())
+
+
+def chart(figure: Any, key: str, kind: str, whose: list[analysis.Provenance]) -> None:
+    """A figure stamped with what it shows, whose toolbar saves a PNG named after it."""
+    st.plotly_chart(analysis.stamp(figure, whose), width="stretch", key=key,
+                    config=view.chart_config(analysis.export_name(whose, "png", kind).removesuffix(".png")))
+
 
 st.html(analysis.legend_html(thresholds))
 columns = st.columns(len(tables))
@@ -119,7 +130,8 @@ for column, (dep, table) in zip(columns, tables.items(), strict=True):
     with column:
         summary = summaries[dep]
         st.subheader(dep)
-        for figure, (label, value) in zip(st.columns(4), view.summary_figures(summary, thresholds), strict=True):
+        st.caption(ui.plain(provenance[dep].caption()))
+        for figure, (label, value) in zip(st.columns(4), analysis.headline(summary, thresholds), strict=True):
             figure.metric(label, value)
         with st.container(height=320 if summary.tokens > view.LONG_TEXT_TOKENS else "content"):
             st.html(analysis.token_html(table, thresholds, analysed_text))
@@ -128,33 +140,41 @@ heatmaps, histograms, summary_tab, table_tab = st.tabs(
     ["Heatmap", "Histograms", "Summary", "Table and export"], key=keys.RANK_TABS, on_change="rerun")
 with heatmaps:
     for dep, table in tables.items():
-        heatmap = analysis.rank_heatmap(table, title=f"{dep}: token ranks (colour = log rank)", thresholds=thresholds)
-        st.plotly_chart(heatmap, width="stretch", key=keys.rank_chart("heatmap", dep))
+        heatmap = analysis.rank_heatmap(table, title=f"{dep}: token ranks", thresholds=thresholds)
+        chart(heatmap, keys.rank_chart("heatmap", dep), "heatmap", [provenance[dep]])
     if len(tables) == 2:
         (name_a, table_a), (name_b, table_b) = tables.items()
         diff = analysis.compare(table_a, table_b)
         unpaired = max(len(table_a), len(table_b)) - len(diff)
         if unpaired:
             st.caption(view.unpaired_text(unpaired))
-        st.plotly_chart(analysis.diff_heatmap(diff, name_a, name_b), width="stretch", key=keys.RANK_DIFF_CHART)
+        verdict = analysis.diff_verdict(diff, name_a, name_b, unpaired)
+        (st.success if analysis.identical(diff, unpaired) else st.info)(ui.plain(verdict))
+        chart(analysis.diff_heatmap(diff, name_a, name_b, unpaired=unpaired), keys.RANK_DIFF_CHART, "diff", everyone)
 with histograms:
-    for dep, table in tables.items():
-        st.markdown(f"**{ui.plain(dep)}**")
-        cols = st.columns(3)
-        cols[0].plotly_chart(analysis.bucket_histogram(table, thresholds), width="stretch",
-                             key=keys.rank_chart("buckets", dep))
-        cols[1].plotly_chart(analysis.ratio_histogram(table), width="stretch", key=keys.rank_chart("ratio", dep))
-        cols[2].plotly_chart(analysis.entropy_histogram(table), width="stretch", key=keys.rank_chart("entropy", dep))
+    cols = st.columns(3)
+    with cols[0]:
+        chart(analysis.bucket_histogram(tables, thresholds), keys.rank_chart("buckets", "all"), "buckets", everyone)
+    with cols[1]:
+        chart(analysis.ratio_histogram(tables), keys.rank_chart("ratio", "all"), "ratio", everyone)
+    with cols[2]:
+        chart(analysis.entropy_histogram(tables), keys.rank_chart("entropy", "all"), "entropy", everyone)
 with summary_tab:
-    st.plotly_chart(analysis.summary_figure(summaries), width="stretch", key=keys.RANK_SUMMARY_CHART)
+    chart(analysis.summary_figure(summaries), keys.RANK_SUMMARY_CHART, "summary", everyone)
     st.dataframe(analysis.summary_table(summaries), hide_index=True, width="stretch")
 with table_tab:
     for dep, table in tables.items():
         st.markdown(f"**{ui.plain(dep)}**")
-        st.dataframe(table.drop(columns=["start", "end"]), hide_index=True, width="stretch", height=300,
-                     key=keys.rank_table(dep))
-        st.download_button(f"Download {dep} as CSV", analysis.to_csv(table), file_name=f"token-ranks-{dep}.csv",
-                           mime="text/csv", key=keys.rank_csv(dep), icon=":material/download:")
-    st.download_button("Download everything as JSON", analysis.to_json(tables, thresholds, analysed_text),
-                       file_name="token-ranks.json", mime="application/json", key=keys.RANK_JSON,
+        st.dataframe(view.shown_table(table), hide_index=True, width="stretch", height=300, key=keys.rank_table(dep))
+        st.download_button(f"Download {dep} as CSV", analysis.to_csv(table, provenance[dep]),
+                           file_name=analysis.export_name([provenance[dep]], "csv"), mime="text/csv",
+                           key=keys.rank_csv(dep), icon=":material/download:")
+    st.download_button("Download everything as JSON", analysis.to_json(tables, thresholds, analysed_text, provenance),
+                       file_name=analysis.export_name(everyone, "json"), mime="application/json", key=keys.RANK_JSON,
                        icon=":material/download:")
+    st.download_button("Download the coloured text as HTML",
+                       analysis.to_html(tables, thresholds, analysed_text, provenance),
+                       file_name=analysis.export_name(everyone, "html"), mime="text/html", key=keys.RANK_HTML,
+                       icon=":material/download:", help="One page that opens offline, hover boxes included.")
+    st.caption("Each chart's camera button saves it as a PNG, stamped with the model version, endpoint, "
+               "deployment and time.")

@@ -1,10 +1,11 @@
-"""The Token ranks page: which deployments to offer, the request, what each summary's figures read."""
+"""The Token ranks page: which deployments to offer, the request, what each summary's figures read, exports."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import pandas as pd
 from byom.core import analysis
 from byom.core.entities import Deployment
 
@@ -63,14 +64,22 @@ def rank_request(text: str) -> dict[str, Any]:
     return {"text": text, "top_k": TOP_K}
 
 
-def summary_figures(summary: analysis.RankSummary, thresholds: Sequence[int]) -> list[tuple[str, str]]:
-    """The metrics above a deployment's text: (label, value)."""
-    return [
-        ("Tokens", f"{summary.tokens:,}"),
-        ("Perplexity", f"{summary.perplexity:,.1f}" if summary.perplexity else "n/a"),
-        ("Mean log-rank", f"{summary.mean_log_rank:.2f}" if summary.mean_log_rank is not None else "n/a"),
-        (f"In {analysis.bucket_labels(thresholds)[0]}", f"{100 * summary.share_top:.0f} %"),
-    ]
+def provenance(
+    endpoint: str, deployments: Iterable[Deployment], analysed: Sequence[str], analysed_at: str
+) -> dict[str, analysis.Provenance]:
+    """What each analysed deployment served when it was asked: kept beside the results, carried by the exports."""
+    models = {d.name: d.model for d in deployments}
+    return {name: analysis.Provenance(endpoint, name, models.get(name, ""), analysed_at) for name in analysed}
+
+
+def chart_config(file_name: str) -> dict[str, Any]:
+    """A chart's toolbar: its camera button saves a PNG under a name that says what, whose and when."""
+    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": file_name, "scale": 2}}
+
+
+def shown_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The token table as the page lists it (offsets and the raw alternatives left to the exports)."""
+    return table.drop(columns=["start", "end", "top_k"])
 
 
 def unpaired_text(unpaired: int) -> str:

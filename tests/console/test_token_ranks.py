@@ -4,8 +4,11 @@ import json
 import threading
 from dataclasses import replace
 
+import pytest
 from byom.console import keys
+from byom.core import analysis
 from byom.core.entities import InvokeResult
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from .apptest_helpers import texts
 
@@ -23,6 +26,27 @@ def coloured_tokens(at) -> str:
     return next(h.value for h in at.html if "byom-tokens" in h.value)
 
 
+def charts(at) -> dict[str, dict]:
+    """Each plotly chart on the page as the browser gets it, by title."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {spec["layout"].get("title", {}).get("text"): spec for spec in specs}
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> dict[str, bytes]:
+    """{file name: bytes} of every download button the pages offer (what a click would save)."""
+    offered: dict[str, bytes] = {}
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        if filename:
+            offered[filename] = path_or_data
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return offered
+
+
 def test_analyse_a_text_on_the_token_rank_deployment(open_page, demo):
     at = open_page("token_ranks")
     assert at.selectbox(key=keys.RANK_DEPLOYMENT).value == "ranks"
@@ -32,15 +56,28 @@ def test_analyse_a_text_on_the_token_rank_deployment(open_page, demo):
     assert demo.fake_serving.history[-1] == ("demo", "ranks", {"text": TEXT, "top_k": 5})
     html = coloured_tokens(at)
     assert html.count('class="byom-token"') == 9
-    assert 'data-rank="0" data-bucket="0"' in html  # "The": the model's first choice, green
+    # "The": the model's first choice, saturated green
+    assert f'data-rank="0" data-bucket="0" data-tier="0" style="background:{analysis.FIRST_CHOICE_COLOUR}"' in html
     assert 'data-rank="37" data-bucket="1"' in html  # "quick": yellow
     assert 'data-rank="148" data-bucket="2"' in html  # "jumps": red
-    assert "rank 37 (no ties)" in html and "entropy 1.50" in html and "top: &#x27;QUICK&#x27; 0.500" in html
-    assert ">brown</span> <span" in html, "the spaces of the text stay between the tokens"
+    quick = html.split('data-rank="37"')[1].split('<span class="byom-token"')[0]
+    assert "<b>quick</b> rank 37</span>" in quick and "p = 0.02564 · entropy 1.50 nats" in quick
+    assert '>QUICK</span><span class="byom-bar"><i style="width:50.0%"></i></span>' in quick, "top predictions as bars"
+    assert ">brown</span><span class=\"byom-tip\"" in html and "</span></span> <span" in html, \
+        "the spaces of the text stay between the tokens"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Tokens"] == "9"
     assert metrics["In top 10"] == "11 %"
-    assert len(at.get("plotly_chart")) == 5  # heatmap, three histograms, summary
+    shown = charts(at)
+    assert list(shown) == ["ranks: token ranks", "Tokens per rank bucket", "p(actual) / p(top)",
+                           "Entropy of the next-token distribution", None]  # the summary has panel titles
+    heatmap = shown["ranks: token ranks"]
+    assert heatmap["data"][0]["marker"]["colorbar"]["ticktext"] == ["1", "10", "100", "1,000"]
+    assert "rank 37<br>p = 0.02564 · entropy 1.50 nats<br>top 1 predictions:" in heatmap["data"][0]["customdata"][1]
+    model = demo.get_deployment("demo", "ranks").model
+    name, version = model.rsplit(":", 1)
+    assert heatmap["layout"]["title"]["subtitle"]["text"].startswith(f"ranks: {name} v{version} · endpoint demo")
+    assert f"model {name} version {version} · endpoint demo · deployment ranks · analysed 20" in texts(at.caption)
 
 
 def test_thresholds_recolour_without_a_new_request(open_page, demo):
@@ -79,9 +116,35 @@ def test_compare_two_deployments_with_a_difference_heatmap(open_page, demo):
     assert not at.exception
     assert sorted(h[1] for h in demo.fake_serving.history[-2:]) == ["ranks", "ranks2"]
     assert [s.value for s in at.subheader] == ["ranks", "ranks2"]
-    charts = at.get("plotly_chart")
-    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in charts]
-    assert "ranks2 vs ranks: change in log-rank" in titles
+    shown = charts(at)
+    # The fake model ranks a text the same on every deployment.
+    assert "ranks2 − ranks: identical, every token has the same rank" in shown
+    assert "Identical: ranks and ranks2 give each of the 9 tokens the same rank." in texts(at.success)
+    for title in ("Tokens per rank bucket", "p(actual) / p(top)", "Entropy of the next-token distribution"):
+        assert [t["name"] for t in shown[title]["data"]] == ["ranks", "ranks2"], f"{title}: one chart, overlaid"
+    assert shown["p(actual) / p(top)"]["layout"]["barmode"] == "overlay"
+
+
+def test_a_difference_says_which_deployment_is_subtracted_from_which(open_page, demo):
+    second_ranks_deployment(demo)
+    real = demo.fake_serving.responder
+
+    def responder(endpoint, deployment, payload):
+        status, body = real(endpoint, deployment, payload)
+        if deployment == "ranks2":
+            for token in body["token_ranks"]:
+                token["rank"] = token["rank"] * 2
+        return status, body
+
+    demo.fake_serving.responder = responder
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at = analyse(at)
+    assert not at.exception
+    assert "ranks2 − ranks: ranks2 ranks 0 token(s) higher (more expected) than ranks, 8 lower, 1 the same." \
+        in texts(at.info)
+    diff = next(spec for title, spec in charts(at).items() if title and "change in log10 rank" in title)
+    assert diff["layout"]["title"]["text"].startswith("ranks2 − ranks: change in log10 rank<br><sup>red: ranks2 ranks")
 
 
 def test_two_deployments_are_scored_at_once(open_page, demo, monkeypatch):
@@ -101,10 +164,22 @@ def test_two_deployments_are_scored_at_once(open_page, demo, monkeypatch):
     assert [s.value for s in at.subheader] == ["ranks", "ranks2"]
 
 
-def test_export_csv_and_json(open_page, demo):
+def test_exports_carry_the_model_version_endpoint_deployment_and_time(open_page, demo, downloads):
     at = analyse(open_page("token_ranks"))
     labels = [b.label for b in at.download_button]
-    assert labels == ["Download ranks as CSV", "Download everything as JSON"]
+    assert labels == ["Download ranks as CSV", "Download everything as JSON", "Download the coloured text as HTML"]
+    name, version = demo.get_deployment("demo", "ranks").model.rsplit(":", 1)
+    (csv_name,) = [n for n in downloads if n.endswith(".csv")]
+    assert csv_name.startswith("token-ranks-demo-ranks-2") and csv_name.endswith("Z.csv")
+    header, first = downloads[csv_name].decode().splitlines()[:2]
+    assert header.startswith("endpoint,deployment,model,model_version,analysed_at,position,token,rank")
+    assert first.startswith(f"demo,ranks,{name},{version},20")
+    (json_name,) = [n for n in downloads if n.endswith(".json")]
+    doc = json.loads(downloads[json_name])["deployments"]["ranks"]
+    assert (doc["model"], doc["model_version"], doc["endpoint"], doc["deployment"]) == (name, version, "demo", "ranks")
+    assert doc["analysed_at"].endswith("Z")
+    (html_name,) = [n for n in downloads if n.endswith(".html")]
+    assert f"model {name} version {version} · endpoint demo · deployment ranks" in downloads[html_name].decode()
 
 
 def test_a_generation_answer_is_explained_not_crashed(open_page, demo):
