@@ -285,7 +285,7 @@ def deployment_update(ws: Workspace, args: argparse.Namespace) -> Any:
     wanted = deployment_from_yaml(ws, None, data=doc, origin=file.parent if file else None, progress=progress)
     if (wanted.name.lower(), wanted.endpoint_name) != (current.name.lower(), current.endpoint_name):
         raise InvalidInput("A deployment's name and endpoint cannot change: create another deployment instead.")
-    wanted = _resolved(ws, wanted.replace(name=current.name))
+    wanted = ws.resolve_deployment(wanted.replace(name=current.name))
     if _spec(wanted) == _spec(current):
         return current
     if _only_count_changed(current, wanted):
@@ -296,9 +296,6 @@ def deployment_update(ws: Workspace, args: argparse.Namespace) -> Any:
     return _deployed(ws, args, result)
 
 
-def _resolved(ws: Workspace, dep: Deployment) -> Deployment:
-    """Its model and environment as the versions they name (``azureml:m@latest`` → ``m:3``), as stored."""
-    return dep.replace(model=ws.resolve_model_ref(dep.model), environment=ws.resolve_environment_ref(dep.environment))
 
 
 def _file_fields(file: Path) -> dict[str, Any]:

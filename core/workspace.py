@@ -68,6 +68,15 @@ from .environments import drift, installed_packages, local_python_environment, p
 from .errors import AlreadyExists, AuthFailed, ByomError, InUse, InvalidInput, NotFound, Unsupported
 from .metrics import summarize
 from .metrics_series import ResourceSample
+from .mlflow_models import (
+    ENVIRONMENT_FILES,
+    MLFLOW_MODEL,
+    MLFLOW_TAG,
+    SCORE_FOLDER,
+    SCORE_SCRIPT,
+    check_mlflow_folder,
+    environment_for,
+)
 from .progress import Progress, no_progress
 from .scoring_targets import ScoringTarget, ScoringTargets
 from .serving import DEPLOYMENT_HEADER
@@ -94,6 +103,7 @@ class Capability:
     OPENAI_API = "openai-api"  # the OpenAI API beside each scoring URI (core/openai_api.py's base_url)
     LOCAL_ENDPOINTS = "local-endpoints"  # az ml's --local endpoints: one deployment, no traffic rule, no key
     REGISTRY_ASSETS = "registry-assets"  # deployments name azureml://registries/... assets as they are
+    MLFLOW_NO_CODE = "mlflow-no-code"  # MLflow models deploy with neither code nor environment, scored natively
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -272,6 +282,8 @@ class Workspace:
         explicit = rules.validate_version(spec.version, latest_ok=False) if spec.version is not None else None
         remote = is_remote(spec.path) and self.supports(Capability.REMOTE_MODEL_PATHS)
         src = None if remote else check_source(spec.path)
+        if src is not None and spec.type == MLFLOW_MODEL:
+            check_mlflow_folder(src)
         self._refuse_taken("model", spec.name, explicit)
         source: str | Path
         with self.backend.scratch() as scratch:  # the local backend's is in the home, swept if left
@@ -680,6 +692,37 @@ class Workspace:
         same = [e for e in mine if e.conda_file == spec.conda_file]
         return same[-1].ref if same else self.create_environment(spec).ref
 
+    def resolve_deployment(self, deployment: Deployment) -> Deployment:
+        """A deployment as it is stored: its model and environment as the versions they name
+        (``azureml:m@latest`` → ``m:3``), and an MLflow model's given no code (nor an environment but the
+        default) as it is scored."""
+        deployment = deployment.replace(model=self.resolve_model_ref(deployment.model))
+        if deployment.code_path is None and deployment.environment.split(":")[0] in ("", LOCAL_PYTHON) \
+                and self._is_mlflow(deployment.model):
+            if self.supports(Capability.MLFLOW_NO_CODE):
+                return deployment.replace(environment="")
+            deployment = self._without_code(deployment)
+        return deployment.replace(environment=self.resolve_environment_ref(deployment.environment))
+
+    def _is_mlflow(self, model_ref: str) -> bool:
+        if registry_ref(model_ref) is not None:  # passed through: the registry knows its type, byom does not
+            return True
+        return self.get_model(*parse_asset_ref(model_ref, "model")).type == MLFLOW_MODEL
+
+    def _without_code(self, deployment: Deployment) -> Deployment:
+        """An MLflow model's deployment given no code, on a backend that does not score those natively: it runs
+        ``scoring/mlflow/score.py`` in the environment MLflow saved with the model, registered once per model
+        version (tagged ``byom.mlflow-model``)."""
+        model = self.get_model(*parse_asset_ref(deployment.model, "model"))
+        with self.backend.scratch() as scratch:  # only the files that name the environment, not the weights
+            wanted = [f for f in model.files if Path(f.path).name in ENVIRONMENT_FILES]
+            self.backend.export(model.replace(files=wanted), scratch)
+            spec = environment_for(scratch, model.ref)
+        mine = [e for e in self._versions("environment", spec.name) if e.tags.get(MLFLOW_TAG) == model.ref]
+        same = [e for e in mine if e.conda_file == spec.conda_file]
+        environment = same[-1] if same else self.create_environment(spec)
+        return deployment.replace(code_path=str(SCORE_FOLDER), scoring_script=SCORE_SCRIPT, environment=environment.ref)
+
     def create_deployment(
         self, deployment: Deployment, *, wait: bool = True, progress: Progress = no_progress
     ) -> Deployment:
@@ -710,12 +753,10 @@ class Workspace:
         if endpoint.local:
             rules.check_local_endpoint_deployment(
                 endpoint, deployment.name, [d.name for d in self.backend.list("deployment", endpoint.name)])
-        model = self.resolve_model_ref(deployment.model)
-        environment = self.resolve_environment_ref(deployment.environment)
+        resolved = self.resolve_deployment(deployment)
         now = utcnow_after(existing.updated_at if existing else None)
-        desired = deployment.replace(
+        desired = resolved.replace(
             name=existing.name if existing else deployment.name,
-            model=model, environment=environment,
             provisioning_state="Updating" if existing else "Creating", state_reason="",
             created_by=existing.created_by if existing else self.actor,
             created_at=existing.created_at if existing else now, updated_at=now,

@@ -79,7 +79,7 @@ DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 LOCAL_PYTHON_ON_AZURE = "byom-local-python"
 SPEC_TAG = "byom.spec_sha256"
 CAPABILITIES = ("models", "environments", "endpoints", "deployments", "remote-model-paths", "docker-builds",
-                "registry-assets")
+                "registry-assets", "mlflow-no-code")
 T = TypeVar("T")
 
 
@@ -481,7 +481,8 @@ class AzureBackend(Backend):
         kept_code = running.code if running is not None and tr.asset_ref(running.code) == deployment.code_path \
             else None
         sdk = tr.deployment_to_sdk(deployment, model_id=self._asset_id(deployment.model, "model"),
-                                   environment_id=self._asset_id(deployment.environment, "environment"),
+                                   environment_id=self._asset_id(deployment.environment, "environment")
+                                   if deployment.environment else None,
                                    instance_type=instance_type, code=kept_code)
         if existing is not None:  # what byom does not manage (egress, app insights, data collection, ...) stays
             sdk = tr.carry_over(existing, sdk)

@@ -255,7 +255,7 @@ def credentials_from_sdk(credentials: Any) -> EndpointCredentials:
 # ------------------------------------------------------------- deployments
 
 
-def deployment_to_sdk(deployment: Deployment, *, model_id: str, environment_id: str, instance_type: str,
+def deployment_to_sdk(deployment: Deployment, *, model_id: str, environment_id: str | None, instance_type: str,
                       code: str | None = None) -> Any:
     """``code`` is a local folder to upload, or a code asset's ARM id to reuse."""
     from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineDeployment, OnlineRequestSettings

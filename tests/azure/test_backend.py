@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from byom.cli.main import main
 from byom.core.entities import BuildState, Deployment, Endpoint, EnvironmentSpec, ModelSpec
-from byom.core.errors import AlreadyExists, BackendError, InvalidInput, NotFound, Unsupported
+from byom.core.errors import AlreadyExists, BackendError, ByomError, InvalidInput, NotFound, Unsupported
 
 from tests.azure_replay.sdk import bind_blob_clients, replay_workspace
 from tests.azure_replay.service import LOCATION, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML
@@ -304,7 +304,7 @@ def test_what_azure_cannot_show_is_said_with_where_to_look(endpoint) -> None:
     assert remote.state == "Unknown" and remote.state in list(BuildState), "a declared build state"
     assert "does not report build status" in remote.message and "ml.azure.com" in remote.message
     assert endpoint.info().capabilities == [
-        "deployments", "docker-builds", "endpoints", "environments", "models", "registry-assets",
+        "deployments", "docker-builds", "endpoints", "environments", "mlflow-no-code", "models", "registry-assets",
         "remote-model-paths"]
 
 
@@ -548,3 +548,26 @@ def test_a_registry_environment_is_sent_as_named_and_read_back_whole(endpoint, s
     assert again.environment == CURATED_URI
     put = json.loads(service.sent("PUT", r"/onlineEndpoints/ep1/deployments/blue$")[-1].body)
     assert put["properties"]["environmentId"] == CURATED_URI
+
+
+MLFLOW_MODEL = Path(__file__).parent.parent / "integration" / "assets" / "mlflow_model"
+
+
+def test_an_mlflow_model_deploys_on_azure_with_neither_code_nor_environment(ws, service) -> None:
+    ws.create_model(ModelSpec(name="mlf", path=str(MLFLOW_MODEL), type="mlflow_model"))
+    ws.create_or_update_endpoint(Endpoint(name="ep1"))
+    blue = ws.create_or_update_deployment(Deployment(name="blue", endpoint_name="ep1", model="mlf:1"))
+    assert blue.provisioning_state == "Succeeded", blue.state_reason
+    assert blue.environment == "" and blue.code_path is None
+    put = json.loads(service.sent("PUT", r"/onlineEndpoints/ep1/deployments/blue$")[-1].body)["properties"]
+    assert "environmentId" not in put and "codeConfiguration" not in put, put  # Azure scores it with its own script
+    assert [e.name for e in ws.list_environments()] == ["local-python"], "no environment registered for it"
+    # an update of another field keeps it without code
+    ws.create_or_update_deployment(ws.get_deployment("ep1", "blue").replace(description="second"))
+    put = json.loads(service.sent("PUT", r"/onlineEndpoints/ep1/deployments/blue$")[-1].body)["properties"]
+    assert "environmentId" not in put and put["description"] == "second"
+
+
+def test_a_model_that_is_not_mlflow_needs_code_on_azure_too(endpoint, service) -> None:
+    with pytest.raises(ByomError, match="Code configuration is required"):
+        endpoint.create_or_update_deployment(Deployment(name="blue", endpoint_name="ep1", model="clf:1"))

@@ -604,9 +604,13 @@ class FakeAzureML:
         capacity = (body.get("sku") or {}).get("capacity")
         if not isinstance(capacity, int) or capacity < 1:
             raise Refused(400, "BadArgument", "sku.capacity (the instance count) must be at least 1.")
-        self._asset_by_id(props.get("model"), "models")
-        self._asset_by_id(props.get("environmentId"), "environments")
+        model = self._asset_by_id(props.get("model"), "models")
         code = props.get("codeConfiguration") or {}
+        if (model.get("properties") or {}).get("modelType") != "mlflow_model" and not code:
+            raise Refused(400, "BadArgument", "Code configuration is required for a model that is not an "
+                                              "MLflow model, unless the environment is a custom container.")
+        if props.get("environmentId") or code:
+            self._asset_by_id(props.get("environmentId"), "environments")
         script_file = None
         if code:
             code_doc = self._asset_by_id(code.get("codeId"), "codes")

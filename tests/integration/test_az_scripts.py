@@ -66,3 +66,12 @@ def test_a_blue_green_script_with_set_and_a_templated_model_version(work: Path, 
     answer = json.loads((work / "curl-answer.json").read_text())
     assert (answer["greeting"], answer["label"]) == ("hello from green", "green-2")
     assert "already exists: use update" in (work / "refused.txt").read_text()
+
+
+@pytest.mark.slow  # builds the model's own environment
+def test_an_mlflow_model_without_code_and_a_custom_container_refused(work: Path, home: Path) -> None:
+    shutil.copytree(Path(__file__).parent / "assets" / "mlflow_model", work / "mlflow" / "model")
+    run_script("deploy-mlflow.sh", work, home, ENDPOINT_NAME="mlflow-ep")
+    assert json.loads((work / "invoke-answer.json").read_text()) == [{"score": 321.0}, {"score": 654.0}]
+    refused = (work / "refused.txt").read_text()
+    assert "inference_config" in refused or "custom container" in refused.lower(), refused

@@ -59,7 +59,8 @@ class Generations:
         model_dir = self.mount_model(model)
         append_line(storage_log, f"Model {dep.model}: {model_dir}")
         if not dep.code_path or not dep.scoring_script:
-            raise ValueError("A local deployment needs code_configuration: a code folder and its scoring_script.")
+            raise ValueError("A local deployment needs code_configuration (a code folder and its scoring_script) "
+                             "unless its model is an mlflow_model.")
         source = Path(dep.code_path).expanduser()
         if not (source / dep.scoring_script).is_file():
             raise LookupError(f"Scoring script {dep.scoring_script!r} is not in the code folder {source}.")
