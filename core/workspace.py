@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import rules
+from . import chargeback, consumer_keys, rules
 from .actor import default_actor
 from .artifacts import check_source, downloadable, is_remote, remote_download_hint
 from .asset_refs import parse_asset_ref
@@ -45,6 +45,8 @@ from .backend import Backend, Kind, LocalProcesses, Operation, Ref
 from .entities import (
     LOCAL_PYTHON,
     AuditRecord,
+    Consumer,
+    ConsumerUsage,
     Deployment,
     DeploymentMetrics,
     DriftEntry,
@@ -56,6 +58,7 @@ from .entities import (
     EnvironmentSpec,
     EnvironmentVersion,
     InvokeResult,
+    IssuedConsumer,
     ModelSpec,
     ModelVersion,
     StageChange,
@@ -92,6 +95,14 @@ class Capability:
     DOCKER_BUILDS = "docker-builds"  # environments from a Docker build context
     OPENAI_API = "openai-api"  # the OpenAI API beside each scoring URI (core/openai_api.py's base_url)
     LOCAL_ENDPOINTS = "local-endpoints"  # az ml's --local endpoints: one deployment, no traffic rule, no key
+    CONSUMERS = "consumers"  # named keys per endpoint with token and request limits, and their usage
+
+
+NO_CONSUMERS = ("Azure ML managed online endpoints have no consumer keys, token limits or per-consumer usage: "
+                "the capability is absent from this workspace.")
+APIM_HINT = ("Put Azure API Management in front of the endpoint: its token-limit policy (llm-token-limit) gives "
+             "each subscription key a tokens-per-minute limit and quota, and llm-emit-token-metric reports the "
+             "tokens per consumer for chargeback.")
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -785,6 +796,87 @@ class Workspace:
         deployment = self.get_deployment(endpoint_name, name)
         return self.backend.logs(_dep_ref(endpoint_name, deployment.name), lines, container)
 
+    # ---------------------------------------------------------- consumers
+
+    def _consumer_endpoint(self, endpoint_name: str) -> Endpoint:
+        """The endpoint, where this workspace has consumers (Unsupported naming API Management where not)."""
+        if not self.supports(Capability.CONSUMERS):
+            raise Unsupported(NO_CONSUMERS, hint=APIM_HINT)
+        return self.get_endpoint(endpoint_name)
+
+    def list_consumers(self, endpoint_name: str) -> list[Consumer]:
+        """The endpoint's consumers, sorted by name; their keys are never shown again."""
+        self._consumer_endpoint(endpoint_name)
+        return sorted(self.backend.consumers(endpoint_name), key=lambda c: c.name.lower())
+
+    def get_consumer(self, endpoint_name: str, name: str) -> Consumer:
+        """One consumer of the endpoint (names compared lower-cased)."""
+        for consumer in self.list_consumers(endpoint_name):
+            if consumer.name.lower() == name.lower():
+                return consumer
+        raise NotFound(f"Endpoint {endpoint_name!r} has no consumer named {name!r}.",
+                       hint=f"See 'byom online-endpoint consumer list -n {endpoint_name}'.")
+
+    def create_consumer(self, endpoint_name: str, name: str, limits: dict[str, int | None] | None = None
+                        ) -> IssuedConsumer:
+        """A new named key of the endpoint with its limits (``tokens_per_minute``, ``requests_per_minute``,
+        ``tokens_per_day``; None or absent: no limit). The key is in the result, and nowhere else ever again:
+        only its sha256 is stored. AlreadyExists where the endpoint has a consumer of that name."""
+        rules.validate_consumer_name(name)
+        wanted = rules.validate_limits(limits or {})
+        self._consumer_endpoint(endpoint_name)
+        if any(c.name.lower() == name.lower() for c in self.backend.consumers(endpoint_name)):
+            raise AlreadyExists(f"Endpoint {endpoint_name!r} already has a consumer named {name!r}.",
+                                hint="Change its limits with 'consumer update', or its key with "
+                                     "'consumer regenerate-key'.")
+        now = utcnow()
+        consumer = Consumer(name=name, endpoint_name=endpoint_name, created_by=self.actor, created_at=now,
+                            updated_at=now).replace(**wanted)
+        key = consumer_keys.new_key()
+        self.backend.put_consumer(consumer, consumer_keys.key_sha256(key))
+        self._audit("consumer.create", _consumer_target(consumer), None, consumer.limits())
+        return IssuedConsumer(**consumer.to_dict(), key=key)
+
+    def update_consumer(self, endpoint_name: str, name: str, limits: dict[str, int | None]) -> Consumer:
+        """Change the limits named in ``limits`` (None removes one); the others and the key stay."""
+        wanted = rules.validate_limits(limits)
+        if not wanted:
+            raise InvalidInput("Nothing to update: pass --tokens-per-minute, --requests-per-minute or "
+                               "--tokens-per-day (a number, or none to remove the limit).")
+        current = self.get_consumer(endpoint_name, name)
+        changed = current.replace(**wanted, updated_at=utcnow_after(current.updated_at))
+        self.backend.put_consumer(changed, None)
+        self._audit("consumer.update", _consumer_target(current), current.limits(), changed.limits())
+        return changed
+
+    def delete_consumer(self, endpoint_name: str, name: str) -> None:
+        """Remove a consumer: its key stops working. Its usage stays in the request facts."""
+        current = self.get_consumer(endpoint_name, name)
+        self.backend.delete_consumer(endpoint_name, current.name)
+        self._audit("consumer.delete", _consumer_target(current), current.limits(), None)
+
+    def regenerate_consumer_key(self, endpoint_name: str, name: str) -> IssuedConsumer:
+        """A new key for the consumer (shown here, once); the old one stops working. Limits and usage stay."""
+        current = self.get_consumer(endpoint_name, name)
+        changed = current.replace(updated_at=utcnow_after(current.updated_at))
+        key = consumer_keys.new_key()
+        self.backend.put_consumer(changed, consumer_keys.key_sha256(key))
+        self._audit("consumer.regenerate-key", _consumer_target(current), None, {"key": "regenerated"})
+        return IssuedConsumer(**changed.to_dict(), key=key)
+
+    def consumer_usage(self, endpoint_name: str, since: str = "24h", *, consumer: str | None = None,
+                       by: str | None = None) -> list[ConsumerUsage]:
+        """Requests, input and output tokens and errors per consumer and deployment over the window ``since``
+        (``30m``, ``24h``, ``7d``), per ``hour`` or ``day`` where ``by`` says so (:mod:`core.chargeback`)."""
+        window_s = rules.parse_window(since)
+        period_s = rules.validate_usage_period(by)
+        self._consumer_endpoint(endpoint_name)
+        if consumer is not None:
+            consumer = self.get_consumer(endpoint_name, consumer).name
+        now = time.time()
+        facts = self.backend.request_facts(endpoint_name, now - window_s)
+        return chargeback.usage_rows(facts, consumer=consumer, period_s=period_s)
+
     # ------------------------------------------------------------- invoke
 
     def invoke(
@@ -852,6 +944,10 @@ class Workspace:
 
 def _dep_ref(endpoint_name: str, name: str) -> Ref:
     return Ref("deployment", name, endpoint=endpoint_name)
+
+
+def _consumer_target(consumer: Consumer) -> str:
+    return f"consumer/{consumer.endpoint_name}/{consumer.name}"
 
 
 def _capital(what: str) -> str:
