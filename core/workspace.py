@@ -867,15 +867,21 @@ class Workspace:
     def consumer_usage(self, endpoint_name: str, since: str = "24h", *, consumer: str | None = None,
                        by: str | None = None) -> list[ConsumerUsage]:
         """Requests, input and output tokens and errors per consumer and deployment over the window ``since``
-        (``30m``, ``24h``, ``7d``), per ``hour`` or ``day`` where ``by`` says so (:mod:`core.chargeback`)."""
+        (``30m``, ``24h``, ``7d``), per ``hour`` or ``day`` where ``by`` says so (:mod:`core.chargeback`).
+        A deleted consumer's usage stays reported; a name that is neither a consumer nor in the window is NotFound."""
         window_s = rules.parse_window(since)
         period_s = rules.validate_usage_period(by)
         self._consumer_endpoint(endpoint_name)
         if consumer is not None:
-            consumer = self.get_consumer(endpoint_name, consumer).name
-        now = time.time()
-        facts = self.backend.request_facts(endpoint_name, now - window_s)
-        return chargeback.usage_rows(facts, consumer=consumer, period_s=period_s)
+            rules.validate_consumer_name(consumer)
+        facts = self.backend.request_facts(endpoint_name, time.time() - window_s)
+        rows = chargeback.usage_rows(facts, consumer=consumer, period_s=period_s)
+        if consumer is not None and not rows and all(c.name.lower() != consumer.lower()
+                                                     for c in self.backend.consumers(endpoint_name)):
+            raise NotFound(f"Endpoint {endpoint_name!r} has no consumer named {consumer!r}, and no usage by one "
+                           f"in the last {since}.",
+                           hint=f"See 'byom online-endpoint consumer list -n {endpoint_name}'.")
+        return rows
 
     # ------------------------------------------------------------- invoke
 

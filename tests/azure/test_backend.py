@@ -530,3 +530,18 @@ def test_cli_workspace_show_and_ids_are_azure_s_own(cli, service, capsys) -> Non
     endpoint = json.loads(capsys.readouterr().out)
     assert endpoint["id"] == f"{workspace_id}/onlineEndpoints/ids-ep"
     assert endpoint["identity"]["type"] == "system_assigned", "Azure's own identity, read back"
+
+
+def test_consumers_are_absent_on_azure_and_the_cli_names_api_managements_token_limit(endpoint, cli, service,
+                                                                                     capsys) -> None:
+    assert "consumers" not in endpoint.info().capabilities
+    calls = len(service.calls)
+    with pytest.raises(Unsupported) as raised:
+        endpoint.create_consumer("ep1", "alice", {"tokens_per_minute": 100})
+    assert "capability is absent" in raised.value.message and "llm-token-limit" in raised.value.hint
+    assert len(service.calls) == calls, "nothing is sent to Azure"
+    for argv in (["consumer", "create", "-c", "alice", "--tokens-per-minute", "100"], ["consumer", "list"],
+                 ["usage"]):
+        assert main(["online-endpoint", *argv, "-n", "ep1", *cli]) == 2
+        err = capsys.readouterr().err
+        assert "API Management" in err and "token-limit" in err, err

@@ -3,11 +3,17 @@
 Each limit is a sliding window over buckets (a minute in one-second
 buckets, a day in one-minute buckets). A request is let in while its
 consumer is under every limit it has. At admission it reserves its tokens in
-the current buckets (an estimate of its prompt plus its ``max_new_tokens``,
+the current buckets (a bound on its prompt plus its ``max_new_tokens``,
 :func:`reservation`); when it ends the reservation is replaced by the tokens
 its answer used. Requests in flight therefore count: however many arrive at
-once, a limit is overshot by at most the reservation of the last request let
-in. Tokens are input and output tokens together.
+once, a limit is overshot by at most the tokens of the last request let in.
+Tokens are input and output tokens together.
+
+The gateway has no tokenizer, so the prompt's bound is a token per UTF-8
+byte of its text (a byte-level BPE or byte-fallback token covers at least
+one byte) plus an allowance for a chat template's own tokens. It is a bound
+that only holds requests back while they are in flight: the answer's usage
+replaces it.
 
 The counts live in the gateway's memory and are rebuilt from the request
 facts (``requests.db``, :mod:`..request_facts`) when the gateway starts, so a
@@ -32,29 +38,44 @@ from ...entities import RequestFact
 from ...routing import ConsumerRoute
 
 DAY_S = 86400
-CHARS_PER_TOKEN = 4  # the gateway has no tokenizer: a prompt's length over this, rounded up
+TEMPLATE_TOKENS = 32  # a chat template's system prompt and the assistant's header (SmolLM2's: 30 for "Hi")
+MESSAGE_TOKENS = 8  # a chat template's markers around each message
 DEFAULT_NEW_TOKENS = 64  # what scoring/generate.py generates when a request does not say
 
 
+def _utf8_len(value: object) -> int:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return len(text.encode("utf-8", "replace"))
+
+
+def prompt_bound(payload: dict[str, object]) -> int:
+    """At least the tokens a native payload's prompt comes to, templated (:func:`reservation`)."""
+    messages = payload.get("messages")
+    if isinstance(messages, list):
+        return TEMPLATE_TOKENS + sum(
+            MESSAGE_TOKENS + _utf8_len(m.get("content", "") if isinstance(m, dict) else m) for m in messages)
+    for field_name in ("prompt", "text", "texts"):
+        if field_name in payload:
+            return TEMPLATE_TOKENS + MESSAGE_TOKENS + _utf8_len(payload[field_name])
+    return 0
+
+
 def reservation(payload: object) -> int:
-    """The tokens a native request (generate.py's payload) may use: its prompt's estimate plus its new tokens."""
+    """The tokens a native request (generate.py's payload) may use: a bound on its prompt plus its new tokens."""
     if not isinstance(payload, dict):
-        return DEFAULT_NEW_TOKENS
-    text = next((payload[k] for k in ("messages", "prompt", "text", "texts") if k in payload), "")
-    prompt = math.ceil(len(text if isinstance(text, str) else json.dumps(text, ensure_ascii=False))
-                       / CHARS_PER_TOKEN)
+        return TEMPLATE_TOKENS + DEFAULT_NEW_TOKENS
     new = payload.get("max_new_tokens")
     generating = "messages" in payload or "prompt" in payload
     if isinstance(new, bool) or not isinstance(new, int) or new < 0:
         new = DEFAULT_NEW_TOKENS if generating else 0
-    return prompt + new
+    return prompt_bound(payload) + new
 
 
 def body_reservation(body: bytes) -> int:
     try:
         return reservation(json.loads(body))
     except (ValueError, RecursionError):
-        return DEFAULT_NEW_TOKENS
+        return reservation(None)
 
 
 class Window:
