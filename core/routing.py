@@ -86,12 +86,13 @@ class EndpointRoute:
         return self.keyless or bearer_authorized(authorization, self.keys)
 
     def caller(self, authorization: str | None) -> tuple[bool, ConsumerRoute | None]:
-        """Whether ``Bearer <key>`` is let in, and the consumer whose key it is (None: an endpoint key)."""
-        if self.authorized(authorization):
+        """Whether ``Bearer <key>`` is let in, and the consumer whose key it is (None: an endpoint key, or any
+        caller of a keyless endpoint; a consumer's key is still known there, so its limits hold)."""
+        if not self.keyless and bearer_authorized(authorization, self.keys):
             return True, None
         name = consumer_keys.matching(authorization, ((c.name, c.key_sha256) for c in self.consumers))
         consumer = next((c for c in self.consumers if c.name == name), None)
-        return consumer is not None, consumer
+        return consumer is not None or self.keyless, consumer
 
     def target(self, header: str | None) -> DeploymentRoute | None:
         """The deployment an ``azureml-model-deployment`` header names, whatever its traffic."""
@@ -129,7 +130,7 @@ def endpoint_route(endpoint: Endpoint, keys: EndpointKeys | None, deployments: M
     secrets = tuple(k.encode() for k in ((keys.primary_key, keys.secondary_key) if keys else ()) if k)
     if endpoint.local:  # its one deployment gets every request, whatever the traffic says
         return EndpointRoute(endpoint.name, secrets, tuple((n, 100) for n in sorted(deployments)[:1]), None,
-                             deployments, keyless=True)
+                             deployments, keyless=True, consumers=tuple(consumers))
     traffic = tuple(sorted((n.lower(), int(w)) for n, w in endpoint.traffic.items() if int(w) > 0))
     mirror = next(((n.lower(), int(p)) for n, p in endpoint.mirror_traffic.items() if int(p) > 0), None)
     return EndpointRoute(endpoint.name, secrets, traffic, mirror, deployments, consumers=tuple(consumers))
