@@ -203,9 +203,10 @@ class Backend(ABC):
         """The endpoint's consumers, their keys left out; NotFound for an unknown endpoint."""
         raise Unsupported("This workspace has no consumer keys.")
 
-    def put_consumer(self, consumer: Consumer, key_sha256: str | None) -> None:
-        """Create or replace a consumer (by lower-cased name under its endpoint), with the sha256 (hex) of its
-        new key, or None to keep the stored one; the endpoint's routes follow."""
+    def put_consumer(self, consumer: Consumer, key_sha256: str | None, *, new: bool = False) -> None:
+        """Create (``new``: AlreadyExists where one of that lower-cased name is stored) or replace (NotFound where
+        none is) a consumer under its endpoint, with the sha256 (hex) of its new key, or None to keep the stored
+        one; the check and the write are one transaction. The endpoint's routes follow."""
         raise Unsupported("This workspace has no consumer keys.")
 
     def delete_consumer(self, endpoint: str, name: str) -> None:

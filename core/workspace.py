@@ -833,7 +833,7 @@ class Workspace:
         consumer = Consumer(name=name, endpoint_name=endpoint_name, created_by=self.actor, created_at=now,
                             updated_at=now).replace(**wanted)
         key = consumer_keys.new_key()
-        self.backend.put_consumer(consumer, consumer_keys.key_sha256(key))
+        self.backend.put_consumer(consumer, consumer_keys.key_sha256(key), new=True)
         self._audit("consumer.create", _consumer_target(consumer), None, consumer.limits())
         return IssuedConsumer(**consumer.to_dict(), key=key)
 

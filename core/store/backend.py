@@ -271,12 +271,17 @@ class StoreBackend(Backend):
             docs = txn.list("consumer")
         return [Consumer.from_dict(d) for d in docs if d["endpoint_name"] == endpoint]
 
-    def put_consumer(self, consumer: Consumer, key_sha256: str | None) -> None:
+    def put_consumer(self, consumer: Consumer, key_sha256: str | None, *, new: bool = False) -> None:
         key = consumer_key(consumer.endpoint_name, consumer.name)
         with self.store.transaction() as txn:
             self._endpoint_doc(txn, consumer.endpoint_name)
-            stored = txn.get("consumer", key) or {}
-            digest = key_sha256 if key_sha256 is not None else stored.get(STORED, "")
+            stored = txn.get("consumer", key)
+            if new and stored is not None:
+                raise AlreadyExists(f"Endpoint {consumer.endpoint_name!r} already has a consumer named "
+                                    f"{stored['name']!r}.")
+            if not new and stored is None:
+                raise NotFound(f"Endpoint {consumer.endpoint_name!r} has no consumer named {consumer.name!r}.")
+            digest = key_sha256 if key_sha256 is not None else (stored or {}).get(STORED, "")
             txn.put("consumer", key, 0, {**consumer.to_dict(), STORED: digest})
             state = self._state(txn, consumer.endpoint_name)
         self.serving.routes_changed(state)

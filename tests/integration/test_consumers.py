@@ -16,6 +16,7 @@ from pathlib import Path
 import openai
 import pytest
 import requests
+from byom.cli.main import main
 from byom.core import consumer_keys
 from byom.core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
 from byom.core.local.serving_files import ServingFiles, read_json
@@ -77,8 +78,8 @@ def score(ws: LocalWorkspace, key: str) -> requests.Response:
                          headers={"Authorization": f"Bearer {key}"}, timeout=60)
 
 
-def test_a_consumers_key_works_on_the_openai_routes_and_score_until_it_is_replaced(ws: LocalWorkspace,
-                                                                                  base_url: str) -> None:
+def test_a_consumers_key_works_on_the_openai_routes_and_score_until_it_is_replaced(
+        ws: LocalWorkspace, base_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     issued = ws.create_consumer("shop", "alice")
     assert issued.key.startswith(consumer_keys.PREFIX)
     alice = client_of(base_url, issued.key)
@@ -103,6 +104,12 @@ def test_a_consumers_key_works_on_the_openai_routes_and_score_until_it_is_replac
     [row] = [r for r in ws.consumer_usage("shop", "1h", consumer="alice")]
     assert (row.consumer, row.deployment, row.requests, row.errors) == ("alice", "blue", 3, 0)
     assert row.input_tokens > 0 and row.output_tokens > 0
+    assert main(["online-endpoint", "usage", "-n", "shop", "-c", "alice", "--workspace-dir", str(ws.home),
+                 "-o", "tsv"]) == 0
+    assert capsys.readouterr().out.split("\t")[:3] == ["alice", "blue", "3"]
+    metrics = requests.get(base_url.split("/endpoints/")[0] + "/metrics", timeout=10).text
+    assert any(line.startswith("gen_ai_client_token_usage_sum{") and 'consumer="alice"' in line
+               for line in metrics.splitlines()), "token metrics by consumer"
 
 
 def test_a_limited_consumer_gets_rate_limit_error_with_retry_after_and_openais_headers(ws: LocalWorkspace,
