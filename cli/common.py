@@ -12,6 +12,7 @@ from byom.core.errors import InvalidInput
 from byom.core.factory import choose_target, open_workspace
 from byom.core.workspace import Workspace
 
+from .generic_update import truthy
 from .output import add_output_arguments
 
 Handler = Callable[[Workspace, argparse.Namespace], Any]
@@ -112,3 +113,12 @@ def verb(group: Any, name: str, handler: Handler, help_text: str) -> argparse.Ar
     add_output_arguments(parser)
     parser.set_defaults(handler=handler)
     return parser
+
+
+LOCAL_HELP = ("As az ml's --local: the local workspace, even where an Azure one is set; an endpoint created so has "
+              "a single deployment that gets every request, without a traffic rule or a key, and "
+              "'online-deployment create --local' creates its endpoint when it is missing.")
+
+
+def add_local_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--local", nargs="?", const=True, default=False, type=truthy, metavar="BOOL", help=LOCAL_HELP)

@@ -22,15 +22,15 @@ from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Capability, Workspace
 
 from .az_fields import with_az_fields
-from .common import Parser, confirm, verb
+from .common import Parser, add_local_argument, confirm, verb
 from .compare import register as register_compare
+from .consumers import register as register_consumers
 from .generic_update import (
     add_set_argument,
     add_update_arguments,
     apply_generic_update,
     params_override,
     text_map,
-    truthy,
 )
 from .output import parse_key_values, progress_for
 
@@ -428,8 +428,5 @@ def register(groups: Any) -> None:
                    default="inference-server")
     for group in (ep, dep):
         for parser in set(group.choices.values()):
-            parser.add_argument("--local", nargs="?", const=True, default=False, type=truthy, metavar="BOOL",
-                                help="As az ml's --local: the local workspace, even where an Azure one is set; "
-                                     "an endpoint created so has a single deployment that gets every request, "
-                                     "without a traffic rule or a key, and 'online-deployment create --local' "
-                                     "creates its endpoint when it is missing.")
+            add_local_argument(parser)
+    register_consumers(ep)

@@ -29,6 +29,7 @@ PAGES = {
         st.Page(HERE / "screens/playground.py", title="Playground", icon=":material/chat:"),
         st.Page(HERE / "screens/token_ranks.py", title="Token ranks", icon=":material/format_color_text:"),
         st.Page(HERE / "screens/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
+        st.Page(HERE / "screens/consumers.py", title="Consumers", icon=":material/group:"),
     ],
 }
 page = st.navigation(PAGES)

@@ -184,6 +184,17 @@ MON_INSTANCES_CHART = "monitoring.instances"
 MON_CPU_CHART = "monitoring.cpu"
 MON_MEMORY_CHART = "monitoring.memory"
 
+CONS_FORM = "consumers.form"
+CONS_NAME = "consumers.name"
+CONS_TPM = "consumers.tokens_per_minute"
+CONS_RPM = "consumers.requests_per_minute"
+CONS_TPD = "consumers.tokens_per_day"
+CONS_CREATE = "consumers.create"
+CONS_WINDOW = "consumers.window"
+CONS_PERIOD = "consumers.period"
+CONS_CHART = "consumers.chart"
+CONS_CSV = "consumers.csv"
+
 
 def traffic_input(deployment: str, revision: str) -> str:
     """The number box holding a deployment's live share on the Endpoints page.

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from .artifacts import temporary_folder
 from .entities import (
     AuditRecord,
+    Consumer,
     Deployment,
     Endpoint,
     EndpointCredentials,
@@ -197,6 +198,20 @@ class Backend(ABC):
     def request_facts(self, endpoint: str, since: float) -> builtins.list[RequestFact]:
         """One row per request answered since ``since`` (epoch seconds)."""
         raise Unsupported("This workspace keeps no request facts.")
+
+    def consumers(self, endpoint: str) -> builtins.list[Consumer]:
+        """The endpoint's consumers, their keys left out; NotFound for an unknown endpoint."""
+        raise Unsupported("This workspace has no consumer keys.")
+
+    def put_consumer(self, consumer: Consumer, key_sha256: str | None, *, new: bool = False) -> None:
+        """Create (``new``: AlreadyExists where one of that lower-cased name is stored) or replace (NotFound where
+        none is) a consumer under its endpoint, with the sha256 (hex) of its new key, or None to keep the stored
+        one; the check and the write are one transaction. The endpoint's routes follow."""
+        raise Unsupported("This workspace has no consumer keys.")
+
+    def delete_consumer(self, endpoint: str, name: str) -> None:
+        """Remove a consumer (by lower-cased name); its key stops working once the routes follow."""
+        raise Unsupported("This workspace has no consumer keys.")
 
     def build_status(self, env: EnvironmentVersion) -> EnvironmentBuild:
         """State, interpreter, packages and log of the version's build (the built-in one: where it runs)."""

@@ -298,6 +298,46 @@ class EndpointToken(Entity):
 
 
 EndpointCredentials = EndpointKeys | EndpointToken
+
+LIMITS = ("tokens_per_minute", "requests_per_minute", "tokens_per_day")
+"""A consumer's limits: None where it has none. Tokens are input and output tokens together."""
+
+
+@dataclass
+class Consumer(Entity):
+    """A named key of one endpoint, with its own limits (byom's own; Azure ML has none)."""
+
+    name: str
+    endpoint_name: str
+    tokens_per_minute: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_day: int | None = None
+    created_by: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+
+    def limits(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in LIMITS}
+
+
+@dataclass
+class IssuedConsumer(Consumer):
+    """A consumer with its key, as create and regenerate-key give it: the only time the key is shown."""
+
+    key: str = ""
+
+
+@dataclass
+class ConsumerUsage(Entity):
+    """What one consumer used of one deployment in one period (the whole window where ``period`` is "")."""
+
+    consumer: str  # "" for requests sent with an endpoint key
+    deployment: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    errors: int  # answers of status 400 and above, 429 included
+    period: str = ""  # the period's start, ISO-8601 UTC
 TOKEN_AUTH_MODES = ("aml_token", "aad_token")
 
 
@@ -391,6 +431,9 @@ class RequestFact(Entity):
     status_code: int
     latency_ms: float
     mirrored: bool = False
+    consumer: str = ""  # the consumer whose key was sent; "" for an endpoint key
+    input_tokens: int = 0  # as the answer's usage says; 0 where it says nothing
+    output_tokens: int = 0
 
 
 @dataclass

@@ -15,9 +15,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from .entities import Deployment, Endpoint, EndpointKeys, InstanceState
+from . import consumer_keys
+from .entities import Consumer, Deployment, Endpoint, EndpointKeys, InstanceState
 from .rules import bearer_authorized
 
 
@@ -53,6 +54,24 @@ class DeploymentRoute:
 
 
 @dataclass(frozen=True)
+class ConsumerRoute:
+    """A consumer's key (its sha256) and limits, as the gateway enforces them."""
+
+    name: str
+    key_sha256: bytes
+    tokens_per_minute: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_day: int | None = None
+
+
+def consumer_route(doc: Mapping[str, Any]) -> ConsumerRoute:
+    """A consumer's stored document (:mod:`core.consumer_keys`) as its route."""
+    consumer = Consumer.from_dict(dict(doc))
+    return ConsumerRoute(consumer.name, bytes.fromhex(str(doc.get(consumer_keys.STORED) or "")),
+                         consumer.tokens_per_minute, consumer.requests_per_minute, consumer.tokens_per_day)
+
+
+@dataclass(frozen=True)
 class EndpointRoute:
     name: str
     keys: tuple[bytes, ...]
@@ -60,10 +79,20 @@ class EndpointRoute:
     mirror: tuple[str, int] | None
     deployments: Mapping[str, DeploymentRoute]  # by lower-cased name
     keyless: bool = False  # an az ml --local endpoint: no key is asked for
+    consumers: tuple[ConsumerRoute, ...] = ()
 
     def authorized(self, authorization: str | None) -> bool:
         """``Bearer <key>`` with either key (:func:`byom.core.rules.bearer_authorized`); anything, keyless."""
         return self.keyless or bearer_authorized(authorization, self.keys)
+
+    def caller(self, authorization: str | None) -> tuple[bool, ConsumerRoute | None]:
+        """Whether ``Bearer <key>`` is let in, and the consumer whose key it is (None: an endpoint key, or any
+        caller of a keyless endpoint; a consumer's key is still known there, so its limits hold)."""
+        if not self.keyless and bearer_authorized(authorization, self.keys):
+            return True, None
+        name = consumer_keys.matching(authorization, ((c.name, c.key_sha256) for c in self.consumers))
+        consumer = next((c for c in self.consumers if c.name == name), None)
+        return consumer is not None or self.keyless, consumer
 
     def target(self, header: str | None) -> DeploymentRoute | None:
         """The deployment an ``azureml-model-deployment`` header names, whatever its traffic."""
@@ -96,15 +125,15 @@ def deployment_route(dep: Deployment, upstreams: Iterable[Upstream] = ()) -> Dep
     )
 
 
-def endpoint_route(endpoint: Endpoint, keys: EndpointKeys | None,
-                   deployments: Mapping[str, DeploymentRoute]) -> EndpointRoute:
+def endpoint_route(endpoint: Endpoint, keys: EndpointKeys | None, deployments: Mapping[str, DeploymentRoute],
+                   consumers: Iterable[ConsumerRoute] = ()) -> EndpointRoute:
     secrets = tuple(k.encode() for k in ((keys.primary_key, keys.secondary_key) if keys else ()) if k)
     if endpoint.local:  # its one deployment gets every request, whatever the traffic says
         return EndpointRoute(endpoint.name, secrets, tuple((n, 100) for n in sorted(deployments)[:1]), None,
-                             deployments, keyless=True)
+                             deployments, keyless=True, consumers=tuple(consumers))
     traffic = tuple(sorted((n.lower(), int(w)) for n, w in endpoint.traffic.items() if int(w) > 0))
     mirror = next(((n.lower(), int(p)) for n, p in endpoint.mirror_traffic.items() if int(p) > 0), None)
-    return EndpointRoute(endpoint.name, secrets, traffic, mirror, deployments)
+    return EndpointRoute(endpoint.name, secrets, traffic, mirror, deployments, consumers=tuple(consumers))
 
 
 def build_routes(
@@ -112,8 +141,10 @@ def build_routes(
     keys: Mapping[str, EndpointKeys],
     deployments: Iterable[Deployment],
     instances: Iterable[RoutedInstance],
+    consumers: Mapping[str, Iterable[ConsumerRoute]] | None = None,
 ) -> dict[str, EndpointRoute]:
-    """Endpoints, their keys (by endpoint name), deployments and running instances → routes by endpoint.
+    """Endpoints, their keys (by endpoint name), deployments, running instances and consumers (by endpoint
+    name) → routes by endpoint.
 
     Only Ready instances with a port are routed to.
     """
@@ -125,4 +156,6 @@ def build_routes(
     for dep in deployments:
         route = deployment_route(dep, ready.get((dep.endpoint_name, dep.name.lower()), []))
         by_endpoint.setdefault(dep.endpoint_name, {})[route.key] = route
-    return {ep.name: endpoint_route(ep, keys.get(ep.name), by_endpoint.get(ep.name, {})) for ep in endpoints}
+    named = consumers or {}
+    return {ep.name: endpoint_route(ep, keys.get(ep.name), by_endpoint.get(ep.name, {}), named.get(ep.name, ()))
+            for ep in endpoints}

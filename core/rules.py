@@ -12,12 +12,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .artifacts import is_remote, refuse_asset_reference
-from .entities import LOCAL_PYTHON, Deployment, Endpoint, EnvironmentSpec
+from .entities import LIMITS, LOCAL_PYTHON, Deployment, Endpoint, EnvironmentSpec
 from .errors import InUse, InvalidInput
 
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 MIRROR_MAX_PERCENT = 50
+CONSUMER_NAME = re.compile(r"^[a-zA-Z0-9][-_.a-zA-Z0-9]*$")
+CONSUMER_NAME_MAX = 64
+LIMIT_MAX = 10**12
+WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+WINDOW_MAX_S = 366 * 86400
+USAGE_PERIODS = {"hour": 3600, "day": 86400}
 
 
 def validate_endpoint_name(name: str, kind: str = "endpoint") -> str:
@@ -279,3 +285,48 @@ def check_traffic_settable(endpoint: Endpoint) -> None:
         raise InvalidInput(
             f"Endpoint {endpoint.name!r} is a local endpoint (--local): its one deployment gets every request, "
             "so it takes no traffic split. Create an endpoint without --local for blue/green traffic.")
+
+
+# ------------------------------------------------------------ consumers
+
+
+def validate_consumer_name(name: object) -> str:
+    """A consumer's name: 1–64 letters, digits, '-', '_' or '.', starting with a letter or digit."""
+    if not isinstance(name, str) or not 1 <= len(name) <= CONSUMER_NAME_MAX or not CONSUMER_NAME.match(name):
+        raise InvalidInput(f"Invalid consumer name {name!r} (--consumer): use 1-{CONSUMER_NAME_MAX} letters, digits, "
+                           "'-', '_' or '.', starting with a letter or digit.")
+    return name
+
+
+def validate_limits(limits: Mapping[str, object]) -> dict[str, int | None]:
+    """A consumer's limits by name (``tokens_per_minute``...): whole numbers from 1; None for no limit."""
+    out: dict[str, int | None] = {}
+    for name, value in limits.items():
+        flag = "--" + name.replace("_", "-")
+        if name not in LIMITS:
+            raise InvalidInput(f"Unknown limit {name!r}: a consumer has {', '.join(LIMITS)}.")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 1 <= value <= LIMIT_MAX):
+            raise InvalidInput(f"Invalid {flag} {value!r}: a limit is a whole number from 1 to {LIMIT_MAX} "
+                               "(leave it out for no limit).")
+        out[name] = value
+    return out
+
+
+def parse_window(text: object) -> int:
+    """``"90s"``, ``"30m"``, ``"24h"``, ``"7d"`` → seconds (at most a year)."""
+    raw = text.strip().lower() if isinstance(text, str) else ""
+    number, unit = raw[:-1], raw[-1:]
+    if unit not in WINDOW_UNITS or not number.isdigit() or not 1 <= int(number) * WINDOW_UNITS[unit] <= WINDOW_MAX_S:
+        raise InvalidInput(f"Invalid --since {text!r}: write a whole number and a unit, s, m, h or d "
+                           "(such as 30m, 24h or 7d; at most 366d).")
+    return int(number) * WINDOW_UNITS[unit]
+
+
+def validate_usage_period(by: object) -> int | None:
+    """``--by hour|day`` → the period in seconds; None (or "") for one row per consumer and deployment."""
+    if by is None or by == "":
+        return None
+    if by not in USAGE_PERIODS:
+        raise InvalidInput(f"Invalid --by {by!r}: use hour or day (or leave it out for the whole window).")
+    return USAGE_PERIODS[str(by)]

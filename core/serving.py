@@ -184,7 +184,7 @@ class FakeServing(Serving):
     ``apply`` end in Failed.
     """
 
-    capabilities = ("deployments", "metrics")
+    capabilities = ("deployments", "metrics", "consumers")  # kept, not enforced: the local gateway enforces
 
     def __init__(self, responder: Responder = echo_responder, *, seed: int | None = None) -> None:
         self.responder = responder

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import rules
+from . import chargeback, consumer_keys, rules
 from .actor import default_actor
 from .artifacts import check_source, downloadable, is_remote, remote_download_hint
 from .asset_refs import RegistryRef, parse_asset_ref, registry_ref
@@ -46,6 +46,8 @@ from .curated_environments import CURATED_TAG, local_equivalent
 from .entities import (
     LOCAL_PYTHON,
     AuditRecord,
+    Consumer,
+    ConsumerUsage,
     Deployment,
     DeploymentMetrics,
     DriftEntry,
@@ -57,6 +59,7 @@ from .entities import (
     EnvironmentSpec,
     EnvironmentVersion,
     InvokeResult,
+    IssuedConsumer,
     ModelSpec,
     ModelVersion,
     StageChange,
@@ -104,6 +107,14 @@ class Capability:
     LOCAL_ENDPOINTS = "local-endpoints"  # az ml's --local endpoints: one deployment, no traffic rule, no key
     REGISTRY_ASSETS = "registry-assets"  # deployments name azureml://registries/... assets as they are
     MLFLOW_NO_CODE = "mlflow-no-code"  # MLflow models deploy with neither code nor environment, scored natively
+    CONSUMERS = "consumers"  # named keys per endpoint with token and request limits, and their usage
+
+
+NO_CONSUMERS = ("Azure ML managed online endpoints have no consumer keys, token limits or per-consumer usage: "
+                "the capability is absent from this workspace.")
+APIM_HINT = ("Put Azure API Management in front of the endpoint: its token-limit policy (llm-token-limit) gives "
+             "each subscription key a tokens-per-minute limit and quota, and llm-emit-token-metric reports the "
+             "tokens per consumer for chargeback.")
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -864,6 +875,93 @@ class Workspace:
         deployment = self.get_deployment(endpoint_name, name)
         return self.backend.logs(_dep_ref(endpoint_name, deployment.name), lines, container)
 
+    # ---------------------------------------------------------- consumers
+
+    def _consumer_endpoint(self, endpoint_name: str) -> Endpoint:
+        """The endpoint, where this workspace has consumers (Unsupported naming API Management where not)."""
+        if not self.supports(Capability.CONSUMERS):
+            raise Unsupported(NO_CONSUMERS, hint=APIM_HINT)
+        return self.get_endpoint(endpoint_name)
+
+    def list_consumers(self, endpoint_name: str) -> list[Consumer]:
+        """The endpoint's consumers, sorted by name; their keys are never shown again."""
+        self._consumer_endpoint(endpoint_name)
+        return sorted(self.backend.consumers(endpoint_name), key=lambda c: c.name.lower())
+
+    def get_consumer(self, endpoint_name: str, name: str) -> Consumer:
+        """One consumer of the endpoint (names compared lower-cased)."""
+        for consumer in self.list_consumers(endpoint_name):
+            if consumer.name.lower() == name.lower():
+                return consumer
+        raise NotFound(f"Endpoint {endpoint_name!r} has no consumer named {name!r}.",
+                       hint=f"See 'byom online-endpoint consumer list -n {endpoint_name}'.")
+
+    def create_consumer(self, endpoint_name: str, name: str, limits: dict[str, int | None] | None = None
+                        ) -> IssuedConsumer:
+        """A new named key of the endpoint with its limits (``tokens_per_minute``, ``requests_per_minute``,
+        ``tokens_per_day``; None or absent: no limit). The key is in the result, and nowhere else ever again:
+        only its sha256 is stored. AlreadyExists where the endpoint has a consumer of that name."""
+        rules.validate_consumer_name(name)
+        wanted = rules.validate_limits(limits or {})
+        self._consumer_endpoint(endpoint_name)
+        if any(c.name.lower() == name.lower() for c in self.backend.consumers(endpoint_name)):
+            raise AlreadyExists(f"Endpoint {endpoint_name!r} already has a consumer named {name!r}.",
+                                hint="Change its limits with 'consumer update', or its key with "
+                                     "'consumer regenerate-key'.")
+        now = utcnow()
+        consumer = Consumer(name=name, endpoint_name=endpoint_name, created_by=self.actor, created_at=now,
+                            updated_at=now).replace(**wanted)
+        key = consumer_keys.new_key()
+        self.backend.put_consumer(consumer, consumer_keys.key_sha256(key), new=True)
+        self._audit("consumer.create", _consumer_target(consumer), None, consumer.limits())
+        return IssuedConsumer(**consumer.to_dict(), key=key)
+
+    def update_consumer(self, endpoint_name: str, name: str, limits: dict[str, int | None]) -> Consumer:
+        """Change the limits named in ``limits`` (None removes one); the others and the key stay."""
+        wanted = rules.validate_limits(limits)
+        if not wanted:
+            raise InvalidInput("Nothing to update: pass --tokens-per-minute, --requests-per-minute or "
+                               "--tokens-per-day (a number, or none to remove the limit).")
+        current = self.get_consumer(endpoint_name, name)
+        changed = current.replace(**wanted, updated_at=utcnow_after(current.updated_at))
+        self.backend.put_consumer(changed, None)
+        self._audit("consumer.update", _consumer_target(current), current.limits(), changed.limits())
+        return changed
+
+    def delete_consumer(self, endpoint_name: str, name: str) -> None:
+        """Remove a consumer: its key stops working. Its usage stays in the request facts."""
+        current = self.get_consumer(endpoint_name, name)
+        self.backend.delete_consumer(endpoint_name, current.name)
+        self._audit("consumer.delete", _consumer_target(current), current.limits(), None)
+
+    def regenerate_consumer_key(self, endpoint_name: str, name: str) -> IssuedConsumer:
+        """A new key for the consumer (shown here, once); the old one stops working. Limits and usage stay."""
+        current = self.get_consumer(endpoint_name, name)
+        changed = current.replace(updated_at=utcnow_after(current.updated_at))
+        key = consumer_keys.new_key()
+        self.backend.put_consumer(changed, consumer_keys.key_sha256(key))
+        self._audit("consumer.regenerate-key", _consumer_target(current), None, {"key": "regenerated"})
+        return IssuedConsumer(**changed.to_dict(), key=key)
+
+    def consumer_usage(self, endpoint_name: str, since: str = "24h", *, consumer: str | None = None,
+                       by: str | None = None) -> list[ConsumerUsage]:
+        """Requests, input and output tokens and errors per consumer and deployment over the window ``since``
+        (``30m``, ``24h``, ``7d``), per ``hour`` or ``day`` where ``by`` says so (:mod:`core.chargeback`).
+        A deleted consumer's usage stays reported; a name that is neither a consumer nor in the window is NotFound."""
+        window_s = rules.parse_window(since)
+        period_s = rules.validate_usage_period(by)
+        self._consumer_endpoint(endpoint_name)
+        if consumer is not None:
+            rules.validate_consumer_name(consumer)
+        facts = self.backend.request_facts(endpoint_name, time.time() - window_s)
+        rows = chargeback.usage_rows(facts, consumer=consumer, period_s=period_s)
+        if consumer is not None and not rows and all(c.name.lower() != consumer.lower()
+                                                     for c in self.backend.consumers(endpoint_name)):
+            raise NotFound(f"Endpoint {endpoint_name!r} has no consumer named {consumer!r}, and no usage by one "
+                           f"in the last {since}.",
+                           hint=f"See 'byom online-endpoint consumer list -n {endpoint_name}'.")
+        return rows
+
     # ------------------------------------------------------------- invoke
 
     def invoke(
@@ -931,6 +1029,10 @@ class Workspace:
 
 def _dep_ref(endpoint_name: str, name: str) -> Ref:
     return Ref("deployment", name, endpoint=endpoint_name)
+
+
+def _consumer_target(consumer: Consumer) -> str:
+    return f"consumer/{consumer.endpoint_name}/{consumer.name}"
 
 
 def _capital(what: str) -> str:

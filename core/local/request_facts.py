@@ -1,4 +1,4 @@
-"""Per-request facts the gateway records for the console's monitoring page.
+"""Per-request facts the gateway records: the console's monitoring page, usage reports, consumers' limits.
 
 They live in ``<home>/requests.db``, apart from ``byom.db``, so that the
 gateway's writes never wait on the registry's write lock. The gateway
@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..entities import RequestFact
 from ..home import touch_private
@@ -22,10 +23,18 @@ CREATE TABLE IF NOT EXISTS facts (
     model_version TEXT NOT NULL,
     status_code   INTEGER NOT NULL,
     latency_ms    REAL NOT NULL,
-    mirrored      INTEGER NOT NULL
+    mirrored      INTEGER NOT NULL,
+    consumer      TEXT NOT NULL DEFAULT '',
+    input_tokens  INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS facts_endpoint_at ON facts (endpoint, at);
 """
+# columns added since the first schema: a home made before them gets them on first open
+ADDED = {"consumer": "TEXT NOT NULL DEFAULT ''", "input_tokens": "INTEGER NOT NULL DEFAULT 0",
+         "output_tokens": "INTEGER NOT NULL DEFAULT 0"}
+COLUMNS = ("at, endpoint, deployment, model_version, status_code, latency_ms, mirrored, consumer, input_tokens, "
+           "output_tokens")
 
 MAX_ROWS = 500_000
 
@@ -43,6 +52,10 @@ class RequestFactStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(facts)")}
+            for column, kind in ADDED.items():
+                if column not in have:
+                    conn.execute(f"ALTER TABLE facts ADD COLUMN {column} {kind}")
             self._conn = conn
         return self._conn
 
@@ -53,9 +66,9 @@ class RequestFactStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
-                "INSERT INTO facts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(f.at, f.endpoint, f.deployment, f.model_version, f.status_code, f.latency_ms, int(f.mirrored))
-                 for f in facts],
+                f"INSERT INTO facts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(f.at, f.endpoint, f.deployment, f.model_version, f.status_code, f.latency_ms, int(f.mirrored),
+                  f.consumer, f.input_tokens, f.output_tokens) for f in facts],
             )
             conn.execute("DELETE FROM facts WHERE rowid <= (SELECT MAX(rowid) FROM facts) - ?", (self.max_rows,))
         except BaseException:
@@ -67,13 +80,24 @@ class RequestFactStore:
         if not self.path.exists():
             return []
         rows = self._connect().execute(
-            "SELECT at, endpoint, deployment, model_version, status_code, latency_ms, mirrored FROM facts "
-            "WHERE endpoint = ? AND at >= ? ORDER BY at",
-            (endpoint, since),
+            f"SELECT {COLUMNS} FROM facts WHERE endpoint = ? AND at >= ? ORDER BY at", (endpoint, since),
         ).fetchall()
-        return [RequestFact(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+        return [_fact(r) for r in rows]
+
+    def consumed(self, since: float) -> list[RequestFact]:
+        """Every fact since ``since`` that names a consumer (what the gateway counts against limits)."""
+        if not self.path.exists():
+            return []
+        rows = self._connect().execute(
+            f"SELECT {COLUMNS} FROM facts WHERE at >= ? AND consumer != '' AND mirrored = 0 ORDER BY at", (since,),
+        ).fetchall()
+        return [_fact(r) for r in rows]
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _fact(row: Any) -> RequestFact:
+    return RequestFact(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8], row[9])

@@ -52,7 +52,7 @@ def _observed(record: dict[str, Any]) -> str:
 
 
 class LocalServing(Serving):
-    capabilities = ("deployments", "metrics", "openai-api")
+    capabilities = ("deployments", "metrics", "openai-api", "consumers")
 
     def __init__(self, home: str | Path) -> None:
         self.files = ServingFiles(home)

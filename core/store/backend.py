@@ -7,8 +7,8 @@ no rule of the Workspace: it keeps documents, allocates version numbers in
 the transaction that writes them, and tells its Serving what changed.
 
 Document kinds in the store: ``model`` and ``environment`` (by name and
-version), ``endpoint`` and ``keys`` (by endpoint name), ``deployment`` (by
-``endpoint/deployment``, lower-cased). A deployment's document is its desired
+version), ``endpoint`` and ``keys`` (by endpoint name), ``deployment`` and
+``consumer`` (by ``endpoint/name``, lower-cased). A deployment's document is its desired
 state, with the provisioning state its last change ended in.
 """
 
@@ -24,8 +24,10 @@ from typing import Any
 from ..artifacts import ArtifactStore
 from ..backend import Asset, Backend, Completed, Document, Kind, LocalProcesses, Operation, Ref
 from ..builds import EnvironmentBuilder
+from ..consumer_keys import STORED
 from ..entities import (
     AuditRecord,
+    Consumer,
     Deployment,
     Endpoint,
     EndpointKeys,
@@ -202,6 +204,9 @@ class StoreBackend(Backend):
                 txn.delete("deployment", _key(Ref("deployment", dep.name, endpoint=name)))
             txn.delete("endpoint", name)
             txn.delete("keys", name)
+            for consumer in txn.list("consumer"):
+                if consumer["endpoint_name"] == name:
+                    txn.delete("consumer", consumer_key(name, consumer["name"]))
         for dep in state.deployments.values():
             self.serving.remove(name, dep.name)
         state.endpoint.traffic, state.deployments = {}, {}
@@ -259,6 +264,33 @@ class StoreBackend(Backend):
             state = self._state(txn, endpoint)
         self.serving.routes_changed(state)
         return Completed()
+
+    def consumers(self, endpoint: str) -> builtins.list[Consumer]:
+        with self.store.transaction() as txn:
+            self._endpoint_doc(txn, endpoint)
+            docs = txn.list("consumer")
+        return [Consumer.from_dict(d) for d in docs if d["endpoint_name"] == endpoint]
+
+    def put_consumer(self, consumer: Consumer, key_sha256: str | None, *, new: bool = False) -> None:
+        key = consumer_key(consumer.endpoint_name, consumer.name)
+        with self.store.transaction() as txn:
+            self._endpoint_doc(txn, consumer.endpoint_name)
+            stored = txn.get("consumer", key)
+            if new and stored is not None:
+                raise AlreadyExists(f"Endpoint {consumer.endpoint_name!r} already has a consumer named "
+                                    f"{stored['name']!r}.")
+            if not new and stored is None:
+                raise NotFound(f"Endpoint {consumer.endpoint_name!r} has no consumer named {consumer.name!r}.")
+            digest = key_sha256 if key_sha256 is not None else (stored or {}).get(STORED, "")
+            txn.put("consumer", key, 0, {**consumer.to_dict(), STORED: digest})
+            state = self._state(txn, consumer.endpoint_name)
+        self.serving.routes_changed(state)
+
+    def delete_consumer(self, endpoint: str, name: str) -> None:
+        with self.store.transaction() as txn:
+            txn.delete("consumer", consumer_key(endpoint, name))
+            state = self._state(txn, endpoint)
+        self.serving.routes_changed(state)
 
     def send(self, endpoint: Endpoint, body: bytes, headers: dict[str, str], timeout_s: float) -> InvokeResult:
         with self.store.transaction() as txn:
@@ -321,6 +353,11 @@ class StoreBackend(Backend):
 
 def _key(ref: Ref) -> str:
     return f"{ref.endpoint}/{ref.name.lower()}" if ref.kind == "deployment" else ref.name
+
+
+def consumer_key(endpoint: str, name: str) -> str:
+    """A consumer document's name: ``endpoint/consumer``, the consumer lower-cased."""
+    return f"{endpoint}/{name.lower()}"
 
 
 def _new_key() -> str:

@@ -7,7 +7,8 @@ serialised (across processes for the SQLite store), which is what makes
 "next version" allocation safe under concurrency.
 
 Kinds used: ``model``, ``environment``, ``endpoint``, ``keys``, ``deployment``
-(name ``endpoint/deployment``), ``build``. Version 0 means "unversioned".
+(name ``endpoint/deployment``), ``consumer`` (name ``endpoint/consumer``, with
+the sha256 of its key, never the key), ``build``. Version 0 means "unversioned".
 """
 
 from __future__ import annotations

@@ -571,3 +571,18 @@ def test_an_mlflow_model_deploys_on_azure_with_neither_code_nor_environment(ws, 
 def test_a_model_that_is_not_mlflow_needs_code_on_azure_too(endpoint, service) -> None:
     with pytest.raises(ByomError, match="Code configuration is required"):
         endpoint.create_or_update_deployment(Deployment(name="blue", endpoint_name="ep1", model="clf:1"))
+
+
+def test_consumers_are_absent_on_azure_and_the_cli_names_api_managements_token_limit(endpoint, cli, service,
+                                                                                     capsys) -> None:
+    assert "consumers" not in endpoint.info().capabilities
+    calls = len(service.calls)
+    with pytest.raises(Unsupported) as raised:
+        endpoint.create_consumer("ep1", "alice", {"tokens_per_minute": 100})
+    assert "capability is absent" in raised.value.message and "llm-token-limit" in raised.value.hint
+    assert len(service.calls) == calls, "nothing is sent to Azure"
+    for argv in (["consumer", "create", "-c", "alice", "--tokens-per-minute", "100"], ["consumer", "list"],
+                 ["usage"]):
+        assert main(["online-endpoint", *argv, "-n", "ep1", *cli]) == 2
+        err = capsys.readouterr().err
+        assert "API Management" in err and "token-limit" in err, err

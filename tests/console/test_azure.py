@@ -132,6 +132,17 @@ def test_monitoring_explains_that_metrics_are_in_azure_monitor(filled, monkeypat
     assert not at.get("plotly_chart")
 
 
+def test_consumers_explain_that_azure_has_none_and_name_api_management(filled, monkeypatch):
+    at = open_azure(console(filled, monkeypatch), **BY_NAME)
+    at.switch_page("screens/consumers.py").run()
+
+    assert not at.exception
+    assert not at.error
+    assert [s.value for s in at.subheader] == ["Consumers are not available for this workspace"]
+    assert "capability is absent" in texts(at.info) and "llm-token-limit" in texts(at.info)
+    assert not at.get("plotly_chart")
+
+
 @pytest.mark.parametrize("page", ["endpoints", "playground", "token_ranks"])
 def test_the_other_pages_render_on_azure(filled, monkeypatch, page):
     at = open_azure(console(filled, monkeypatch), **BY_NAME)

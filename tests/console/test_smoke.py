@@ -1,6 +1,6 @@
 import pytest
 
-PAGES = ["overview", "models", "environments", "endpoints", "playground", "token_ranks", "monitoring"]
+PAGES = ["overview", "models", "environments", "endpoints", "playground", "token_ranks", "monitoring", "consumers"]
 
 
 @pytest.mark.parametrize("page", PAGES)

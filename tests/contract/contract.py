@@ -276,6 +276,36 @@ class WorkspaceContract:
             assert keys.primary_key not in json.dumps(record.to_dict())
             assert new.secondary_key not in json.dumps(record.to_dict())
 
+    def test_consumers_are_issued_once_changed_and_deleted_where_declared(self, workspace: Workspace) -> None:
+        workspace.create_or_update_endpoint(Endpoint(name="shop-ep"))
+        if not workspace.supports(Capability.CONSUMERS):
+            with pytest.raises(Unsupported) as absent:
+                workspace.list_consumers("shop-ep")
+            assert "API Management" in (absent.value.hint or "")
+            return
+        issued = workspace.create_consumer("shop-ep", "team-a", {"tokens_per_minute": 500})
+        assert issued.key and issued.tokens_per_minute == 500 and issued.requests_per_minute is None
+        with pytest.raises(AlreadyExists):
+            workspace.create_consumer("shop-ep", "TEAM-A")
+        for bad in ({"tokens_per_minute": 0}, {"tokens_per_day": True}, {"per_hour": 5}):
+            with pytest.raises(InvalidInput):
+                workspace.create_consumer("shop-ep", "team-b", bad)
+        with pytest.raises(NotFound):
+            workspace.create_consumer("no-such-ep", "team-b")
+        changed = workspace.update_consumer("shop-ep", "Team-A", {"tokens_per_minute": None, "tokens_per_day": 9})
+        assert (changed.tokens_per_minute, changed.tokens_per_day) == (None, 9)
+        renewed = workspace.regenerate_consumer_key("shop-ep", "team-a")
+        assert renewed.key != issued.key and renewed.tokens_per_day == 9
+        assert [c.to_dict() for c in workspace.list_consumers("shop-ep")] == [workspace.get_consumer(
+            "shop-ep", "team-a").to_dict()]
+        assert "key" not in workspace.get_consumer("shop-ep", "team-a").to_dict()
+        for record in workspace.list_audit():
+            assert issued.key not in json.dumps(record.to_dict()) and renewed.key not in json.dumps(record.to_dict())
+        workspace.delete_consumer("shop-ep", "team-a")
+        assert workspace.list_consumers("shop-ep") == []
+        with pytest.raises(NotFound):
+            workspace.update_consumer("shop-ep", "team-a", {"tokens_per_day": 1})
+
     @pytest.mark.parametrize("name", ["ab", "9starts-with-digit", "ends-", "x" * 33, "under_score"])
     def test_bad_endpoint_names_are_refused(self, workspace: Workspace, name: str) -> None:
         with pytest.raises(InvalidInput):

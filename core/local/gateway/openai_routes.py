@@ -26,7 +26,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from ...openai_api import (
@@ -43,8 +43,9 @@ from ...openai_api import (
     parse_request,
     sse,
 )
-from ...routing import DeploymentRoute, EndpointRoute
+from ...routing import ConsumerRoute, DeploymentRoute, EndpointRoute
 from ...serving import DEPLOYMENT_HEADER
+from .consumer_limits import Admission, ConsumerLimits, Refusal, reservation, usage_pair, used_tokens
 from .http_server import Request, Response, json_response
 from .instances import Failure, leave_port, send_to_an_instance
 from .streaming import StreamingResponse
@@ -64,10 +65,13 @@ class Gateway(Protocol):
     down: dict[int, float]
     upstreams: UpstreamPool
     mirrors: set[asyncio.Task[None]]
+    consumer_limits: ConsumerLimits
 
     def _base_headers(self, request: Request) -> dict[str, str]: ...
     def _record(self, endpoint: str, dep: DeploymentRoute | None, status: int, started: float,
-                mirrored: bool = False) -> None: ...
+                mirrored: bool = False, *, consumer: str = "", tokens: tuple[int, int] | None = None) -> None: ...
+    def admit(self, route: EndpointRoute, consumer: ConsumerRoute | None, reserve: Callable[[], int],
+              headers: dict[str, str]) -> Admission | Refusal | None: ...
     def _enter(self, key: tuple[str, str], delta: int) -> None: ...
     def _is_down(self, port: int) -> bool: ...
     def _mark_down(self, port: int) -> None: ...
@@ -113,18 +117,19 @@ class OpenAIRoutes:
         headers["Allow"] = method
         return _error(OpenAIError(405, f"Use {method} here.", code="method_not_allowed"), headers)
 
-    def _endpoint(self, request: Request, name: str) -> EndpointRoute:
+    def _endpoint(self, request: Request, name: str) -> tuple[EndpointRoute, ConsumerRoute | None]:
         route = self.gw.routes.get(name)
         if route is None:
             raise OpenAIError(404, f"No endpoint named {name[:64]!r}.", code="not_found")
-        if not route.authorized(request.headers.get("authorization")):
+        allowed, consumer = route.caller(request.headers.get("authorization"))
+        if not allowed:
             raise OpenAIError(401, "Missing or invalid key: send 'Authorization: Bearer <key>' with the endpoint's "
-                                   "primary or secondary key.", code="invalid_api_key")
-        return route
+                                   "primary or secondary key, or a consumer's key.", code="invalid_api_key")
+        return route, consumer
 
     def _models(self, request: Request, name: str, one: str, headers: dict[str, str]) -> Response:
         try:
-            route = self._endpoint(request, name)
+            route, _ = self._endpoint(request, name)
         except OpenAIError as err:
             return _error(err, headers)
         names = [route.name, *sorted(dep.name for dep in route.deployments.values())]
@@ -163,7 +168,8 @@ class OpenAIRoutes:
     async def _complete(self, request: Request, name: str, kind: Kind, headers: dict[str, str],
                         started: float) -> Response | StreamingResponse:
         gw = self.gw
-        route = self._endpoint(request, name)
+        route, consumer = self._endpoint(request, name)
+        who = consumer.name if consumer else ""
         try:
             body = json.loads(request.body)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes ("[[[[...")
@@ -176,23 +182,32 @@ class OpenAIRoutes:
             err = OpenAIError(429, f"Deployment {dep.name!r} already has {dep.max_in_flight} requests in flight "
                                    "(2 × max_concurrent_requests_per_instance × instance_count): retry later, or "
                                    "scale the deployment.", code="rate_limit_exceeded", type="rate_limit_error")
-            gw._record(route.name, dep, err.status, started)
+            gw._record(route.name, dep, err.status, started, consumer=who)
             return _error(err, headers)
+        admission = gw.admit(route, consumer, lambda: reservation(call.payload), headers)
+        if isinstance(admission, Refusal):
+            gw._record(route.name, dep, 429, started, consumer=who)
+            return _error(OpenAIError(429, admission.message, code="rate_limit_exceeded", type=admission.limit),
+                          headers)
         native = Request("POST", "/score", {"content-type": "application/json"},
                          [("Content-Type", "application/json")], call.native_body())
         if not targeted:
             self._mirror(route, call)
+        caller = _Caller(who, admission)
         if call.stream:
-            return await self._stream(route, dep, call, native, headers, started)
+            return await self._stream(route, dep, call, native, headers, started, caller)
         gw._enter(key, +1)
+        status, usage = CLIENT_CLOSED, None  # until an answer says otherwise
         try:
             answer = await gw._forward(route, dep, "POST", "/score", native, headers)
+            response, usage = self._translate(call, answer, headers)
+            status = response.status
         finally:
             gw._enter(key, -1)
-        response, usage = self._translate(call, answer, headers)
-        gw._record(route.name, dep, response.status, started)
+            caller.settle(gw, status, usage)
+        gw._record(route.name, dep, response.status, started, consumer=who, tokens=usage_pair(usage))
         if usage is not None:
-            self.tokens.tokens((route.name, dep.name, dep.model), usage)
+            self.tokens.tokens((route.name, dep.name, dep.model), usage, who)
         return response
 
     def _mirror(self, route: EndpointRoute, call: Call) -> None:
@@ -241,7 +256,7 @@ class OpenAIRoutes:
         return outcome
 
     async def _stream(self, route: EndpointRoute, dep: DeploymentRoute, call: Call, native: Request,
-                      headers: dict[str, str], started: float) -> Response | StreamingResponse:
+                      headers: dict[str, str], started: float, caller: _Caller) -> Response | StreamingResponse:
         gw = self.gw
         key = (route.name, dep.key)
         gw._enter(key, +1)
@@ -249,10 +264,12 @@ class OpenAIRoutes:
             opened = await self._open(route, dep, native, headers)
         except BaseException:
             gw._enter(key, -1)
+            caller.settle(gw, CLIENT_CLOSED, None)
             raise
         if isinstance(opened, OpenAIError):
             gw._enter(key, -1)
-            gw._record(route.name, dep, opened.status, started)
+            caller.settle(gw, opened.status, None)
+            gw._record(route.name, dep, opened.status, started, consumer=caller.name)
             return _error(opened, headers)
         stream, port = opened
         if stream.status != 200 or not (stream.content_type or "").startswith("text/event-stream"):
@@ -265,11 +282,12 @@ class OpenAIRoutes:
                 self._release(key, port)
             err = from_native_error(stream.status, body) if stream.status != 200 else OpenAIError(
                 502, "The model server did not stream: is this a generation deployment (scoring/generate.py)?")
-            gw._record(route.name, dep, err.status, started)
+            caller.settle(gw, err.status, None)
+            gw._record(route.name, dep, err.status, started, consumer=caller.name)
             return _error(err, headers)
         headers["Content-Type"] = "text/event-stream; charset=utf-8"
         headers["Cache-Control"] = "no-cache"
-        held = _Held(self, route, dep, stream, port, started)
+        held = _Held(self, route, dep, stream, port, started, caller)
         return StreamingResponse(200, headers, self._relay(route, dep, call, held), on_close=held.close)
 
     def _release(self, key: tuple[str, str], port: int) -> None:
@@ -280,10 +298,10 @@ class OpenAIRoutes:
         leave_port(self.gw, port)
 
     def _observe(self, route: EndpointRoute, dep: DeploymentRoute, usage: dict[str, int] | None, started: float,
-                 first_token: float | None, queue_s: object) -> None:
+                 first_token: float | None, queue_s: object, consumer: str) -> None:
         """A finished stream's token metrics."""
         labels = (route.name, dep.name, dep.model)
-        self.tokens.tokens(labels, usage)
+        self.tokens.tokens(labels, usage, consumer)
         if first_token is not None:
             self.tokens.ttft.observe(labels, first_token - started)
             output = (usage or {}).get("completion_tokens", 0)
@@ -318,7 +336,8 @@ class OpenAIRoutes:
                             yield out
             yield writer.end()
             held.status = 200
-            self._observe(route, dep, writer.usage, started, first_token, queue_s)
+            held.usage = writer.usage
+            self._observe(route, dep, writer.usage, started, first_token, queue_s, held.caller.name)
         except TimeoutError:
             held.status = 408
             yield sse(error_body(f"Deployment {dep.name!r} sent nothing for request_timeout_ms="
@@ -339,10 +358,11 @@ class _Held:
     when the answer is done with though the relay never started (the client left before the head went out)."""
 
     def __init__(self, routes: OpenAIRoutes, route: EndpointRoute, dep: DeploymentRoute, stream: Stream, port: int,
-                 started: float) -> None:
+                 started: float, caller: _Caller) -> None:
         self.routes, self.route, self.dep = routes, route, dep
-        self.stream, self.port, self.started = stream, port, started
+        self.stream, self.port, self.started, self.caller = stream, port, started, caller
         self.status = CLIENT_CLOSED  # until the answer ends otherwise
+        self.usage: dict[str, int] | None = None  # the final chunk's
         self.closed = False
 
     def close(self) -> None:
@@ -351,7 +371,22 @@ class _Held:
         self.closed = True
         self.stream.close()  # an answer not read to its end: the connection is reset, the generation cancelled
         self.routes._release((self.route.name, self.dep.key), self.port)
-        self.routes.gw._record(self.route.name, self.dep, self.status, self.started)
+        gw = self.routes.gw
+        self.caller.settle(gw, self.status, self.usage)
+        gw._record(self.route.name, self.dep, self.status, self.started, consumer=self.caller.name,
+                   tokens=usage_pair(self.usage))
+
+
+class _Caller:
+    """Who sent a request (a consumer's name, "" for an endpoint key) and what its admission reserved."""
+
+    def __init__(self, name: str, admission: Admission | None) -> None:
+        self.name, self.admission = name, admission
+
+    def settle(self, gw: Gateway, status: int, usage: object) -> None:
+        """The request ended: its reservation becomes what it used (once; later calls do nothing)."""
+        if self.admission is not None:
+            gw.consumer_limits.settle(self.admission, used_tokens(status, usage_pair(usage)))
 
 
 def _event(raw: bytes) -> dict[str, Any] | None:

@@ -39,11 +39,12 @@ import sqlite3
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...entities import Deployment, Endpoint, EndpointKeys, RequestFact, utcnow
-from ...routing import DeploymentRoute, EndpointRoute, build_routes
+from ...routing import ConsumerRoute, DeploymentRoute, EndpointRoute, build_routes, consumer_route
 from ...serving import DEPLOYMENT_HEADER
 from ..model_server import KEEP_ALIVE_S
 from ..processes import start_time
@@ -52,6 +53,7 @@ from ..serving_files import ServingFiles, read_json, start_service, write_json
 from ..sqlite_store import SqliteStore
 from ..state import read_state
 from . import admin_token
+from .consumer_limits import DAY_S, Admission, ConsumerLimits, Refusal, answer_usage, body_reservation, used_tokens
 from .control_plane_watch import watch_control_plane
 from .http_server import HttpServer, Request, Response, json_error, json_response
 from .instances import Failure, send_to_an_instance
@@ -108,6 +110,8 @@ class Gateway:
             "/-/in-flight": ("GET", self.in_flight_page), "/-/reload": ("POST", self.reload_page),
             "/-/flush": ("POST", self.flush_page), "/-/timed-out": ("GET", self.timed_out_page),
         }
+        self.consumer_limits = ConsumerLimits()
+        self._restored = False  # whether the consumers' counts were read back from the request facts
         self.openai = OpenAIRoutes(self)
 
     # ------------------------------------------------------------ routing
@@ -119,7 +123,13 @@ class Gateway:
             endpoints = [Endpoint.from_dict(doc) for doc in txn.list("endpoint")]
             keys = {e.name: EndpointKeys.from_dict(doc) for e in endpoints if (doc := txn.get("keys", e.name))}
             deployments = [Deployment.from_dict(doc) for doc in txn.list("deployment")]
-        return build_routes(endpoints, keys, deployments, read_state(self.files.state).instances)
+            consumers: dict[str, list[ConsumerRoute]] = {}
+            for doc in txn.list("consumer"):
+                consumers.setdefault(doc["endpoint_name"], []).append(consumer_route(doc))
+        if not self._restored:  # what consumers used before this gateway started still counts
+            self.consumer_limits.restore(self.fact_store.consumed(time.time() - DAY_S))
+            self._restored = True
+        return build_routes(endpoints, keys, deployments, read_state(self.files.state).instances, consumers)
 
     def _changed(self) -> bool:
         if self._watch is None:
@@ -201,23 +211,25 @@ class Gateway:
         return headers
 
     def _record(self, endpoint: str, dep: DeploymentRoute | None, status: int, started: float,
-                mirrored: bool = False) -> None:
+                mirrored: bool = False, *, consumer: str = "", tokens: tuple[int, int] | None = None) -> None:
         seconds = time.perf_counter() - started
         if dep is None:
             # the name comes from the URL: a label only for endpoints that exist, or /metrics grows without bound
             self.metrics.observe(endpoint if endpoint in self.routes else "", "", "", status, seconds, mirrored)
         else:
             self.metrics.observe(endpoint, dep.name, dep.model, status, seconds, mirrored)
-            self.facts.append((time.time(), endpoint, dep.name, dep.model, status, seconds * 1000, mirrored))
+            self.facts.append((time.time(), endpoint, dep.name, dep.model, status, seconds * 1000, mirrored,
+                               consumer, *(tokens or (0, 0))))
 
-    def _route(self, request: Request, name: str,
-               headers: dict[str, str]) -> tuple[EndpointRoute, DeploymentRoute, bool] | Response:
+    def _route(self, request: Request, name: str, headers: dict[str, str]
+               ) -> tuple[EndpointRoute, DeploymentRoute, bool, ConsumerRoute | None] | Response:
         route = self.routes.get(name)
         if route is None:
             return json_error(404, f"No endpoint named {name!r}.", headers)
-        if not route.authorized(request.headers.get("authorization")):
+        allowed, consumer = route.caller(request.headers.get("authorization"))
+        if not allowed:
             return json_error(401, "Missing or invalid key: send 'Authorization: Bearer <key>' with the endpoint's "
-                                   "primary or secondary key.", headers)
+                                   "primary or secondary key, or a consumer's key.", headers)
         targeted = request.headers.get(DEPLOYMENT_HEADER)
         if targeted is not None:
             dep = route.target(targeted)
@@ -228,7 +240,17 @@ class Gateway:
             if dep is None:
                 return json_error(404, f"No deployment of endpoint {name!r} has live traffic: set traffic, "
                                        "or name a deployment in the azureml-model-deployment header.", headers)
-        return route, dep, targeted is not None
+        return route, dep, targeted is not None, consumer
+
+    def admit(self, route: EndpointRoute, consumer: ConsumerRoute | None, reserve: Callable[[], int],
+              headers: dict[str, str]) -> Admission | Refusal | None:
+        """A consumer's request let in under its limits (their headers added to ``headers``), or refused;
+        None for a request sent with an endpoint key (no limits)."""
+        if consumer is None:
+            return None
+        outcome = self.consumer_limits.admit(route.name, consumer, reserve())
+        headers.update(outcome.headers)
+        return outcome
 
     async def score(self, request: Request, name: str) -> Response:
         started = time.perf_counter()
@@ -237,20 +259,30 @@ class Gateway:
         if isinstance(routed, Response):
             self._record(name, None, routed.status, started)
             return routed
-        route, dep, targeted = routed
+        route, dep, targeted, consumer = routed
+        who = consumer.name if consumer else ""
         headers[DEPLOYMENT_HEADER] = dep.name
         key = (route.name, dep.key)
         if self.in_flight[key] >= dep.max_in_flight:
-            self._record(route.name, dep, 429, started)
+            self._record(route.name, dep, 429, started, consumer=who)
             return json_error(429, f"Deployment {dep.name!r} already has {dep.max_in_flight} requests in flight "
                                    "(2 × max_concurrent_requests_per_instance × instance_count): retry later, "
                                    "or scale the deployment.", headers)
+        admission = self.admit(route, consumer, lambda: body_reservation(request.body), headers)
+        if isinstance(admission, Refusal):
+            self._record(route.name, dep, 429, started, consumer=who)
+            return json_error(429, admission.message, headers)
         self._enter(key, +1)
+        status, usage = 499, None  # until an answer says otherwise
         try:
             response = await self._forward(route, dep, "POST", "/score", request, headers)
+            status = response.status
+            usage = answer_usage(response.body) if 200 <= status < 300 else None
         finally:
             self._enter(key, -1)
-        self._record(route.name, dep, response.status, started)
+            if admission is not None:
+                self.consumer_limits.settle(admission, used_tokens(status, usage))
+        self._record(route.name, dep, response.status, started, consumer=who, tokens=usage)
         if not targeted:
             shadow = route.mirror_to(self.rng)
             if shadow is not None:
@@ -264,7 +296,7 @@ class Gateway:
         routed = self._route(request, name, headers)
         if isinstance(routed, Response):
             return routed
-        route, dep, _ = routed
+        route, dep, _, _ = routed
         headers[DEPLOYMENT_HEADER] = dep.name
         return await self._forward(route, dep, "GET", "/swagger.json", request, headers)
 

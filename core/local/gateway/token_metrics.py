@@ -9,7 +9,8 @@
 * ``gen_ai_server_request_queue_time_seconds``: how long the request waited
   for a place in the model server's batch (as the server reports it).
 
-Each by endpoint, deployment and model version, as the gateway's request metrics are.
+Each by endpoint, deployment and model version, as the gateway's request metrics are; token usage also
+by ``consumer`` (its name, "" for an endpoint key).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Histogram:
 class TokenMetrics:
     def __init__(self) -> None:
         self.usage = Histogram("gen_ai_client_token_usage", "Tokens per request, input (the prompt) or output.",
-                               TOKEN_BUCKETS, (*NAMES, "gen_ai_token_type"))
+                               TOKEN_BUCKETS, (*NAMES, "consumer", "gen_ai_token_type"))
         self.ttft = Histogram("gen_ai_server_time_to_first_token_seconds",
                               "From a request's arrival at the gateway to its first token leaving it.",
                               TTFT_BUCKETS_S, NAMES)
@@ -71,14 +72,15 @@ class TokenMetrics:
                                "How long a request waited for a place in the model server's batch.",
                                QUEUE_BUCKETS_S, NAMES)
 
-    def tokens(self, labels: Labels, usage: object) -> None:
-        """The input and output tokens of a request's ``usage`` (OpenAI's shape)."""
+    def tokens(self, labels: Labels, usage: object, consumer: str = "") -> None:
+        """The input and output tokens of a request's ``usage`` (OpenAI's shape), by consumer ("" for an
+        endpoint key: consumers are named by the operator, so the label's values stay few)."""
         if not isinstance(usage, dict):
             return
         for kind, field in (("input", "prompt_tokens"), ("output", "completion_tokens")):
             count = usage.get(field)
             if isinstance(count, int) and not isinstance(count, bool):
-                self.usage.observe((*labels, kind), count)
+                self.usage.observe((*labels, consumer, kind), count)
 
     def render(self) -> str:
         lines = [*self.usage.render(), *self.ttft.render(), *self.tpot.render(), *self.queue.render()]
