@@ -128,6 +128,18 @@ class Backend(ABC):
     def get(self, ref: Ref) -> Any:
         """The document (assets with ``archived`` set; deployments observed), or None where there is none."""
 
+    def latest(self, kind: Kind, include_archived: bool) -> builtins.list[Any]:
+        """The highest version of each model or environment name, of those not archived unless
+        ``include_archived``, sorted by name. A backend whose calls cost more than a read of a file lists
+        them its own way."""
+        out = []
+        for name in sorted(self.names(kind)):
+            live = sorted((a for a in self.list(kind, name) if include_archived or not a.archived),
+                          key=lambda a: a.version)
+            if live:
+                out.append(self.get(Ref(kind, name, live[-1].version)) or live[-1])
+        return out
+
     @abstractmethod
     def add(self, asset: Asset, source: str | Path | None, progress: Progress) -> Asset:
         """Store a new version. ``asset.version`` 0 takes the highest + 1, allocated atomically so concurrent

@@ -228,13 +228,7 @@ class Workspace:
 
     def _latest_of_each(self, kind: Kind, include_archived: bool) -> list[Any]:
         """The highest version of each name, sorted by name."""
-        out = []
-        for name in sorted(self.backend.names(kind)):
-            live = [a for a in self._versions(kind, name) if include_archived or not a.archived]
-            if live:
-                top = live[-1]
-                out.append(self.backend.get(Ref(kind, name, top.version)) or top)
-        return out
+        return self.backend.latest(kind, include_archived)
 
     def _refuse_taken(self, kind: Kind, name: str, version: int | None) -> None:
         if version is not None and any(a.version == version for a in self.backend.list(kind, name)):

@@ -272,6 +272,18 @@ class AzureBackend(Backend):
         with self._call(f"list {kind}s"):
             return sorted({c.name for c in self._ops(kind).list(list_view_type=ListViewType.ALL)})
 
+    def latest(self, kind: Kind, include_archived: bool) -> list[Any]:
+        """One call for the names and one per name: the versions not archived hold the latest, each as whole
+        as a get (only the archived flag needs a second listing, when archived ones are asked for)."""
+        if include_archived:
+            return super().latest(kind, include_archived)
+        out = []
+        for name in self.names(kind):
+            active = self._sdk_versions(kind, name, "ACTIVE_ONLY")
+            if active:
+                out.append(self._from_sdk(kind, max(active, key=lambda v: int(v.version)), False))
+        return out
+
     def list(self, kind: Kind, scope: str = "") -> list[Any]:
         if kind in ("model", "environment"):
             every = self._sdk_versions(kind, scope)

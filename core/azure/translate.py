@@ -5,7 +5,7 @@ What Azure ML has no field for is kept in the asset's own metadata, under
 
 * model **properties** (immutable once registered, like the artifacts):
   ``byom.format``, ``byom.files`` (path, size, sha256 of each file),
-  ``byom.size_bytes``, ``byom.source``;
+  ``byom.size_bytes``, ``byom.source`` (a remote URI, or a local folder's name only);
 * model **tags** (mutable): ``byom.stage`` and ``byom.stage_history``, since
   Azure ML has no approval workflow.
 
@@ -98,7 +98,9 @@ def model_to_sdk(
         "byom.format": model.format,
         "byom.files": json.dumps([f.to_dict() for f in model.files], separators=(",", ":")),
         "byom.size_bytes": str(model.size_bytes),
-        "byom.source": model.source,
+        # where a remote version lies; of a local one only its name: a path on one machine says nothing to
+        # the workspace's other users, and may say more than its owner meant to share
+        "byom.source": model.source if is_remote(model.source) else Path(model.source).name,
     }
     tags = {**model.tags, **(stage_tags if stage_tags is not None else stage_to_tags(model))}
     return Model(

@@ -586,3 +586,27 @@ def test_consumers_are_absent_on_azure_and_the_cli_names_api_managements_token_l
         assert main(["online-endpoint", *argv, "-n", "ep1", *cli]) == 2
         err = capsys.readouterr().err
         assert "API Management" in err and "token-limit" in err, err
+
+
+def test_listing_models_costs_one_call_for_the_names_and_one_per_name(ws, service, tmp_path) -> None:
+    for name in ("a", "b", "c"):
+        ws.create_model(ModelSpec(name=name, path=str(make_model_dir(tmp_path / name))))
+    ws.create_model(ModelSpec(name="b", path=str(make_model_dir(tmp_path / "b2"))))
+    ws.archive_model("b", 2)
+    before = len(service.calls)
+    listed = ws.list_models()
+    calls = service.calls[before:]
+    assert len(calls) == 4 and all(c.method == "GET" for c in calls), [c.path for c in calls]
+    assert [m.ref for m in listed] == ["a:1", "b:1", "c:1"], "the latest version not archived of each"
+    assert listed == [ws.get_model(m.name, m.version) for m in listed], "as whole as a get"
+    assert [m.ref for m in ws.list_models(include_archived=True)] == ["a:1", "b:2", "c:1"]
+
+
+def test_no_local_path_goes_into_a_cloud_models_properties(ws, service, tmp_path) -> None:
+    folder = make_model_dir(tmp_path / "private" / "alice" / "clf")
+    model = ws.create_model(ModelSpec(name="clf", path=str(folder)))
+    sent = [c.body.decode("utf-8", "replace") for c in service.calls if c.method in ("PUT", "POST")]
+    assert sent and not any(str(tmp_path) in body for body in sent), "a path on this machine was sent"
+    props = json.loads(service.sent("PUT", r"/models/clf/versions/1$")[-1].body)["properties"]["properties"]
+    assert props["byom.source"] == "clf"
+    assert model.source == "clf" and ws.get_model("clf", 1).source == "clf"
