@@ -75,3 +75,13 @@ def test_an_mlflow_model_without_code_and_a_custom_container_refused(work: Path,
     assert json.loads((work / "invoke-answer.json").read_text()) == [{"score": 321.0}, {"score": 654.0}]
     refused = (work / "refused.txt").read_text()
     assert "inference_config" in refused or "custom container" in refused.lower(), refused
+
+
+@pytest.mark.slow  # builds the curated environment's local equivalent
+def test_a_curated_environment_named_by_its_registry_uri(work: Path, home: Path) -> None:
+    run_script("deploy-curated-environment.sh", work, home, ENDPOINT_NAME="curated-ep")
+    answer = json.loads((work / "invoke-answer.json").read_text())
+    assert (answer["greeting"], answer["label"]) == ("hello from blue", "curated")
+    assert (work / "environment.txt").read_text().strip() == "minimal-py311-inference:1", "its local equivalent"
+    refused = (work / "refused.txt").read_text()
+    assert "GPU image" in refused and "conda" in refused, refused
