@@ -7,7 +7,7 @@ from it and scores with a script of its own over ``mlflow.pyfunc``; locally
 the same environment is built with pip, with ``mlflow`` swapped for
 ``mlflow-skinny`` (the distribution without the tracking server and UI,
 which loads pyfunc models; pandas, which pyfunc imports, added when
-missing), and ``scoring/mlflow/score.py`` is the script.
+missing), and ``scoring/mlflow_no_code/score.py`` is the script.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from .errors import InvalidInput
 
 MLMODEL = "MLmodel"
 MLFLOW_MODEL = "mlflow_model"
-SCORE_FOLDER = Path(__file__).resolve().parent.parent / "scoring" / "mlflow"
+# not "mlflow": the folder is copied under its name into the app root, on the instance's sys.path beside the package
+SCORE_FOLDER = Path(__file__).resolve().parent.parent / "scoring" / "mlflow_no_code"
 SCORE_SCRIPT = "score.py"
 ENVIRONMENT_FILES = (MLMODEL, "conda.yaml", "requirements.txt", "python_env.yaml")
 """The files of an MLflow model that say what it needs; no weights are read to build its environment."""

@@ -716,7 +716,7 @@ class Workspace:
 
     def _without_code(self, deployment: Deployment) -> Deployment:
         """An MLflow model's deployment given no code, on a backend that does not score those natively: it runs
-        ``scoring/mlflow/score.py`` in the environment MLflow saved with the model, registered once per model
+        ``scoring/mlflow_no_code/score.py`` in the environment MLflow saved with the model, registered once per model
         version (tagged ``byom.mlflow-model``)."""
         model = self.get_model(*parse_asset_ref(deployment.model, "model"))
         with self.backend.scratch() as scratch:  # only the files that name the environment, not the weights
