@@ -548,3 +548,15 @@ def test_a_registry_environment_is_sent_as_named_and_read_back_whole(endpoint, s
     assert again.environment == CURATED_URI
     put = json.loads(service.sent("PUT", r"/onlineEndpoints/ep1/deployments/blue$")[-1].body)
     assert put["properties"]["environmentId"] == CURATED_URI
+
+
+def test_cli_says_plainly_that_rollouts_are_not_on_azure_yet(cli, service, capsys) -> None:
+    assert main(["online-endpoint", "create", "-n", "ep9", *cli]) == 0
+    capsys.readouterr()
+    sent = len(service.calls)
+    for argv in (["--to", "blue", "--steps", "10,100"], ["status"], ["abort"]):
+        assert main(["online-endpoint", "rollout", "-n", "ep9", *argv, *cli]) == 2
+        err = capsys.readouterr().err
+        assert "Progressive rollouts with automatic rollback run on a local workspace only" in err, err
+        assert "update --traffic" in err
+    assert len(service.calls) == sent, "nothing was sent to Azure"
