@@ -7,11 +7,13 @@ rollout runs; steps last a second, so each test takes seconds.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 from byom.cli.main import main
-from byom.core import history
+from byom.core import history, traffic_rollout
 from byom.core.local.workspace import LocalWorkspace
 
 from .helpers import Load, deploy, endpoint_with, wait_until
@@ -114,3 +116,26 @@ def test_no_wait_status_refusal_manual_change_and_abort(workspace: LocalWorkspac
     assert code == 0, err
     assert json.loads(out)["state"] == "Aborted"
     assert {n: p for n, p in workspace.get_endpoint("roll").traffic.items() if p} == {"blue": 100}
+
+
+def test_a_control_plane_killed_mid_way_is_started_again_and_finishes_the_rollout(
+        workspace: LocalWorkspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blue_and_green(workspace, tmp_path)
+    with under_load(workspace):
+        code, out, err = byom(workspace, capsys, "online-endpoint", "rollout", "-n", "roll", "--to", "green",
+                              "--steps", "10,100", "--step-seconds", "1", "--min-requests", "3", "--no-wait")
+        assert code == 0, err
+        started = json.loads(out)["id"]
+        wait_until(lambda: (r := workspace.backend.traffic_rollout("roll")) is not None and r.history, 30,
+                   "the first step")
+        killed = workspace.serving.control_plane()
+        assert killed is not None
+        os.kill(killed.pid, signal.SIGKILL)
+        wait_until(lambda: not killed.alive(), 10, "the control plane to be gone")
+        code, out, err = byom(workspace, capsys, "online-endpoint", "rollout", "status", "-n", "roll")
+        assert code == 0 and json.loads(out)["state"] == "Running", "the record outlives its driver"
+        ended = traffic_rollout.wait(workspace, "roll", started, timeout_s=60)  # starts a control plane if none
+    assert ended.state == "Succeeded" and [s.percent for s in ended.history] == [10, 100]
+    again = workspace.serving.control_plane()
+    assert again is not None and again.pid != killed.pid
+    assert {n: p for n, p in workspace.get_endpoint("roll").traffic.items() if p} == {"green": 100}
