@@ -148,3 +148,21 @@ def test_a_split_changed_by_hand_stops_the_rollout_and_stays(ws: InMemoryWorkspa
     assert ws.get_endpoint("demo").traffic == {"blue": 70, "green": 30}
     ended = [r for r in ws.list_audit(target_prefix="endpoint/demo") if r.action == "endpoint.rollout"][0]
     assert ended.after is not None and ended.after["state"] == "Stopped"
+
+
+def test_a_target_deleted_before_its_first_step_stops_the_rollout_with_nothing_set(ws: InMemoryWorkspace) -> None:
+    recorded(ws)
+    before = traffic_records(ws)
+    ws.delete_deployment("demo", "green")
+    stopped = advance(ws, "demo", time.time())
+    assert stopped is not None and stopped.state == "Stopped" and "green was deleted" in stopped.reason
+    assert ws.get_endpoint("demo").traffic == {"blue": 100} and traffic_records(ws) == before
+
+
+def test_an_abort_restores_the_split_before_the_rollout(ws: InMemoryWorkspace) -> None:
+    recorded(ws)
+    advance(ws, "demo", time.time())
+    ws.backend.change_traffic_rollout("demo", lambda r: r.replace(abort_requested="bob"))
+    aborted = advance(ws, "demo", time.time())
+    assert aborted is not None and aborted.state == "Aborted" and aborted.reason == "aborted by bob"
+    assert ws.get_endpoint("demo").traffic == {"blue": 100}

@@ -139,3 +139,16 @@ def test_a_control_plane_killed_mid_way_is_started_again_and_finishes_the_rollou
     again = workspace.serving.control_plane()
     assert again is not None and again.pid != killed.pid
     assert {n: p for n, p in workspace.get_endpoint("roll").traffic.items() if p} == {"green": 100}
+
+
+def test_a_slow_deployment_is_rolled_back_on_its_p95_latency(workspace: LocalWorkspace, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    blue_and_green(workspace, tmp_path, ECHO_SLEEP_S="0.3")
+    with under_load(workspace):
+        code, _, err = byom(workspace, capsys, "online-endpoint", "rollout", "-n", "roll", "--to", "green",
+                            "--steps", "50,100", "--step-seconds", "1", "--min-requests", "2", "--max-p95-ms", "200")
+    assert code == 1 and "p95 latency (ms) of green at the 50 % step" in err, err
+    record = workspace.backend.traffic_rollout("roll")
+    assert record is not None and record.breach is not None and record.breach.metric == "p95_ms"
+    assert record.breach.value >= 300 and record.breach.limit == 200
+    assert {n: p for n, p in workspace.get_endpoint("roll").traffic.items() if p} == {"blue": 100}

@@ -6,7 +6,8 @@ run() answers {"greeting", "echo", "pid", "label"} where label is the
 deployment's ECHO_LABEL environment variable. A payload can ask it to
 sleep ({"sleep": 0.2}), to answer another status ({"status": 400}) or to
 print lines to its log ({"say": ["first line", "second line"]}). A deployment can be made to fail:
-ECHO_FAIL_EVERY=2 answers every second request of each worker with a 500.
+ECHO_FAIL_EVERY=2 answers every second request of each worker with a 500, and made slow: ECHO_SLEEP_S=0.3
+sleeps that long before each answer.
 """
 
 import itertools
@@ -39,6 +40,7 @@ def run(raw_data):
         print(line, flush=True)
     if "sleep" in data:
         time.sleep(float(data["sleep"]))
+    time.sleep(float(os.environ.get("ECHO_SLEEP_S") or 0))
     fail_every = int(os.environ.get("ECHO_FAIL_EVERY") or 0)
     if fail_every:
         with counting:
