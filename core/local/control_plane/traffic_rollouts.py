@@ -31,6 +31,7 @@ class TrafficRollouts:
         self._backend: StoreBackend | None = None
         self.clock = clock
         self._last = float("-inf")
+        self._failing: dict[str, str] = {}  # endpoint → the error its last advance raised
 
     def running(self) -> list[tuple[str, str]]:
         """(endpoint, actor) of each running rollout."""
@@ -48,8 +49,11 @@ class TrafficRollouts:
                 self._backend = self._backend_factory()
             try:
                 advance(Workspace(self._backend, actor=actor or None), endpoint)
-            except Exception:  # one rollout's failure must not stop the others, nor the control plane
-                log.exception("Advancing the rollout of endpoint %s failed; trying again", endpoint)
+                self._failing.pop(endpoint, None)
+            except Exception as exc:  # one rollout's failure must not stop the others, nor the control plane
+                if self._failing.get(endpoint) != repr(exc):  # logged once, not four times a second
+                    self._failing[endpoint] = repr(exc)
+                    log.exception("Advancing the rollout of endpoint %s failed; trying again", endpoint)
 
     def close(self) -> None:
         if self._backend is not None:
