@@ -4,7 +4,8 @@
 gets the workspace and output flags from :func:`cli.common.verb`). What az ml prints, these print: the entity as
 JSON (``-o``/``--query`` apply), the model's answer for ``invoke``, plain
 text for ``get-logs``. Two verbs are byom's own, read from the audit
-records (:mod:`byom.core.history`): ``traffic-history`` and ``revert``.
+records (:mod:`byom.core.history`): ``traffic-history`` and ``revert``; so are ``compare`` and
+``rollout`` (:mod:`cli.rollout`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .generic_update import (
     text_map,
 )
 from .output import parse_key_values, progress_for
+from .rollout import register as register_rollout
 
 # ------------------------------------------------------------------- helpers
 
@@ -220,7 +222,7 @@ def _change_row(change: history.TrafficChange) -> dict[str, Any]:
     return {
         "id": change.id, "at": change.at, "actor": change.actor,
         "before": history.split_text(change.before, change.mirror_before),
-        "after": history.split_text(change.after, change.mirror_after),
+        "after": history.split_text(change.after, change.mirror_after), "note": change.note,
         "traffic_before": change.before, "traffic_after": change.after,
         "mirror_traffic_before": change.mirror_before, "mirror_traffic_after": change.mirror_after,
     }
@@ -393,6 +395,7 @@ def register(groups: Any) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation.")
     p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     register_compare(ep)
+    register_rollout(ep)
 
     dep = groups.add_parser("online-deployment", help="Deployments behind online endpoints.") \
         .add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)

@@ -34,6 +34,7 @@ from .entities import (
     InvokeResult,
     ModelVersion,
     RequestFact,
+    TrafficRollout,
     WorkspaceInfo,
 )
 from .errors import Unsupported
@@ -224,6 +225,25 @@ class Backend(ABC):
     def delete_consumer(self, endpoint: str, name: str) -> None:
         """Remove a consumer (by lower-cased name); its key stops working once the routes follow."""
         raise Unsupported("This workspace has no consumer keys.")
+
+    def rollouts_unsupported(self) -> Unsupported:
+        """Why this workspace cannot run progressive rollouts (capability ``traffic-rollouts``)."""
+        return Unsupported("This workspace cannot run progressive rollouts.",
+                           hint="Move traffic in steps with 'online-endpoint update --traffic'.")
+
+    def traffic_rollout(self, endpoint: str) -> TrafficRollout | None:
+        """The endpoint's latest progressive rollout, running or ended; None where it has had none."""
+        raise self.rollouts_unsupported()
+
+    def change_traffic_rollout(self, endpoint: str,
+                               change: Callable[[TrafficRollout | None], TrafficRollout]) -> TrafficRollout:
+        """Store ``change(current)`` as the endpoint's rollout, atomically (an error from ``change`` stores
+        nothing); what was stored."""
+        raise self.rollouts_unsupported()
+
+    def drive_traffic_rollouts(self) -> None:
+        """Make sure what advances running rollouts (``core.traffic_rollout.advance``) runs."""
+        raise self.rollouts_unsupported()
 
     def build_status(self, env: EnvironmentVersion) -> EnvironmentBuild:
         """State, interpreter, packages and log of the version's build (the built-in one: where it runs)."""

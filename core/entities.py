@@ -475,6 +475,69 @@ class AuditRecord(Entity):
     id: int | None = None
 
 
+class RolloutState(StrEnum):
+    """A progressive traffic rollout's state (``byom online-endpoint rollout``)."""
+
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"  # every step was healthy: the target has its last step's share
+    ROLLED_BACK = "RolledBack"  # a step breached a limit: the split before the rollout is back
+    ABORTED = "Aborted"  # asked to stop: the split before the rollout is back
+    STOPPED = "Stopped"  # the split was changed by hand or the target deleted: the split left as it is
+
+
+@dataclass
+class RolloutBreach(Entity):
+    """Why a step failed: ``metric`` (error_rate, p95_ms, requests) was ``value`` against ``limit``."""
+
+    metric: str
+    value: float
+    limit: float
+    step: int  # the step's percentage
+
+
+@dataclass
+class RolloutStep(Entity):
+    """What the target answered while it had ``percent`` of the traffic."""
+
+    percent: int
+    started_at: float  # unix seconds
+    ended_at: float | None = None
+    requests: int = 0
+    errors: int = 0
+    error_rate: float | None = None
+    p95_ms: float | None = None
+
+
+@dataclass
+class TrafficRollout(Entity):
+    """A progressive rollout of one endpoint's traffic to ``target``, step by step, as its driver records it."""
+
+    id: str
+    endpoint: str
+    target: str  # lower-cased
+    steps: list[int]
+    step_seconds: float
+    max_error_rate: float
+    max_p95_ms: float | None
+    min_requests: int
+    actor: str
+    started_at: str
+    before: dict[str, int]  # the live split when it started: what a rollback restores
+    state: str = RolloutState.RUNNING
+    applied: dict[str, int] = field(default_factory=dict)  # the split the rollout set last
+    pending: dict[str, int] | None = None  # a split being set: written first, so that a restart knows it
+    history: list[RolloutStep] = field(default_factory=list)  # one per step begun
+    abort_requested: str = ""  # who asked to abort
+    reason: str = ""
+    breach: RolloutBreach | None = None
+    updated_at: str = ""
+    ended_at: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state == RolloutState.RUNNING
+
+
 @dataclass
 class WorkspaceInfo(Entity):
     kind: str  # memory | local | azure
@@ -493,4 +556,6 @@ _NESTED: dict[tuple[str, str], type[Entity]] = {
     ("Deployment", "instances"): InstanceStatus,
     ("DeploymentMetrics", "series"): MetricsPoint,
     ("EnvironmentDiff", "conda"): DiffLine,
+    ("TrafficRollout", "history"): RolloutStep,
+    ("TrafficRollout", "breach"): RolloutBreach,
 }

@@ -37,6 +37,8 @@ class TrafficChange:
     after: dict[str, int]
     mirror_before: dict[str, int]
     mirror_after: dict[str, int]
+    note: str = ""
+    """Why, where the change says (a rollout's step or rollback)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ def traffic_changes(records: Iterable[AuditRecord], endpoint: str | None = None)
             id=r.id, at=r.at, actor=r.actor,
             before=_split(r.before.get("traffic")), after=_split(r.after.get("traffic")),
             mirror_before=_split(r.before.get("mirror_traffic")), mirror_after=_split(r.after.get("mirror_traffic")),
+            note=str(r.after.get("note") or ""),
         ))
     return changes
 

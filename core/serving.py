@@ -93,6 +93,15 @@ class Serving(ABC):
     @abstractmethod
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]: ...
 
+    def rollouts_unsupported(self) -> Unsupported:
+        return Unsupported("This workspace has nothing that drives progressive rollouts.",
+                           hint="A local workspace's control plane drives them; here, move traffic in steps with "
+                                "'online-endpoint update --traffic'.")
+
+    def drive_rollouts(self) -> None:
+        """Make sure what advances the rollouts recorded in the store runs (capability ``traffic-rollouts``)."""
+        raise self.rollouts_unsupported()
+
     def resource_usage(self, endpoint_name: str, since: float) -> list[ResourceSample]:
         """CPU and memory of the endpoint's model-server processes, sampled now and kept since ``since``."""
         raise Unsupported("This workspace runs no model-server processes of its own, so it has no CPU or "

@@ -108,6 +108,7 @@ class Capability:
     REGISTRY_ASSETS = "registry-assets"  # deployments name azureml://registries/... assets as they are
     MLFLOW_NO_CODE = "mlflow-no-code"  # MLflow models deploy with neither code nor environment, scored natively
     CONSUMERS = "consumers"  # named keys per endpoint with token and request limits, and their usage
+    TRAFFIC_ROLLOUTS = "traffic-rollouts"  # progressive rollouts driven by the backend (core/traffic_rollout.py)
 
 
 NO_CONSUMERS = ("Azure ML managed online endpoints have no consumer keys, token limits or per-consumer usage: "
@@ -632,13 +633,14 @@ class Workspace:
 
     def set_traffic(
         self, name: str, traffic: dict[str, int], mirror_traffic: dict[str, int] | None = None, *,
-        wait: bool = True, progress: Progress = no_progress,
+        wait: bool = True, progress: Progress = no_progress, note: str = "",
     ) -> Endpoint:
         """Replace the live split (and, when given, the mirror split) in one step.
 
         Percentages are integers per existing deployment and total exactly 0
         or 100. Mirror traffic names at most one deployment, 1–50 %, that has
-        no live traffic. A split that breaks a rule is refused whole.
+        no live traffic. A split that breaks a rule is refused whole. ``note``
+        says why, in the audit record (and so in the traffic history).
         """
         old = self.get_endpoint(name)
         rules.check_traffic_settable(old)
@@ -652,7 +654,8 @@ class Workspace:
         result = self.get_endpoint(name)
         self._audit("endpoint.traffic", f"endpoint/{name}",
                     {"traffic": old.traffic, "mirror_traffic": old.mirror_traffic},
-                    {"traffic": result.traffic, "mirror_traffic": result.mirror_traffic})
+                    {"traffic": result.traffic, "mirror_traffic": result.mirror_traffic,
+                     **({"note": note} if note else {})})
         return result
 
     # -------------------------------------------------------- deployments
@@ -1015,6 +1018,10 @@ class Workspace:
         return self.backend.resource_usage(endpoint_name, time.time() - window_s)
 
     # -------------------------------------------------------------- audit
+
+    def record_change(self, action: str, target: str, before: Any = None, after: Any = None) -> None:
+        """Audit a change that core made through other operations (a rollout's start and end)."""
+        self._audit(action, target, before, after)
 
     def list_audit(self, limit: int = 100, target_prefix: str | None = None) -> list[AuditRecord]:
         """Changes, newest first; ``target_prefix`` such as ``endpoint/chat``."""

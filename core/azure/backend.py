@@ -20,7 +20,8 @@ own:
   (``long_running``): the Workspace reports and waits for the poller.
 * A wrong workspace name makes every call answer 404: on the first NotFound
   the workspace itself is read once, and the error then names it.
-* Metrics are in Azure Monitor, which azure-ai-ml does not read: Unsupported.
+* Metrics are in Azure Monitor, which azure-ai-ml does not read: Unsupported, and so are progressive
+  rollouts (their checks need those metrics).
 * ``local-python`` becomes an Azure environment (``byom-local-python``) with
   byom's own requirements when a deployment names it.
 * Invocations go to the endpoint's ``scoring_uri`` with the Workspace's fresh
@@ -551,6 +552,14 @@ class AzureBackend(Backend):
             "Azure ML keeps request counts and latencies in Azure Monitor, which azure-ai-ml does not read.",
             hint="See the endpoint's Monitoring tab in Studio: "
                  f"{self.studio_url(f'endpoints/realtime/{endpoint}/detail')}",
+        )
+
+    def rollouts_unsupported(self) -> Unsupported:
+        return Unsupported(
+            "Progressive rollouts with automatic rollback run on a local workspace only for now: on Azure ML "
+            "byom cannot yet read the error rate and latency a step needs (they are in Azure Monitor).",
+            hint="Move traffic in steps with 'online-endpoint update --traffic' and watch the endpoint's "
+                 f"Monitoring tab: {self.studio_url('endpoints/realtime')}",
         )
 
     def resource_usage(self, endpoint: str, since: float) -> builtins.list[ResourceSample]:

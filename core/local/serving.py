@@ -52,7 +52,7 @@ def _observed(record: dict[str, Any]) -> str:
 
 
 class LocalServing(Serving):
-    capabilities = ("deployments", "metrics", "openai-api", "consumers")
+    capabilities = ("deployments", "metrics", "openai-api", "consumers", "traffic-rollouts")
 
     def __init__(self, home: str | Path) -> None:
         self.files = ServingFiles(home)
@@ -148,6 +148,9 @@ class LocalServing(Serving):
 
     def stop(self) -> None:
         self.shutdown()
+
+    def drive_rollouts(self) -> None:
+        self.ensure_started()  # its traffic-rollout job advances them
 
     # ------------------------------------------------------------- the seam
 

@@ -7,8 +7,8 @@ no rule of the Workspace: it keeps documents, allocates version numbers in
 the transaction that writes them, and tells its Serving what changed.
 
 Document kinds in the store: ``model`` and ``environment`` (by name and
-version), ``endpoint`` and ``keys`` (by endpoint name), ``deployment`` and
-``consumer`` (by ``endpoint/name``, lower-cased). A deployment's document is its desired
+version), ``endpoint``, ``keys`` and ``rollout`` (an endpoint's latest traffic rollout; by endpoint
+name), ``deployment`` and ``consumer`` (by ``endpoint/name``, lower-cased). A deployment's document is its desired
 state, with the provisioning state its last change ended in.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from ..entities import (
     InvokeResult,
     ModelVersion,
     RequestFact,
+    TrafficRollout,
     WorkspaceInfo,
 )
 from ..environments import BYOM_INTERPRETER, NOT_BUILT, freeze_to_versions, installed_packages
@@ -308,6 +310,27 @@ class StoreBackend(Backend):
 
     def resource_usage(self, endpoint: str, since: float) -> builtins.list[ResourceSample]:
         return self.serving.resource_usage(endpoint, since)
+
+    # ------------------------------------------------------------- rollouts
+
+    def rollouts_unsupported(self) -> Unsupported:
+        return self.serving.rollouts_unsupported()
+
+    def traffic_rollout(self, endpoint: str) -> TrafficRollout | None:
+        with self.store.transaction() as txn:
+            doc = txn.get("rollout", endpoint)
+        return TrafficRollout.from_dict(doc) if doc is not None else None
+
+    def change_traffic_rollout(self, endpoint: str,
+                               change: Callable[[TrafficRollout | None], TrafficRollout]) -> TrafficRollout:
+        with self.store.transaction() as txn:
+            doc = txn.get("rollout", endpoint)
+            changed = change(TrafficRollout.from_dict(doc) if doc is not None else None)
+            txn.put("rollout", endpoint, 0, changed.to_dict())
+        return changed
+
+    def drive_traffic_rollouts(self) -> None:
+        self.serving.drive_rollouts()
 
     # ---------------------------------------------------------------- audit
 

@@ -610,3 +610,15 @@ def test_no_local_path_goes_into_a_cloud_models_properties(ws, service, tmp_path
     props = json.loads(service.sent("PUT", r"/models/clf/versions/1$")[-1].body)["properties"]["properties"]
     assert props["byom.source"] == "clf"
     assert model.source == "clf" and ws.get_model("clf", 1).source == "clf"
+
+
+def test_cli_says_plainly_that_rollouts_are_not_on_azure_yet(cli, service, capsys) -> None:
+    assert main(["online-endpoint", "create", "-n", "ep9", *cli]) == 0
+    capsys.readouterr()
+    sent = len(service.calls)
+    for argv in (["--to", "blue", "--steps", "10,100"], ["status"], ["abort"]):
+        assert main(["online-endpoint", "rollout", "-n", "ep9", *argv, *cli]) == 2
+        err = capsys.readouterr().err
+        assert "Progressive rollouts with automatic rollback run on a local workspace only" in err, err
+        assert "update --traffic" in err
+    assert len(service.calls) == sent, "nothing was sent to Azure"

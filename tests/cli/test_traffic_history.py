@@ -59,8 +59,9 @@ def test_traffic_history_lists_the_changes_newest_first(home: Path, capsys) -> N
 
     code, out, _ = run(capsys, "online-endpoint", "traffic-history", "-n", "demo", "-o", "table")
     header, rule, *rows = out.splitlines()
-    assert header.split() == ["Id", "At", "Actor", "Before", "After"] and set(rule) <= {"-", " "}
-    assert re.split(r"\s{2,}", rows[0]) == [str(latest["id"]), latest["at"], "ada", "blue 100", "blue 90 · green 10"]
+    assert header.split() == ["Id", "At", "Actor", "Before", "After", "Note"] and set(rule) <= {"-", " "}
+    assert re.split(r"\s{2,}", rows[0].rstrip()) == [str(latest["id"]), latest["at"], "ada", "blue 100",
+                                                     "blue 90 · green 10"]
     code, out, _ = run(capsys, "online-endpoint", "traffic-history", "-n", "demo", "--query", "[].id", "-o", "tsv")
     assert out.split() == [str(latest["id"]), str(first["id"])]
 

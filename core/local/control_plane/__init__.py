@@ -12,6 +12,9 @@ reconciles it once per tick (:meth:`plane.ControlPlane.tick`), by job:
   touches processes only through a runtime (``model_servers``).
 * ``gateway_supervisor``: the gateway process, started and restarted here,
   told when routes change.
+* ``traffic_rollouts``: progressive traffic rollouts (``byom online-endpoint
+  rollout``), each advanced through a Workspace on the home
+  (:func:`core.traffic_rollout.advance`).
 * ``generations``: what a generation runs (code snapshot, model folder).
 * the state file (:mod:`core.local.state`): what runs, written at the end of
   a tick; a control plane started again reads it back and adopts the

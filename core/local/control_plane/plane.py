@@ -18,11 +18,13 @@ from ..processes import Child, ProcessRef, home_processes, parent_pid, start_tim
 from ..serving_files import ServingFiles, read_json, start_service, write_json
 from ..sqlite_store import SqliteStore
 from ..state import RolloutRecord, ServingState, read_state, write_state
+from ..workspace import local_backend
 from .gateway_supervisor import GatewaySupervisor
 from .generations import Generations
 from .instances import STOP_GRACE_S, InstanceSupervisor
 from .model_servers import ModelServers
 from .rollouts import Desired, Outcome, RolloutPlanner
+from .traffic_rollouts import TrafficRollouts
 
 log = logging.getLogger("byom.control-plane")
 
@@ -72,6 +74,7 @@ class ControlPlane:
         self.supervisor = InstanceSupervisor(self.model_servers, clock, reserved_ports=lambda: (files.gateway_port(),))
         self.planner = RolloutPlanner(self.supervisor, self.generations.prepare, self.write_note)
         self.model_servers.specs = self.planner.specs
+        self.traffic_rollouts = TrafficRollouts(self.store, lambda: local_backend(files.home))
         self.log_max_bytes = log_max_bytes()
         self.reconciles = 0
         self._dirty = False
@@ -149,6 +152,7 @@ class ControlPlane:
         self.planner.take_notes(notes)
         self.planner.check_all()
         self.gateway.supervise()
+        self.traffic_rollouts.step()
         if self._dirty or self.planner.dirty or self.supervisor.dirty:
             self._dirty = self.planner.dirty = self.supervisor.dirty = False
             self.save()
@@ -174,6 +178,7 @@ class ControlPlane:
                 log.exception("Rotating %s failed", path)
 
     def close(self) -> None:
+        self.traffic_rollouts.close()
         self.model_servers.close()
         self.desired.close()
         self.store.close()
