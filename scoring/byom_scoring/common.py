@@ -307,7 +307,7 @@ def load_generation_model(model_dir: str | os.PathLike[str] | None = None) -> Lo
     name = precision.generation_dtype(device)
     lm = _load(find_model(model_dir), device, precision.load_dtype(name))
     lm.model = precision.to_generation_dtype(lm.model, name)
-    lm.dtype = next(lm.model.parameters()).dtype  # float32 around packed layers
+    lm.dtype = torch.float32 if name in precision.PACKED else next(lm.model.parameters()).dtype
     lm.precision = name
     return lm
 
