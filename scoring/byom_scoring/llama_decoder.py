@@ -106,7 +106,9 @@ class LlamaDecoder:
         with torch.inference_mode():
             probe = torch.zeros((), dtype=self.dtype, device=self.device)
             cos, sin = model.model.rotary_emb(probe, torch.arange(self.context, device=self.device)[None])
-        self.cos, self.sin = cos[0], sin[0]  # (context, head_dim)
+        half = self.head_dim // 2
+        # rotate_half(x) * sin == x.roll(half) * (sin with its first half negated): one operation instead of four.
+        self.cos, self.sin = cos[0], torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)  # (context, head_dim)
 
     def rows(self) -> SlotRows:
         return SlotRows(self)
@@ -123,9 +125,9 @@ class LlamaDecoder:
         return F.embedding(ids, self.embedding).to(self.dtype)  # a float16 embedding hands on float32 rows
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """RoPE: what transformers' apply_rotary_pos_emb computes, to the bit."""
+    return x * cos + x.roll(x.shape[-1] // 2, -1) * signed_sin
 
 
 class SlotRows:
