@@ -1,7 +1,7 @@
 """Generation side by side: byom's generate.py in its default precision, in float32, and llama.cpp, one run.
 
     .venv/bin/python -m bench.generation [--model DIR] [--clients 1 4 16] [--rounds 2] [--threads N]
-        [--contenders byom float32 llama.cpp naive] [--llama-python PATH]
+        [--contenders byom float32 transformers transformers32 llama.cpp naive] [--llama-python PATH]
 
 Contenders, all served at once on 127.0.0.1 on the same model:
 
@@ -10,6 +10,9 @@ Contenders, all served at once on 127.0.0.1 on the same model:
   (BYOM_GENERATION_DTYPE unset).
 - ``float32``: the same with BYOM_GENERATION_DTYPE=float32, as byom served
   before precisions could be chosen.
+- ``transformers``, ``transformers32``: ``byom`` and ``float32`` with
+  BYOM_GENERATION_DECODER=transformers: decoded by transformers' modules, as
+  before the lean decoder (byom_scoring/llama_decoder.py).
 - ``llama.cpp``: llama-cpp-python's OpenAI-compatible server on the GGUF file
   the sample ships (the file byom's folder was packaged from). It is not a
   project dependency: build it once into a venv outside the project, e.g.
@@ -208,6 +211,10 @@ def main() -> None:
     scripts = {
         "byom": ("generate.py", {}),
         "float32": ("generate.py", {"BYOM_GENERATION_DTYPE": "float32"}),
+        "transformers": ("generate.py", {"BYOM_GENERATION_DECODER": "transformers"}),
+        "transformers32": (
+            "generate.py", {"BYOM_GENERATION_DTYPE": "float32", "BYOM_GENERATION_DECODER": "transformers"}
+        ),
         "naive": ("reference/generate_naive.py", {}),
     }
     print(

@@ -53,7 +53,14 @@ def run_schedule(generator: BatchGenerator, reqs: list[GenerationRequest]) -> tu
     return tokens, logits
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
+# How far the logits may differ, relative to their largest. float32 activations (float32, and the packed float16
+# weights) agree to rounding. Elsewhere the two decoders pad prompts differently (right, left) and attend over
+# different widths: bfloat16 rounds the different sums differently (a few of its ulps), and int8 quantizes each
+# product's input with one scale for the whole batch, padding included.
+TOLERANCE = {"float32": 1e-4, "float16": 1e-4, "bfloat16": 3e-2, "int8": 3e-2}
+
+
+@pytest.mark.parametrize("dtype", list(TOLERANCE))
 def test_the_lean_decoder_chooses_the_tokens_transformers_chooses(tiny_lm_in: Any, one_torch_thread: None,
                                                                   dtype: str) -> None:
     lm = tiny_lm_in(dtype)
@@ -67,7 +74,7 @@ def test_the_lean_decoder_chooses_the_tokens_transformers_chooses(tiny_lm_in: An
     assert len(reqs[4].prompt_ids) + reqs[4].max_new_tokens > llama_decoder.GROW
     for mine, theirs in zip(lean_logits, ref_logits, strict=True):
         assert mine.shape == theirs.shape
-        assert (mine - theirs).abs().max() <= 1e-4 * theirs.abs().max()
+        assert (mine - theirs).abs().max() <= TOLERANCE[dtype] * theirs.abs().max()
 
 
 def test_rows_that_leave_free_their_slots_for_the_next(tiny_lm_in: Any, one_torch_thread: None) -> None:
