@@ -29,7 +29,8 @@ throughput (completion tokens the server reports over wall time, summed over
 the rounds), p50/p95 request latency, time to first token (the latency of a
 one-token request, sent by every client at once, before each turn), CPU
 seconds the server's processes used per 100 tokens, and at the end the
-server's peak resident memory (VmHWM of its processes, the largest).
+server's peak resident memory (VmHWM of its processes, the largest; loading
+counts) and what it holds resident then (VmRSS).
 
 Torch threads: the scripts' default (cores / WORKER_COUNT) unless --threads
 sets BYOM_TORCH_THREADS; llama.cpp gets --threads too, or the cores.
@@ -101,13 +102,14 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def peak_rss_mib(pid: int) -> float:
-    peaks = []
+def rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """The largest of the server's processes' ``field``: VmHWM, peak resident memory; VmRSS, resident now."""
+    sizes = []
     for p in process_tree(pid):
         for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks, default=float("nan"))
+            if line.startswith(f"{field}:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return max(sizes, default=float("nan"))
 
 
 def byom_payload(question: str, max_new_tokens: int) -> dict:
@@ -268,7 +270,7 @@ def main() -> None:
                         f"TTFT {turn['ttft']:5.2f} s  (load average {os.getloadavg()[0]:.2f})",
                         flush=True,
                     )
-        rss = {c.name: peak_rss_mib(c.pid) for c in contenders}
+        rss = {c.name: (rss_mib(c.pid), rss_mib(c.pid, "VmRSS")) for c in contenders}
     print()
     print("| contender | clients | tokens/s | p50 latency (s) | p95 latency (s) | TTFT (s) | CPU s / 100 tokens |")
     print("|---|---|---|---|---|---|---|")
@@ -283,7 +285,10 @@ def main() -> None:
                 f"{statistics.median(t['ttft'] for t in ts):.2f} | {100 * sum(t['cpu'] for t in ts) / tokens:.2f} |"
             )
     print()
-    print("peak resident memory: " + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in rss.items()))
+    print(
+        "resident memory, peak (at the end): "
+        + ", ".join(f"{name} {peak:.0f} MiB ({now:.0f} MiB)" for name, (peak, now) in rss.items())
+    )
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
