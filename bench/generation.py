@@ -1,7 +1,7 @@
 """Generation side by side: byom's generate.py in its default precision, in float32, and llama.cpp, one run.
 
     .venv/bin/python -m bench.generation [--model DIR] [--clients 1 4 16] [--rounds 2] [--threads N]
-        [--contenders byom float32 llama.cpp naive] [--llama-python PATH]
+        [--contenders byom float32 transformers transformers32 llama.cpp naive] [--llama-python PATH]
 
 Contenders, all served at once on 127.0.0.1 on the same model:
 
@@ -10,6 +10,9 @@ Contenders, all served at once on 127.0.0.1 on the same model:
   (BYOM_GENERATION_DTYPE unset).
 - ``float32``: the same with BYOM_GENERATION_DTYPE=float32, as byom served
   before precisions could be chosen.
+- ``transformers``, ``transformers32``: ``byom`` and ``float32`` with
+  BYOM_GENERATION_DECODER=transformers: decoded by transformers' modules, as
+  before the lean decoder (byom_scoring/llama_decoder.py).
 - ``llama.cpp``: llama-cpp-python's OpenAI-compatible server on the GGUF file
   the sample ships (the file byom's folder was packaged from). It is not a
   project dependency: build it once into a venv outside the project, e.g.
@@ -26,7 +29,8 @@ throughput (completion tokens the server reports over wall time, summed over
 the rounds), p50/p95 request latency, time to first token (the latency of a
 one-token request, sent by every client at once, before each turn), CPU
 seconds the server's processes used per 100 tokens, and at the end the
-server's peak resident memory (VmHWM of its processes, the largest).
+server's peak resident memory (VmHWM of its processes, the largest; loading
+counts) and what it holds resident then (VmRSS).
 
 Torch threads: the scripts' default (cores / WORKER_COUNT) unless --threads
 sets BYOM_TORCH_THREADS; llama.cpp gets --threads too, or the cores.
@@ -98,13 +102,14 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def peak_rss_mib(pid: int) -> float:
-    peaks = []
+def rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """The largest of the server's processes' ``field``: VmHWM, peak resident memory; VmRSS, resident now."""
+    sizes = []
     for p in process_tree(pid):
         for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks, default=float("nan"))
+            if line.startswith(f"{field}:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return max(sizes, default=float("nan"))
 
 
 def byom_payload(question: str, max_new_tokens: int) -> dict:
@@ -208,6 +213,10 @@ def main() -> None:
     scripts = {
         "byom": ("generate.py", {}),
         "float32": ("generate.py", {"BYOM_GENERATION_DTYPE": "float32"}),
+        "transformers": ("generate.py", {"BYOM_GENERATION_DECODER": "transformers"}),
+        "transformers32": (
+            "generate.py", {"BYOM_GENERATION_DTYPE": "float32", "BYOM_GENERATION_DECODER": "transformers"}
+        ),
         "naive": ("reference/generate_naive.py", {}),
     }
     print(
@@ -261,7 +270,7 @@ def main() -> None:
                         f"TTFT {turn['ttft']:5.2f} s  (load average {os.getloadavg()[0]:.2f})",
                         flush=True,
                     )
-        rss = {c.name: peak_rss_mib(c.pid) for c in contenders}
+        rss = {c.name: (rss_mib(c.pid), rss_mib(c.pid, "VmRSS")) for c in contenders}
     print()
     print("| contender | clients | tokens/s | p50 latency (s) | p95 latency (s) | TTFT (s) | CPU s / 100 tokens |")
     print("|---|---|---|---|---|---|---|")
@@ -276,7 +285,10 @@ def main() -> None:
                 f"{statistics.median(t['ttft'] for t in ts):.2f} | {100 * sum(t['cpu'] for t in ts) / tokens:.2f} |"
             )
     print()
-    print("peak resident memory: " + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in rss.items()))
+    print(
+        "resident memory, peak (at the end): "
+        + ", ".join(f"{name} {peak:.0f} MiB ({now:.0f} MiB)" for name, (peak, now) in rss.items())
+    )
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .common import LoadedModel
+from .llama_decoder import lean_decoder
 
 
 @dataclass
@@ -50,8 +52,10 @@ class _Row:
 
 
 class BatchGenerator:
-    def __init__(self, lm: LoadedModel):
+    def __init__(self, lm: LoadedModel, *, decoder: str | None = None):
+        """``decoder``: "lean" or "transformers" (default: BYOM_GENERATION_DECODER, see llama_decoder.py)."""
         self.lm = lm
+        self.decoder = lean_decoder(lm, decoder)
         tokenizer = lm.tokenizer
         eos: set[int] = set()
         for source in (
@@ -69,6 +73,12 @@ class BatchGenerator:
     def batch(self) -> RunningBatch:
         """An empty batch that requests can join while it runs."""
         return RunningBatch(self)
+
+    def rows(self) -> Rows:
+        """A running batch's keys and values: the lean decoder's where it takes the model, transformers' otherwise."""
+        if self.decoder is not None:
+            return self.decoder.rows()
+        return TransformersRows(self.lm, self.pad_id)
 
     def generate(
         self,
@@ -135,8 +145,24 @@ class BatchGenerator:
         return GenerationResult(text, reason, len(r.prompt_ids), len(ids))
 
 
+class Rows(Protocol):
+    """The model's side of a running batch: each row's keys and values, and the forward passes over them."""
+
+    def __len__(self) -> int: ...
+
+    def mergeable(self) -> bool: ...  # whether rows may join rows already running
+
+    def prefill(self, prompts: list[list[int]]) -> torch.Tensor: ...  # appends rows; their next-token logits
+
+    def forward(self, tokens: list[int]) -> torch.Tensor: ...  # one position for every row; their logits
+
+    def keep(self, index: list[int]) -> None: ...  # only these rows, in this order
+
+    def clear(self) -> None: ...
+
+
 def _growing_layers(cache: DynamicCache) -> list[DynamicLayer]:
-    """The layers of a cache ``RunningBatch._mergeable`` found plain and growing."""
+    """The layers of a cache ``TransformersRows.mergeable`` found plain and growing."""
     return [layer for layer in cache.layers if isinstance(layer, DynamicLayer)]
 
 
@@ -145,47 +171,40 @@ def _filled(tensor: torch.Tensor | None) -> torch.Tensor:
     return tensor
 
 
-class RunningBatch:
-    """Rows being decoded together, one token per ``step()``; new rows may join between steps.
+class TransformersRows:
+    """Rows decoded by the transformers model itself, in a DynamicCache: any architecture.
 
-    Row i of every tensor belongs to ``rows[i]``. Prompts are left-padded:
-    ``mask`` marks the real positions of each row in the cache, and
-    ``positions`` holds each row's next position id, so padding shifts
-    nothing. ``logits`` are each row's scores for its next token.
+    Prompts are left-padded: ``mask`` marks the real positions of each row in
+    the cache, and ``positions`` holds each row's next position id, so padding
+    shifts nothing. A prefill's cache is merged into the running one, padded
+    to a common width.
     """
 
-    def __init__(self, generator: BatchGenerator):
-        self.g = generator
-        self.device = generator.lm.device
-        self.rows: list[_Row] = []
+    def __init__(self, lm: LoadedModel, pad_id: int):
+        self.lm, self.pad_id, self.device = lm, pad_id, lm.device
         self.cache: DynamicCache | None = None  # set whenever rows are
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=self.device)
         self.positions = torch.zeros((0,), dtype=torch.long, device=self.device)
-        self.logits = torch.zeros((0, 0), device=self.device)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.positions)
 
-    @torch.inference_mode()
-    def admit(self, entries: list[tuple[Hashable, GenerationRequest]]) -> None:
-        """Prefill these requests and add them to the batch; ``step()`` returns their results under their keys.
+    def mergeable(self) -> bool:
+        # Only plain growing layers (Llama-like models) are merged and trimmed here; a
+        # sliding-window or recurrent layer keeps state that left-padding would corrupt.
+        return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
 
-        Raises before changing the batch when the prefill fails, so the rows already running are unharmed.
-        """
-        if not entries:
-            return
-        if not self.accepts():
-            raise RuntimeError("This model's cache cannot be merged: requests can only start in an empty batch.")
-        lengths = [len(r.prompt_ids) for _, r in entries]
+    def prefill(self, prompts: list[list[int]]) -> torch.Tensor:
+        lengths = [len(p) for p in prompts]
         width = max(lengths)
-        ids = torch.full((len(entries), width), self.g.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(entries), width), dtype=torch.long)
-        for i, (_, r) in enumerate(entries):
-            ids[i, width - lengths[i] :] = torch.tensor(r.prompt_ids)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - lengths[i] :] = torch.tensor(prompt)
             mask[i, width - lengths[i] :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        cache = DynamicCache(config=self.g.lm.model.config)
-        out = self.g.lm.model(
+        cache = DynamicCache(config=self.lm.model.config)
+        out = self.lm.model(
             input_ids=ids,
             attention_mask=mask,
             position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
@@ -193,25 +212,15 @@ class RunningBatch:
             use_cache=True,
             logits_to_keep=1,
         )
-        rows = [_Row(key, r, self.g._generator(r)) for key, r in entries]
         positions = torch.tensor(lengths, device=self.device)
-        logits = out.logits[:, -1, :]
-        if not self.rows:
-            self.cache, self.mask, self.positions, self.logits = cache, mask, positions, logits
+        if self.cache is None:
+            self.cache, self.mask, self.positions = cache, mask, positions
         else:
-            self._merge(cache, mask, positions, logits)
-        self.rows.extend(rows)
+            self._merge(cache, mask, positions)
+        logits: torch.Tensor = out.logits[:, -1, :]
+        return logits
 
-    def accepts(self) -> bool:
-        """Whether requests can join now: the batch is empty, or its cache can be merged with theirs."""
-        return not self.rows or self._mergeable()
-
-    def _mergeable(self) -> bool:
-        # Only plain growing layers (Llama-like models) are merged and trimmed here; a
-        # sliding-window or recurrent layer keeps state that left-padding would corrupt.
-        return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
-
-    def _merge(self, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor) -> None:
+    def _merge(self, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
         assert self.cache is not None, "rows without a cache"
         width = max(self.mask.shape[1], mask.shape[1])
 
@@ -227,7 +236,80 @@ class RunningBatch:
             mine.values = torch.cat([pad(_filled(mine.values), 2), pad(_filled(theirs.values), 2)])
         self.mask = torch.cat([pad(self.mask, 1), pad(mask, 1)])
         self.positions = torch.cat([self.positions, positions])
-        self.logits = torch.cat([self.logits, logits])
+
+    def forward(self, tokens: list[int]) -> torch.Tensor:
+        step_ids = torch.tensor(tokens, device=self.device)[:, None]
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(tokens), 1))], dim=1)
+        out = self.lm.model(
+            input_ids=step_ids,
+            attention_mask=self.mask,
+            position_ids=self.positions[:, None],
+            cache=self.cache,
+            use_cache=True,
+        )
+        self.positions = self.positions + 1
+        logits: torch.Tensor = out.logits[:, -1, :]
+        return logits
+
+    def keep(self, keep: list[int]) -> None:
+        if not keep:
+            self.clear()
+            return
+        index = torch.tensor(keep, device=self.device)
+        self.positions, self.mask = self.positions[index], self.mask[index]
+        assert self.cache is not None, "rows without a cache"
+        if not self.mergeable():
+            self.cache.batch_select_indices(index)
+            return
+        # Columns that only the departed rows used (padding for every row left) go too.
+        start = int(self.mask.any(dim=0).int().argmax())
+        self.mask = self.mask[:, start:]
+        for layer in _growing_layers(self.cache):
+            layer.keys = _filled(layer.keys)[index, :, start:]
+            layer.values = _filled(layer.values)[index, :, start:]
+
+    def clear(self) -> None:
+        self.cache = None
+        self.mask = self.mask.new_zeros((0, 0))
+        self.positions = self.positions.new_zeros((0,))
+
+
+class RunningBatch:
+    """Rows being decoded together, one token per ``step()``; new rows may join between steps.
+
+    Row i of every tensor belongs to ``rows[i]``; ``kv`` holds their keys and
+    values and runs the model (``Rows``). ``logits`` are each row's scores for
+    its next token.
+    """
+
+    def __init__(self, generator: BatchGenerator):
+        self.g = generator
+        self.device = generator.lm.device
+        self.rows: list[_Row] = []
+        self.kv: Rows = generator.rows()
+        self.logits = torch.zeros((0, 0), device=self.device)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @torch.inference_mode()
+    def admit(self, entries: list[tuple[Hashable, GenerationRequest]]) -> None:
+        """Prefill these requests and add them to the batch; ``step()`` returns their results under their keys.
+
+        Raises before changing the batch when the prefill fails, so the rows already running are unharmed.
+        """
+        if not entries:
+            return
+        if not self.accepts():
+            raise RuntimeError("This model's cache cannot be merged: requests can only start in an empty batch.")
+        logits = self.kv.prefill([r.prompt_ids for _, r in entries])
+        rows = [_Row(key, r, self.g._generator(r)) for key, r in entries]
+        self.logits = torch.cat([self.logits, logits]) if self.rows else logits
+        self.rows.extend(rows)
+
+    def accepts(self) -> bool:
+        """Whether requests can join now: the batch is empty, or its cache can be merged with theirs."""
+        return not self.rows or self.kv.mergeable()
 
     @torch.inference_mode()
     def step(self) -> list[tuple[Hashable, GenerationResult]]:
@@ -248,17 +330,7 @@ class RunningBatch:
         if len(keep) < len(self.rows):
             self._keep(keep)
         if self.rows:
-            step_ids = torch.tensor([[row.generated[-1]] for row in self.rows], device=self.device)
-            self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
-            out = self.g.lm.model(
-                input_ids=step_ids,
-                attention_mask=self.mask,
-                position_ids=self.positions[:, None],
-                cache=self.cache,
-                use_cache=True,
-            )
-            self.logits = out.logits[:, -1, :]
-            self.positions = self.positions + 1
+            self.logits = self.kv.forward([row.generated[-1] for row in self.rows])
         return done
 
     def _keep(self, keep: list[int]) -> None:
@@ -266,23 +338,11 @@ class RunningBatch:
         if not self.rows:
             self.clear()
             return
-        index = torch.tensor(keep, device=self.device)
-        self.positions, self.logits, self.mask = self.positions[index], self.logits[index], self.mask[index]
-        assert self.cache is not None, "rows without a cache"
-        if not self._mergeable():
-            self.cache.batch_select_indices(index)
-            return
-        # Columns that only the departed rows used (padding for every row left) go too.
-        start = int(self.mask.any(dim=0).int().argmax())
-        self.mask = self.mask[:, start:]
-        for layer in _growing_layers(self.cache):
-            layer.keys = _filled(layer.keys)[index, :, start:]
-            layer.values = _filled(layer.values)[index, :, start:]
+        self.logits = self.logits[torch.tensor(keep, device=self.device)]
+        self.kv.keep(keep)
 
     def clear(self) -> None:
         """Drop every row (after an error, the batch's state is not to be trusted)."""
         self.rows = []
-        self.cache = None
-        self.mask = self.mask.new_zeros((0, 0))
-        self.positions = self.positions.new_zeros((0,))
+        self.kv.clear()
         self.logits = self.logits.new_zeros((0, 0))

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from transformers import PreTrainedModel
 
 GENERATION_DTYPES = ("float32", "bfloat16", "float16", "int8")
 PACKED = {"float16", "int8"}  # linear layers packed for fbgemm; activations stay float32
@@ -133,8 +136,38 @@ def to_generation_dtype(model: nn.Module, name: str) -> nn.Module:
     """``model``, loaded in ``load_dtype(name)``, in the precision ``name``."""
     if name in PACKED:
         # The output head may share its weight with the embedding (tied): the
-        # head gets its own packed copy, and the embedding and the norms, all
-        # that is left, run in float32 like the packed layers' activations.
+        # head gets its own packed copy. The norms run in float32 like the
+        # packed layers' activations; the embedding stays float16 (as loaded:
+        # a float32 copy would add 113 MB to the sample) and hands on the rows
+        # it looks up in float32.
         pack_linears(model, name)
-        model.float()
+        assert isinstance(model, PreTrainedModel), "a transformers model"
+        embedding = model.get_input_embeddings()
+        for module in model.modules():
+            if module is embedding:
+                continue
+            for param in module.parameters(recurse=False):
+                param.data = param.data.float()
+            for key, buffer in module.named_buffers(recurse=False):
+                if buffer.is_floating_point():
+                    setattr(module, key, buffer.float())
+        embedding.register_forward_hook(_float32_output)
     return model
+
+
+def _float32_output(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+    return output.float()
+
+
+def linear_call(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``module``'s forward (a linear layer, packed or not), called without nn.Module's per-call machinery."""
+    if isinstance(module, Float16Linear):
+        packed = module._packed
+        return lambda x: _LINEAR_FP16(x, packed)
+    if isinstance(module, Int8Linear):
+        packed = module._packed
+        return lambda x: _LINEAR_INT8(x, packed, False)
+    if type(module) is nn.Linear:
+        weight, bias = module.weight, module.bias
+        return lambda x: F.linear(x, weight, bias)
+    raise TypeError(f"not a linear layer: {type(module).__name__}")

@@ -1,6 +1,9 @@
 """Model discovery, device choice, BOS choice and request reading shared by both entry scripts."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -8,6 +11,8 @@ from byom_scoring import common
 from byom_scoring.common import BadRequest
 from flask import Request
 from werkzeug.test import EnvironBuilder
+
+from bench.servers import SCORING_DIR
 
 
 def touch(path, text="{}"):
@@ -167,3 +172,30 @@ class TestFieldReaders:
         with pytest.raises(BadRequest, match="Unknown field.*tex\\b") as caught:
             common.reject_unknown_fields({"tex": "typo"}, {"text"})
         assert caught.value.field == "tex"
+
+
+# Run in a fresh interpreter: what earlier tests left on this process's heap would blur the figures.
+FREED_HEAP = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from byom_scoring import common
+
+def resident_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+# 96 MB freed in 64 KB pieces, every other one of a row: what stays between them keeps free() from shrinking the heap.
+pieces = [b"1" * (64 << 10) for _ in range(3000)]
+del pieces[::2]
+before = resident_mib()
+print(common.release_freed_memory(), before - resident_mib())
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or common._glibc() is None, reason="glibc on Linux")
+def test_freed_heap_goes_back_to_the_system():
+    out = subprocess.run(
+        [sys.executable, "-c", FREED_HEAP, str(SCORING_DIR)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert out[0] == "True"
+    assert float(out[1]) > 64, f"only {out[1]} MiB of the 94 MiB freed went back"

@@ -144,8 +144,9 @@ def test_requests_joining_a_running_batch_give_what_they_give_alone(row_independ
     assert results["longer"].text == hf_greedy(row_independent_lm, longer.prompt_ids, 4)
 
 
-def test_the_batch_narrows_when_its_widest_rows_leave(row_independent_lm):
-    generator = BatchGenerator(row_independent_lm)
+@pytest.mark.parametrize("decoder", ["lean", "transformers"])
+def test_the_batch_narrows_when_its_widest_rows_leave(row_independent_lm, decoder):
+    generator = BatchGenerator(row_independent_lm, decoder=decoder)
     long_prompt = GenerationRequest(ids(row_independent_lm, "word " * 100), max_new_tokens=2)
     short_prompt = GenerationRequest(ids(row_independent_lm, PROMPTS[0]), max_new_tokens=12)
     batch = generator.batch()
@@ -154,8 +155,11 @@ def test_the_batch_narrows_when_its_widest_rows_leave(row_independent_lm):
     while "long" not in results:
         results.update(batch.step())
     # What is left is as wide as the short row's prompt and tokens, not the long prompt.
-    assert batch.mask.shape[1] <= len(short_prompt.prompt_ids) + 12
-    assert all(layer.keys.shape[2] == batch.mask.shape[1] for layer in batch.cache.layers)
+    if decoder == "transformers":
+        assert batch.kv.mask.shape[1] <= len(short_prompt.prompt_ids) + 12
+        assert all(layer.keys.shape[2] == batch.kv.mask.shape[1] for layer in batch.kv.cache.layers)
+    else:  # each step attends over the longest row left
+        assert batch.kv.lengths == [len(short_prompt.prompt_ids) + len(batch.rows[0].generated)]
     results.update(run_to_end(batch))
     assert results["short"] == generator.generate([short_prompt])[0]
 

@@ -47,9 +47,12 @@ def test_packed_weights_are_held_once(tiny_lm_in, tiny_lm, dtype):
     assert not any(type(m) is torch.nn.Linear for m in model.modules())
     packed = [m for m in model.modules() if isinstance(m, (precision.Float16Linear, precision.Int8Linear))]
     assert len(packed) == sum(type(m) is torch.nn.Linear for m in tiny_lm.model.modules())
-    # What is left as float32 parameters: the embedding and the norms, not a copy of any linear weight.
-    left = {name for name, _ in model.named_parameters()}
+    # What is left as parameters: the embedding, held float16 as loaded, and the float32 norms; no copy of any
+    # linear weight.
+    left = dict(model.named_parameters())
     assert left and all("embed" in name or "norm" in name for name in left), left
+    assert all(p.dtype == (torch.float16 if "embed" in name else torch.float32) for name, p in left.items())
+    assert model.get_input_embeddings()(torch.tensor([[1, 2]])).dtype == torch.float32
     assert lm.precision == dtype and lm.dtype == torch.float32
 
 
