@@ -690,45 +690,47 @@ class Workspace:
                      f"{ref.registry} -n {ref.name} -v VERSION), then 'byom model create -n {ref.name} -p FOLDER' "
                      "and name it as NAME:VERSION.")
         spec = local_equivalent(ref)
-        versions = self._versions("environment", spec.name)
-        mine = [e for e in versions if e.tags.get(CURATED_TAG) == spec.tags[CURATED_TAG]]
-        if versions and not mine:
+        if self._versions("environment", spec.name) and not self._tagged_versions(spec, CURATED_TAG):
             raise InvalidInput(
                 f"This workspace has its own environment named {spec.name!r}, so the curated {ref.name!r} "
                 "cannot be registered under that name.",
                 hint=f"Name your environment as {spec.name}:VERSION, or rename it.")
-        same = [e for e in mine if e.conda_file == spec.conda_file]
-        return same[-1].ref if same else self.create_environment(spec).ref
+        return self._environment_once(spec, CURATED_TAG).ref
+
+    def _tagged_versions(self, spec: EnvironmentSpec, tag: str) -> list[EnvironmentVersion]:
+        """The versions of ``spec``'s name that byom registered for what ``spec.tags[tag]`` names."""
+        return [e for e in self._versions("environment", spec.name) if e.tags.get(tag) == spec.tags[tag]]
+
+    def _environment_once(self, spec: EnvironmentSpec, tag: str) -> EnvironmentVersion:
+        """An environment byom registers on the user's behalf: the version it made before with the same conda
+        file, else a new one."""
+        same = [e for e in self._tagged_versions(spec, tag) if e.conda_file == spec.conda_file]
+        return same[-1] if same else self.create_environment(spec)
 
     def resolve_deployment(self, deployment: Deployment) -> Deployment:
         """A deployment as it is stored: its model and environment as the versions they name
         (``azureml:m@latest`` → ``m:3``), and an MLflow model's given no code (nor an environment but the
         default) as it is scored."""
         deployment = deployment.replace(model=self.resolve_model_ref(deployment.model))
-        if deployment.code_path is None and deployment.environment.split(":")[0] in ("", LOCAL_PYTHON) \
-                and self._is_mlflow(deployment.model):
-            if self.supports(Capability.MLFLOW_NO_CODE):
+        if deployment.code_path is None and deployment.environment.split(":")[0] in ("", LOCAL_PYTHON):
+            if registry_ref(deployment.model) is not None:  # passed through: the registry knows its type
                 return deployment.replace(environment="")
-            deployment = self._without_code(deployment)
+            model = self.get_model(*parse_asset_ref(deployment.model, "model"))
+            if model.type == MLFLOW_MODEL:
+                if self.supports(Capability.MLFLOW_NO_CODE):
+                    return deployment.replace(environment="")
+                return self._without_code(deployment, model)
         return deployment.replace(environment=self.resolve_environment_ref(deployment.environment))
 
-    def _is_mlflow(self, model_ref: str) -> bool:
-        if registry_ref(model_ref) is not None:  # passed through: the registry knows its type, byom does not
-            return True
-        return self.get_model(*parse_asset_ref(model_ref, "model")).type == MLFLOW_MODEL
-
-    def _without_code(self, deployment: Deployment) -> Deployment:
+    def _without_code(self, deployment: Deployment, model: ModelVersion) -> Deployment:
         """An MLflow model's deployment given no code, on a backend that does not score those natively: it runs
-        ``scoring/mlflow_no_code/score.py`` in the environment MLflow saved with the model, registered once per model
-        version (tagged ``byom.mlflow-model``)."""
-        model = self.get_model(*parse_asset_ref(deployment.model, "model"))
+        ``scoring/mlflow_no_code/score.py`` in the environment MLflow saved with the model, registered once per
+        model version (tagged ``byom.mlflow-model``)."""
         with self.backend.scratch() as scratch:  # only the files that name the environment, not the weights
             wanted = [f for f in model.files if Path(f.path).name in ENVIRONMENT_FILES]
             self.backend.export(model.replace(files=wanted), scratch)
             spec = environment_for(scratch, model.ref)
-        mine = [e for e in self._versions("environment", spec.name) if e.tags.get(MLFLOW_TAG) == model.ref]
-        same = [e for e in mine if e.conda_file == spec.conda_file]
-        environment = same[-1] if same else self.create_environment(spec)
+        environment = self._environment_once(spec, MLFLOW_TAG)
         return deployment.replace(code_path=str(SCORE_FOLDER), scoring_script=SCORE_SCRIPT, environment=environment.ref)
 
     def create_deployment(
