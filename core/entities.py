@@ -483,6 +483,7 @@ class RolloutState(StrEnum):
     ROLLED_BACK = "RolledBack"  # a step breached a limit: the split before the rollout is back
     ABORTED = "Aborted"  # asked to stop: the split before the rollout is back
     STOPPED = "Stopped"  # the split was changed by hand or the target deleted: the split left as it is
+    FAILED = "Failed"  # its moves kept failing: the split before it set back where the split was still its own
 
 
 @dataclass
