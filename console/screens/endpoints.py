@@ -39,8 +39,8 @@ def mirror_report(endpoint_name: str) -> None:
     """How the mirror answered beside the primary, per mirrored deployment, over a window."""
     with st.expander("Mirror report: the mirror's answers beside the primary's", expanded=True,
                      icon=":material/compare_arrows:"):
-        window = st.selectbox("Window", traffic.MIRROR_WINDOWS, key=keys.MIRROR_REPORT_WINDOW,
-                              index=traffic.MIRROR_WINDOWS.index(traffic.DEFAULT_MIRROR_WINDOW))
+        window = st.columns(4)[0].selectbox("Window", traffic.MIRROR_WINDOWS, key=keys.MIRROR_REPORT_WINDOW,
+                                            index=traffic.MIRROR_WINDOWS.index(traffic.DEFAULT_MIRROR_WINDOW))
         with ui.errors(in_place=True):
             try:
                 rows = ws.mirror_report(endpoint_name, since=window)
@@ -325,7 +325,7 @@ with tab_traffic:
                                                key=keys.traffic_input(d.name, revision)))
             for i, d in enumerate(deployments)
         }
-        st.markdown("**Mirror traffic** (a copy of live requests; answers are discarded)")
+        st.markdown("**Mirror traffic** (a copy of live requests; callers never get the mirror's answers)")
         target_col, percent_col = st.columns(2)
         options, index, percent = view.mirror_choice(endpoint.mirror_traffic, dep_names)
         mirror_to = target_col.selectbox("Mirror to", options, index=index, key=keys.mirror_target(revision))

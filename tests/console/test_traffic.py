@@ -48,6 +48,8 @@ def test_the_mirror_report_shows_a_mirror_that_answers_differently(open_page, de
     assert (row["Primary"], row["Requests"], row["Identical"], row["Differing"]) == ("chat", sent, 0, sent)
     assert (row["Primary errors"], row["Mirror errors"], row["Exact match"], row["First diff (word)"]) == (0, 0, 0, 0)
     assert "split into words" in texts(at.caption)
+    at.selectbox(key=keys.MIRROR_REPORT_WINDOW).set_value("15m").run()
+    assert report_rows(at)["ranks"]["Requests"] == sent
 
 
 def test_the_mirror_report_shows_a_mirror_that_answers_the_same(open_page, demo):
