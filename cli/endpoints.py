@@ -33,6 +33,7 @@ from .generic_update import (
     params_override,
     text_map,
 )
+from .mirror_report import register as register_mirror_report
 from .output import parse_key_values, progress_for
 from .rollout import register as register_rollout
 
@@ -396,6 +397,7 @@ def register(groups: Any) -> None:
     p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     register_compare(ep)
     register_rollout(ep)
+    register_mirror_report(ep)
 
     dep = groups.add_parser("online-deployment", help="Deployments behind online endpoints.") \
         .add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)

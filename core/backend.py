@@ -32,6 +32,7 @@ from .entities import (
     EnvironmentBuild,
     EnvironmentVersion,
     InvokeResult,
+    MirroredAnswers,
     ModelVersion,
     RequestFact,
     TrafficRollout,
@@ -211,6 +212,10 @@ class Backend(ABC):
     def request_facts(self, endpoint: str, since: float) -> builtins.list[RequestFact]:
         """One row per request answered since ``since`` (epoch seconds)."""
         raise Unsupported("This workspace keeps no request facts.")
+
+    def mirrored_answers(self, endpoint: str, since: float) -> builtins.list[MirroredAnswers]:
+        """Both answers of each mirrored request since ``since``, oldest first (capability ``mirror-reports``)."""
+        raise Unsupported("This workspace keeps no mirrored answers.")
 
     def consumers(self, endpoint: str) -> builtins.list[Consumer]:
         """The endpoint's consumers, their keys left out; NotFound for an unknown endpoint."""

@@ -437,6 +437,45 @@ class RequestFact(Entity):
 
 
 @dataclass
+class MirroredAnswers(Entity):
+    """Both answers to one mirrored request, as the gateway keeps them: never a header, never a key."""
+
+    at: float  # unix seconds
+    endpoint: str
+    deployment: str  # the mirror
+    primary: str  # the deployment that answered the caller
+    primary_status: int  # as the caller got it (424 for a model server's non-2xx)
+    primary_ms: float
+    primary_sha256: str  # of the answer's body
+    mirror_status: int
+    mirror_ms: float
+    mirror_sha256: str
+    primary_body: bytes | None = None  # kept only when small (core.mirror_report.BODY_KEPT_MAX)
+    mirror_body: bytes | None = None
+
+
+@dataclass
+class MirrorReport(Entity):
+    """How one mirrored deployment answered, beside the primary, over a window (core.mirror_report)."""
+
+    endpoint: str
+    deployment: str
+    primaries: list[str]
+    requests: int  # mirrored requests compared
+    identical: int  # both 2xx, bodies with one sha256
+    differing: int  # both 2xx, bodies that differ
+    primary_errors: int  # the primary's answer was not 2xx
+    mirror_errors: int  # the mirror's answer was not 2xx
+    primary_p50_ms: float | None
+    primary_p95_ms: float | None
+    mirror_p50_ms: float | None
+    mirror_p95_ms: float | None
+    generations: int = 0  # pairs of 2xx answers both JSON with a "text", both bodies kept
+    exact_match_rate: float | None = None  # of those generations
+    mean_first_difference: float | None = None  # word position, over the generations that differ
+
+
+@dataclass
 class MetricsPoint(Entity):
     at: float  # start of the bucket, unix seconds
     requests: int

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, RequestFact
+from . import mirror_report
+from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, MirroredAnswers, RequestFact
 from .errors import NotFound, Unsupported
 from .metrics_series import ResourceSample
 from .progress import Progress
@@ -92,6 +93,10 @@ class Serving(ABC):
 
     @abstractmethod
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]: ...
+
+    def mirrored_answers(self, endpoint_name: str, since: float) -> list[MirroredAnswers]:
+        """Both answers of each mirrored request since ``since`` (capability ``mirror-reports``)."""
+        raise Unsupported("This workspace keeps no mirrored answers.")
 
     def rollouts_unsupported(self) -> Unsupported:
         return Unsupported("This workspace has nothing that drives progressive rollouts.",
@@ -193,12 +198,13 @@ class FakeServing(Serving):
     ``apply`` end in Failed.
     """
 
-    capabilities = ("deployments", "metrics", "consumers")  # kept, not enforced: the local gateway enforces
+    capabilities = ("deployments", "metrics", "consumers", "mirror-reports")  # kept, not enforced: the gateway enforces
 
     def __init__(self, responder: Responder = echo_responder, *, seed: int | None = None) -> None:
         self.responder = responder
         self.history: list[tuple[str, str, Any]] = []
         self._facts: list[RequestFact] = []
+        self._mirrored: list[MirroredAnswers] = []
         self._logs: dict[tuple[str, str], list[str]] = {}
         self._fail_reason: str | None = None
         self._random = random.Random(seed)
@@ -267,8 +273,11 @@ class FakeServing(Serving):
         if shadow is not None:
             mirrored = state.deployments[shadow.key]
             self.history.append((name, mirrored.name, payload))
-            m_status, _ = self.responder(name, mirrored.name, payload)
+            m_status, m_answer = self.responder(name, mirrored.name, payload)
             self._facts.append(RequestFact(time.time(), name, mirrored.name, mirrored.model, m_status, 0.0, True))
+            self._mirrored.append(mirror_report.answers(
+                time.time(), name, mirror_report.Answer(dep.name, status, latency, result.body.encode()),
+                mirror_report.Answer(mirrored.name, m_status, 0.0, json.dumps(m_answer).encode())))
         return result
 
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
@@ -279,3 +288,6 @@ class FakeServing(Serving):
 
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
         return [f for f in self._facts if f.endpoint == endpoint_name and f.at >= since]
+
+    def mirrored_answers(self, endpoint_name: str, since: float) -> list[MirroredAnswers]:
+        return [p for p in self._mirrored if p.endpoint == endpoint_name and p.at >= since]

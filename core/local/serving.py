@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from ..entities import Deployment, InstanceStatus, InvokeResult, RequestFact
+from ..entities import Deployment, InstanceStatus, InvokeResult, MirroredAnswers, RequestFact
 from ..errors import BackendError, NotFound
 from ..metrics_series import ResourceSample
 from ..progress import Progress
@@ -52,7 +52,7 @@ def _observed(record: dict[str, Any]) -> str:
 
 
 class LocalServing(Serving):
-    capabilities = ("deployments", "metrics", "openai-api", "consumers", "traffic-rollouts")
+    capabilities = ("deployments", "metrics", "openai-api", "consumers", "traffic-rollouts", "mirror-reports")
 
     def __init__(self, home: str | Path) -> None:
         self.files = ServingFiles(home)
@@ -300,6 +300,14 @@ class LocalServing(Serving):
         store = RequestFactStore(self.files.requests_db)
         try:
             return store.since(endpoint_name, since)
+        finally:
+            store.close()
+
+    def mirrored_answers(self, endpoint_name: str, since: float) -> list[MirroredAnswers]:
+        self._tell_gateway("/-/flush")
+        store = RequestFactStore(self.files.requests_db)
+        try:
+            return store.mirrored(endpoint_name, since)
         finally:
             store.close()
 

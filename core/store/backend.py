@@ -35,6 +35,7 @@ from ..entities import (
     EnvironmentBuild,
     EnvironmentVersion,
     InvokeResult,
+    MirroredAnswers,
     ModelVersion,
     RequestFact,
     TrafficRollout,
@@ -304,6 +305,9 @@ class StoreBackend(Backend):
 
     def request_facts(self, endpoint: str, since: float) -> builtins.list[RequestFact]:
         return self.serving.request_facts(endpoint, since)
+
+    def mirrored_answers(self, endpoint: str, since: float) -> builtins.list[MirroredAnswers]:
+        return self.serving.mirrored_answers(endpoint, since)
 
     def local_processes(self) -> LocalProcesses | None:
         return self.serving if isinstance(self.serving, LocalProcesses) else None

@@ -44,6 +44,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...entities import Deployment, Endpoint, EndpointKeys, RequestFact, utcnow
+from ...mirror_report import Answer
+from ...mirror_report import answers as mirrored_answers
 from ...routing import ConsumerRoute, DeploymentRoute, EndpointRoute, build_routes, consumer_route
 from ...serving import DEPLOYMENT_HEADER
 from ..model_server import KEEP_ALIVE_S
@@ -286,7 +288,8 @@ class Gateway:
         if not targeted:
             shadow = route.mirror_to(self.rng)
             if shadow is not None:
-                task = asyncio.create_task(self._mirror(route, shadow, request))
+                answered = Answer(dep.name, response.status, (time.perf_counter() - started) * 1000, response.body)
+                task = asyncio.create_task(self._mirror(route, shadow, request, answered))
                 self.mirrors.add(task)
                 task.add_done_callback(self.mirrors.discard)
         return response
@@ -304,7 +307,10 @@ class Gateway:
         self.in_flight[key] += delta
         self.metrics.in_flight[key] = self.in_flight[key]
 
-    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request) -> None:
+    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request,
+                      primary: Answer | None = None) -> None:
+        """Send a copy to the mirror; with the primary's answer, keep both for the mirror report (a 429 for the
+        mirror being full is not its answer: nothing is compared)."""
         started = time.perf_counter()
         key = (route.name, dep.key)
         if self.in_flight[key] >= dep.max_in_flight:
@@ -315,6 +321,9 @@ class Gateway:
             response = await self._forward(route, dep, "POST", "/score", request, {})
         finally:
             self._enter(key, -1)
+        if primary is not None:
+            mirror = Answer(dep.name, response.status, (time.perf_counter() - started) * 1000, response.body)
+            self.fact_store.hold(mirrored_answers(time.time(), route.name, primary, mirror))
         self._record(route.name, dep, response.status, started, mirrored=True)
 
     def _is_down(self, port: int) -> bool:
