@@ -109,6 +109,7 @@ class Capability:
     MLFLOW_NO_CODE = "mlflow-no-code"  # MLflow models deploy with neither code nor environment, scored natively
     CONSUMERS = "consumers"  # named keys per endpoint with token and request limits, and their usage
     TRAFFIC_ROLLOUTS = "traffic-rollouts"  # progressive rollouts driven by the backend (core/traffic_rollout.py)
+    CAPTURES = "captures"  # request bodies captured at the gateway, and replayed (core/captures.py)
 
 
 NO_CONSUMERS = ("Azure ML managed online endpoints have no consumer keys, token limits or per-consumer usage: "
