@@ -249,10 +249,8 @@ class Backend(ABC):
 
     def captures_unsupported(self) -> Unsupported:
         """Why this workspace cannot capture and replay requests (capability ``captures``)."""
-        return Unsupported("This workspace cannot capture or replay requests: that needs byom's local gateway, "
-                           "which sees every request.",
-                           hint="On Azure ML, a deployment's data collector (data_collector in its YAML) logs "
-                                "payloads to blob storage.")
+        return Unsupported("This workspace cannot capture or replay requests.",
+                           hint="A local workspace's gateway captures them ('online-endpoint capture start').")
 
     def captures(self, endpoint: str | None) -> builtins.list[Capture]:
         """The endpoint's captures (every capture where None), with the ``requests`` and ``bytes`` they hold now."""
