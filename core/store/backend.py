@@ -212,8 +212,15 @@ class StoreBackend(Backend):
             for consumer in txn.list("consumer"):
                 if consumer["endpoint_name"] == name:
                     txn.delete("consumer", consumer_key(name, consumer["name"]))
+            captured = [doc["id"] for doc in txn.list("capture") if doc["endpoint"] == name]
+            for capture_id in captured:
+                txn.delete("capture", capture_id)
         for dep in state.deployments.values():
             self.serving.remove(name, dep.name)
+        if captured:  # their bodies go with them (a new endpoint of that name starts with none)
+            bodies = self.serving.capture_bodies()
+            for capture_id in captured:
+                bodies.delete(capture_id)
         state.endpoint.traffic, state.deployments = {}, {}
         self.serving.routes_changed(state)
 

@@ -89,3 +89,15 @@ def test_start_stop_one_at_a_time_and_flags_named(home: Path, capsys: pytest.Cap
                                     "-d", "blue", "--concurrency", "0")
     assert "no deployment named 'blue'" in fails(capsys, "online-endpoint", "replay", "-n", "shop", "--capture",
                                                  started["id"], "-d", "blue").lower()
+
+
+def test_deleting_the_endpoint_deletes_its_captures(home: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    ok(capsys, "online-endpoint", "create", "-n", "shop")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "keep me out"}\n')
+    saved = json.loads(ok(capsys, *CAPTURE, "create", "-n", "shop", "--file", str(prompts)))
+    ok(capsys, "online-endpoint", "delete", "-n", "shop", "--yes")
+    ok(capsys, "online-endpoint", "create", "-n", "shop")
+    assert json.loads(ok(capsys, *CAPTURE, "list", "-n", "shop")) == []
+    assert "No capture with id" in fails(capsys, *CAPTURE, "show", "--capture", saved["id"])
