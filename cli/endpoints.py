@@ -5,7 +5,7 @@ gets the workspace and output flags from :func:`cli.common.verb`). What az ml pr
 JSON (``-o``/``--query`` apply), the model's answer for ``invoke``, plain
 text for ``get-logs``. Two verbs are byom's own, read from the audit
 records (:mod:`byom.core.history`): ``traffic-history`` and ``revert``; so are ``compare`` and
-``rollout`` (:mod:`cli.rollout`).
+``rollout`` (:mod:`cli.rollout`), ``capture`` and ``replay`` (:mod:`cli.captures`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Capability, Workspace
 
 from .az_fields import with_az_fields
+from .captures import register as register_captures
 from .common import Parser, add_local_argument, confirm, verb
 from .compare import register as register_compare
 from .consumers import register as register_consumers
@@ -435,3 +436,4 @@ def register(groups: Any) -> None:
         for parser in set(group.choices.values()):
             add_local_argument(parser)
     register_consumers(ep)
+    register_captures(ep)

@@ -578,6 +578,54 @@ class TrafficRollout(Entity):
         return self.state == RolloutState.RUNNING
 
 
+class CaptureState(StrEnum):
+    """A request capture's state (``byom online-endpoint capture``)."""
+
+    CAPTURING = "Capturing"  # the gateway records the endpoint's requests, within the bounds
+    STOPPED = "Stopped"  # recording ended ('capture stop'); the bodies stay until deleted
+    SAVED = "Saved"  # a saved prompt set, made from a file ('capture create'); never recorded into
+
+
+@dataclass
+class Capture(Entity):
+    """A bounded set of request bodies sent to an endpoint's scoring URI (or read from a file), for replay.
+
+    Only the bodies are kept, never a header (no keys, no auth); ``requests`` and ``bytes`` are what is
+    stored now, read where the bodies are.
+    """
+
+    id: str
+    endpoint: str
+    max_requests: int
+    max_bytes: int
+    sample_rate: float = 1.0
+    state: str = CaptureState.CAPTURING
+    actor: str = ""
+    started_at: str = ""
+    stopped_at: str = ""
+    source: str = ""  # the file a saved prompt set was read from
+    requests: int = 0
+    bytes: int = 0
+
+    @property
+    def capturing(self) -> bool:
+        return self.state == CaptureState.CAPTURING
+
+
+@dataclass
+class CapturedRequest(Entity):
+    """One captured body, with what answered it: the deployment, status, latency and the answer's sha256
+    (empty for a saved prompt set's lines, which nothing answered)."""
+
+    seq: int  # its place in the capture, from 1
+    at: float  # unix seconds the request arrived
+    body: str
+    deployment: str = ""
+    status_code: int = 0
+    latency_ms: float = 0.0
+    digest: str = ""
+
+
 @dataclass
 class WorkspaceInfo(Entity):
     kind: str  # memory | local | azure

@@ -14,11 +14,11 @@ difference is at the shorter one's length. Only answers whose bodies were kept c
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .answer_pairs import first_difference, generation_text
 from .entities import MirroredAnswers, MirrorReport
 from .metrics import percentile
 
@@ -57,27 +57,6 @@ def kept(body: bytes) -> bytes | None:
 
 def ok(status: int) -> bool:
     return 200 <= status < 300
-
-
-def generation_text(body: bytes | None) -> str | None:
-    """The ``"text"`` of a generation answer; None for any other body (or one not kept)."""
-    if body is None:
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    text = data.get("text") if isinstance(data, dict) else None
-    return text if isinstance(text, str) else None
-
-
-def first_difference(a: str, b: str) -> int | None:
-    """The position of the first whitespace-separated word where ``a`` and ``b`` differ; None when equal."""
-    left, right = a.split(), b.split()
-    for i, (x, y) in enumerate(zip(left, right, strict=False)):
-        if x != y:
-            return i
-    return None if len(left) == len(right) else min(len(left), len(right))
 
 
 def reports(pairs: Iterable[MirroredAnswers], endpoint: str) -> list[MirrorReport]:

@@ -23,12 +23,12 @@ import random
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from . import mirror_report
-from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, MirroredAnswers, RequestFact
+from .entities import CapturedRequest, Deployment, Endpoint, EndpointKeys, InvokeResult, MirroredAnswers, RequestFact
 from .errors import NotFound, Unsupported
 from .metrics_series import ResourceSample
 from .progress import Progress
@@ -44,6 +44,24 @@ class EndpointState:
     endpoint: Endpoint
     keys: EndpointKeys
     deployments: dict[str, Deployment] = field(default_factory=dict)  # by lower-cased name
+
+
+class CaptureBodies(Protocol):
+    """Where captured request bodies are kept (:class:`core.local.captures.CaptureStore` locally)."""
+
+    def add(self, capture: str, requests: Sequence[CapturedRequest], max_requests: int, max_bytes: int) -> int:
+        """Append in order what fits the bounds; how many were kept."""
+        ...
+
+    def counts(self, captures: Iterable[str] | None = None) -> dict[str, tuple[int, int]]:
+        """Bodies and bytes per capture."""
+        ...
+
+    def requests(self, capture: str) -> list[CapturedRequest]:
+        """The capture's bodies in capture order."""
+        ...
+
+    def delete(self, capture: str) -> None: ...
 
 
 class Serving(ABC):
@@ -106,6 +124,14 @@ class Serving(ABC):
     def drive_rollouts(self) -> None:
         """Make sure what advances the rollouts recorded in the store runs (capability ``traffic-rollouts``)."""
         raise self.rollouts_unsupported()
+
+    def captures_unsupported(self) -> Unsupported:
+        return Unsupported("This workspace has no gateway of its own that could capture requests.",
+                           hint="A local workspace's gateway captures them ('online-endpoint capture start').")
+
+    def capture_bodies(self) -> CaptureBodies:
+        """The captured bodies, with what the gateway still buffers written first (capability ``captures``)."""
+        raise self.captures_unsupported()
 
     def resource_usage(self, endpoint_name: str, since: float) -> list[ResourceSample]:
         """CPU and memory of the endpoint's model-server processes, sampled now and kept since ``since``."""

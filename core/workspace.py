@@ -111,6 +111,7 @@ class Capability:
     CONSUMERS = "consumers"  # named keys per endpoint with token and request limits, and their usage
     TRAFFIC_ROLLOUTS = "traffic-rollouts"  # progressive rollouts driven by the backend (core/traffic_rollout.py)
     MIRROR_REPORTS = "mirror-reports"  # both answers of mirrored requests kept and compared (core/mirror_report.py)
+    CAPTURES = "captures"  # request bodies captured at the gateway, and replayed (core/captures.py)
 
 
 NO_CONSUMERS = ("Azure ML managed online endpoints have no consumer keys, token limits or per-consumer usage: "

@@ -29,6 +29,7 @@ from ..metrics_series import ResourceSample
 from ..progress import Progress
 from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
 from .builds import running_build
+from .captures import CaptureStore
 from .gateway import admin_token
 from .log_files import log_tail
 from .process_stats import InstanceProcess, UsageSampler
@@ -52,10 +53,12 @@ def _observed(record: dict[str, Any]) -> str:
 
 
 class LocalServing(Serving):
-    capabilities = ("deployments", "metrics", "openai-api", "consumers", "traffic-rollouts", "mirror-reports")
+    capabilities = ("deployments", "metrics", "openai-api", "consumers", "traffic-rollouts", "mirror-reports",
+                    "captures")
 
     def __init__(self, home: str | Path) -> None:
         self.files = ServingFiles(home)
+        self._captures = CaptureStore(self.files.captures_db)
         self._http = requests.Session()
         self._usage = UsageSampler()
 
@@ -294,6 +297,10 @@ class LocalServing(Serving):
                      if i.get("endpoint") == endpoint_name and i.get("pid") and i.get("state") != "Stopping"]
         self._usage.sample(endpoint_name, instances)
         return self._usage.history(endpoint_name, since)
+
+    def capture_bodies(self) -> CaptureStore:
+        self._tell_gateway("/-/flush")
+        return self._captures
 
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
         self._tell_gateway("/-/flush")
