@@ -123,3 +123,20 @@ def test_a_limited_consumer_gets_rate_limit_error_with_retry_after(ws: LocalWork
     assert refused.response.headers["x-ratelimit-limit-tokens"] == "60"
     [row] = ws.consumer_usage(ENDPOINT, "1h", consumer="limited")
     assert row.requests >= 2 and row.input_tokens > 0 and row.output_tokens > 0
+
+
+def test_monitoring_gets_each_streams_tokens_and_time_to_first_token(ws: LocalWorkspace,
+                                                                      client: openai.OpenAI) -> None:
+    before = {m.deployment: (m.input_tokens, m.output_tokens) for m in ws.get_metrics(ENDPOINT, window_s=600)}
+    with client.chat.completions.create(model=ENDPOINT, messages=HELLO, max_tokens=6, stream=True,
+                                        stream_options={"include_usage": True}, **GREEDY) as stream:
+        usage = [c.usage for c in stream if c.usage is not None][-1]
+    [chat] = [m for m in ws.get_metrics(ENDPOINT, window_s=600) if m.deployment == "chat" and not m.mirrored]
+    assert (chat.input_tokens, chat.output_tokens) == tuple(
+        map(sum, zip(before.get("chat", (0, 0)), (usage.prompt_tokens, usage.completion_tokens), strict=True)))
+    timed = [p for p in chat.series if p.ttft_p50_ms is not None]
+    assert timed, "the stream's time to first token is in the request facts"
+    point = timed[-1]
+    # each stream's first token leaves before its end: the bucket's first-token times sit under its latencies
+    assert point.ttft_p50_ms is not None and point.p99_ms is not None and 0 < point.ttft_p50_ms < point.p99_ms
+    assert point.tpot_p50_ms is not None and 0 < point.tpot_p50_ms < point.p99_ms
