@@ -434,6 +434,8 @@ class RequestFact(Entity):
     consumer: str = ""  # the consumer whose key was sent; "" for an endpoint key
     input_tokens: int = 0  # as the answer's usage says; 0 where it says nothing
     output_tokens: int = 0
+    ttft_ms: float | None = None  # arrival to first token out, streamed answers only (None for the rest)
+    tpot_ms: float | None = None  # between output tokens after the first, streamed answers of two tokens or more
 
 
 @dataclass
@@ -484,6 +486,14 @@ class MetricsPoint(Entity):
     p95_ms: float | None
     p99_ms: float | None
     status_codes: dict[str, int] = field(default_factory=dict)  # "200" → requests answered so in the bucket
+    input_tokens: int = 0
+    output_tokens: int = 0
+    ttft_p50_ms: float | None = None  # over the bucket's streamed answers; None where there were none
+    ttft_p95_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    tpot_p50_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    tpot_p99_ms: float | None = None
 
 
 @dataclass
@@ -498,6 +508,8 @@ class DeploymentMetrics(Entity):
     p99_ms: float | None = None
     mirrored: bool = False
     series: list[MetricsPoint] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 # ----------------------------------------------------------------- audit

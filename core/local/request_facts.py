@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS facts (
     mirrored      INTEGER NOT NULL,
     consumer      TEXT NOT NULL DEFAULT '',
     input_tokens  INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    ttft_ms       REAL,
+    tpot_ms       REAL
 );
 CREATE INDEX IF NOT EXISTS facts_endpoint_at ON facts (endpoint, at);
 CREATE TABLE IF NOT EXISTS mirrored (
@@ -54,9 +56,9 @@ CREATE INDEX IF NOT EXISTS mirrored_endpoint_at ON mirrored (endpoint, at);
 """
 # columns added since the first schema: a home made before them gets them on first open
 ADDED = {"consumer": "TEXT NOT NULL DEFAULT ''", "input_tokens": "INTEGER NOT NULL DEFAULT 0",
-         "output_tokens": "INTEGER NOT NULL DEFAULT 0"}
+         "output_tokens": "INTEGER NOT NULL DEFAULT 0", "ttft_ms": "REAL", "tpot_ms": "REAL"}
 COLUMNS = ("at, endpoint, deployment, model_version, status_code, latency_ms, mirrored, consumer, input_tokens, "
-           "output_tokens")
+           "output_tokens, ttft_ms, tpot_ms")
 
 MIRRORED = ('at, endpoint, deployment, "primary", primary_status, primary_ms, primary_sha256, mirror_status, '
             'mirror_ms, mirror_sha256, primary_body, mirror_body')
@@ -105,9 +107,9 @@ class RequestFactStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
-                f"INSERT INTO facts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO facts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(f.at, f.endpoint, f.deployment, f.model_version, f.status_code, f.latency_ms, int(f.mirrored),
-                  f.consumer, f.input_tokens, f.output_tokens) for f in facts],
+                  f.consumer, f.input_tokens, f.output_tokens, f.ttft_ms, f.tpot_ms) for f in facts],
             )
             conn.execute("DELETE FROM facts WHERE rowid <= (SELECT MAX(rowid) FROM facts) - ?", (self.max_rows,))
             if pairs:
@@ -170,4 +172,5 @@ class RequestFactStore:
 
 
 def _fact(row: Any) -> RequestFact:
-    return RequestFact(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8], row[9])
+    return RequestFact(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8], row[9], row[10],
+                       row[11])

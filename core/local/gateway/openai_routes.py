@@ -23,12 +23,14 @@ not cut.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
+from ...entities import RequestFact
 from ...openai_api import (
     Call,
     ChunkWriter,
@@ -66,6 +68,7 @@ class Gateway(Protocol):
     upstreams: UpstreamPool
     mirrors: set[asyncio.Task[None]]
     consumer_limits: ConsumerLimits
+    facts: list[tuple[Any, ...]]
 
     def _base_headers(self, request: Request) -> dict[str, str]: ...
     def _record(self, endpoint: str, dep: DeploymentRoute | None, status: int, started: float,
@@ -81,6 +84,8 @@ class Gateway(Protocol):
     async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request) -> None: ...
 
 CLIENT_CLOSED = 499  # recorded (never sent) for a stream whose client went away, as nginx logs it
+TIMINGS_AT = [f.name for f in dataclasses.fields(RequestFact)].index("ttft_ms")
+"""Where a fact's timings go: after the fields proxy.py's ``_record`` appends."""
 KINDS = {"chat/completions": Kind.CHAT, "completions": Kind.COMPLETION}
 
 
@@ -298,17 +303,21 @@ class OpenAIRoutes:
         leave_port(self.gw, port)
 
     def _observe(self, route: EndpointRoute, dep: DeploymentRoute, usage: dict[str, int] | None, started: float,
-                 first_token: float | None, queue_s: object, consumer: str) -> None:
-        """A finished stream's token metrics."""
+                 first_token: float | None, queue_s: object, consumer: str) -> tuple[float | None, float | None]:
+        """A finished stream's token metrics; its time to first token and per output token (seconds, or None)."""
         labels = (route.name, dep.name, dep.model)
         self.tokens.tokens(labels, usage, consumer)
+        ttft = tpot = None
         if first_token is not None:
-            self.tokens.ttft.observe(labels, first_token - started)
+            ttft = first_token - started
+            self.tokens.ttft.observe(labels, ttft)
             output = (usage or {}).get("completion_tokens", 0)
             if isinstance(output, int) and output > 1:
-                self.tokens.tpot.observe(labels, (time.perf_counter() - first_token) / (output - 1))
+                tpot = (time.perf_counter() - first_token) / (output - 1)
+                self.tokens.tpot.observe(labels, tpot)
         if isinstance(queue_s, (int, float)) and not isinstance(queue_s, bool):
             self.tokens.queue.observe(labels, float(queue_s))
+        return ttft, tpot
 
     async def _relay(self, route: EndpointRoute, dep: DeploymentRoute, call: Call,
                      held: _Held) -> AsyncIterator[bytes]:
@@ -337,7 +346,7 @@ class OpenAIRoutes:
             yield writer.end()
             held.status = 200
             held.usage = writer.usage
-            self._observe(route, dep, writer.usage, started, first_token, queue_s, held.caller.name)
+            held.timings = self._observe(route, dep, writer.usage, started, first_token, queue_s, held.caller.name)
         except TimeoutError:
             held.status = 408
             yield sse(error_body(f"Deployment {dep.name!r} sent nothing for request_timeout_ms="
@@ -363,6 +372,7 @@ class _Held:
         self.stream, self.port, self.started, self.caller = stream, port, started, caller
         self.status = CLIENT_CLOSED  # until the answer ends otherwise
         self.usage: dict[str, int] | None = None  # the final chunk's
+        self.timings: tuple[float | None, float | None] = (None, None)  # time to first token, per output token (s)
         self.closed = False
 
     def close(self) -> None:
@@ -373,8 +383,12 @@ class _Held:
         self.routes._release((self.route.name, self.dep.key), self.port)
         gw = self.routes.gw
         self.caller.settle(gw, self.status, self.usage)
+        recorded = len(gw.facts)
         gw._record(self.route.name, self.dep, self.status, self.started, consumer=self.caller.name,
                    tokens=usage_pair(self.usage))
+        if self.timings != (None, None) and len(gw.facts) == recorded + 1 and len(gw.facts[-1]) == TIMINGS_AT:
+            # proxy.py's _record takes no timings; the fact it has just appended gets them
+            gw.facts[-1] = (*gw.facts[-1], *(None if t is None else t * 1000 for t in self.timings))
 
 
 class _Caller:
