@@ -1,6 +1,7 @@
 """Token ranks: analyse a text, colour its tokens, adjust thresholds, compare two deployments, export."""
 
 import json
+import re
 import threading
 from dataclasses import replace
 
@@ -78,6 +79,58 @@ def test_analyse_a_text_on_the_token_rank_deployment(open_page, demo):
     name, version = model.rsplit(":", 1)
     assert heatmap["layout"]["title"]["subtitle"]["text"].startswith(f"ranks: {name} v{version} · endpoint demo")
     assert f"model {name} version {version} · endpoint demo · deployment ranks · analysed 20" in texts(at.caption)
+
+
+def test_a_token_s_hover_shows_its_rank_probability_entropy_and_top_5_alternatives(open_page, demo):
+    real = demo.fake_serving.responder
+    alternatives = [("fast", 0.4), ("quick", 0.2), ("slow", 0.1), ("big", 0.05), ("red", 0.025)]
+
+    def five_alternatives(endpoint, deployment, payload):
+        status, body = real(endpoint, deployment, payload)
+        for token in body["token_ranks"]:
+            token["top_k"] = [{"token": t, "prob": p} for t, p in alternatives]
+        return status, body
+
+    demo.fake_serving.responder = five_alternatives
+    at = analyse(open_page("token_ranks"))
+    assert not at.exception
+    quick = coloured_tokens(at).split('data-rank="37"')[1].split('<span class="byom-token"')[0]
+    assert "<b>quick</b> rank 37</span>" in quick
+    assert "p = 0.02564 · entropy 1.50 nats" in quick and "top 5 predictions" in quick
+    bars = re.findall(r'<span class="byom-alt( byom-actual)?"><span class="byom-alt-token">(.*?)</span>'
+                      r'<span class="byom-bar"><i style="width:([\d.]+)%"></i></span><span class="byom-alt-p">(.*?)'
+                      r'</span>', quick)
+    assert bars == [("", "fast", "40.0", "40.0%"), (" byom-actual", "quick", "20.0", "20.0%"),
+                    ("", "slow", "10.0", "10.0%"), ("", "big", "5.0", "5.0%"), ("", "red", "2.5", "2.5%")], \
+        "the top 5 as bars in order, the text's own token marked"
+
+    hover = charts(at)["ranks: token ranks"]["data"][0]["customdata"][1]  # the heatmap cell of "quick"
+    lines = hover.split("<br>")
+    assert lines[0].startswith("<b>quick</b>") and lines[0].endswith("rank 37")
+    assert lines[1] == "p = 0.02564 · entropy 1.50 nats" and lines[2] == "top 5 predictions:"
+    assert len(lines) == 8 and [line.split("%")[1].strip() for line in lines[3:]] == [
+        "fast", "quick  ◀ the text</b>", "slow", "big", "red"]
+    assert lines[3].split()[-2] == "40.0%" and lines[7].split()[-2] == "2.5%"
+
+
+def test_every_chart_says_whose_model_version_endpoint_and_time_it_shows(open_page, demo):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at = analyse(at)
+    name, version = demo.get_deployment("demo", "ranks").model.rsplit(":", 1)
+    shown = charts(at)
+    assert len(shown) == 7
+    for title, spec in shown.items():
+        subtitle = spec["layout"]["title"]["subtitle"]["text"]
+        assert f"{name} v{version} · endpoint demo" in subtitle and "analysed 20" in subtitle, title
+    diff = next(spec for title, spec in shown.items() if title and "identical" in title)
+    assert "ranks: " in diff["layout"]["title"]["subtitle"]["text"] and "ranks2: " in \
+        diff["layout"]["title"]["subtitle"]["text"], "a comparison names both deployments"
+    configs = [json.loads(c.proto.config) for c in at.get("plotly_chart")]
+    assert all(c["toImageButtonOptions"]["filename"].startswith(("heatmap-demo-ranks", "diff-demo-ranks-vs-ranks2",
+                                                                 "buckets-demo", "ratio-demo", "entropy-demo",
+                                                                 "summary-demo")) for c in configs), configs
 
 
 def test_thresholds_recolour_without_a_new_request(open_page, demo):
