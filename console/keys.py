@@ -190,6 +190,11 @@ CONS_TPM = "consumers.tokens_per_minute"
 CONS_RPM = "consumers.requests_per_minute"
 CONS_TPD = "consumers.tokens_per_day"
 CONS_CREATE = "consumers.create"
+CONS_MANAGE = "consumers.manage"
+"""The consumer chosen to change: its limits, a new key, or its deletion."""
+CONS_SAVE = "consumers.save"
+CONS_REGENERATE = "consumers.regenerate"
+CONS_DELETE = "consumers.delete"
 CONS_WINDOW = "consumers.window"
 CONS_PERIOD = "consumers.period"
 CONS_CHART = "consumers.chart"
@@ -299,3 +304,8 @@ def confirm_button(action: str) -> str:
 
 def cancel_button(action: str) -> str:
     return f"cancel.{action}"
+
+
+def consumer_limit(limit: str, consumer: str, revision: str) -> str:
+    """A consumer's limit box (``tokens_per_minute``...), fresh, showing the stored limit, after each change to it."""
+    return f"consumers.limit.{consumer.lower()}.{limit}.{revision}"
