@@ -48,6 +48,8 @@ RANK_TEXT = "byom.rank_text"
 RANK_PROVENANCE = "byom.rank_provenance"
 """{deployment name: core.analysis.Provenance} of the last analysis: model version, endpoint and time, for exports."""
 RANK_HTML = "ranks.html"
+RANK_DIFF = "byom.rank_diff"
+"""(core.compare.Comparison, the prompts, {deployment: Provenance}) of the last comparison over a prompt set."""
 
 # Widgets ----------------------------------------------------------------------
 SIDEBAR_BACKEND = "sidebar.backend"
@@ -175,6 +177,12 @@ RANK_ANALYSE = "ranks.analyse"
 RANK_DIFF_CHART = "ranks.diff"
 RANK_SUMMARY_CHART = "ranks.summary"
 RANK_JSON = "ranks.json"
+RANK_MODE = "ranks.mode"
+RANK_PROMPT_SOURCE = "ranks.prompts.source"
+RANK_PROMPTS = "ranks.prompts"
+RANK_PROMPT_FILE = "ranks.prompts.file"
+RANK_COMPARE_RUN = "ranks.prompts.compare"
+RANK_DIFF_JSON = "ranks.prompts.json"
 
 MON_WINDOW = "monitoring.window"
 MON_LIVE = "monitoring.live"
@@ -192,6 +200,11 @@ CONS_TPM = "consumers.tokens_per_minute"
 CONS_RPM = "consumers.requests_per_minute"
 CONS_TPD = "consumers.tokens_per_day"
 CONS_CREATE = "consumers.create"
+CONS_MANAGE = "consumers.manage"
+"""The consumer chosen to change: its limits, a new key, or its deletion."""
+CONS_SAVE = "consumers.save"
+CONS_REGENERATE = "consumers.regenerate"
+CONS_DELETE = "consumers.delete"
 CONS_WINDOW = "consumers.window"
 CONS_PERIOD = "consumers.period"
 CONS_CHART = "consumers.chart"
@@ -301,3 +314,13 @@ def confirm_button(action: str) -> str:
 
 def cancel_button(action: str) -> str:
     return f"cancel.{action}"
+
+
+def consumer_limit(limit: str, consumer: str, revision: str) -> str:
+    """A consumer's limit box (``tokens_per_minute``...), fresh, showing the stored limit, after each change to it."""
+    return f"consumers.limit.{consumer.lower()}.{limit}.{revision}"
+
+
+def rank_diff_chart(text: int) -> str:
+    """The diff heatmap of one text of a prompt set (its index)."""
+    return f"ranks.prompts.diff.{text}"

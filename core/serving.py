@@ -22,6 +22,7 @@ import json
 import random
 import time
 import uuid
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -177,33 +178,45 @@ class NoServing(Serving):
         return []
 
 
+def _fake_token_ranks(text: str) -> dict[str, Any]:
+    """Word i of ``text`` at rank (i * 37) % 1500; the word in capitals as the model's one alternative."""
+    tokens, offset = [], 0
+    for i, word in enumerate(text.split()):
+        start = text.index(word, offset)
+        offset = start + len(word)
+        rank = (i * 37) % 1500
+        tokens.append(
+            {
+                "token": word,
+                "token_id": _fake_token_id(word),
+                "rank": rank,
+                "ties": 0,
+                "logprob": -0.01 * (rank + 1),
+                "prob": 1.0 / (rank + 2),
+                "entropy": 1.0 + (i % 5) * 0.5,
+                "start": start,
+                "end": offset,
+                "top_k": [{"token": word.upper(), "token_id": _fake_token_id(word.upper()), "prob": 0.5}],
+            }
+        )
+    return {"token_ranks": tokens}
+
+
+def _fake_token_id(token: str) -> int:
+    return zlib.crc32(token.encode("utf-8")) % 50_000
+
+
 Responder = Callable[[str, str, Any], tuple[int, Any]]
 """(endpoint, deployment, parsed JSON body) -> (status code, JSON-able body)."""
 
 
 def echo_responder(endpoint: str, deployment: str, payload: Any) -> tuple[int, Any]:
-    """Default fake model: generation-shaped and token-rank-shaped answers."""
-    if isinstance(payload, dict) and ("text" in payload or "texts" in payload):
-        text = payload.get("text") or " ".join(payload.get("texts") or [])
-        tokens, offset = [], 0
-        for i, word in enumerate(str(text).split()):
-            start = str(text).index(word, offset)
-            offset = start + len(word)
-            rank = (i * 37) % 1500
-            tokens.append(
-                {
-                    "token": word,
-                    "rank": rank,
-                    "ties": 0,
-                    "logprob": -0.01 * (rank + 1),
-                    "prob": 1.0 / (rank + 2),
-                    "entropy": 1.0 + (i % 5) * 0.5,
-                    "start": start,
-                    "end": offset,
-                    "top_k": [{"token": word.upper(), "prob": 0.5}],
-                }
-            )
-        return 200, {"token_ranks": tokens}
+    """Default fake model: generation-shaped and token-rank-shaped answers (``text``, or ``texts`` answered with
+    ``{"results": [...]}`` as scoring/token_ranks.py does)."""
+    if isinstance(payload, dict) and "texts" in payload:
+        return 200, {"results": [_fake_token_ranks(str(text)) for text in payload.get("texts") or []]}
+    if isinstance(payload, dict) and "text" in payload:
+        return 200, _fake_token_ranks(str(payload.get("text") or ""))
     prompt = ""
     if isinstance(payload, dict):
         prompt = str(payload.get("prompt") or payload.get("messages") or "")

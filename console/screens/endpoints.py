@@ -238,7 +238,7 @@ with tab_deploy:
                 ui.done(f"{target} runs {count} instance(s).")
         if delete_col.button("Delete", key=keys.DELETE_DEPLOYMENT, icon=":material/delete:"):
             ui.ask(f"delete-deployment:{name}/{target}")
-        if ui.confirmed(f"delete-deployment:{name}/{target}", f"Delete deployment {target} of {name}?"):
+        if ui.confirmed(f"delete-deployment:{name}/{target}", view.delete_deployment_question(current, endpoint)):
             with ui.errors(), ui.progress(f"Deleting deployment {target}") as report:
                 ws.delete_deployment(name, target, progress=report)
                 ui.done(f"Deleted deployment {target}.")
@@ -299,7 +299,7 @@ with tab_details:
                          disabled=not asked or view.busy([shown_dep]),
                          help="Choose another model version, environment or script first." if not asked else None):
                 ui.ask(update_action)
-            if asked and ui.confirmed(update_action, view.update_question(shown_dep, asked, endpoint.traffic),
+            if asked and ui.confirmed(update_action, view.update_question(shown_dep, asked, endpoint, new_script),
                                         label="Update"):
                 with ui.errors(), ui.progress(f"Updating {shown_dep.name}: {'; '.join(asked)}") as report:
                     # The Workspace's one update path (as 'byom online-deployment update'); not waited for here:
@@ -397,8 +397,7 @@ with tab_keys:
             key_col.code(value if show else ui.mask(value), language="text")
             if button_col.button("Regenerate", key=keys.regenerate_button(key_type)):
                 ui.ask(f"regenerate:{name}:{key_type}")
-            if ui.confirmed(f"regenerate:{name}:{key_type}",
-                            f"Regenerate the {key_type} key of {name}? Clients using it stop working.",
+            if ui.confirmed(f"regenerate:{name}:{key_type}", view.regenerate_key_question(name, key_type),
                             label="Regenerate"):
                 with ui.progress(f"Regenerating the {key_type} key of {name}") as report:
                     ws.regenerate_key(name, key_type, progress=report)
