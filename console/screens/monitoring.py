@@ -1,4 +1,5 @@
-"""Monitoring: per deployment requests, status codes, latency, instances, CPU and memory, refreshing live."""
+"""Monitoring: per deployment requests, status codes, latency, instances, tokens, time to first token and per
+output token, CPU and memory, refreshing live."""
 
 import time
 
@@ -30,7 +31,9 @@ if not ws.supports(Capability.METRICS):
 
 window = cols[1].selectbox("Window", list(view.WINDOWS), index=view.window_index(), key=keys.MON_WINDOW)
 percentile = cols[2].segmented_control("Latency", view.PERCENTILES, default=view.DEFAULT_PERCENTILE,
-                                       key=keys.MON_PERCENTILE, help="The latency percentile drawn per deployment.")
+                                       key=keys.MON_PERCENTILE,
+                                       help="The percentile drawn per deployment: of latency, time to first token "
+                                            "and time per output token.")
 live = cols[3].toggle("Live", value=True, key=keys.MON_LIVE, help=f"Refresh every {view.REFRESH_S} seconds.")
 window_s, bucket_s = view.WINDOWS[window]
 
@@ -58,6 +61,18 @@ def figures() -> None:
                            key=keys.MON_INSTANCES_CHART)
         if any(m.mirrored for m in metrics):
             st.caption("Dotted lines are mirror traffic: copies of live requests whose answers were discarded.")
+        chosen = percentile or view.DEFAULT_PERCENTILE
+        left, right = st.columns(2)
+        left.plotly_chart(view.tokens_figure(metrics, palette, bucket_s, "input"), width="stretch",
+                          key=keys.MON_INPUT_TOKENS_CHART)
+        right.plotly_chart(view.tokens_figure(metrics, palette, bucket_s, "output"), width="stretch",
+                           key=keys.MON_OUTPUT_TOKENS_CHART)
+        left, right = st.columns(2)
+        left.plotly_chart(view.first_token_figure(metrics, palette, chosen, bucket_s), width="stretch",
+                          key=keys.MON_FIRST_TOKEN_CHART)
+        right.plotly_chart(view.per_token_figure(metrics, palette, chosen, bucket_s), width="stretch",
+                           key=keys.MON_PER_TOKEN_CHART)
+        st.caption(view.token_times_caption(metrics))
         try:
             samples = ws.get_resource_usage(name, window_s=window_s)
         except Unsupported as exc:

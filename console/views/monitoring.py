@@ -1,14 +1,16 @@
 """The Monitoring page: the windows offered, and its charts from core's zero-filled, clock-aligned series.
 
 Each deployment keeps one colour on every chart (``colours``), a mirror the
-colour of its deployment, dotted. Counts start at zero; latency is drawn only
-where a bucket had requests (a gap, not a made-up zero), in whole
-milliseconds; the x axis spans the whole window, whatever has traffic.
+colour of its deployment, dotted. Counts (requests, tokens) start at zero;
+latency and token times are drawn only where a bucket had something to
+measure (a gap, not a made-up zero), in whole milliseconds (time per output
+token to a tenth); the x axis spans the whole window, whatever has traffic.
+Token charts leave mirrors out: the gateway counts no tokens for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -23,6 +25,7 @@ WINDOWS = {"Last 15 minutes": (900, 30), "Last hour": (3600, 60), "Last 6 hours"
 DEFAULT_WINDOW = "Last hour"
 REFRESH_S = 5
 PERCENTILES = ["p50", "p95", "p99"]
+TOKEN_KINDS = ("input", "output")
 DEFAULT_PERCENTILE = "p95"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 """Deployment colours (plotly's, red left out: red is for errors)."""
@@ -55,10 +58,6 @@ def _label(m: DeploymentMetrics) -> str:
     return m.deployment + (" (mirror)" if m.mirrored else "")
 
 
-def _ms(value: float | None) -> int | None:
-    return None if value is None else round(value)
-
-
 NO_LATENCY = "–"
 """A latency cell of a deployment without requests: no figure, not a made-up 0 or 'None'."""
 
@@ -68,12 +67,15 @@ def _ms_cell(value: float | None) -> int | str:
 
 
 def metrics_table(metrics: Sequence[DeploymentMetrics]) -> Table:
-    """Per deployment over the window: requests, errors, error rate and latency percentiles in whole ms."""
+    """Per deployment over the window: requests, errors, error rate, latency percentiles in whole ms, and the
+    input and output tokens."""
     rows = [{"deployment": _label(m), "requests": m.requests, "errors": m.errors,
              "error rate %": round(100 * m.errors / m.requests, 1) if m.requests else 0.0,
-             "p50 ms": _ms_cell(m.p50_ms), "p95 ms": _ms_cell(m.p95_ms), "p99 ms": _ms_cell(m.p99_ms)}
+             "p50 ms": _ms_cell(m.p50_ms), "p95 ms": _ms_cell(m.p95_ms), "p99 ms": _ms_cell(m.p99_ms),
+             "input tokens": m.input_tokens, "output tokens": m.output_tokens}
             for m in metrics]
-    return table(rows, ["deployment", "requests", "errors", "error rate %", "p50 ms", "p95 ms", "p99 ms"])
+    return table(rows, ["deployment", "requests", "errors", "error rate %", "p50 ms", "p95 ms", "p99 ms",
+                        "input tokens", "output tokens"])
 
 
 def _times(points: Sequence[MetricsPoint]) -> list[pd.Timestamp]:
@@ -104,19 +106,40 @@ def _bucket_text(bucket_s: int) -> str:
     return f"{bucket_s // 60} min" if bucket_s % 60 == 0 else f"{bucket_s} s"
 
 
-def requests_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], bucket_s: int) -> go.Figure:
-    """Requests per bucket, one line per deployment (mirrors dotted), zero where a bucket was quiet."""
+def _count_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], bucket_s: int, what: str,
+                  count: Callable[[MetricsPoint], int]) -> go.Figure:
+    """``what`` per bucket, one line per deployment (mirrors dotted), zero where a bucket was quiet."""
     figure = go.Figure()
     peak = 0
     for m in metrics:
-        ys = [p.requests for p in m.series]
+        ys = [count(p) for p in m.series]
         peak = max([peak, *ys])
         figure.add_trace(go.Scatter(
             x=_times(m.series), y=ys, name=_label(m), mode="lines",
             line={"color": palette.get(m.deployment.lower()), "dash": "dot" if m.mirrored else "solid"},
-            hovertemplate="%{y:d} requests<extra>%{fullData.name}</extra>"))
-    return _layout(figure, f"Requests per {_bucket_text(bucket_s)}", "requests", peak * 1.1,
-                   _x_range(metrics, bucket_s))
+            hovertemplate="%{y:,d} " + what + "<extra>%{fullData.name}</extra>"))
+    title = what[0].upper() + what[1:]
+    return _layout(figure, f"{title} per {_bucket_text(bucket_s)}", what, peak * 1.1, _x_range(metrics, bucket_s))
+
+
+def requests_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], bucket_s: int) -> go.Figure:
+    """Requests per bucket, one line per deployment (mirrors dotted), zero where a bucket was quiet."""
+    return _count_figure(metrics, palette, bucket_s, "requests", lambda p: p.requests)
+
+
+def _live(metrics: Sequence[DeploymentMetrics]) -> list[DeploymentMetrics]:
+    # the gateway counts no tokens and no token times for mirrored copies: drawn, they would read as zero
+    return [m for m in metrics if not m.mirrored]
+
+
+def tokens_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], bucket_s: int,
+                  kind: str) -> go.Figure:
+    """Input (the prompts) or output tokens per bucket of live requests, one line per deployment, zero where
+    quiet: as the answers' usage says."""
+    if kind not in TOKEN_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(TOKEN_KINDS)}")
+    return _count_figure(_live(metrics), palette, bucket_s, f"{kind} tokens",
+                         (lambda p: p.input_tokens) if kind == "input" else (lambda p: p.output_tokens))
 
 
 def status_figure(metrics: Sequence[DeploymentMetrics], bucket_s: int) -> go.Figure:
@@ -140,21 +163,51 @@ def status_figure(metrics: Sequence[DeploymentMetrics], bucket_s: int) -> go.Fig
                    max(totals, default=0) * 1.1, _x_range(live, bucket_s))
 
 
-def latency_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], percentile: str,
-                   bucket_s: int) -> go.Figure:
-    """One line per deployment at the chosen percentile, in whole ms; no point where a bucket had no requests."""
-    attr = f"{percentile}_ms"
+def _ms_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], bucket_s: int, title: str,
+               attr: str, digits: int = 0) -> go.Figure:
+    """One line per deployment of the points' ``attr`` in ms (``digits`` after the point); no point where a
+    bucket had nothing to measure."""
     figure = go.Figure()
-    peak = 0
+    peak = 0.0
     for m in metrics:
-        ys = [_ms(getattr(p, attr)) for p in m.series]
+        ys = [None if (v := getattr(p, attr)) is None else round(v, digits or None) for p in m.series]
         peak = max([peak, *[y for y in ys if y is not None]])
         figure.add_trace(go.Scatter(
             x=_times(m.series), y=ys, name=_label(m), mode="lines+markers", connectgaps=False,
             line={"color": palette.get(m.deployment.lower()), "dash": "dot" if m.mirrored else "solid"},
-            marker={"size": 4}, hovertemplate="%{y:d} ms<extra>%{fullData.name}</extra>"))
-    figure = _layout(figure, f"Latency {percentile}", "ms", max(peak * 1.1, 10), _x_range(metrics, bucket_s))
-    return figure.update_yaxes(tickformat=",d")  # whole milliseconds on the axis too
+            marker={"size": 4}, hovertemplate=f"%{{y:,.{digits}f}} ms<extra>%{{fullData.name}}</extra>"))
+    figure = _layout(figure, title, "ms", max(peak * 1.1, 10 if digits == 0 else 1), _x_range(metrics, bucket_s))
+    return figure.update_yaxes(tickformat=f",.{digits}f")
+
+
+def latency_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], percentile: str,
+                   bucket_s: int) -> go.Figure:
+    """One line per deployment at the chosen percentile, in whole ms; no point where a bucket had no requests."""
+    return _ms_figure(metrics, palette, bucket_s, f"Latency {percentile}", f"{percentile}_ms")
+
+
+def first_token_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], percentile: str,
+                       bucket_s: int) -> go.Figure:
+    """Time to first token of streamed answers, at the chosen percentile per deployment, in whole ms: from a
+    request's arrival at the gateway to its first token leaving it; no point where a bucket streamed nothing."""
+    return _ms_figure(_live(metrics), palette, bucket_s, f"Time to first token {percentile}",
+                      f"ttft_{percentile}_ms")
+
+
+def per_token_figure(metrics: Sequence[DeploymentMetrics], palette: Mapping[str, str], percentile: str,
+                     bucket_s: int) -> go.Figure:
+    """Time per output token after the first, of streamed answers, at the chosen percentile per deployment, in
+    ms to a tenth (a small model's tokens come a few ms apart)."""
+    return _ms_figure(_live(metrics), palette, bucket_s, f"Time per output token {percentile}",
+                      f"tpot_{percentile}_ms", digits=1)
+
+
+def token_times_caption(metrics: Sequence[DeploymentMetrics]) -> str:
+    """What the token times are measured on, and whether this window has any."""
+    streamed = any(p.ttft_p50_ms is not None for m in metrics for p in m.series)
+    measured = ("Time to first token and per output token are measured by the gateway on streamed answers "
+                "(OpenAI routes with stream: true); a whole answer has neither.")
+    return measured if streamed else measured + " No answer was streamed in this window."
 
 
 def _ready(deployment: Deployment) -> int:

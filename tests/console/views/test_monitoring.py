@@ -89,3 +89,45 @@ def test_instances_cpu_and_memory():
     memory = view.memory_figure(samples, palette, (NOW - 600, NOW))
     assert list(memory.data[0].y) == [300.0, 310.0] and memory.layout.yaxis.range[0] == 0
     assert "Sampled from the model-server processes" in view.usage_caption(samples)
+
+
+def token_metrics():
+    def f(at, dep, tokens=(0, 0), ttft=None, tpot=None, mirrored=False):
+        return RequestFact(at=at, endpoint="ep", deployment=dep, model_version="m:1", status_code=200,
+                           latency_ms=50.0, mirrored=mirrored, input_tokens=tokens[0], output_tokens=tokens[1],
+                           ttft_ms=ttft, tpot_ms=tpot)
+    rows = [f(NOW - 500, "blue", (30, 8)),  # a whole answer: tokens, no token times
+            f(NOW - 5, "blue", (20, 16), 41.6, 2.24), f(NOW - 5, "green", (10, 4), 90.2, 6.66),
+            f(NOW - 5, "green", mirrored=True)]
+    return view.with_quiet_deployments(summarize(rows, "ep", 600, 60, NOW), ["blue", "green", "idle"],
+                                       endpoint="ep", window_s=600, bucket_s=60, now=NOW)
+
+
+def test_tokens_per_deployment_zero_filled_from_zero_in_the_deployments_colours_mirrors_left_out():
+    palette = view.colours(["blue", "green", "idle"])
+    output = view.tokens_figure(token_metrics(), palette, 60, "output")
+    assert output.layout.title.text == "Output tokens per 1 min"
+    assert [t.name for t in output.data] == ["blue", "green", "idle"], "a mirror has no tokens of its own"
+    by_name = {t.name: list(t.y) for t in output.data}
+    assert by_name["blue"] == [0, 8, 0, 0, 0, 0, 0, 0, 0, 16] and by_name["idle"] == [0] * 10
+    assert {t.name: t.line.color for t in output.data} == palette
+    assert output.layout.yaxis.range[0] == 0
+    inputs = view.tokens_figure(token_metrics(), palette, 60, "input")
+    assert {t.name: sum(t.y) for t in inputs.data} == {"blue": 50, "green": 10, "idle": 0}
+    table = view.metrics_table(token_metrics()).set_index("deployment")
+    assert (table.loc["blue", "input tokens"], table.loc["blue", "output tokens"]) == (50, 24)
+
+
+def test_token_times_are_gaps_where_nothing_streamed_whole_ms_and_tenths_per_token():
+    palette = view.colours(["blue", "green", "idle"])
+    first = view.first_token_figure(token_metrics(), palette, "p95", 60)
+    assert first.layout.title.text == "Time to first token p95"
+    by_name = {t.name: list(t.y) for t in first.data}
+    assert by_name["blue"] == [None] * 9 + [42], "the whole answer 8 minutes ago has no first-token time"
+    assert by_name["green"][-1] == 90 and by_name["idle"] == [None] * 10
+    assert first.layout.yaxis.range[0] == 0
+    per_token = view.per_token_figure(token_metrics(), palette, "p50", 60)
+    assert {t.name: t.y[-1] for t in per_token.data} == {"blue": 2.2, "green": 6.7, "idle": None}
+    assert {t.name: t.line.color for t in per_token.data} == palette
+    assert "streamed answers" in view.token_times_caption(token_metrics())
+    assert "No answer was streamed" in view.token_times_caption(metrics())
