@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import sse
 from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, RequestFact
 from .errors import NotFound, Unsupported
 from .metrics_series import ResourceSample
@@ -86,6 +88,11 @@ class Serving(ABC):
         headers: dict[str, str],
         timeout_s: float,
     ) -> InvokeResult: ...
+
+    def invoke_stream(self, state: EndpointState, body: bytes, *, headers: dict[str, str],
+                      timeout_s: float) -> Generator[InvokeResult | bytes, None, None]:
+        """As ``Backend.send_stream``: the head, then the stream's pieces; by default the whole answer, once."""
+        yield self.invoke(state, body, deployment=None, headers=headers, timeout_s=timeout_s)
 
     @abstractmethod
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str: ...
@@ -271,6 +278,21 @@ class FakeServing(Serving):
             self._facts.append(RequestFact(time.time(), name, mirrored.name, mirrored.model, m_status, 0.0, True))
         return result
 
+    def invoke_stream(self, state: EndpointState, body: bytes, *, headers: dict[str, str],
+                      timeout_s: float) -> Generator[InvokeResult | bytes, None, None]:
+        """A generation answer (a JSON object with ``text``) to a payload with ``"stream": true`` comes word by
+        word as generate.py's events, the last with its finish reason and usage; anything else whole."""
+        answer = self.invoke(state, body, deployment=None, headers=headers, timeout_s=timeout_s)
+        data = _json_object(answer.body) if answer.ok and _json_object(body).get("stream") is True else {}
+        if not isinstance(data.get("text"), str):
+            yield answer
+            return
+        yield answer.replace(body="", headers={**answer.headers, "Content-Type": "text/event-stream; charset=utf-8"})
+        words = re.findall(r"\s*\S+", data["text"]) or [""]
+        for word in words[:-1]:
+            yield sse.encode({"text": word})
+        yield sse.encode({"text": words[-1], "finish_reason": data.get("finish_reason"), "usage": data.get("usage")})
+
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
         key = (endpoint_name, deployment_name.lower())
         if key not in self._logs:
@@ -279,3 +301,12 @@ class FakeServing(Serving):
 
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
         return [f for f in self._facts if f.endpoint == endpoint_name and f.at >= since]
+
+
+def _json_object(raw: str | bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object; empty when it is not one."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

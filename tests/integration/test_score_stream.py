@@ -162,3 +162,23 @@ def test_a_client_that_goes_away_mid_stream_frees_its_batch_slot(ws: LocalWorksp
     wait_until(lambda: batch_state(ws)["cancelled"] == before["cancelled"] + 1, 30, "the stream's row cancelled")
     wait_until(lambda: batch_state(ws)["running"] == 0, 30, "the batch empty")
     wait_until(lambda: not gateway_in_flight(ws, uri), 30, "the gateway's slot for the stream let go")
+
+
+def test_the_workspace_streams_an_answer_through_the_gateway(ws: LocalWorkspace) -> None:
+    whole = ws.invoke("native", LONG_STORY).json()
+    [first, *events] = ws.invoke_stream("native", LONG_STORY)
+    assert first.head is not None and first.head.status_code == 200 and first.head.deployment == "blue"
+    texts = [e for e in events if e.text]
+    assert len(texts) >= 20 and texts[0].at_ms < events[-1].at_ms / 2
+    assert "".join(e.text for e in events) == whole["text"]
+    assert events[-1].data is not None and events[-1].data["usage"] == whole["usage"]
+
+
+def test_closing_the_workspaces_stream_cancels_the_generation(ws: LocalWorkspace) -> None:
+    before = batch_state(ws)
+    stream = ws.invoke_stream("native", {"prompt": "Go on", "max_new_tokens": CONTEXT - 200, "temperature": 0})
+    assert next(stream).head is not None
+    assert next(stream).text and batch_state(ws)["running"] == 1
+    stream.close()
+    wait_until(lambda: batch_state(ws)["cancelled"] == before["cancelled"] + 1, 30, "the stream's row cancelled")
+    wait_until(lambda: batch_state(ws)["running"] == 0, 30, "the batch empty")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ...routing import ConsumerRoute, DeploymentRoute, EndpointRoute
+from ...sse import EventReader, event_data
 from .consumer_limits import Admission, ConsumerLimits, Refusal, usage_pair, used_tokens
 from .http_server import Request, Response
 from .instances import Failure, leave_port, send_to_an_instance
@@ -186,12 +187,10 @@ class Streams:
             first = writer.start()
             if first:
                 yield first
-            pending = b""
+            events = EventReader()
             async for piece in stream.chunks(dep.timeout_s):
-                pending += piece
-                while (end := pending.find(b"\n\n")) >= 0:
-                    raw, pending = pending[: end + 2], pending[end + 2 :]
-                    data = _event(raw)
+                for raw in events.feed(piece):
+                    data = event_data(raw)
                     if data is not None:
                         if first_token is None and (data.get("text") or data.get("tokens")):
                             first_token = time.perf_counter()
@@ -199,10 +198,10 @@ class Streams:
                     out = writer.event(raw, data)
                     if out:
                         yield out
-            if pending:  # a last event without its blank line
-                out = writer.event(pending, _event(pending))
-                if out:
-                    yield out
+            rest = events.rest()  # a last event without its blank line
+            out = writer.event(rest, event_data(rest)) if rest else b""
+            if out:
+                yield out
             last = writer.end()
             if last:
                 yield last
@@ -256,15 +255,3 @@ def mirror_whole(gw: Gateway, route: EndpointRoute, payload: dict[str, Any]) -> 
     task = asyncio.create_task(gw._mirror(route, shadow, copy))
     gw.mirrors.add(task)
     task.add_done_callback(gw.mirrors.discard)
-
-
-def _event(raw: bytes) -> dict[str, Any] | None:
-    """One server-sent event's JSON data (None for a comment or anything else)."""
-    for line in raw.split(b"\n"):
-        if line.startswith(b"data:"):
-            try:
-                data = json.loads(line[5:])
-            except ValueError:
-                return None
-            return data if isinstance(data, dict) else None
-    return None

@@ -33,10 +33,10 @@ from ...openai_api import (
     model_card,
     models_list,
     parse_request,
-    sse,
 )
 from ...routing import ConsumerRoute, DeploymentRoute, EndpointRoute
 from ...serving import DEPLOYMENT_HEADER
+from ...sse import encode
 from .consumer_limits import Refusal, reservation, usage_pair
 from .held_streams import CLIENT_CLOSED, Caller, Gateway, Held, Streams, mirror_whole
 from .http_server import Request, Response, json_response
@@ -229,7 +229,7 @@ class _Chunks:
         return self.writer.end()
 
     def broken(self, status: int, message: str) -> bytes:
-        return sse(error_body(message, "server_error", code="timeout" if status == 408 else None))
+        return encode(error_body(message, "server_error", code="timeout" if status == 408 else None))
 
 
 def _gateway_error(status: int, body: bytes) -> OpenAIError:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...openai_api import sse
 from ...routing import DeploymentRoute, EndpointRoute
+from ...sse import encode
 from .consumer_limits import Admission, answer_usage
 from .held_streams import Caller, Gateway, Held, Streams, Whole, mirror_whole
 from .http_server import Response, json_error
@@ -87,4 +87,4 @@ class _AsItCame:
 
     def broken(self, status: int, message: str) -> bytes:
         """An error event in the gateway's error shape (``{"error": {"code", "message"}}``)."""
-        return sse({"error": {"code": status, "message": message}})
+        return encode({"error": {"code": status, "message": message}})
