@@ -197,13 +197,16 @@ class FakeServing(Serving):
 
     ``responder`` plays the model; ``history`` keeps every request it answered
     as ``(endpoint, deployment, payload)``; ``fail_next(reason)`` makes the next
-    ``apply`` end in Failed.
+    ``apply`` end in Failed. A streamed generation answer comes word by word, ``word_s`` apart (0: at once),
+    as a model's tokens would.
     """
 
     capabilities = ("deployments", "metrics", "consumers")  # kept, not enforced: the local gateway enforces
 
-    def __init__(self, responder: Responder = echo_responder, *, seed: int | None = None) -> None:
+    def __init__(self, responder: Responder = echo_responder, *, seed: int | None = None,
+                 word_s: float = 0.0) -> None:
         self.responder = responder
+        self.word_s = word_s
         self.history: list[tuple[str, str, Any]] = []
         self._facts: list[RequestFact] = []
         self._logs: dict[tuple[str, str], list[str]] = {}
@@ -291,6 +294,7 @@ class FakeServing(Serving):
         words = re.findall(r"\s*\S+", data["text"]) or [""]
         for word in words[:-1]:
             yield sse.encode({"text": word})
+            time.sleep(self.word_s)  # the fake model's time per token
         yield sse.encode({"text": words[-1], "finish_reason": data.get("finish_reason"), "usage": data.get("usage")})
 
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
