@@ -5,7 +5,7 @@ gets the workspace and output flags from :func:`cli.common.verb`). What az ml pr
 JSON (``-o``/``--query`` apply), the model's answer for ``invoke``, plain
 text for ``get-logs``. Two verbs are byom's own, read from the audit
 records (:mod:`byom.core.history`): ``traffic-history`` and ``revert``; so are ``compare`` and
-``rollout`` (:mod:`cli.rollout`).
+``rollout`` (:mod:`cli.rollout`), ``capture`` and ``replay`` (:mod:`cli.captures`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from byom.core.errors import BackendError, InvalidInput, NotFound
 from byom.core.workspace import Capability, Workspace
 
 from .az_fields import with_az_fields
+from .captures import register as register_captures
 from .common import Parser, add_local_argument, confirm, verb
 from .compare import register as register_compare
 from .consumers import register as register_consumers
@@ -33,6 +34,7 @@ from .generic_update import (
     params_override,
     text_map,
 )
+from .mirror_report import register as register_mirror_report
 from .output import parse_key_values, progress_for
 from .rollout import register as register_rollout
 
@@ -396,6 +398,7 @@ def register(groups: Any) -> None:
     p.add_argument("--no-wait", action="store_true", help=NO_WAIT)
     register_compare(ep)
     register_rollout(ep)
+    register_mirror_report(ep)
 
     dep = groups.add_parser("online-deployment", help="Deployments behind online endpoints.") \
         .add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
@@ -433,3 +436,4 @@ def register(groups: Any) -> None:
         for parser in set(group.choices.values()):
             add_local_argument(parser)
     register_consumers(ep)
+    register_captures(ep)

@@ -51,6 +51,8 @@ RANK_TEXT = "byom.rank_text"
 RANK_PROVENANCE = "byom.rank_provenance"
 """{deployment name: core.analysis.Provenance} of the last analysis: model version, endpoint and time, for exports."""
 RANK_HTML = "ranks.html"
+RANK_DIFF = "byom.rank_diff"
+"""(core.compare.Comparison, the prompts, {deployment: Provenance}) of the last comparison over a prompt set."""
 
 # Widgets ----------------------------------------------------------------------
 SIDEBAR_BACKEND = "sidebar.backend"
@@ -142,6 +144,8 @@ MIRROR_TARGET = "endpoints.traffic.mirror_target"
 MIRROR_PERCENT = "endpoints.traffic.mirror_percent"
 TRAFFIC_CONFIRM_LARGE = "endpoints.traffic.confirm_large"
 TRAFFIC_APPLY = "endpoints.traffic.apply"
+MIRROR_REPORT_WINDOW = "endpoints.traffic.mirror_report_window"
+ROLLOUT_ABORT = "endpoints.traffic.rollout_abort"
 SHOW_KEYS = "endpoints.keys.show"
 LOG_DEPLOYMENT = "endpoints.logs.deployment"
 LOG_LINES = "endpoints.logs.lines"
@@ -177,6 +181,12 @@ RANK_ANALYSE = "ranks.analyse"
 RANK_DIFF_CHART = "ranks.diff"
 RANK_SUMMARY_CHART = "ranks.summary"
 RANK_JSON = "ranks.json"
+RANK_MODE = "ranks.mode"
+RANK_PROMPT_SOURCE = "ranks.prompts.source"
+RANK_PROMPTS = "ranks.prompts"
+RANK_PROMPT_FILE = "ranks.prompts.file"
+RANK_COMPARE_RUN = "ranks.prompts.compare"
+RANK_DIFF_JSON = "ranks.prompts.json"
 
 MON_WINDOW = "monitoring.window"
 MON_LIVE = "monitoring.live"
@@ -194,6 +204,11 @@ CONS_TPM = "consumers.tokens_per_minute"
 CONS_RPM = "consumers.requests_per_minute"
 CONS_TPD = "consumers.tokens_per_day"
 CONS_CREATE = "consumers.create"
+CONS_MANAGE = "consumers.manage"
+"""The consumer chosen to change: its limits, a new key, or its deletion."""
+CONS_SAVE = "consumers.save"
+CONS_REGENERATE = "consumers.regenerate"
+CONS_DELETE = "consumers.delete"
 CONS_WINDOW = "consumers.window"
 CONS_PERIOD = "consumers.period"
 CONS_CHART = "consumers.chart"
@@ -303,3 +318,13 @@ def confirm_button(action: str) -> str:
 
 def cancel_button(action: str) -> str:
     return f"cancel.{action}"
+
+
+def consumer_limit(limit: str, consumer: str, revision: str) -> str:
+    """A consumer's limit box (``tokens_per_minute``...), fresh, showing the stored limit, after each change to it."""
+    return f"consumers.limit.{consumer.lower()}.{limit}.{revision}"
+
+
+def rank_diff_chart(text: int) -> str:
+    """The diff heatmap of one text of a prompt set (its index)."""
+    return f"ranks.prompts.diff.{text}"

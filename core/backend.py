@@ -25,6 +25,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from .artifacts import temporary_folder
 from .entities import (
     AuditRecord,
+    Capture,
+    CapturedRequest,
     Consumer,
     Deployment,
     Endpoint,
@@ -32,6 +34,7 @@ from .entities import (
     EnvironmentBuild,
     EnvironmentVersion,
     InvokeResult,
+    MirroredAnswers,
     ModelVersion,
     RequestFact,
     TrafficRollout,
@@ -220,6 +223,10 @@ class Backend(ABC):
         """One row per request answered since ``since`` (epoch seconds)."""
         raise Unsupported("This workspace keeps no request facts.")
 
+    def mirrored_answers(self, endpoint: str, since: float) -> builtins.list[MirroredAnswers]:
+        """Both answers of each mirrored request since ``since``, oldest first (capability ``mirror-reports``)."""
+        raise Unsupported("This workspace keeps no mirrored answers.")
+
     def consumers(self, endpoint: str) -> builtins.list[Consumer]:
         """The endpoint's consumers, their keys left out; NotFound for an unknown endpoint."""
         raise Unsupported("This workspace has no consumer keys.")
@@ -252,6 +259,34 @@ class Backend(ABC):
     def drive_traffic_rollouts(self) -> None:
         """Make sure what advances running rollouts (``core.traffic_rollout.advance``) runs."""
         raise self.rollouts_unsupported()
+
+    def captures_unsupported(self) -> Unsupported:
+        """Why this workspace cannot capture and replay requests (capability ``captures``)."""
+        return Unsupported("This workspace cannot capture or replay requests.",
+                           hint="A local workspace's gateway captures them ('online-endpoint capture start').")
+
+    def captures(self, endpoint: str | None) -> builtins.list[Capture]:
+        """The endpoint's captures (every capture where None), with the ``requests`` and ``bytes`` they hold now."""
+        raise self.captures_unsupported()
+
+    def change_captures(self, endpoint: str, change: Callable[[builtins.list[Capture]], Capture]) -> Capture:
+        """Store ``change(the endpoint's captures)`` (a new capture or one of them changed), atomically (an error
+        from ``change`` stores nothing); NotFound for an unknown endpoint. A capture that stops capturing has
+        its buffered bodies written by the time this returns."""
+        raise self.captures_unsupported()
+
+    def save_captured(self, capture: Capture, requests: builtins.list[CapturedRequest]) -> Capture:
+        """Store a new capture that is not recorded into (a saved prompt set) with its bodies, within its
+        bounds; all of it or, on an error, nothing."""
+        raise self.captures_unsupported()
+
+    def captured_requests(self, capture_id: str) -> builtins.list[CapturedRequest]:
+        """The capture's bodies in capture order."""
+        raise self.captures_unsupported()
+
+    def delete_capture(self, capture_id: str) -> None:
+        """Remove the capture's record and its bodies."""
+        raise self.captures_unsupported()
 
     def build_status(self, env: EnvironmentVersion) -> EnvironmentBuild:
         """State, interpreter, packages and log of the version's build (the built-in one: where it runs)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,7 @@ class VersionDiff:
 
 
 def read_prompts(path: str | Path) -> list[str]:
-    """A prompt set: a ``.json`` list of strings, ``.jsonl`` lines (a string or ``{"text": ...}`` each),
-    or plain text with one prompt per non-empty line."""
+    """A prompt set from a file (:func:`parse_prompts`, its form by the file's suffix)."""
     file = Path(path)
     try:
         raw = file.read_text(encoding="utf-8")
@@ -81,27 +81,33 @@ def read_prompts(path: str | Path) -> list[str]:
         raise InvalidInput(f"Prompt file {str(file)!r} does not exist.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"Prompt file {str(file)!r} cannot be read as UTF-8 text: {exc}.") from None
+    return parse_prompts(raw, file.suffix, f"Prompt file {str(file)!r}")
+
+
+def parse_prompts(raw: str, suffix: str = "", source: str = "The prompt set") -> list[str]:
+    """A prompt set: a ``.json`` list of strings, ``.jsonl`` lines (a string or ``{"text": ...}`` each),
+    or plain text with one prompt per non-empty line. ``source`` names it in the refusals."""
     try:
-        if file.suffix == ".json":
+        if suffix == ".json":
             items: list[Any] = json.loads(raw)
             if not isinstance(items, list):
-                raise InvalidInput(f"Prompt file {str(file)!r} must hold a JSON list of strings.")
-        elif file.suffix == ".jsonl":
+                raise InvalidInput(f"{source} must hold a JSON list of strings.")
+        elif suffix == ".jsonl":
             items = [json.loads(line) for line in raw.splitlines() if line.strip()]
         else:
             items = [line for line in raw.splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"Prompt file {str(file)!r} is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+        raise InvalidInput(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
     texts: list[str] = []
     for i, item in enumerate(items):
         text = item.get("text") if isinstance(item, dict) else item
         if not isinstance(text, str) or not text.strip():
-            raise InvalidInput(f"Prompt {i + 1} of {str(file)!r} is not a non-empty string.")
+            raise InvalidInput(f"Prompt {i + 1} of {source[:1].lower() + source[1:]} is not a non-empty string.")
         texts.append(text)
     if not texts:
-        raise InvalidInput(f"Prompt file {str(file)!r} holds no prompt.")
+        raise InvalidInput(f"{source} holds no prompt.")
     if len(texts) > MAX_TEXTS:
-        raise InvalidInput(f"Prompt file {str(file)!r} holds {len(texts)} prompts; at most {MAX_TEXTS} at once.")
+        raise InvalidInput(f"{source} holds {len(texts)} prompts; at most {MAX_TEXTS} at once.")
     return texts
 
 
@@ -170,20 +176,38 @@ def summarize(endpoint: str, a: str, b: str, model_a: str, model_b: str, texts: 
     )
 
 
-def _ranks(ws: Workspace, endpoint: str, deployment: str, texts: Sequence[str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Comparison:
+    """A version diff and the two deployments' answers it was made from (one per text, ``{"token_ranks": ...}``),
+    for what draws them token by token (the Token ranks page's diff heatmaps)."""
+
+    report: VersionDiff
+    answers_a: list[dict[str, Any]]
+    answers_b: list[dict[str, Any]]
+
+
+def rank_texts(ws: Workspace, endpoint: str, deployment: str, texts: Sequence[str],
+               timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """One deployment's token-rank answer for each text, several texts a request."""
     results: list[dict[str, Any]] = []
     for start in range(0, len(texts), TEXTS_PER_REQUEST):
         chunk = list(texts[start:start + TEXTS_PER_REQUEST])
-        answer = ws.invoke(endpoint, {"texts": chunk, "top_k": TOP_K}, deployment=deployment)
+        answer = ws.invoke(endpoint, {"texts": chunk, "top_k": TOP_K}, deployment=deployment, timeout_s=timeout_s)
         if answer.status_code != 200:
             raise BackendError(f"Deployment {deployment!r} answered {answer.status_code} to texts "
                                f"{start + 1}–{start + len(chunk)}: {answer.body[:300]}")
-        results.extend(answer.json()["results"])
+        try:
+            results.extend(answer.json()["results"])
+        except (ValueError, KeyError, TypeError):
+            raise BackendError(f"Deployment {deployment!r} answered texts {start + 1}–{start + len(chunk)} without "
+                               f"a 'results' list: {answer.body[:300]}") from None
     return results
 
 
-def compare_deployments(ws: Workspace, endpoint: str, a: str, b: str, texts: Sequence[str]) -> VersionDiff:
-    """Send ``texts`` to deployments ``a`` and ``b`` of ``endpoint`` (token-rank deployments both) and diff."""
+def run_comparison(ws: Workspace, endpoint: str, a: str, b: str, texts: Sequence[str],
+                   timeout_s: float = 60.0) -> Comparison:
+    """Send ``texts`` to deployments ``a`` and ``b`` of ``endpoint`` (token-rank deployments both, asked at
+    once: a comparison takes as long as the slower one) and diff their answers."""
     if a.lower() == b.lower():
         raise InvalidInput(f"Compare two different deployments, not {a!r} with itself.")
     models = []
@@ -193,6 +217,13 @@ def compare_deployments(ws: Workspace, endpoint: str, a: str, b: str, texts: Seq
             raise InvalidInput(f"Deployment {name!r} of endpoint {endpoint!r} generates text; only token-rank "
                                "deployments (scoring script token_ranks.py) can be compared token by token.")
         models.append(dep.model or "")
-    answers_a, answers_b = _ranks(ws, endpoint, a, texts), _ranks(ws, endpoint, b, texts)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        asked = [pool.submit(rank_texts, ws, endpoint, name, texts, timeout_s) for name in (a, b)]
+    answers_a, answers_b = (future.result() for future in asked)
     diffs = [diff_text(i, ra, rb) for i, (ra, rb) in enumerate(zip(answers_a, answers_b, strict=True))]
-    return summarize(endpoint, a, b, models[0], models[1], diffs)
+    return Comparison(summarize(endpoint, a, b, models[0], models[1], diffs), answers_a, answers_b)
+
+
+def compare_deployments(ws: Workspace, endpoint: str, a: str, b: str, texts: Sequence[str]) -> VersionDiff:
+    """The version diff of deployments ``a`` and ``b`` over ``texts`` (:func:`run_comparison`)."""
+    return run_comparison(ws, endpoint, a, b, texts).report

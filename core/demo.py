@@ -81,12 +81,8 @@ def setup_demo(
             Endpoint(name=DEMO_ENDPOINT, description="Demo: the sample model for text generation and token ranks.")
         )
     deployments = [
-        # Threads let one worker batch the requests that arrive together (see scoring/generate.py);
-        # the gateway admits 2 × 16 at once before it answers 429.
-        _deployment(workspace, CHAT_DEPLOYMENT, GENERATION_SCRIPT, model, "Text generation",
-                    _scaled(progress, 0.5, 0.75), concurrent=16,
-                    environment_variables={"GUNICORN_CMD_ARGS": "--threads 32"}),
-        _deployment(workspace, RANKS_DEPLOYMENT, TOKEN_RANKS_SCRIPT, model, "Token-rank analysis",
+        _deployment(workspace, chat_deployment(model.ref), _scaled(progress, 0.5, 0.75)),
+        _deployment(workspace, _spec(RANKS_DEPLOYMENT, TOKEN_RANKS_SCRIPT, model.ref, "Token-rank analysis"),
                     _scaled(progress, 0.75, 0.95)),
     ]
     if sum(endpoint.traffic.values()) == 0 and deployments[0].provisioning_state == "Succeeded":
@@ -116,32 +112,38 @@ def _model(
     return workspace.create_model(spec, progress)
 
 
-def _deployment(
-    workspace: Workspace, name: str, script: str, model: ModelVersion, description: str, progress: Progress,
-    concurrent: int = 1, environment_variables: dict[str, str] | None = None,
-) -> Deployment:
+def chat_deployment(model: str, endpoint: str = DEMO_ENDPOINT, name: str = CHAT_DEPLOYMENT) -> Deployment:
+    """The demo's text-generation deployment of ``model`` (a reference): what ``make run`` serves the sample as."""
+    # Threads let one worker batch the requests that arrive together (see scoring/generate.py);
+    # the gateway admits 2 × 16 at once before it answers 429.
+    return _spec(name, GENERATION_SCRIPT, model, "Text generation", concurrent=16,
+                 environment_variables={"GUNICORN_CMD_ARGS": "--threads 32"}, endpoint=endpoint)
+
+
+def _spec(name: str, script: str, model: str, description: str, concurrent: int = 1,
+          environment_variables: dict[str, str] | None = None, endpoint: str = DEMO_ENDPOINT) -> Deployment:
+    return Deployment(
+        name=name,
+        endpoint_name=endpoint,
+        model=model,
+        code_path=str(SCORING_DIR),
+        scoring_script=script,
+        description=description,
+        # A CPU forward pass over a 2,000-token text takes longer than the 5 s default.
+        request_settings=RequestSettings(request_timeout_ms=60_000, max_concurrent_requests_per_instance=concurrent),
+        environment_variables=dict(environment_variables or {}),
+    )
+
+
+def _deployment(workspace: Workspace, spec: Deployment, progress: Progress) -> Deployment:
     try:
-        current = workspace.get_deployment(DEMO_ENDPOINT, name)
+        current = workspace.get_deployment(spec.endpoint_name, spec.name)
     except NotFound:
         current = None
     if current is not None and current.provisioning_state == "Succeeded":
-        progress(f"Deployment {name} is already running", 1.0)
+        progress(f"Deployment {spec.name} is already running", 1.0)
         return current
-    return workspace.create_or_update_deployment(
-        Deployment(
-            name=name,
-            endpoint_name=DEMO_ENDPOINT,
-            model=model.ref,
-            code_path=str(SCORING_DIR),
-            scoring_script=script,
-            description=description,
-            # A CPU forward pass over a 2,000-token text takes longer than the 5 s default.
-            request_settings=RequestSettings(request_timeout_ms=60_000,
-                                             max_concurrent_requests_per_instance=concurrent),
-            environment_variables=dict(environment_variables or {}),
-        ),
-        progress=progress,
-    )
+    return workspace.create_or_update_deployment(spec, progress=progress)
 
 
 def _scaled(progress: Progress, start: float, end: float) -> Progress:

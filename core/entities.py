@@ -453,6 +453,47 @@ class RequestFact(Entity):
     consumer: str = ""  # the consumer whose key was sent; "" for an endpoint key
     input_tokens: int = 0  # as the answer's usage says; 0 where it says nothing
     output_tokens: int = 0
+    ttft_ms: float | None = None  # arrival to first token out, streamed answers only (None for the rest)
+    tpot_ms: float | None = None  # between output tokens after the first, streamed answers of two tokens or more
+
+
+@dataclass
+class MirroredAnswers(Entity):
+    """Both answers to one mirrored request, as the gateway keeps them: never a header, never a key."""
+
+    at: float  # unix seconds
+    endpoint: str
+    deployment: str  # the mirror
+    primary: str  # the deployment that answered the caller
+    primary_status: int  # as the caller got it (424 for a model server's non-2xx)
+    primary_ms: float
+    primary_sha256: str  # of the answer's body
+    mirror_status: int
+    mirror_ms: float
+    mirror_sha256: str
+    primary_body: bytes | None = None  # kept only when small (core.mirror_report.BODY_KEPT_MAX)
+    mirror_body: bytes | None = None
+
+
+@dataclass
+class MirrorReport(Entity):
+    """How one mirrored deployment answered, beside the primary, over a window (core.mirror_report)."""
+
+    endpoint: str
+    deployment: str
+    primaries: list[str]
+    requests: int  # mirrored requests compared
+    identical: int  # both 2xx, bodies with one sha256
+    differing: int  # both 2xx, bodies that differ
+    primary_errors: int  # the primary's answer was not 2xx
+    mirror_errors: int  # the mirror's answer was not 2xx
+    primary_p50_ms: float | None
+    primary_p95_ms: float | None
+    mirror_p50_ms: float | None
+    mirror_p95_ms: float | None
+    generations: int = 0  # pairs of 2xx answers both JSON with a "text", both bodies kept
+    exact_match_rate: float | None = None  # of those generations
+    mean_first_difference: float | None = None  # word position, over the generations that differ
 
 
 @dataclass
@@ -464,6 +505,14 @@ class MetricsPoint(Entity):
     p95_ms: float | None
     p99_ms: float | None
     status_codes: dict[str, int] = field(default_factory=dict)  # "200" → requests answered so in the bucket
+    input_tokens: int = 0
+    output_tokens: int = 0
+    ttft_p50_ms: float | None = None  # over the bucket's streamed answers; None where there were none
+    ttft_p95_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    tpot_p50_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    tpot_p99_ms: float | None = None
 
 
 @dataclass
@@ -478,6 +527,8 @@ class DeploymentMetrics(Entity):
     p99_ms: float | None = None
     mirrored: bool = False
     series: list[MetricsPoint] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 # ----------------------------------------------------------------- audit
@@ -502,6 +553,7 @@ class RolloutState(StrEnum):
     ROLLED_BACK = "RolledBack"  # a step breached a limit: the split before the rollout is back
     ABORTED = "Aborted"  # asked to stop: the split before the rollout is back
     STOPPED = "Stopped"  # the split was changed by hand or the target deleted: the split left as it is
+    FAILED = "Failed"  # its moves kept failing: the split before it set back where the split was still its own
 
 
 @dataclass
@@ -555,6 +607,54 @@ class TrafficRollout(Entity):
     @property
     def running(self) -> bool:
         return self.state == RolloutState.RUNNING
+
+
+class CaptureState(StrEnum):
+    """A request capture's state (``byom online-endpoint capture``)."""
+
+    CAPTURING = "Capturing"  # the gateway records the endpoint's requests, within the bounds
+    STOPPED = "Stopped"  # recording ended ('capture stop'); the bodies stay until deleted
+    SAVED = "Saved"  # a saved prompt set, made from a file ('capture create'); never recorded into
+
+
+@dataclass
+class Capture(Entity):
+    """A bounded set of request bodies sent to an endpoint's scoring URI (or read from a file), for replay.
+
+    Only the bodies are kept, never a header (no keys, no auth); ``requests`` and ``bytes`` are what is
+    stored now, read where the bodies are.
+    """
+
+    id: str
+    endpoint: str
+    max_requests: int
+    max_bytes: int
+    sample_rate: float = 1.0
+    state: str = CaptureState.CAPTURING
+    actor: str = ""
+    started_at: str = ""
+    stopped_at: str = ""
+    source: str = ""  # the file a saved prompt set was read from
+    requests: int = 0
+    bytes: int = 0
+
+    @property
+    def capturing(self) -> bool:
+        return self.state == CaptureState.CAPTURING
+
+
+@dataclass
+class CapturedRequest(Entity):
+    """One captured body, with what answered it: the deployment, status, latency and the answer's sha256
+    (empty for a saved prompt set's lines, which nothing answered)."""
+
+    seq: int  # its place in the capture, from 1
+    at: float  # unix seconds the request arrived
+    body: str
+    deployment: str = ""
+    status_code: int = 0
+    latency_ms: float = 0.0
+    digest: str = ""
 
 
 @dataclass

@@ -25,11 +25,13 @@ def is_error(status_code: int) -> bool:
 def summarize(
     facts: Iterable[RequestFact], endpoint: str, window_s: int, bucket_s: int, now: float
 ) -> list[DeploymentMetrics]:
-    """Counts, error counts and latency p50/p95/p99 per deployment, overall and per bucket.
+    """Counts, error counts, latency p50/p95/p99 and tokens per deployment, overall and per bucket.
 
     The buckets are aligned to the clock and every one of the window is in
     each series (see ``metrics_series``): an empty bucket has zero requests and
-    no latency. The window is the buckets' span, so totals and series agree.
+    tokens and no latency. The window is the buckets' span, so totals and
+    series agree. Time to first token and per output token are percentiles of
+    the facts that have them (streamed answers); None where a bucket had none.
     """
     starts = bucket_starts(now, window_s, bucket_s)
     first = starts[0]
@@ -48,6 +50,8 @@ def summarize(
         series = []
         for at, chunk in zip(starts, buckets, strict=True):
             lat = sorted(r.latency_ms for r in chunk)
+            ttft = sorted(r.ttft_ms for r in chunk if r.ttft_ms is not None)
+            tpot = sorted(r.tpot_ms for r in chunk if r.tpot_ms is not None)
             series.append(
                 MetricsPoint(
                     at=at,
@@ -57,6 +61,14 @@ def summarize(
                     p95_ms=percentile(lat, 95),
                     p99_ms=percentile(lat, 99),
                     status_codes=dict(sorted(Counter(str(r.status_code) for r in chunk).items())),
+                    input_tokens=sum(r.input_tokens for r in chunk),
+                    output_tokens=sum(r.output_tokens for r in chunk),
+                    ttft_p50_ms=percentile(ttft, 50),
+                    ttft_p95_ms=percentile(ttft, 95),
+                    ttft_p99_ms=percentile(ttft, 99),
+                    tpot_p50_ms=percentile(tpot, 50),
+                    tpot_p95_ms=percentile(tpot, 95),
+                    tpot_p99_ms=percentile(tpot, 99),
                 )
             )
         out.append(
@@ -71,6 +83,8 @@ def summarize(
                 p99_ms=percentile(latencies, 99),
                 mirrored=mirrored,
                 series=series,
+                input_tokens=sum(r.input_tokens for r in rows),
+                output_tokens=sum(r.output_tokens for r in rows),
             )
         )
     return out

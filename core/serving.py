@@ -23,13 +23,22 @@ import random
 import re
 import time
 import uuid
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from . import sse
-from .entities import Deployment, Endpoint, EndpointKeys, InvokeResult, RequestFact
+from . import mirror_report, sse
+from .entities import (
+    CapturedRequest,
+    Deployment,
+    Endpoint,
+    EndpointKeys,
+    InvokeResult,
+    MirroredAnswers,
+    RequestFact,
+)
 from .errors import NotFound, Unsupported
 from .metrics_series import ResourceSample
 from .progress import Progress
@@ -45,6 +54,24 @@ class EndpointState:
     endpoint: Endpoint
     keys: EndpointKeys
     deployments: dict[str, Deployment] = field(default_factory=dict)  # by lower-cased name
+
+
+class CaptureBodies(Protocol):
+    """Where captured request bodies are kept (:class:`core.local.captures.CaptureStore` locally)."""
+
+    def add(self, capture: str, requests: Sequence[CapturedRequest], max_requests: int, max_bytes: int) -> int:
+        """Append in order what fits the bounds; how many were kept."""
+        ...
+
+    def counts(self, captures: Iterable[str] | None = None) -> dict[str, tuple[int, int]]:
+        """Bodies and bytes per capture."""
+        ...
+
+    def requests(self, capture: str) -> list[CapturedRequest]:
+        """The capture's bodies in capture order."""
+        ...
+
+    def delete(self, capture: str) -> None: ...
 
 
 class Serving(ABC):
@@ -100,6 +127,10 @@ class Serving(ABC):
     @abstractmethod
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]: ...
 
+    def mirrored_answers(self, endpoint_name: str, since: float) -> list[MirroredAnswers]:
+        """Both answers of each mirrored request since ``since`` (capability ``mirror-reports``)."""
+        raise Unsupported("This workspace keeps no mirrored answers.")
+
     def rollouts_unsupported(self) -> Unsupported:
         return Unsupported("This workspace has nothing that drives progressive rollouts.",
                            hint="A local workspace's control plane drives them; here, move traffic in steps with "
@@ -108,6 +139,14 @@ class Serving(ABC):
     def drive_rollouts(self) -> None:
         """Make sure what advances the rollouts recorded in the store runs (capability ``traffic-rollouts``)."""
         raise self.rollouts_unsupported()
+
+    def captures_unsupported(self) -> Unsupported:
+        return Unsupported("This workspace has no gateway of its own that could capture requests.",
+                           hint="A local workspace's gateway captures them ('online-endpoint capture start').")
+
+    def capture_bodies(self) -> CaptureBodies:
+        """The captured bodies, with what the gateway still buffers written first (capability ``captures``)."""
+        raise self.captures_unsupported()
 
     def resource_usage(self, endpoint_name: str, since: float) -> list[ResourceSample]:
         """CPU and memory of the endpoint's model-server processes, sampled now and kept since ``since``."""
@@ -153,33 +192,45 @@ class NoServing(Serving):
         return []
 
 
+def _fake_token_ranks(text: str) -> dict[str, Any]:
+    """Word i of ``text`` at rank (i * 37) % 1500; the word in capitals as the model's one alternative."""
+    tokens, offset = [], 0
+    for i, word in enumerate(text.split()):
+        start = text.index(word, offset)
+        offset = start + len(word)
+        rank = (i * 37) % 1500
+        tokens.append(
+            {
+                "token": word,
+                "token_id": _fake_token_id(word),
+                "rank": rank,
+                "ties": 0,
+                "logprob": -0.01 * (rank + 1),
+                "prob": 1.0 / (rank + 2),
+                "entropy": 1.0 + (i % 5) * 0.5,
+                "start": start,
+                "end": offset,
+                "top_k": [{"token": word.upper(), "token_id": _fake_token_id(word.upper()), "prob": 0.5}],
+            }
+        )
+    return {"token_ranks": tokens}
+
+
+def _fake_token_id(token: str) -> int:
+    return zlib.crc32(token.encode("utf-8")) % 50_000
+
+
 Responder = Callable[[str, str, Any], tuple[int, Any]]
 """(endpoint, deployment, parsed JSON body) -> (status code, JSON-able body)."""
 
 
 def echo_responder(endpoint: str, deployment: str, payload: Any) -> tuple[int, Any]:
-    """Default fake model: generation-shaped and token-rank-shaped answers."""
-    if isinstance(payload, dict) and ("text" in payload or "texts" in payload):
-        text = payload.get("text") or " ".join(payload.get("texts") or [])
-        tokens, offset = [], 0
-        for i, word in enumerate(str(text).split()):
-            start = str(text).index(word, offset)
-            offset = start + len(word)
-            rank = (i * 37) % 1500
-            tokens.append(
-                {
-                    "token": word,
-                    "rank": rank,
-                    "ties": 0,
-                    "logprob": -0.01 * (rank + 1),
-                    "prob": 1.0 / (rank + 2),
-                    "entropy": 1.0 + (i % 5) * 0.5,
-                    "start": start,
-                    "end": offset,
-                    "top_k": [{"token": word.upper(), "prob": 0.5}],
-                }
-            )
-        return 200, {"token_ranks": tokens}
+    """Default fake model: generation-shaped and token-rank-shaped answers (``text``, or ``texts`` answered with
+    ``{"results": [...]}`` as scoring/token_ranks.py does)."""
+    if isinstance(payload, dict) and "texts" in payload:
+        return 200, {"results": [_fake_token_ranks(str(text)) for text in payload.get("texts") or []]}
+    if isinstance(payload, dict) and "text" in payload:
+        return 200, _fake_token_ranks(str(payload.get("text") or ""))
     prompt = ""
     if isinstance(payload, dict):
         prompt = str(payload.get("prompt") or payload.get("messages") or "")
@@ -201,7 +252,7 @@ class FakeServing(Serving):
     as a model's tokens would.
     """
 
-    capabilities = ("deployments", "metrics", "consumers")  # kept, not enforced: the local gateway enforces
+    capabilities = ("deployments", "metrics", "consumers", "mirror-reports")  # kept, not enforced: the gateway enforces
 
     def __init__(self, responder: Responder = echo_responder, *, seed: int | None = None,
                  word_s: float = 0.0) -> None:
@@ -209,6 +260,7 @@ class FakeServing(Serving):
         self.word_s = word_s
         self.history: list[tuple[str, str, Any]] = []
         self._facts: list[RequestFact] = []
+        self._mirrored: list[MirroredAnswers] = []
         self._logs: dict[tuple[str, str], list[str]] = {}
         self._fail_reason: str | None = None
         self._random = random.Random(seed)
@@ -277,8 +329,11 @@ class FakeServing(Serving):
         if shadow is not None:
             mirrored = state.deployments[shadow.key]
             self.history.append((name, mirrored.name, payload))
-            m_status, _ = self.responder(name, mirrored.name, payload)
+            m_status, m_answer = self.responder(name, mirrored.name, payload)
             self._facts.append(RequestFact(time.time(), name, mirrored.name, mirrored.model, m_status, 0.0, True))
+            self._mirrored.append(mirror_report.answers(
+                time.time(), name, mirror_report.Answer(dep.name, status, latency, result.body.encode()),
+                mirror_report.Answer(mirrored.name, m_status, 0.0, json.dumps(m_answer).encode())))
         return result
 
     def invoke_stream(self, state: EndpointState, body: bytes, *, headers: dict[str, str],
@@ -305,6 +360,9 @@ class FakeServing(Serving):
 
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
         return [f for f in self._facts if f.endpoint == endpoint_name and f.at >= since]
+
+    def mirrored_answers(self, endpoint_name: str, since: float) -> list[MirroredAnswers]:
+        return [p for p in self._mirrored if p.endpoint == endpoint_name and p.at >= since]
 
 
 def _json_object(raw: str | bytes) -> dict[str, Any]:

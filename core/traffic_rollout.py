@@ -45,6 +45,8 @@ ACTION = "endpoint.rollout"
 MIN_REQUESTS_WAIT_STEPS = 10
 """A step waits for ``min_requests`` requests at most this many step lengths; then it fails on them."""
 POLL_S = 0.2
+GIVE_UP_AFTER_S = 60.0
+"""A rollout whose every move failed for this long is ended ``Failed`` instead of being retried forever."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,25 @@ def advance(ws: Workspace, endpoint: str, now: float | None = None) -> TrafficRo
         return _end(ws, rollout, RolloutState.SUCCEEDED,
                     f"{rollout.target} has {rollout.steps[-1]} % after {reached} healthy step(s)", None)
     return _set_step(ws, rollout, split_at(rollout.before, rollout.target, rollout.steps[reached]), now)
+
+
+def give_up(ws: Workspace, endpoint: str, error: str, failing_s: float) -> TrafficRollout | None:
+    """End the running rollout whose moves kept failing (``error`` the last one's); its record.
+
+    The split before it is set back when the endpoint still has a split the rollout set; one changed by
+    hand meanwhile is left as it is, as ``advance`` would.
+    """
+    rollout = ws.backend.traffic_rollout(endpoint)
+    if rollout is None or not rollout.running:
+        return rollout
+    reason = f"its moves kept failing for {failing_s:.0f} s (the last: {error})"
+    try:
+        split = live(ws.get_endpoint(endpoint).traffic)
+    except NotFound:
+        return _end(ws, rollout, RolloutState.FAILED, reason, None)
+    if split == live(rollout.applied) or (rollout.pending is not None and split == live(rollout.pending)):
+        return _restore(ws, rollout, RolloutState.FAILED, f"{reason}; the split before it was set back", None)
+    return _end(ws, rollout, RolloutState.FAILED, f"{reason}; the split, changed meanwhile, was left as it is", None)
 
 
 def _save(ws: Workspace, rollout: TrafficRollout) -> TrafficRollout:

@@ -38,7 +38,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import chargeback, consumer_keys, rules, sse
+from . import chargeback, consumer_keys, mirror_report, rules, sse
 from .actor import default_actor
 from .artifacts import check_source, downloadable, is_remote, remote_download_hint
 from .asset_refs import RegistryRef, parse_asset_ref, registry_ref
@@ -61,6 +61,7 @@ from .entities import (
     EnvironmentVersion,
     InvokeResult,
     IssuedConsumer,
+    MirrorReport,
     ModelSpec,
     ModelVersion,
     StageChange,
@@ -120,6 +121,8 @@ class Capability:
     MLFLOW_NO_CODE = "mlflow-no-code"  # MLflow models deploy with neither code nor environment, scored natively
     CONSUMERS = "consumers"  # named keys per endpoint with token and request limits, and their usage
     TRAFFIC_ROLLOUTS = "traffic-rollouts"  # progressive rollouts driven by the backend (core/traffic_rollout.py)
+    MIRROR_REPORTS = "mirror-reports"  # both answers of mirrored requests kept and compared (core/mirror_report.py)
+    CAPTURES = "captures"  # request bodies captured at the gateway, and replayed (core/captures.py)
 
 
 NO_CONSUMERS = ("Azure ML managed online endpoints have no consumer keys, token limits or per-consumer usage: "
@@ -127,6 +130,10 @@ NO_CONSUMERS = ("Azure ML managed online endpoints have no consumer keys, token 
 APIM_HINT = ("Put Azure API Management in front of the endpoint: its token-limit policy (llm-token-limit) gives "
              "each subscription key a tokens-per-minute limit and quota, and llm-emit-token-metric reports the "
              "tokens per consumer for chargeback.")
+NO_MIRROR_REPORTS = ("This workspace keeps no mirrored answers to compare: Azure ML managed online endpoints send the "
+                     "mirror's copies and discard its answers (only their counts and latencies reach Azure Monitor).")
+MIRROR_HINT = ("Send the same requests to each deployment with 'online-endpoint invoke --deployment-name D' and "
+               "compare the answers, or try the deployments on a local workspace, whose gateway keeps both answers.")
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -970,6 +977,30 @@ class Workspace:
             raise NotFound(f"Endpoint {endpoint_name!r} has no consumer named {consumer!r}, and no usage by one "
                            f"in the last {since}.",
                            hint=f"See 'byom online-endpoint consumer list -n {endpoint_name}'.")
+        return rows
+
+    # ------------------------------------------------------ mirror report
+
+    def mirror_report(self, endpoint_name: str, deployment: str | None = None, since: str = "1h"
+                      ) -> list[MirrorReport]:
+        """Per mirrored deployment over the window ``since`` (``30m``, ``1h``, ``7d``): how its answers to
+        mirrored requests compare with the primary's (:mod:`core.mirror_report`). ``deployment`` keeps one
+        (names compared lower-cased); a name that is neither a deployment nor in the window is NotFound."""
+        window_s = rules.parse_window(since)
+        if deployment is not None:
+            rules.validate_deployment_name(deployment)
+        if not self.supports(Capability.MIRROR_REPORTS):
+            raise Unsupported(NO_MIRROR_REPORTS, hint=MIRROR_HINT)
+        self.get_endpoint(endpoint_name)
+        pairs = self.backend.mirrored_answers(endpoint_name, time.time() - window_s)
+        rows = mirror_report.reports(pairs, endpoint_name)
+        if deployment is None:
+            return rows
+        rows = [r for r in rows if r.deployment.lower() == deployment.lower()]
+        if not rows and all(d.name.lower() != deployment.lower() for d in self.list_deployments(endpoint_name)):
+            raise NotFound(f"Endpoint {endpoint_name!r} has no deployment named {deployment!r}, and no mirrored "
+                           f"answers from one in the last {since}.",
+                           hint=f"See 'byom online-deployment list -e {endpoint_name}'.")
         return rows
 
     # ------------------------------------------------------------- invoke

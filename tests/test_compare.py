@@ -66,3 +66,14 @@ def test_prompt_files_in_three_forms_and_bad_ones_named(tmp_path: Path) -> None:
     for name, said in (("bad.json", "JSON list"), ("empty.jsonl", "Prompt 1"), ("missing.txt", "does not exist")):
         with pytest.raises(InvalidInput, match=said):
             read_prompts(tmp_path / name)
+
+
+def test_a_pasted_prompt_set_is_read_as_lines_and_its_refusals_name_it() -> None:
+    from byom.core.compare import parse_prompts
+
+    assert parse_prompts("first\n\n  \nsecond\n") == ["first", "second"]
+    assert parse_prompts('["a", "b"]', ".json", "Prompt file 'p.json'") == ["a", "b"]
+    with pytest.raises(InvalidInput, match="The pasted prompt set holds no prompt"):
+        parse_prompts("\n \n", "", "The pasted prompt set")
+    with pytest.raises(InvalidInput, match="Prompt 2 of prompt file 'p.jsonl' is not a non-empty string"):
+        parse_prompts('"a"\n{"text": 3}\n', ".jsonl", "Prompt file 'p.jsonl'")

@@ -45,3 +45,17 @@ def test_every_deployment_gets_the_same_buckets():
 
 def test_status_classes():
     assert [status_class(c) for c in (200, 404, 503)] == ["2xx", "4xx", "5xx"]
+
+
+def test_tokens_are_summed_and_first_token_times_are_percentiles_of_the_streamed_answers():
+    facts = [fact(NOW - 130).replace(input_tokens=30, output_tokens=8),
+             fact(NOW - 10).replace(input_tokens=20, output_tokens=16, ttft_ms=40.0, tpot_ms=5.0),
+             fact(NOW - 8).replace(input_tokens=10, output_tokens=4, ttft_ms=90.0, tpot_ms=7.0),
+             fact(NOW - 5, status=429)]  # a refusal: no tokens, no timings
+    [metrics] = summarize(facts, "ep", 600, 60, NOW)
+    assert (metrics.input_tokens, metrics.output_tokens) == (60, 28)
+    assert [p.output_tokens for p in metrics.series] == [0, 0, 0, 0, 0, 0, 0, 8, 0, 20]
+    assert [p.input_tokens for p in metrics.series][-3:] == [30, 0, 30]
+    last = metrics.series[-1]
+    assert (last.ttft_p50_ms, last.ttft_p95_ms, last.tpot_p50_ms, last.tpot_p99_ms) == (40.0, 90.0, 5.0, 7.0)
+    assert metrics.series[-3].ttft_p50_ms is None, "a whole answer has no first-token time: a gap, not 0 ms"

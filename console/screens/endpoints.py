@@ -2,12 +2,12 @@
 
 import streamlit as st
 from byom.console import context, files, keys, pickers, ui
-from byom.console.views import common
+from byom.console.views import common, traffic
 from byom.console.views import endpoints as view
-from byom.core import history, rules
+from byom.core import history, rules, traffic_rollout
 from byom.core.demo import SCORING_DIR
 from byom.core.entities import Deployment, Endpoint, RequestSettings
-from byom.core.errors import InvalidInput, Unsupported
+from byom.core.errors import InvalidInput, NotFound, Unsupported
 
 LOG_HEIGHT = 360  # pixels: a long log scrolls inside its box, the page does not grow with it
 METRICS_WINDOW_S = 3600
@@ -33,6 +33,66 @@ def log_box(endpoint_name: str, deployment: str, where: str = "") -> None:
         download_col.download_button("Download", data=shown or log, key=keys.log_widget(where, "download"),
                                      file_name=view.log_file_name(endpoint_name, deployment, container),
                                      mime="text/plain", icon=":material/download:", on_click="ignore")
+
+
+def mirror_report(endpoint_name: str) -> None:
+    """How the mirror answered beside the primary, per mirrored deployment, over a window."""
+    with st.expander("Mirror report: the mirror's answers beside the primary's", expanded=True,
+                     icon=":material/compare_arrows:"):
+        window = st.columns(4)[0].selectbox("Window", traffic.MIRROR_WINDOWS, key=keys.MIRROR_REPORT_WINDOW,
+                                            index=traffic.MIRROR_WINDOWS.index(traffic.DEFAULT_MIRROR_WINDOW))
+        with ui.errors(in_place=True):
+            try:
+                rows = ws.mirror_report(endpoint_name, since=window)
+            except Unsupported as exc:
+                ui.explain(exc)
+                return
+            if rows:
+                st.dataframe(traffic.mirror_table(rows), hide_index=True, width="stretch")
+            st.caption(traffic.mirror_caption(rows, window))
+
+
+def rollout_section(endpoint_name: str) -> None:
+    """The endpoint's progressive rollout: live progress with an Abort button, and how past ones ended."""
+    st.markdown("**Rollout**")
+    try:
+        latest = traffic_rollout.status(ws, endpoint_name)
+    except NotFound:
+        latest = None
+    except Unsupported as exc:
+        ui.explain(exc)
+        return
+    if latest is not None and latest.running:
+        @st.fragment(run_every=2)
+        def progress() -> None:
+            with ui.errors():  # a fragment's own reruns bypass app.py's handler
+                current = traffic_rollout.status(ws, endpoint_name)
+                if current.id != latest.id or not current.running:
+                    st.rerun()
+                st.info(ui.plain(traffic.rollout_line(current)), icon=":material/trending_up:")
+                st.caption(ui.plain(traffic.limits_text(current)))
+                st.dataframe(traffic.steps_table(current), hide_index=True, width="stretch")
+
+        progress()
+        action = f"abort-rollout:{endpoint_name}:{latest.id}"
+        if st.button("Abort rollout", key=keys.ROLLOUT_ABORT, icon=":material/stop_circle:",
+                     disabled=bool(latest.abort_requested),
+                     help="Stop the rollout and set the live split back to what it was before it."):
+            ui.ask(action)
+        if ui.confirmed(action, traffic.abort_question(latest), label="Abort rollout"):
+            with ui.errors():
+                asked = traffic_rollout.abort(ws, endpoint_name)
+                ui.done(f"Asked rollout {asked.id} to abort: the split goes back to "
+                        f"{history.split_text(asked.before)}.")
+    else:
+        if latest is not None:
+            st.caption(ui.plain(traffic.rollout_line(latest)))
+        st.caption(ui.plain(f"No rollout running. Start one with 'byom online-endpoint rollout -n {endpoint_name} "
+                            "--to DEPLOYMENT --steps 10,50,100'."))
+    past = traffic.past_rollouts(ws.list_audit(200, f"endpoint/{endpoint_name}"), endpoint_name)
+    if not past.empty:
+        st.markdown("Past rollouts")
+        st.dataframe(past, hide_index=True, width="stretch")
 
 
 st.title("Endpoints")
@@ -178,7 +238,7 @@ with tab_deploy:
                 ui.done(f"{target} runs {count} instance(s).")
         if delete_col.button("Delete", key=keys.DELETE_DEPLOYMENT, icon=":material/delete:"):
             ui.ask(f"delete-deployment:{name}/{target}")
-        if ui.confirmed(f"delete-deployment:{name}/{target}", f"Delete deployment {target} of {name}?"):
+        if ui.confirmed(f"delete-deployment:{name}/{target}", view.delete_deployment_question(current, endpoint)):
             with ui.errors(), ui.progress(f"Deleting deployment {target}") as report:
                 ws.delete_deployment(name, target, progress=report)
                 ui.done(f"Deleted deployment {target}.")
@@ -239,7 +299,7 @@ with tab_details:
                          disabled=not asked or view.busy([shown_dep]),
                          help="Choose another model version, environment or script first." if not asked else None):
                 ui.ask(update_action)
-            if asked and ui.confirmed(update_action, view.update_question(shown_dep, asked, endpoint.traffic),
+            if asked and ui.confirmed(update_action, view.update_question(shown_dep, asked, endpoint, new_script),
                                         label="Update"):
                 with ui.errors(), ui.progress(f"Updating {shown_dep.name}: {'; '.join(asked)}") as report:
                     # The Workspace's one update path (as 'byom online-deployment update'); not waited for here:
@@ -265,7 +325,7 @@ with tab_traffic:
                                                key=keys.traffic_input(d.name, revision)))
             for i, d in enumerate(deployments)
         }
-        st.markdown("**Mirror traffic** (a copy of live requests; answers are discarded)")
+        st.markdown("**Mirror traffic** (a copy of live requests; callers never get the mirror's answers)")
         target_col, percent_col = st.columns(2)
         options, index, percent = view.mirror_choice(endpoint.mirror_traffic, dep_names)
         mirror_to = target_col.selectbox("Mirror to", options, index=index, key=keys.mirror_target(revision))
@@ -290,6 +350,9 @@ with tab_traffic:
             with ui.errors(), ui.progress("Applying the new traffic split") as report:
                 ws.set_traffic(name, proposed, mirror, progress=report)
                 ui.done(f"Traffic of {name} is now {history.split_text(proposed, mirror)}.")
+
+        mirror_report(name)
+        rollout_section(name)
 
         st.markdown("**History**")
         changes = history.traffic_history(ws, name)
@@ -334,8 +397,7 @@ with tab_keys:
             key_col.code(value if show else ui.mask(value), language="text")
             if button_col.button("Regenerate", key=keys.regenerate_button(key_type)):
                 ui.ask(f"regenerate:{name}:{key_type}")
-            if ui.confirmed(f"regenerate:{name}:{key_type}",
-                            f"Regenerate the {key_type} key of {name}? Clients using it stop working.",
+            if ui.confirmed(f"regenerate:{name}:{key_type}", view.regenerate_key_question(name, key_type),
                             label="Regenerate"):
                 with ui.progress(f"Regenerating the {key_type} key of {name}") as report:
                     ws.regenerate_key(name, key_type, progress=report)

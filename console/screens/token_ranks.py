@@ -1,4 +1,5 @@
-"""Token ranks: how expected each token of a text was to a model, as GLTR shows it; two deployments compared."""
+"""Token ranks: how expected each token of a text was to a model, as GLTR shows it; two deployments compared, on
+one text or over a prompt set (a version diff)."""
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -6,13 +7,13 @@ from typing import Any
 import streamlit as st
 from byom.console import context, keys, pickers, ui
 from byom.console.views import token_ranks as view
-from byom.core import analysis
+from byom.core import analysis, compare
 from byom.core.errors import ByomError, InvalidInput
 
 ws = context.workspace()
 # The text, the choices and the thresholds survive a visit to another page (the results are kept anyway).
 ui.remember(keys.RANK_DEPLOYMENT, keys.RANK_COMPARE, keys.RANK_SOURCE, keys.RANK_INPUT, keys.RANK_T1, keys.RANK_T2,
-            keys.RANK_T3)
+            keys.RANK_T3, keys.RANK_MODE, keys.RANK_PROMPT_SOURCE, keys.RANK_PROMPTS)
 
 st.title("Token ranks")
 st.caption("For each token, its rank in the model's next-token distribution: 0 is the model's first choice.")
@@ -40,6 +41,94 @@ primary = cols[1].selectbox("Deployment", dep_names, key=keys.RANK_DEPLOYMENT, f
 other = cols[2].selectbox("Compare with", view.compare_options(dep_names, primary), key=keys.RANK_COMPARE,
                           format_func=lambda n: labels.get(n, "Nothing"))
 selected = view.selected(primary, other)
+
+
+def chart(figure: Any, key: str, kind: str, whose: list[analysis.Provenance]) -> None:
+    """A figure stamped with what it shows, whose toolbar saves a PNG named after it."""
+    st.plotly_chart(analysis.stamp(figure, whose), width="stretch", key=key,
+                    config=view.chart_config(analysis.export_name(whose, "png", kind).removesuffix(".png")))
+
+
+def diff_heatmap(table_a: Any, table_b: Any, name_a: str, name_b: str, key: str,
+                 whose: list[analysis.Provenance]) -> None:
+    """Two analyses of one text, token by token: which is subtracted from which, and 'identical' when it is."""
+    diff = analysis.compare(table_a, table_b)
+    unpaired = max(len(table_a), len(table_b)) - len(diff)
+    if unpaired:
+        st.caption(view.unpaired_text(unpaired))
+    verdict = analysis.diff_verdict(diff, name_a, name_b, unpaired)
+    (st.success if analysis.identical(diff, unpaired) else st.info)(ui.plain(verdict))
+    chart(analysis.diff_heatmap(diff, name_a, name_b, unpaired=unpaired), key, "diff", whose)
+
+
+def compare_over_prompts() -> None:
+    """Two token-rank deployments over a prompt set (core.compare, as 'byom online-endpoint compare')."""
+    if other == view.NOTHING:
+        st.info("Choose a second token-rank deployment in 'Compare with' above: its predictions are compared with "
+                f"{primary}'s, text by text.")
+    source = st.radio("Prompts", view.PROMPT_SOURCES, horizontal=True, key=keys.RANK_PROMPT_SOURCE,
+                      label_visibility="collapsed")
+    raw, suffix, where = "", "", "The pasted prompt set"
+    if source == view.PROMPT_SOURCES[1]:
+        uploaded = st.file_uploader("Prompt file: one text per line, a .json list of strings, or .jsonl lines",
+                                    type=view.PROMPT_FILE_TYPES, key=keys.RANK_PROMPT_FILE)
+        if uploaded is not None:
+            raw = uploaded.getvalue().decode("utf-8", "replace")
+            suffix, where = view.prompt_suffix(uploaded.name), f"Prompt file {uploaded.name!r}"
+    else:
+        raw = st.text_area("Prompts, one text per line", height=150, key=keys.RANK_PROMPTS,
+                           placeholder="One text per line: each is scored by both deployments.")
+    if st.button("Compare", type="primary", icon=":material/compare_arrows:", key=keys.RANK_COMPARE_RUN,
+                 disabled=other == view.NOTHING or not raw.strip()):
+        with ui.errors():
+            prompts = compare.parse_prompts(raw, suffix, where)
+            with st.spinner(f"Scoring {len(prompts):,} text(s) on {primary} and {other}…"):
+                compared = compare.run_comparison(ws, name, primary, other, prompts, timeout_s=view.TIMEOUT_S)
+            st.session_state[keys.RANK_DIFF] = (compared, prompts,
+                                                view.provenance(name, deployments, selected, analysis.now_utc()))
+
+    kept = st.session_state.get(keys.RANK_DIFF)
+    if not kept:
+        return
+    compared, prompts, provenance = kept
+    report = compared.report
+    a, b = report.deployment_a, report.deployment_b
+    whose = [provenance[a], provenance[b]]
+    changed = "" if (a, b) == (primary, other) else " The deployments above have changed since: Compare again."
+    st.caption(ui.plain(f"Results for the {len(prompts):,} text(s) compared by {a} and {b}, analysed "
+                        f"{whose[0].when()}.{changed}"))
+    st.caption(ui.plain(view.direction_text(report)))
+    (st.success if view.is_identical(report) else st.info)(ui.plain(view.verdict_text(report)))
+    for column, (label, value) in zip(st.columns(6), view.diff_figures(report), strict=True):
+        column.metric(label, value)
+    st.markdown("**Per text**")
+    st.dataframe(view.texts_table(report, prompts), hide_index=True, width="stretch")
+    st.markdown("**The positions that moved most**")
+    moved = view.moved_table(report, prompts)
+    if moved.empty:
+        st.caption("No token changed rank.")
+    else:
+        st.dataframe(moved, hide_index=True, width="stretch")
+    st.download_button("Download the comparison as JSON", view.comparison_json(report, prompts, whose[0].analysed_at),
+                       file_name=analysis.export_name(whose, "json", "version-diff"), mime="application/json",
+                       key=keys.RANK_DIFF_JSON, icon=":material/download:")
+    st.markdown("**Diff heatmap per text**")
+    for diff in report.texts[:view.HEATMAP_TEXTS]:
+        with st.expander(ui.plain(view.text_label(diff, prompts)), expanded=diff.text == 0):
+            diff_heatmap(analysis.token_table(compared.answers_a[diff.text]),
+                         analysis.token_table(compared.answers_b[diff.text]), a, b, keys.rank_diff_chart(diff.text),
+                         whose)
+    if len(report.texts) > view.HEATMAP_TEXTS:
+        st.caption(f"Heatmaps of the first {view.HEATMAP_TEXTS} of {len(report.texts):,} texts; the tables above "
+                   "hold every text.")
+
+
+mode = st.radio("View", view.MODES, horizontal=True, key=keys.RANK_MODE, label_visibility="collapsed")
+if mode == view.MODES[1]:
+    with ui.errors():
+        compare_over_prompts()
+    st.stop()
+
 
 def load_sample(label: str) -> None:
     st.session_state[keys.RANK_SOURCE] = view.SOURCES[0]
@@ -118,12 +207,6 @@ provenance = {dep: kept.get(dep) or analysis.Provenance(name, dep, "", "") for d
 everyone = list(provenance.values())
 
 
-def chart(figure: Any, key: str, kind: str, whose: list[analysis.Provenance]) -> None:
-    """A figure stamped with what it shows, whose toolbar saves a PNG named after it."""
-    st.plotly_chart(analysis.stamp(figure, whose), width="stretch", key=key,
-                    config=view.chart_config(analysis.export_name(whose, "png", kind).removesuffix(".png")))
-
-
 st.html(analysis.legend_html(thresholds))
 columns = st.columns(len(tables))
 for column, (dep, table) in zip(columns, tables.items(), strict=True):
@@ -144,13 +227,7 @@ with heatmaps:
         chart(heatmap, keys.rank_chart("heatmap", dep), "heatmap", [provenance[dep]])
     if len(tables) == 2:
         (name_a, table_a), (name_b, table_b) = tables.items()
-        diff = analysis.compare(table_a, table_b)
-        unpaired = max(len(table_a), len(table_b)) - len(diff)
-        if unpaired:
-            st.caption(view.unpaired_text(unpaired))
-        verdict = analysis.diff_verdict(diff, name_a, name_b, unpaired)
-        (st.success if analysis.identical(diff, unpaired) else st.info)(ui.plain(verdict))
-        chart(analysis.diff_heatmap(diff, name_a, name_b, unpaired=unpaired), keys.RANK_DIFF_CHART, "diff", everyone)
+        diff_heatmap(table_a, table_b, name_a, name_b, keys.RANK_DIFF_CHART, everyone)
 with histograms:
     cols = st.columns(3)
     with cols[0]:

@@ -42,6 +42,41 @@ def limits_given(values: dict[str, int]) -> dict[str, int | None]:
     return {name: (value or None) for name, value in values.items()}
 
 
+LIMIT_BOXES = {
+    "tokens_per_minute": ("Tokens per minute", 1000, "Input and output tokens, those of requests in flight too; "
+                                                   "0: no limit."),
+    "requests_per_minute": ("Requests per minute", 10, "0: no limit."),
+    "tokens_per_day": ("Tokens per day", 10000, "In the last 24 hours; 0: no limit."),
+}
+"""A limit's box: its label, step and help."""
+
+
+def limit_boxes(consumer: Consumer) -> dict[str, int]:
+    """What the limit boxes show of a consumer: each limit, 0 where it has none."""
+    return {name: value or 0 for name, value in consumer.limits().items()}
+
+
+def limit_changes(consumer: Consumer, values: dict[str, int]) -> dict[str, int | None]:
+    """The limits the boxes change (0: no limit), and only those."""
+    return {name: wanted for name, wanted in limits_given(values).items() if wanted != getattr(consumer, name)}
+
+
+def changes_text(consumer: Consumer, changes: dict[str, int | None]) -> str:
+    """``tokens per minute 20,000 → 5,000; tokens per day no limit → 1,000,000``."""
+    return "; ".join(f"{name.replace('_', ' ')} {limit_text(getattr(consumer, name))} → {limit_text(value)}"
+                     for name, value in changes.items())
+
+
+def delete_question(consumer: Consumer) -> str:
+    return (f"Delete consumer {consumer.name} of {consumer.endpoint_name}? Its key stops working at once: requests "
+            "sent with it get 401. What it used stays in the usage below.")
+
+
+def regenerate_question(consumer: Consumer) -> str:
+    return (f"Give consumer {consumer.name} of {consumer.endpoint_name} a new key? Its current key stops working at "
+            "once: requests sent with it get 401. Its limits and usage stay.")
+
+
 def usage_table(rows: Sequence[ConsumerUsage]) -> Table:
     """The report's rows; the period column only where the report has periods."""
     shown = [report_row(r) for r in rows]

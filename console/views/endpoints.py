@@ -11,7 +11,7 @@ from byom.core.demo import GENERATION_SCRIPT
 from byom.core.entities import Deployment, DeploymentMetrics, Endpoint, EnvironmentVersion, ModelVersion
 from byom.core.history import Revert, TrafficChange, split_text
 
-from .common import TOKEN_RANKS, Table, and_list, deployment_state, deployment_task, short_time, table
+from .common import GENERATION, TOKEN_RANKS, Table, and_list, deployment_state, deployment_task, short_time, table
 
 BUSY_STATES = ("Creating", "Updating", "Scaling", "Deleting")
 """A deployment in one of these is still changing: the table refreshes itself until none is."""
@@ -87,7 +87,38 @@ def redeploy_question(replaced: Deployment, traffic: dict[str, int], model_ref: 
         ("environment", replaced.environment, environment)) if new is not None and not _same(old, new)]
     change_text = "; ".join(changes) if changes else "the same model, script and environment, restarted"
     return (f"Deployment {replaced.name} already exists on {replaced.endpoint_name} with "
-            f"{traffic.get(replaced.name.lower(), 0)} % of live traffic: replace it in place ({change_text})?")
+            f"{traffic.get(replaced.name.lower(), 0)} % of live traffic: replace it in place ({change_text})?"
+            + task_change_text(replaced, script))
+
+
+TASK_WORDS = {GENERATION: ("generation", "prompts", "the Playground"),
+              TOKEN_RANKS: ("token ranks", "texts to rank", "the Token ranks page")}
+"""A task in words: its name, what callers send it, the page that offers it."""
+
+
+def task_change_text(current: Deployment, script: str | None) -> str:
+    """What a new scoring script breaks: callers of the old task, and the page that offered it ('' if the same)."""
+    if script is None:
+        return ""
+    old, new = current.task, current.replace(scoring_script=script).task
+    if old == new:
+        return ""
+    (old_name, old_input, old_page), (new_name, _, new_page) = TASK_WORDS[old], TASK_WORDS[new]
+    return (f" Its task changes from {old_name} to {new_name}: callers that send it {old_input} get errors, and it "
+            f"moves from {old_page} to {new_page}.")
+
+
+def traffic_dependence(deployment: Deployment, endpoint: Endpoint, live_text: str) -> str:
+    """Who depends on the deployment: its live share (``live_text`` with ``{share}``), its mirrored share, or
+    only the callers that name it."""
+    live = endpoint.traffic.get(deployment.name.lower(), 0)
+    mirrored = endpoint.mirror_traffic.get(deployment.name.lower(), 0)
+    parts = [live_text.format(share=live)] if live else []
+    if mirrored:
+        parts.append(f"It gets a mirrored copy of {mirrored} % of {endpoint.name}'s requests.")
+    if not parts:
+        parts.append("It serves no live traffic: only requests that name it reach it.")
+    return " " + " ".join(parts)
 
 
 def _same(old: str | None, new: str) -> bool:
@@ -190,11 +221,28 @@ def update_changes(current: Deployment, model: str | None, environment: str | No
         ("scoring script", current.scoring_script, script)) if new is not None and not _same(old, new)]
 
 
-def update_question(current: Deployment, changes: Sequence[str], traffic: dict[str, int]) -> str:
-    """The confirmation of an update: what changes, and the live traffic the restarted instances carry."""
-    share = traffic.get(current.name.lower(), 0)
-    live = f" Its {share} % of live traffic is served by the new instances once they are ready." if share else ""
-    return f"Update deployment {current.name} of {current.endpoint_name}: {'; '.join(changes)}?{live}"
+def update_question(current: Deployment, changes: Sequence[str], endpoint: Endpoint, script: str | None = None
+                    ) -> str:
+    """The confirmation of an update: what changes (a new task named), and the traffic that depends on it."""
+    return (f"Update deployment {current.name} of {current.endpoint_name}: {'; '.join(changes)}?"
+            + task_change_text(current, script)
+            + traffic_dependence(current, endpoint,
+                                 "Its {share} % of live traffic is served by the new instances once they are ready."))
+
+
+def delete_deployment_question(deployment: Deployment, endpoint: Endpoint) -> str:
+    """The confirmation of deleting a deployment: its instances stop, and what depends on it."""
+    return (f"Delete deployment {deployment.name} of {endpoint.name}? Its instances stop and requests that name "
+            "it get 404." + traffic_dependence(
+                deployment, endpoint, "It serves {share} % of live traffic: the delete is refused until the "
+                                      "Traffic tab gives that share to another deployment."))
+
+
+def regenerate_key_question(endpoint: str, key_type: str) -> str:
+    """The confirmation of a new endpoint key: who stops working, and who does not."""
+    other = "secondary" if key_type == "primary" else "primary"
+    return (f"Regenerate the {key_type} key of {endpoint}? Clients using it stop working; the {other} key and "
+            "consumers' own keys keep working.")
 
 
 def updated(current: Deployment, model: str, environment: str, script: str | None) -> Deployment:

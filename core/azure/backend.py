@@ -562,6 +562,14 @@ class AzureBackend(Backend):
                  f"Monitoring tab: {self.studio_url('endpoints/realtime')}",
         )
 
+    def captures_unsupported(self) -> Unsupported:
+        return Unsupported(
+            "Azure ML managed online endpoints have no request capture or replay: byom captures at its local "
+            "gateway, which sees every request; the capability is absent from this workspace.",
+            hint="A deployment's data collector (data_collector in its YAML) logs request payloads to the "
+                 "workspace's blob storage; replay them with 'online-endpoint invoke'.",
+        )
+
     def resource_usage(self, endpoint: str, since: float) -> builtins.list[ResourceSample]:
         raise Unsupported(
             "Azure ML keeps the CPU and memory of a deployment's instances in Azure Monitor, which azure-ai-ml "

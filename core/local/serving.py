@@ -24,12 +24,13 @@ from typing import Any
 
 import requests
 
-from ..entities import Deployment, InstanceStatus, InvokeResult, RequestFact
+from ..entities import Deployment, InstanceStatus, InvokeResult, MirroredAnswers, RequestFact
 from ..errors import BackendError, NotFound
 from ..metrics_series import ResourceSample
 from ..progress import Progress
 from ..serving import DEPLOYMENT_HEADER, EndpointState, Serving
 from .builds import running_build
+from .captures import CaptureStore
 from .gateway import admin_token
 from .log_files import log_tail
 from .process_stats import InstanceProcess, UsageSampler
@@ -53,10 +54,12 @@ def _observed(record: dict[str, Any]) -> str:
 
 
 class LocalServing(Serving):
-    capabilities = ("deployments", "metrics", "openai-api", "consumers", "traffic-rollouts")
+    capabilities = ("deployments", "metrics", "openai-api", "consumers", "traffic-rollouts", "mirror-reports",
+                    "captures")
 
     def __init__(self, home: str | Path) -> None:
         self.files = ServingFiles(home)
+        self._captures = CaptureStore(self.files.captures_db)
         self._http = requests.Session()
         self._usage = UsageSampler()
 
@@ -322,11 +325,23 @@ class LocalServing(Serving):
         self._usage.sample(endpoint_name, instances)
         return self._usage.history(endpoint_name, since)
 
+    def capture_bodies(self) -> CaptureStore:
+        self._tell_gateway("/-/flush")
+        return self._captures
+
     def request_facts(self, endpoint_name: str, since: float) -> list[RequestFact]:
         self._tell_gateway("/-/flush")
         store = RequestFactStore(self.files.requests_db)
         try:
             return store.since(endpoint_name, since)
+        finally:
+            store.close()
+
+    def mirrored_answers(self, endpoint_name: str, since: float) -> list[MirroredAnswers]:
+        self._tell_gateway("/-/flush")
+        store = RequestFactStore(self.files.requests_db)
+        try:
+            return store.mirrored(endpoint_name, since)
         finally:
             store.close()
 

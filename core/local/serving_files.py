@@ -4,6 +4,7 @@
 
     <home>/gateway.port                   the gateway's port, chosen once (scoring URIs stay valid)
     <home>/requests.db                    per-request facts for monitoring (bounded)
+    <home>/captures.db                    captured request bodies (bounded per capture; never a header)
     <home>/run/control-plane.json         pid of the running control plane
     <home>/run/gateway.json               pid of the running gateway
     <home>/run/serving-state.json         instances and rollouts, written by the control plane only
@@ -40,6 +41,7 @@ class ServingFiles:
         self.home = Path(home).expanduser().resolve()
         self.db = self.home / "byom.db"
         self.requests_db = self.home / "requests.db"
+        self.captures_db = self.home / "captures.db"
         self.port_file = self.home / "gateway.port"
         self.run = self.home / "run"
         self.logs = self.home / "logs"

@@ -8,8 +8,9 @@ the transaction that writes them, and tells its Serving what changed.
 
 Document kinds in the store: ``model`` and ``environment`` (by name and
 version), ``endpoint``, ``keys`` and ``rollout`` (an endpoint's latest traffic rollout; by endpoint
-name), ``deployment`` and ``consumer`` (by ``endpoint/name``, lower-cased). A deployment's document is its desired
-state, with the provisioning state its last change ended in.
+name), ``capture`` (a request capture's record, by id; its bodies are the Serving's), ``deployment`` and
+``consumer`` (by ``endpoint/name``, lower-cased). A deployment's document is its desired state, with the
+provisioning state its last change ended in.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ..builds import EnvironmentBuilder
 from ..consumer_keys import STORED
 from ..entities import (
     AuditRecord,
+    Capture,
+    CapturedRequest,
     Consumer,
     Deployment,
     Endpoint,
@@ -35,13 +38,14 @@ from ..entities import (
     EnvironmentBuild,
     EnvironmentVersion,
     InvokeResult,
+    MirroredAnswers,
     ModelVersion,
     RequestFact,
     TrafficRollout,
     WorkspaceInfo,
 )
 from ..environments import BYOM_INTERPRETER, NOT_BUILT, freeze_to_versions, installed_packages
-from ..errors import AlreadyExists, NotFound, Unsupported
+from ..errors import AlreadyExists, InvalidInput, NotFound, Unsupported
 from ..metrics_series import ResourceSample
 from ..outcome import record_outcome
 from ..progress import Progress, no_progress
@@ -209,8 +213,15 @@ class StoreBackend(Backend):
             for consumer in txn.list("consumer"):
                 if consumer["endpoint_name"] == name:
                     txn.delete("consumer", consumer_key(name, consumer["name"]))
+            captured = [doc["id"] for doc in txn.list("capture") if doc["endpoint"] == name]
+            for capture_id in captured:
+                txn.delete("capture", capture_id)
         for dep in state.deployments.values():
             self.serving.remove(name, dep.name)
+        if captured:  # their bodies go with them (a new endpoint of that name starts with none)
+            bodies = self.serving.capture_bodies()
+            for capture_id in captured:
+                bodies.delete(capture_id)
         state.endpoint.traffic, state.deployments = {}, {}
         self.serving.routes_changed(state)
 
@@ -311,6 +322,9 @@ class StoreBackend(Backend):
     def request_facts(self, endpoint: str, since: float) -> builtins.list[RequestFact]:
         return self.serving.request_facts(endpoint, since)
 
+    def mirrored_answers(self, endpoint: str, since: float) -> builtins.list[MirroredAnswers]:
+        return self.serving.mirrored_answers(endpoint, since)
+
     def local_processes(self) -> LocalProcesses | None:
         return self.serving if isinstance(self.serving, LocalProcesses) else None
 
@@ -337,6 +351,51 @@ class StoreBackend(Backend):
 
     def drive_traffic_rollouts(self) -> None:
         self.serving.drive_rollouts()
+
+    # ------------------------------------------------------------- captures
+
+    def captures_unsupported(self) -> Unsupported:
+        return self.serving.captures_unsupported()
+
+    def captures(self, endpoint: str | None) -> builtins.list[Capture]:
+        with self.store.transaction() as txn:
+            docs = [d for d in txn.list("capture") if endpoint is None or d["endpoint"] == endpoint]
+        counts = self.serving.capture_bodies().counts([d["id"] for d in docs]) if docs else {}
+        return [Capture.from_dict(d).replace(requests=counts.get(d["id"], (0, 0))[0],
+                                             bytes=counts.get(d["id"], (0, 0))[1]) for d in docs]
+
+    def change_captures(self, endpoint: str, change: Callable[[builtins.list[Capture]], Capture]) -> Capture:
+        with self.store.transaction() as txn:
+            self._endpoint_doc(txn, endpoint)
+            changed = change([Capture.from_dict(d) for d in txn.list("capture") if d["endpoint"] == endpoint])
+            txn.put("capture", changed.id, 0, changed.replace(requests=0, bytes=0).to_dict())
+            state = self._state(txn, endpoint)
+        self.serving.routes_changed(state)
+        if not changed.capturing:
+            self.serving.capture_bodies()  # what the gateway buffered before it heard is written
+        return changed
+
+    def save_captured(self, capture: Capture, requests: builtins.list[CapturedRequest]) -> Capture:
+        bodies = self.serving.capture_bodies()
+        kept = bodies.add(capture.id, requests, capture.max_requests, capture.max_bytes)
+        try:
+            if kept != len(requests):
+                raise InvalidInput(f"Only {kept} of the {len(requests)} requests fit the capture's bounds.")
+            with self.store.transaction() as txn:
+                self._endpoint_doc(txn, capture.endpoint)
+                txn.put("capture", capture.id, 0, capture.replace(requests=0, bytes=0).to_dict())
+        except BaseException:
+            bodies.delete(capture.id)
+            raise
+        return capture.replace(requests=kept, bytes=sum(len(r.body.encode("utf-8")) for r in requests))
+
+    def captured_requests(self, capture_id: str) -> builtins.list[CapturedRequest]:
+        return self.serving.capture_bodies().requests(capture_id)
+
+    def delete_capture(self, capture_id: str) -> None:
+        with self.store.transaction() as txn:
+            txn.delete("capture", capture_id)
+        self.serving.capture_bodies().delete(capture_id)
 
     # ---------------------------------------------------------------- audit
 

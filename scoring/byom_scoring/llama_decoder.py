@@ -136,7 +136,9 @@ class SlotRows:
     Each layer's keys and values are one (slots, kv_heads, positions, head_dim)
     buffer; a row's prompt starts at position 0 of its slot, and each step
     writes one position per row in place. Buffers grow (by ``GROW``
-    positions, or slots) when a row needs more, and are kept when rows leave,
+    positions, or to twice the slots: requests arriving one by one would
+    otherwise copy every buffer at each arrival) when a row needs more, and
+    are kept when rows leave,
     so that the next requests reuse them. When a row leaves, the rows after it
     move up a slot.
     """
@@ -160,7 +162,7 @@ class SlotRows:
             return
         d = self.d
         capacity = self.capacity if positions <= self.capacity else min(d.context, -(-positions // GROW) * GROW)
-        slots = max(slots, self.slots)
+        slots = max(slots, 2 * self.slots) if slots > self.slots else self.slots
         shape = (slots, d.kv_heads, capacity, d.head_dim)
         used, width = len(self.lengths), max(self.lengths, default=0)
         for buffers in (self.keys, self.values):

@@ -622,3 +622,16 @@ def test_cli_says_plainly_that_rollouts_are_not_on_azure_yet(cli, service, capsy
         assert "Progressive rollouts with automatic rollback run on a local workspace only" in err, err
         assert "update --traffic" in err
     assert len(service.calls) == sent, "nothing was sent to Azure"
+
+
+def test_cli_says_plainly_that_capture_and_replay_are_absent_on_azure(cli, service, capsys) -> None:
+    assert main(["online-endpoint", "create", "-n", "ep8", *cli]) == 0
+    capsys.readouterr()
+    sent = len(service.calls)
+    for argv in (["capture", "start", "-n", "ep8"], ["capture", "list", "-n", "ep8"],
+                 ["capture", "show", "--capture", "abc"], ["replay", "-n", "ep8", "--capture", "abc", "-d", "blue"]):
+        assert main(["online-endpoint", *argv, *cli]) == 2
+        err = capsys.readouterr().err
+        assert "no request capture or replay" in err and "capability is absent" in err, err
+        assert "data_collector" in err
+    assert len(service.calls) == sent, "nothing was sent to Azure"

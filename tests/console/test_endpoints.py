@@ -189,6 +189,8 @@ def test_keys_are_masked_until_shown_and_regenerated_after_confirmation(open_pag
 
     at.button(key=keys.regenerate_button("primary")).click()
     at.run()
+    assert ("Regenerate the primary key of demo? Clients using it stop working; the secondary key and consumers' own "
+            "keys keep working.") in texts(at.warning)
     assert demo.get_keys("demo") == old, "nothing changes before the confirmation"
     at.button(key=keys.confirm_button("regenerate:demo:primary")).click()
     at.run()
@@ -208,6 +210,9 @@ def test_delete_a_deployment_with_traffic_is_refused_and_an_endpoint_asks_first(
     at.selectbox(key=keys.MANAGE_DEPLOYMENT).set_value("chat").run()
     at.button(key=keys.DELETE_DEPLOYMENT).click()
     at.run()
+    assert ("Delete deployment chat of demo? Its instances stop and requests that name it get 404. It serves 100 % "
+            "of live traffic: the delete is refused until the Traffic tab gives that share to another deployment."
+            ) in texts(at.warning)
     at.button(key=keys.confirm_button("delete-deployment:demo/chat")).click()
     at.run()
     assert "still has 100 % of live traffic" in texts(at.error)
@@ -408,12 +413,34 @@ def test_the_deployment_page_updates_the_model_and_shows_the_new_version(open_pa
 def test_the_deployment_page_changes_the_script_and_environment(open_page, demo):
     demo.create_environment(EnvironmentSpec(name="scoring", conda_file="dependencies:\n  - pip:\n    - numpy\n"))
     at = _update(open_page("endpoints"), demo, "ranks", script="generate.py", environment="scoring:1")
+    assert ("Update deployment ranks of demo: environment local-python:1 → scoring:1; scoring script token_ranks.py → "
+            "generate.py? Its task changes from token ranks to generation: callers that send it texts to rank get "
+            "errors, and it moves from the Token ranks page to the Playground. It serves no live traffic: only "
+            "requests that name it reach it.") in texts(at.warning).replace("\\", "")
+    assert demo.get_deployment("demo", "ranks").scoring_script == "token_ranks.py", "nothing before the confirmation"
     at.button(key=keys.confirm_button("update:demo/ranks")).click()
     at.run()
     ranks = demo.get_deployment("demo", "ranks")
     assert (ranks.scoring_script, ranks.environment) == ("generate.py", "scoring:1")
     assert ranks.instance_count == 1 and ranks.code_path and ranks.code_path.endswith("scoring"), "the rest stays"
     assert "It gets no traffic until you give it some" in texts(at.success)
+
+
+def test_a_new_script_on_the_live_deployment_names_what_changes_and_what_depends_on_it(open_page, demo):
+    demo.create_environment(EnvironmentSpec(name="scoring", conda_file="dependencies:\n  - pip:\n    - numpy\n"))
+    demo.set_traffic("demo", {"chat": 100, "ranks": 0}, {"ranks": 10})
+    at = _update(open_page("endpoints"), demo, "chat", script="token_ranks.py", environment="scoring:1")
+    assert ("Update deployment chat of demo: environment local-python:1 → scoring:1; scoring script generate.py → "
+            "token_ranks.py? Its task changes from generation to token ranks: callers that send it prompts get "
+            "errors, and it moves from the Playground to the Token ranks page. Its 100 % of live traffic is served "
+            "by the new instances once they are ready.") in texts(at.warning).replace("\\", "")
+    at.button(key=keys.cancel_button("update:demo/chat")).click()
+    at.run()
+    assert not at.warning and demo.get_deployment("demo", "chat").scoring_script == "generate.py", "cancelled"
+
+    at = _update(at, demo, "ranks", model=demo.get_deployment("demo", "ranks").model, environment="scoring:1")
+    assert ("Update deployment ranks of demo: environment local-python:1 → scoring:1? It gets a mirrored copy of 10 % "
+            "of demo's requests.") in texts(at.warning), "no task change said where the script stays"
 
 
 def test_a_failed_update_shows_its_reason_at_the_top(open_page, demo, model_folder):

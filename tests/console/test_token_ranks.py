@@ -1,6 +1,7 @@
 """Token ranks: analyse a text, colour its tokens, adjust thresholds, compare two deployments, export."""
 
 import json
+import re
 import threading
 from dataclasses import replace
 
@@ -78,6 +79,58 @@ def test_analyse_a_text_on_the_token_rank_deployment(open_page, demo):
     name, version = model.rsplit(":", 1)
     assert heatmap["layout"]["title"]["subtitle"]["text"].startswith(f"ranks: {name} v{version} · endpoint demo")
     assert f"model {name} version {version} · endpoint demo · deployment ranks · analysed 20" in texts(at.caption)
+
+
+def test_a_token_s_hover_shows_its_rank_probability_entropy_and_top_5_alternatives(open_page, demo):
+    real = demo.fake_serving.responder
+    alternatives = [("fast", 0.4), ("quick", 0.2), ("slow", 0.1), ("big", 0.05), ("red", 0.025)]
+
+    def five_alternatives(endpoint, deployment, payload):
+        status, body = real(endpoint, deployment, payload)
+        for token in body["token_ranks"]:
+            token["top_k"] = [{"token": t, "prob": p} for t, p in alternatives]
+        return status, body
+
+    demo.fake_serving.responder = five_alternatives
+    at = analyse(open_page("token_ranks"))
+    assert not at.exception
+    quick = coloured_tokens(at).split('data-rank="37"')[1].split('<span class="byom-token"')[0]
+    assert "<b>quick</b> rank 37</span>" in quick
+    assert "p = 0.02564 · entropy 1.50 nats" in quick and "top 5 predictions" in quick
+    bars = re.findall(r'<span class="byom-alt( byom-actual)?"><span class="byom-alt-token">(.*?)</span>'
+                      r'<span class="byom-bar"><i style="width:([\d.]+)%"></i></span><span class="byom-alt-p">(.*?)'
+                      r'</span>', quick)
+    assert bars == [("", "fast", "40.0", "40.0%"), (" byom-actual", "quick", "20.0", "20.0%"),
+                    ("", "slow", "10.0", "10.0%"), ("", "big", "5.0", "5.0%"), ("", "red", "2.5", "2.5%")], \
+        "the top 5 as bars in order, the text's own token marked"
+
+    hover = charts(at)["ranks: token ranks"]["data"][0]["customdata"][1]  # the heatmap cell of "quick"
+    lines = hover.split("<br>")
+    assert lines[0].startswith("<b>quick</b>") and lines[0].endswith("rank 37")
+    assert lines[1] == "p = 0.02564 · entropy 1.50 nats" and lines[2] == "top 5 predictions:"
+    assert len(lines) == 8 and [line.split("%")[1].strip() for line in lines[3:]] == [
+        "fast", "quick  ◀ the text</b>", "slow", "big", "red"]
+    assert lines[3].split()[-2] == "40.0%" and lines[7].split()[-2] == "2.5%"
+
+
+def test_every_chart_says_whose_model_version_endpoint_and_time_it_shows(open_page, demo):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at = analyse(at)
+    name, version = demo.get_deployment("demo", "ranks").model.rsplit(":", 1)
+    shown = charts(at)
+    assert len(shown) == 7
+    for title, spec in shown.items():
+        subtitle = spec["layout"]["title"]["subtitle"]["text"]
+        assert f"{name} v{version} · endpoint demo" in subtitle and "analysed 20" in subtitle, title
+    diff = next(spec for title, spec in shown.items() if title and "identical" in title)
+    assert "ranks: " in diff["layout"]["title"]["subtitle"]["text"] and "ranks2: " in \
+        diff["layout"]["title"]["subtitle"]["text"], "a comparison names both deployments"
+    configs = [json.loads(c.proto.config) for c in at.get("plotly_chart")]
+    assert all(c["toImageButtonOptions"]["filename"].startswith(("heatmap-demo-ranks", "diff-demo-ranks-vs-ranks2",
+                                                                 "buckets-demo", "ratio-demo", "entropy-demo",
+                                                                 "summary-demo")) for c in configs), configs
 
 
 def test_thresholds_recolour_without_a_new_request(open_page, demo):
@@ -250,3 +303,127 @@ def test_a_kept_choice_of_a_deployment_since_deleted_is_let_go(open_page, demo):
     at.switch_page("screens/token_ranks.py").run()
     assert not at.exception
     assert at.selectbox(key=keys.RANK_COMPARE).value == "nothing"
+
+
+PROMPTS = ["The cat sat on the mat", "Operators move traffic from blue to green in steps"]
+
+
+def compare_prompts(at, prompts=PROMPTS):
+    """The 'Compare two versions' view: ranks against ranks2 over pasted prompts, one per line."""
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at.radio(key=keys.RANK_MODE).set_value("Compare two versions over a prompt set").run()
+    at.text_area(key=keys.RANK_PROMPTS).set_value("\n".join(prompts) + "\n\n").run()
+    at.button(key=keys.RANK_COMPARE_RUN).click()
+    return at.run()
+
+
+def test_two_versions_of_one_model_over_a_prompt_set_are_identical(open_page, demo):
+    second_ranks_deployment(demo)
+    at = compare_prompts(open_page("token_ranks"))
+    assert not at.exception and not at.error, texts(at.error)
+    sent = [(h[1], h[2]) for h in demo.fake_serving.history[-2:]]
+    assert sorted(sent, key=lambda s: s[0]) == [("ranks", {"texts": PROMPTS, "top_k": 20}),
+                                                ("ranks2", {"texts": PROMPTS, "top_k": 20})], "one request each"
+    assert ("Identical: ranks and ranks2 give each of the 15 tokens of the 2 text(s) the same rank and the same "
+            "prediction.") in texts(at.success)
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Texts"], metrics["Tokens"], metrics["Top-1 agreement"], metrics["Mean KL"]) == (
+        "2", "15", "100.0%", "0")
+    assert (metrics["Mean log-rank change"], metrics["Max log-rank change"]) == ("+0.000", "0.000")
+    per_text = at.dataframe[0].value
+    assert per_text["text"].tolist() == [1, 2] and per_text["identical"].tolist() == [True, True]
+    assert per_text["tokens"].tolist() == [6, 9]
+    assert "No token changed rank." in texts(at.caption)
+    assert [e.label for e in at.expander] == [
+        "Text 1: identical · “The cat sat on the mat”",
+        "Text 2: identical · “Operators move traffic from blue to green in steps”"]
+    heatmaps = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert heatmaps == ["ranks2 − ranks: identical, every token has the same rank"] * 2, "one per text"
+    assert "Identical: ranks and ranks2 give each of the 6 tokens the same rank." in texts(at.success)
+    assert "ranks2 − ranks" in texts(at.caption) and "KL(ranks ‖ ranks2)" in texts(at.caption), "direction named"
+
+
+def test_a_different_version_names_its_direction_the_moved_positions_and_each_text_s_diff(open_page, demo,
+                                                                                          downloads):
+    second_ranks_deployment(demo)
+    real = demo.fake_serving.responder
+
+    def ranks2_doubles_the_ranks_of_the_second_text(endpoint, deployment, payload):
+        status, body = real(endpoint, deployment, payload)
+        if deployment == "ranks2" and "results" in body:
+            for token in body["results"][1]["token_ranks"]:
+                token["rank"] *= 2
+                token["prob"] = 1.0 / (token["rank"] + 2)
+        return status, body
+
+    demo.fake_serving.responder = ranks2_doubles_the_ranks_of_the_second_text
+    at = compare_prompts(open_page("token_ranks"))
+    assert not at.exception and not at.error, texts(at.error)
+    assert "ranks2 − ranks: they differ on 1 of 2 text(s); top-1 agreement 100.0% over 15 tokens." in texts(at.info)
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Mean KL"]) > 0 and float(metrics["Mean log-rank change"]) > 0, "ranks2 finds it less likely"
+    per_text = at.dataframe[0].value.set_index("text")
+    assert per_text.loc[1, "identical"] and not per_text.loc[2, "identical"]
+    assert per_text.loc[2, "max log-rank change"] > 0 and per_text.loc[1, "mean KL"] == 0
+    moved = at.dataframe[1].value
+    assert list(moved.columns) == ["text", "position", "token", "rank under ranks", "rank under ranks2",
+                                   "log-rank change"]
+    assert set(moved["text"]) == {2} and len(moved) == 5  # core keeps the 5 that moved most per text
+    top = moved.iloc[0]
+    assert (top["token"], top["rank under ranks"], top["rank under ranks2"]) == ("steps", 296, 592)
+    assert list(moved["log-rank change"]) == sorted(moved["log-rank change"], key=abs, reverse=True)
+
+    labels = [e.label for e in at.expander]
+    assert labels[0] == "Text 1: identical · “The cat sat on the mat”"
+    assert labels[1].startswith("Text 2: top-1 agreement 100%, max log-rank change 0.69 · “Operators")
+    titles = [title for title in charts(at) if title]
+    assert titles[0] == "ranks2 − ranks: identical, every token has the same rank"
+    assert titles[1].startswith("ranks2 − ranks: change in log10 rank<br><sup>red: ranks2 ranks the token lower")
+    assert ("ranks2 − ranks: ranks2 ranks 0 token(s) higher (more expected) than ranks, 8 lower, 1 the same."
+            in texts(at.info))
+    subtitle = charts(at)[titles[1]]["layout"]["title"]["subtitle"]["text"]
+    assert "ranks: " in subtitle and "ranks2: " in subtitle and "endpoint demo" in subtitle
+
+    (json_name,) = [n for n in downloads if n.startswith("version-diff-demo-ranks-vs-ranks2-")]
+    exported = json.loads(downloads[json_name])
+    model = demo.get_deployment("demo", "ranks").model
+    assert (exported["endpoint"], exported["deployment_a"], exported["model_a"], exported["model_b"]) == (
+        "demo", "ranks", model, model)
+    assert exported["compared_at"].endswith("Z") and exported["prompts"] == PROMPTS
+
+
+def test_a_prompt_file_is_compared_and_the_results_survive_a_visit_to_another_page(open_page, demo):
+    second_ranks_deployment(demo)
+    at = open_page("token_ranks")
+    at.selectbox(key=keys.RANK_COMPARE).set_value("ranks2").run()
+    at.radio(key=keys.RANK_MODE).set_value("Compare two versions over a prompt set").run()
+    at.radio(key=keys.RANK_PROMPT_SOURCE).set_value("Upload a prompt file").run()
+    at.file_uploader(key=keys.RANK_PROMPT_FILE).set_value(
+        ("prompts.jsonl", b'{"text": "one text here"}\n"two texts here"\n', "application/json")).run()
+    at.button(key=keys.RANK_COMPARE_RUN).click()
+    at = at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert demo.fake_serving.history[-1][2] == {"texts": ["one text here", "two texts here"], "top_k": 20}
+    assert at.dataframe[0].value["tokens"].tolist() == [3, 3]
+
+    at.switch_page("screens/models.py").run()
+    at.switch_page("screens/token_ranks.py").run()
+    assert not at.exception
+    assert at.radio(key=keys.RANK_MODE).value == "Compare two versions over a prompt set"
+    assert at.dataframe[0].value["tokens"].tolist() == [3, 3], "the comparison is kept"
+    assert "Results for the 2 text(s) compared by ranks and ranks2" in texts(at.caption)
+
+    at.file_uploader(key=keys.RANK_PROMPT_FILE).set_value(("bad.json", b'{"text": "x"}', "application/json")).run()
+    at.button(key=keys.RANK_COMPARE_RUN).click()
+    at = at.run()
+    assert not at.exception
+    assert "Prompt file 'bad.json' must hold a JSON list of strings." in texts(at.error)
+
+
+def test_comparing_needs_a_second_token_rank_deployment(open_page, demo):
+    at = open_page("token_ranks")
+    at.radio(key=keys.RANK_MODE).set_value("Compare two versions over a prompt set").run()
+    assert not at.exception
+    assert "Choose a second token-rank deployment in 'Compare with' above" in texts(at.info)
+    at.text_area(key=keys.RANK_PROMPTS).set_value("a text").run()
+    assert at.button(key=keys.RANK_COMPARE_RUN).disabled

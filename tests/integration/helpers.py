@@ -19,6 +19,7 @@ from ..waiting import wait_until
 ASSETS = Path(__file__).parent / "assets"
 ECHO = ASSETS / "echo"
 FAILING_INIT = ASSETS / "failing_init"
+SCORING = Path(__file__).resolve().parents[2] / "scoring"
 
 
 def echo_model(ws: LocalWorkspace, folder: Path, greeting: str = "hello") -> str:
@@ -38,6 +39,20 @@ def deploy(ws: LocalWorkspace, endpoint: str, name: str, model: str, *, code: Pa
         Deployment(name=name, endpoint_name=endpoint, model=model, code_path=str(code), scoring_script="score.py",
                    instance_count=instance_count, request_settings=settings or RequestSettings(), **kwargs)
     )
+
+
+def deploy_generation(ws: LocalWorkspace, endpoint: str, name: str, model: str, *, max_new_tokens: int = 64,
+                      model_name: str = "tiny", **variables: str) -> Deployment:
+    """A Succeeded deployment of scoring/generate.py: one instance, one torch thread, a batch of up to 8 rows
+    (20 server threads, so that probes still get one while 16 requests wait), 60 s per request."""
+    dep = ws.create_or_update_deployment(Deployment(
+        name=name, endpoint_name=endpoint, model=model, code_path=str(SCORING), scoring_script="generate.py",
+        instance_count=1,
+        request_settings=RequestSettings(request_timeout_ms=60000, max_concurrent_requests_per_instance=8),
+        environment_variables={"BYOM_TORCH_THREADS": "1", "BYOM_MAX_NEW_TOKENS": str(max_new_tokens),
+                               "BYOM_MODEL_NAME": model_name, "GUNICORN_CMD_ARGS": "--threads 20", **variables}))
+    assert dep.provisioning_state == "Succeeded", dep.state_reason
+    return dep
 
 
 def endpoint_with(ws: LocalWorkspace, tmp: Path, endpoint: str, names: tuple[str, ...], **kwargs: Any) -> str:

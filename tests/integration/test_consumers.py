@@ -18,15 +18,14 @@ import pytest
 import requests
 from byom.cli.main import main
 from byom.core import consumer_keys
-from byom.core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
+from byom.core.entities import Endpoint, ModelSpec
 from byom.core.local.serving_files import ServingFiles, read_json
 from byom.core.local.workspace import LocalWorkspace
 
-from .helpers import shut_down, wait_until
+from .helpers import deploy_generation, shut_down, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-REPO = Path(__file__).resolve().parents[2]
 HI = [{"role": "user", "content": "Hi"}]
 
 
@@ -36,13 +35,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterat
     try:
         model = workspace.create_model(ModelSpec(name="tiny", path=str(tiny_model_dir))).ref
         workspace.create_or_update_endpoint(Endpoint(name="shop"))
-        dep = workspace.create_or_update_deployment(Deployment(
-            name="blue", endpoint_name="shop", model=model, code_path=str(REPO / "scoring"),
-            scoring_script="generate.py", instance_count=1,
-            request_settings=RequestSettings(request_timeout_ms=60000, max_concurrent_requests_per_instance=8),
-            environment_variables={"BYOM_TORCH_THREADS": "1", "BYOM_MAX_NEW_TOKENS": "64",
-                                   "BYOM_MODEL_NAME": "tiny", "GUNICORN_CMD_ARGS": "--threads 20"}))
-        assert dep.provisioning_state == "Succeeded", dep.state_reason
+        deploy_generation(workspace, "shop", "blue", model)
         workspace.set_traffic("shop", {"blue": 100})
         yield workspace
     finally:

@@ -20,16 +20,15 @@ from pathlib import Path
 import openai
 import pytest
 import requests
-from byom.core.entities import Deployment, Endpoint, ModelSpec, RequestSettings
+from byom.core.entities import Endpoint, ModelSpec
 from byom.core.local.gateway import admin_token
 from byom.core.local.workspace import LocalWorkspace
 from byom.core.sample import cached_tiny_llama
 
-from .helpers import shut_down, wait_until
+from .helpers import deploy_generation, shut_down, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-REPO = Path(__file__).resolve().parents[2]
 CONTEXT = 4096  # long enough that a stream can be cut long before it would end on its own
 GREEDY = {"temperature": 0}
 
@@ -44,13 +43,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory, sample_model_dir: Path,
         model = workspace.create_model(ModelSpec(name="tiny", path=str(model_dir))).ref
         workspace.create_or_update_endpoint(Endpoint(name="chat"))
         for name in ("blue", "green"):
-            dep = workspace.create_or_update_deployment(Deployment(
-                name=name, endpoint_name="chat", model=model, code_path=str(REPO / "scoring"),
-                scoring_script="generate.py", instance_count=1,
-                request_settings=RequestSettings(request_timeout_ms=60000, max_concurrent_requests_per_instance=8),
-                environment_variables={"BYOM_TORCH_THREADS": "1", "BYOM_MAX_NEW_TOKENS": str(CONTEXT - 100),
-                                       "BYOM_MODEL_NAME": "tiny", "GUNICORN_CMD_ARGS": "--threads 20"}))
-            assert dep.provisioning_state == "Succeeded", dep.state_reason
+            deploy_generation(workspace, "chat", name, model, max_new_tokens=CONTEXT - 100)
         workspace.set_traffic("chat", {"blue": 100})
         yield workspace
     finally:

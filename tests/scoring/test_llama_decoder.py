@@ -96,6 +96,27 @@ def test_rows_that_leave_free_their_slots_for_the_next(tiny_lm_in: Any, one_torc
     assert done["again"] == done[0] == generator.generate([reqs[0]])[0]
 
 
+def test_requests_arriving_one_by_one_grow_the_buffers_a_few_times_not_at_each_arrival(
+        tiny_lm_in: Any, one_torch_thread: None) -> None:
+    lm = tiny_lm_in("float32")
+    batch = BatchGenerator(lm, decoder="lean").batch()
+    assert isinstance(batch.kv, SlotRows)
+    prompt = lm.tokenizer(PROMPTS[0])["input_ids"]
+    allocations = []
+    for i in range(16):  # one arrival per step, as streaming clients come
+        batch.admit([(i, GenerationRequest(prompt, max_new_tokens=40))])
+        allocations.append(batch.kv.slots)
+        batch.step()
+    assert len(set(allocations)) <= 5, f"the slots were reallocated at {allocations}"
+    assert allocations[-1] >= 16
+
+    sequential = BatchGenerator(lm, decoder="lean").generate([GenerationRequest(prompt, max_new_tokens=40)])[0]
+    done: dict[Hashable, Any] = {}
+    while batch:
+        done.update(batch.step())
+    assert done[15] == sequential, "a row in a grown buffer answers as it would alone"
+
+
 def test_only_llama_shaped_models_take_the_lean_decoder(tiny_lm_in: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     lm = tiny_lm_in("float32")
     assert llama_decoder.takes(lm.model)

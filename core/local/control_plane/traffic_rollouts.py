@@ -4,6 +4,8 @@ The rollouts are records in ``byom.db`` (kind ``rollout``); each move goes
 through a Workspace on the home, so the traffic rules and the audit records
 are the Workspace's, and the gateway hears of each split as from any caller.
 A control plane started again finds the running records and carries on.
+A rollout whose every move fails for ``GIVE_UP_AFTER_S`` is ended ``Failed``
+(``core.traffic_rollout.give_up``), not retried for ever.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 
 from ...entities import RolloutState
 from ...store.backend import StoreBackend
-from ...traffic_rollout import advance
+from ...traffic_rollout import GIVE_UP_AFTER_S, advance, give_up
 from ...workspace import Workspace
 from ..sqlite_store import SqliteStore
 
@@ -31,7 +33,8 @@ class TrafficRollouts:
         self._backend: StoreBackend | None = None
         self.clock = clock
         self._last = float("-inf")
-        self._failing: dict[str, str] = {}  # endpoint → the error its last advance raised
+        self._failing: dict[str, tuple[str, float]] = {}  # endpoint → (its last advance's error, failing since)
+        self._ending_failed: set[str] = set()  # endpoints whose give_up failed: logged once
 
     def running(self) -> list[tuple[str, str]]:
         """(endpoint, actor) of each running rollout."""
@@ -47,13 +50,29 @@ class TrafficRollouts:
         for endpoint, actor in self.running():
             if self._backend is None:
                 self._backend = self._backend_factory()
+            ws = Workspace(self._backend, actor=actor or None)
             try:
-                advance(Workspace(self._backend, actor=actor or None), endpoint)
+                advance(ws, endpoint)
                 self._failing.pop(endpoint, None)
             except Exception as exc:  # one rollout's failure must not stop the others, nor the control plane
-                if self._failing.get(endpoint) != repr(exc):  # logged once, not four times a second
-                    self._failing[endpoint] = repr(exc)
+                error, since = self._failing.get(endpoint, ("", now))
+                self._failing[endpoint] = (str(exc) or repr(exc), since)
+                if error != self._failing[endpoint][0]:  # logged once, not four times a second
                     log.exception("Advancing the rollout of endpoint %s failed; trying again", endpoint)
+                if now - since >= GIVE_UP_AFTER_S:
+                    self._give_up(ws, endpoint, now - since)
+
+    def _give_up(self, ws: Workspace, endpoint: str, failing_s: float) -> None:
+        try:
+            give_up(ws, endpoint, self._failing[endpoint][0], failing_s)
+        except Exception:  # where even ending it cannot be recorded, it is tried again at the next check
+            if endpoint not in self._ending_failed:
+                self._ending_failed.add(endpoint)
+                log.exception("Ending the failing rollout of endpoint %s failed; trying again", endpoint)
+        else:
+            log.error("The rollout of endpoint %s was ended: its moves kept failing for %.0f s", endpoint, failing_s)
+            self._failing.pop(endpoint, None)
+            self._ending_failed.discard(endpoint)
 
     def close(self) -> None:
         if self._backend is not None:

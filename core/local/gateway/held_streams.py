@@ -15,6 +15,7 @@ long answer that keeps coming is not cut.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ...entities import RequestFact
 from ...routing import ConsumerRoute, DeploymentRoute, EndpointRoute
 from ...sse import EventReader, event_data
 from .consumer_limits import Admission, ConsumerLimits, Refusal, usage_pair, used_tokens
@@ -32,6 +34,8 @@ from .token_metrics import TokenMetrics
 from .upstream import Dropped, Stream, UpstreamPool
 
 CLIENT_CLOSED = 499  # recorded (never sent) for a stream whose client went away, as nginx logs it
+TIMINGS_AT = [f.name for f in dataclasses.fields(RequestFact)].index("ttft_ms")
+"""Where a fact's timings go: after the fields proxy.py's ``_record`` appends."""
 
 
 class Gateway(Protocol):
@@ -48,6 +52,7 @@ class Gateway(Protocol):
     upstreams: UpstreamPool
     mirrors: set[asyncio.Task[None]]
     consumer_limits: ConsumerLimits
+    facts: list[tuple[Any, ...]]
 
     def _base_headers(self, request: Request) -> dict[str, str]: ...
     def _record(self, endpoint: str, dep: DeploymentRoute | None, status: int, started: float,
@@ -149,11 +154,17 @@ class Streams:
         return Whole(stream.status, stream.reason, stream.content_type, whole)
 
     def ended(self, route: EndpointRoute, dep: DeploymentRoute, caller: Caller, status: int, started: float,
-              tokens: tuple[int, int] | None = None) -> None:
-        """A request to stream ended with ``status`` and (input, output) ``tokens``: its caller settled, its fact
-        recorded."""
+              tokens: tuple[int, int] | None = None,
+              timings: tuple[float | None, float | None] = (None, None)) -> None:
+        """A request to stream ended with ``status``, (input, output) ``tokens`` and ``timings`` (time to first
+        token, per output token, seconds): its caller settled, its fact recorded."""
         caller.settle(self.gw, status, tokens)
-        self.gw._record(route.name, dep, status, started, consumer=caller.name, tokens=tokens)
+        gw = self.gw
+        recorded = len(gw.facts)
+        gw._record(route.name, dep, status, started, consumer=caller.name, tokens=tokens)
+        if timings != (None, None) and len(gw.facts) == recorded + 1 and len(gw.facts[-1]) == TIMINGS_AT:
+            # proxy.py's _record takes no timings; the fact it has just appended gets them
+            gw.facts[-1] = (*gw.facts[-1], *(None if t is None else t * 1000 for t in timings))
 
     def respond(self, held: Held, writer: Writer, headers: dict[str, str], content_type: str) -> StreamingResponse:
         """The held stream relayed to the client through ``writer``."""
@@ -166,17 +177,21 @@ class Streams:
         leave_port(self.gw, port)
 
     def _observe(self, route: EndpointRoute, dep: DeploymentRoute, usage: dict[str, int] | None, started: float,
-                 first_token: float | None, queue_s: object, consumer: str) -> None:
-        """A finished stream's token metrics."""
+                 first_token: float | None, queue_s: object, consumer: str) -> tuple[float | None, float | None]:
+        """A finished stream's token metrics; its time to first token and per output token (seconds, or None)."""
         labels = (route.name, dep.name, dep.model)
         self.tokens.tokens(labels, usage, consumer)
+        ttft = tpot = None
         if first_token is not None:
-            self.tokens.ttft.observe(labels, first_token - started)
+            ttft = first_token - started
+            self.tokens.ttft.observe(labels, ttft)
             output = (usage or {}).get("completion_tokens", 0)
             if isinstance(output, int) and output > 1:
-                self.tokens.tpot.observe(labels, (time.perf_counter() - first_token) / (output - 1))
+                tpot = (time.perf_counter() - first_token) / (output - 1)
+                self.tokens.tpot.observe(labels, tpot)
         if isinstance(queue_s, (int, float)) and not isinstance(queue_s, bool):
             self.tokens.queue.observe(labels, float(queue_s))
+        return ttft, tpot
 
     async def _relay(self, writer: Writer, held: Held) -> AsyncIterator[bytes]:
         """The model server's events through ``writer``, one by one as they come."""
@@ -207,7 +222,7 @@ class Streams:
                 yield last
             held.status = 200
             held.usage = writer.usage
-            self._observe(route, dep, writer.usage, started, first_token, queue_s, held.caller.name)
+            held.timings = self._observe(route, dep, writer.usage, started, first_token, queue_s, held.caller.name)
         except TimeoutError:
             held.status = 408
             yield writer.broken(408, f"Deployment {dep.name!r} sent nothing for request_timeout_ms="
@@ -232,6 +247,7 @@ class Held:
         self.caller, self.started = caller, started
         self.status = CLIENT_CLOSED  # until the answer ends otherwise
         self.usage: dict[str, int] | None = None  # the final event's
+        self.timings: tuple[float | None, float | None] = (None, None)  # time to first token, per output token (s)
         self.closed = False
 
     def close(self) -> None:
@@ -240,7 +256,8 @@ class Held:
         self.closed = True
         self.stream.close()  # an answer not read to its end: the connection is reset, the generation cancelled
         self.streams._release((self.route.name, self.dep.key), self.port)
-        self.streams.ended(self.route, self.dep, self.caller, self.status, self.started, usage_pair(self.usage))
+        self.streams.ended(self.route, self.dep, self.caller, self.status, self.started, usage_pair(self.usage),
+                           self.timings)
 
 
 def mirror_whole(gw: Gateway, route: EndpointRoute, payload: dict[str, Any]) -> None:

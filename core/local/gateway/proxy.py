@@ -18,7 +18,7 @@ semantics (see DESIGN.md, "Azure ML semantics to keep"):
 * ``POST /-/reload``: rebuild the routing table now (the library calls it
   after a traffic or key change, the control plane after instances change);
   ``GET /-/in-flight``: requests in flight per instance port (for draining);
-  ``POST /-/flush``: write the buffered request facts now; ``GET /-/timed-out``:
+  ``POST /-/flush``: write the buffered request facts and captured bodies now; ``GET /-/timed-out``:
   requests answered 408 per instance port (a worker may still hold one). These ask
   for the home's admin token (:mod:`.admin_token`), 401 without it.
 * ``GET /-/health`` and ``GET /metrics`` need no key; like every route they
@@ -44,8 +44,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...entities import Deployment, Endpoint, EndpointKeys, RequestFact, utcnow
+from ...mirror_report import Answer
+from ...mirror_report import answers as mirrored_answers
 from ...routing import ConsumerRoute, DeploymentRoute, EndpointRoute, build_routes, consumer_route
 from ...serving import DEPLOYMENT_HEADER
+from ..captures import CaptureStore
 from ..model_server import KEEP_ALIVE_S
 from ..processes import start_time
 from ..request_facts import RequestFactStore
@@ -53,6 +56,7 @@ from ..serving_files import ServingFiles, read_json, start_service, write_json
 from ..sqlite_store import SqliteStore
 from ..state import read_state
 from . import admin_token
+from .capture import Capturer
 from .consumer_limits import DAY_S, Admission, ConsumerLimits, Refusal, answer_usage, body_reservation, used_tokens
 from .control_plane_watch import watch_control_plane
 from .http_server import HttpServer, Request, Response, json_error, json_response
@@ -114,6 +118,7 @@ class Gateway:
         self.consumer_limits = ConsumerLimits()
         self._restored = False  # whether the consumers' counts were read back from the request facts
         self.openai = OpenAIRoutes(self)
+        self.capturer = Capturer(CaptureStore(files.captures_db))
 
     # ------------------------------------------------------------ routing
 
@@ -127,6 +132,8 @@ class Gateway:
             consumers: dict[str, list[ConsumerRoute]] = {}
             for doc in txn.list("consumer"):
                 consumers.setdefault(doc["endpoint_name"], []).append(consumer_route(doc))
+            captures = txn.list("capture")
+        self.capturer.load(captures)
         if not self._restored:  # what consumers used before this gateway started still counts
             self.consumer_limits.restore(self.fact_store.consumed(time.time() - DAY_S))
             self._restored = True
@@ -179,6 +186,12 @@ class Gateway:
                 await loop.run_in_executor(self.db_thread, self._write_facts, batch)
             except Exception:
                 log.exception("Recording %d request facts failed", len(batch))
+        captured = self.capturer.take()
+        if captured:
+            try:
+                await loop.run_in_executor(self.db_thread, self.capturer.write, captured)
+            except Exception:
+                log.exception("Recording %d captured requests failed", len(captured))
 
     def _write_facts(self, batch: list[tuple[Any, ...]]) -> None:
         self.fact_store.add([RequestFact(*fields) for fields in batch])
@@ -288,10 +301,12 @@ class Gateway:
             if admission is not None:
                 self.consumer_limits.settle(admission, used_tokens(status, usage))
         self._record(route.name, dep, response.status, started, consumer=who, tokens=usage)
+        self.capturer.observe(route.name, dep.name, targeted, request.body, response.status, response.body, started)
         if not targeted:
             shadow = route.mirror_to(self.rng)
             if shadow is not None:
-                task = asyncio.create_task(self._mirror(route, shadow, request))
+                answered = Answer(dep.name, response.status, (time.perf_counter() - started) * 1000, response.body)
+                task = asyncio.create_task(self._mirror(route, shadow, request, answered))
                 self.mirrors.add(task)
                 task.add_done_callback(self.mirrors.discard)
         return response
@@ -309,7 +324,10 @@ class Gateway:
         self.in_flight[key] += delta
         self.metrics.in_flight[key] = self.in_flight[key]
 
-    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request) -> None:
+    async def _mirror(self, route: EndpointRoute, dep: DeploymentRoute, request: Request,
+                      primary: Answer | None = None) -> None:
+        """Send a copy to the mirror; with the primary's answer, keep both for the mirror report (a 429 for the
+        mirror being full is not its answer: nothing is compared)."""
         started = time.perf_counter()
         key = (route.name, dep.key)
         if self.in_flight[key] >= dep.max_in_flight:
@@ -320,6 +338,9 @@ class Gateway:
             response = await self._forward(route, dep, "POST", "/score", request, {})
         finally:
             self._enter(key, -1)
+        if primary is not None:
+            mirror = Answer(dep.name, response.status, (time.perf_counter() - started) * 1000, response.body)
+            self.fact_store.hold(mirrored_answers(time.time(), route.name, primary, mirror))
         self._record(route.name, dep, response.status, started, mirrored=True)
 
     def _is_down(self, port: int) -> bool:

@@ -35,7 +35,8 @@ def test_the_next_name_never_replaces_a_running_deployment_by_default():
     scripted = Deployment(name="chat", endpoint_name="demo", model="m:1", scoring_script="generate.py")
     assert view.redeploy_question(scripted, {"chat": 100}, "m:1", "token_ranks.py", "local-python") == (
         "Deployment chat already exists on demo with 100 % of live traffic: replace it in place "
-        "(script generate.py → token_ranks.py)?")
+        "(script generate.py → token_ranks.py)? Its task changes from generation to token ranks: callers that send "
+        "it prompts get errors, and it moves from the Playground to the Token ranks page.")
     assert view.redeploy_question(scripted, {}, "m:1", "generate.py").endswith(
         "(the same model, script and environment, restarted)?")
     assert view.delete_endpoint_question("demo", ["chat", "ranks"]) == (
@@ -91,9 +92,23 @@ def test_the_deployment_page_facts_and_its_update():
     assert view.with_current([], None) == ([], 0)
     assert view.update_changes(current, "m:2", "local-python", "token_ranks.py") == [
         "model m:1 → m:2", "environment scoring:1 → local-python", "scoring script generate.py → token_ranks.py"]
-    assert view.update_question(current, ["model m:1 → m:2"], endpoint.traffic) == (
+    assert view.update_question(current, ["model m:1 → m:2"], endpoint) == (
         "Update deployment blue of demo: model m:1 → m:2? Its 90 % of live traffic is served by the new instances "
         "once they are ready.")
+    ranks = current.replace(name="ranks", scoring_script="token_ranks.py")
+    mirrored = Endpoint(name="demo", traffic={"blue": 100}, mirror_traffic={"ranks": 20})
+    assert view.update_question(ranks, ["scoring script token_ranks.py → generate.py"], mirrored, "generate.py") == (
+        "Update deployment ranks of demo: scoring script token_ranks.py → generate.py? Its task changes from token "
+        "ranks to generation: callers that send it texts to rank get errors, and it moves from the Token ranks page "
+        "to the Playground. It gets a mirrored copy of 20 % of demo's requests.")
+    assert view.update_question(ranks, ["model m:1 → m:2"], endpoint, "token_ranks.py").endswith(
+        "m:1 → m:2? It serves no live traffic: only requests that name it reach it.")
+    assert view.delete_deployment_question(current, endpoint) == (
+        "Delete deployment blue of demo? Its instances stop and requests that name it get 404. It serves 90 % of "
+        "live traffic: the delete is refused until the Traffic tab gives that share to another deployment.")
+    assert view.regenerate_key_question("demo", "secondary") == (
+        "Regenerate the secondary key of demo? Clients using it stop working; the primary key and consumers' own "
+        "keys keep working.")
     wanted = view.updated(current, "m:2", "scoring:1", None)
     assert (wanted.model, wanted.scoring_script, wanted.instance_count, wanted.code_path) == (
         "m:2", "generate.py", 2, "/src/scoring")
