@@ -40,6 +40,9 @@ LAST_ANSWER = "byom.last_answer"
 """Text of the last Playground answer, offered on the Token ranks page."""
 PLAYGROUND_RESULTS = "byom.playground_results"
 CHAT_HISTORY = "byom.chat_history"
+PLAYGROUND_STREAM = "byom.playground_stream"
+"""The answer streaming in (a views.playground.Streamed), until the run that streams it, or the run after a Stop,
+shows it as done."""
 
 # Token ranks ------------------------------------------------------------------
 RANK_RESULTS = "byom.rank_results"
@@ -164,6 +167,7 @@ PLAY_AB_B = "playground.ab.b"
 PLAY_SEND = "playground.send"
 PLAY_CHAT = "playground.chat"
 PLAY_CHAT_CLEAR = "playground.chat.clear"
+PLAY_STOP = "playground.stop"
 
 RANK_DEPLOYMENT = "ranks.deployment"
 RANK_COMPARE = "ranks.compare"

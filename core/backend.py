@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +210,14 @@ class Backend(ABC):
         """Newest first; ``target_prefix`` matches a target or what starts with it."""
 
     # ------------------------------------- what not every backend has (concrete)
+
+    def send_stream(self, endpoint: Endpoint, body: bytes, headers: dict[str, str],
+                    timeout_s: float) -> Generator[InvokeResult | bytes, None, None]:
+        """As :meth:`send`, the answer yielded as it comes: its head first (an InvokeResult, its body empty when
+        the answer is a stream, ``text/event-stream``), then the stream's pieces as they arrive; closing the
+        iterator closes the connection, which ends a generation. By default it sends once and yields the whole
+        answer: for endpoints that answer whole (Azure ML's managed endpoints)."""
+        yield self.send(endpoint, body, headers, timeout_s)
 
     def request_facts(self, endpoint: str, since: float) -> builtins.list[RequestFact]:
         """One row per request answered since ``since`` (epoch seconds)."""

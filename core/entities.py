@@ -421,6 +421,25 @@ class InvokeResult(Entity):
 
 
 @dataclass
+class StreamEvent(Entity):
+    """One piece of a streamed invoke (``Workspace.invoke_stream``), in the order it came, ``at_ms`` after the
+    request was sent: first the answer's ``head`` (status, headers, the deployment that serves it, request id,
+    latency to the head; the whole body too when the answer is not a stream), then one per event of the stream
+    (``data``: the model server's event, generate.py's ``{"text"}`` ... ``{"text", "finish_reason", "usage"}``).
+    A 2xx JSON object answered whole is one such event (its ``text`` is the whole text)."""
+
+    at_ms: float
+    head: InvokeResult | None = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """The text this event adds to the answer ("" for none)."""
+        text = (self.data or {}).get("text")
+        return text if isinstance(text, str) else ""
+
+
+@dataclass
 class RequestFact(Entity):
     """One request seen at an endpoint, as the gateway records it."""
 

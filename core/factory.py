@@ -29,9 +29,9 @@ def open_workspace(target: Target | None = None, *, actor: str | None = None, ch
     if isinstance(target, AzureTarget):
         return open_azure(target, actor=actor, check=check, **azure_options)
     if isinstance(target, MemoryTarget):
-        from .memory import InMemoryWorkspace
+        from .memory import DEMO_WORD_S, InMemoryWorkspace
 
-        return InMemoryWorkspace(actor=actor, seed=target.seed)
+        return InMemoryWorkspace(actor=actor, seed=target.seed, word_s=DEMO_WORD_S)
     assert isinstance(target, LocalTarget)
     from .local.workspace import LocalWorkspace
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from .sse import encode as sse
+
 MAX_TOP_LOGPROBS = 20
 MAX_STOP = 4
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -400,10 +402,6 @@ class ChunkWriter:
         """The usage chunk (when asked for) and ``[DONE]``."""
         out = self._chunk([], self.usage) if self.call.include_usage and self.usage is not None else b""
         return out + b"data: [DONE]\n\n"
-
-
-def sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
 
 def from_native_error(status: int, body: bytes) -> OpenAIError:

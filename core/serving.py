@@ -20,16 +20,25 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import mirror_report
-from .entities import CapturedRequest, Deployment, Endpoint, EndpointKeys, InvokeResult, MirroredAnswers, RequestFact
+from . import mirror_report, sse
+from .entities import (
+    CapturedRequest,
+    Deployment,
+    Endpoint,
+    EndpointKeys,
+    InvokeResult,
+    MirroredAnswers,
+    RequestFact,
+)
 from .errors import NotFound, Unsupported
 from .metrics_series import ResourceSample
 from .progress import Progress
@@ -106,6 +115,11 @@ class Serving(ABC):
         headers: dict[str, str],
         timeout_s: float,
     ) -> InvokeResult: ...
+
+    def invoke_stream(self, state: EndpointState, body: bytes, *, headers: dict[str, str],
+                      timeout_s: float) -> Generator[InvokeResult | bytes, None, None]:
+        """As ``Backend.send_stream``: the head, then the stream's pieces; by default the whole answer, once."""
+        yield self.invoke(state, body, deployment=None, headers=headers, timeout_s=timeout_s)
 
     @abstractmethod
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str: ...
@@ -234,13 +248,16 @@ class FakeServing(Serving):
 
     ``responder`` plays the model; ``history`` keeps every request it answered
     as ``(endpoint, deployment, payload)``; ``fail_next(reason)`` makes the next
-    ``apply`` end in Failed.
+    ``apply`` end in Failed. A streamed generation answer comes word by word, ``word_s`` apart (0: at once),
+    as a model's tokens would.
     """
 
     capabilities = ("deployments", "metrics", "consumers", "mirror-reports")  # kept, not enforced: the gateway enforces
 
-    def __init__(self, responder: Responder = echo_responder, *, seed: int | None = None) -> None:
+    def __init__(self, responder: Responder = echo_responder, *, seed: int | None = None,
+                 word_s: float = 0.0) -> None:
         self.responder = responder
+        self.word_s = word_s
         self.history: list[tuple[str, str, Any]] = []
         self._facts: list[RequestFact] = []
         self._mirrored: list[MirroredAnswers] = []
@@ -319,6 +336,22 @@ class FakeServing(Serving):
                 mirror_report.Answer(mirrored.name, m_status, 0.0, json.dumps(m_answer).encode())))
         return result
 
+    def invoke_stream(self, state: EndpointState, body: bytes, *, headers: dict[str, str],
+                      timeout_s: float) -> Generator[InvokeResult | bytes, None, None]:
+        """A generation answer (a JSON object with ``text``) to a payload with ``"stream": true`` comes word by
+        word as generate.py's events, the last with its finish reason and usage; anything else whole."""
+        answer = self.invoke(state, body, deployment=None, headers=headers, timeout_s=timeout_s)
+        data = _json_object(answer.body) if answer.ok and _json_object(body).get("stream") is True else {}
+        if not isinstance(data.get("text"), str):
+            yield answer
+            return
+        yield answer.replace(body="", headers={**answer.headers, "Content-Type": "text/event-stream; charset=utf-8"})
+        words = re.findall(r"\s*\S+", data["text"]) or [""]
+        for word in words[:-1]:
+            yield sse.encode({"text": word})
+            time.sleep(self.word_s)  # the fake model's time per token
+        yield sse.encode({"text": words[-1], "finish_reason": data.get("finish_reason"), "usage": data.get("usage")})
+
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
         key = (endpoint_name, deployment_name.lower())
         if key not in self._logs:
@@ -330,3 +363,12 @@ class FakeServing(Serving):
 
     def mirrored_answers(self, endpoint_name: str, since: float) -> list[MirroredAnswers]:
         return [p for p in self._mirrored if p.endpoint == endpoint_name and p.at >= since]
+
+
+def _json_object(raw: str | bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object; empty when it is not one."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -34,10 +34,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import chargeback, consumer_keys, mirror_report, rules
+from . import chargeback, consumer_keys, mirror_report, rules, sse
 from .actor import default_actor
 from .artifacts import check_source, downloadable, is_remote, remote_download_hint
 from .asset_refs import RegistryRef, parse_asset_ref, registry_ref
@@ -64,12 +65,22 @@ from .entities import (
     ModelSpec,
     ModelVersion,
     StageChange,
+    StreamEvent,
     WorkspaceInfo,
     utcnow,
     utcnow_after,
 )
 from .environments import drift, installed_packages, local_python_environment, parse_conda
-from .errors import AlreadyExists, AuthFailed, ByomError, InUse, InvalidInput, NotFound, Unsupported
+from .errors import (
+    AlreadyExists,
+    AuthFailed,
+    BackendError,
+    ByomError,
+    InUse,
+    InvalidInput,
+    NotFound,
+    Unsupported,
+)
 from .metrics import summarize
 from .metrics_series import ResourceSample
 from .mlflow_models import (
@@ -1012,24 +1023,78 @@ class Workspace:
         (:mod:`core.scoring_targets`), so a prompt costs no management call.
         """
         body = encode_payload(payload)
+        target = self._target(endpoint_name)
+        answer = self.backend.send(target.endpoint, body, _sent_headers(target, deployment, headers), timeout_s)
+        if answer.status_code == 401 and target.cached:  # a key regenerated elsewhere: read it again, once
+            self._targets.forget(endpoint_name)
+            target = self._target(endpoint_name)
+            answer = self.backend.send(target.endpoint, body, _sent_headers(target, deployment, headers), timeout_s)
+        return answer
 
+    def invoke_stream(
+        self,
+        endpoint_name: str,
+        payload: dict[str, Any],
+        *,
+        deployment: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 60.0,
+    ) -> Generator[StreamEvent, None, None]:
+        """Send ``payload`` (a JSON object) with ``"stream": true`` as :meth:`invoke` sends it, and yield the
+        answer as it comes: its head first, then each event of the stream (:class:`StreamEvent`).
+
+        Closing the iterator closes the connection, which cancels the generation. Where the endpoint answers
+        whole (Azure ML's managed endpoints), the head holds the whole answer, and a 2xx JSON object is its one
+        event. ``timeout_s`` bounds the wait for the head and for each piece after it.
+        """
+        if not isinstance(payload, dict):
+            raise InvalidInput('A streamed invoke sends a JSON object (and adds "stream": true to it).')
+        return self._stream(endpoint_name, encode_payload({**payload, "stream": True}), deployment, headers,
+                            timeout_s)
+
+    def _stream(self, endpoint_name: str, body: bytes, deployment: str | None, headers: dict[str, str] | None,
+                timeout_s: float) -> Generator[StreamEvent, None, None]:
+        started = time.perf_counter()
+
+        def since() -> float:
+            return (time.perf_counter() - started) * 1000
+
+        target = self._target(endpoint_name)
+        pieces = self.backend.send_stream(target.endpoint, body, _sent_headers(target, deployment, headers),
+                                          timeout_s)
+        try:
+            head = next(pieces)
+            if isinstance(head, InvokeResult) and head.status_code == 401 and target.cached:  # as invoke does
+                pieces.close()
+                self._targets.forget(endpoint_name)
+                target = self._target(endpoint_name)
+                pieces = self.backend.send_stream(target.endpoint, body, _sent_headers(target, deployment, headers),
+                                                  timeout_s)
+                head = next(pieces)
+            if not isinstance(head, InvokeResult):
+                raise BackendError("The backend sent a stream without its head.")
+            yield StreamEvent(since(), head=head)
+            content_type = {k.lower(): v for k, v in head.headers.items()}.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                whole = _json_object(head.body) if head.ok else None
+                if whole is not None:
+                    yield StreamEvent(since(), data=whole)
+                return
+            events = sse.EventReader()
+            for piece in pieces:
+                for raw in events.feed(piece) if isinstance(piece, bytes) else ():
+                    if (data := sse.event_data(raw)) is not None:
+                        yield StreamEvent(since(), data=data)
+            if (data := sse.event_data(events.rest())) is not None:
+                yield StreamEvent(since(), data=data)
+        finally:
+            pieces.close()
+
+    def _target(self, endpoint_name: str) -> ScoringTarget:
         def read() -> tuple[Endpoint, EndpointCredentials]:
             return self.get_endpoint(endpoint_name), self.backend.keys(endpoint_name)
 
-        target = self._targets.get(endpoint_name, read)
-        answer = self._send(target, body, deployment, headers, timeout_s)
-        if answer.status_code == 401 and target.cached:  # a key regenerated elsewhere: read it again, once
-            self._targets.forget(endpoint_name)
-            answer = self._send(self._targets.get(endpoint_name, read), body, deployment, headers, timeout_s)
-        return answer
-
-    def _send(self, target: ScoringTarget, body: bytes, deployment: str | None, headers: dict[str, str] | None,
-              timeout_s: float) -> InvokeResult:
-        # A new dict for every request: a deployment header must never outlive its own call.
-        sent = {"Content-Type": "application/json", "Authorization": target.authorization, **(headers or {})}
-        if deployment:
-            sent[DEPLOYMENT_HEADER] = deployment
-        return self.backend.send(target.endpoint, body, sent, timeout_s)
+        return self._targets.get(endpoint_name, read)
 
     # ------------------------------------------------------------ metrics
 
@@ -1059,6 +1124,22 @@ class Workspace:
     def list_audit(self, limit: int = 100, target_prefix: str | None = None) -> list[AuditRecord]:
         """Changes, newest first; ``target_prefix`` such as ``endpoint/chat``."""
         return self.backend.audit_log(limit, target_prefix)
+
+
+def _sent_headers(target: ScoringTarget, deployment: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+    # A new dict for every request: a deployment header must never outlive its own call.
+    sent = {"Content-Type": "application/json", "Authorization": target.authorization, **(headers or {})}
+    if deployment:
+        sent[DEPLOYMENT_HEADER] = deployment
+    return sent
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _dep_ref(endpoint_name: str, name: str) -> Ref:

@@ -1,4 +1,5 @@
-"""Playground: send a prompt or a chat to an endpoint or one deployment; A/B two deployments side by side."""
+"""Playground: send a prompt or a chat to an endpoint or one deployment, the answer streamed as it is made (with
+a Stop button); A/B two deployments side by side."""
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -53,6 +54,56 @@ def send(payload: dict[str, Any]) -> list[view.Answer]:
         return [view.answer_of(future.result()) for future in futures]
 
 
+def stream(payload: dict[str, Any], where, chat: list[dict[str, str]] | None = None  # noqa: ANN001
+           ) -> view.Answer | None:
+    """The answer of the one target shown in ``where`` as it comes, with a Stop button beside it; the answer
+    once complete (None when the run after a Stop showed it already).
+
+    Stop starts a new run, which ends this one at its next update: the stream is closed (the connection too,
+    and the model stops generating), and the new run shows what had come (see ``settle_stopped``)."""
+    streamed = view.Streamed(str(mode), chat)
+    st.session_state[keys.PLAYGROUND_STREAM] = streamed  # mutated in place from here on: one assignment per run
+    stop = where.empty()
+    stop.button("Stop", key=keys.PLAY_STOP, icon=":material/stop_circle:",
+                help="End the answer here: the model stops generating it.")
+    text = where.empty()
+    answer = ws.invoke_stream(name, payload, deployment=targets[0])
+    failed = True  # until the stream ends: a ByomError is shown at the top, and no answer kept
+    try:
+        with ui.errors():
+            for event in answer:
+                if streamed.add(event):
+                    text.markdown(ui.plain(streamed.text) + " ▌")
+            failed = False
+    finally:
+        answer.close()
+    stop.empty()
+    text.empty()
+    if not streamed.claim():
+        return None
+    st.session_state.pop(keys.PLAYGROUND_STREAM, None)
+    return None if failed else streamed.answer()
+
+
+def settle(answer: view.Answer, chat: list[dict[str, str]] | None = None) -> None:
+    """Keep a finished answer (in Chat mode, in the conversation) for this run and the next ones."""
+    if chat is not None:
+        st.session_state[keys.CHAT_HISTORY] = view.chat_after(chat, answer)
+    if answer.ok and answer.text:
+        st.session_state[keys.LAST_ANSWER] = answer.text
+    st.session_state[keys.PLAYGROUND_RESULTS] = [answer]
+
+
+def settle_stopped() -> None:
+    """An answer whose streaming run ended before it did (Stop, or another click) is shown as it stood."""
+    streamed = st.session_state.pop(keys.PLAYGROUND_STREAM, None)
+    if isinstance(streamed, view.Streamed) and streamed.claim() and streamed.mode == str(mode):
+        settle(streamed.answer(stopped=True), streamed.chat)
+
+
+settle_stopped()
+
+
 def show(answer: view.Answer, where, *, text: bool = True, marked: str | None = None) -> None:  # noqa: ANN001
     """One answer in ``where`` (a Streamlit container): its text (``marked``: as HTML with the differences
     marked; ``text=False``: the chat above shows it already), its figures, its request id and raw body."""
@@ -87,24 +138,29 @@ if mode == "Chat":
         st.rerun()
     message = st.chat_input("Message the model", key=keys.PLAY_CHAT)
     if message:
-        with ui.errors():
-            chat = [*history, {"role": "user", "content": message}]
-            answer = send(params(chat=chat))[0]
-            if answer.ok:
-                st.session_state[keys.CHAT_HISTORY] = [*chat, {"role": "assistant", "content": answer.text}]
-                st.session_state[keys.LAST_ANSWER] = answer.text
-            st.session_state[keys.PLAYGROUND_RESULTS] = [answer]
-            st.rerun()
+        chat = [*history, {"role": "user", "content": message}]
+        with st.chat_message("user"):
+            st.markdown(ui.plain(message))
+        with st.chat_message("assistant"):
+            answer = stream(params(chat=chat), st.container(), chat)
+        if answer is not None:
+            settle(answer, chat)
+        st.rerun()  # the conversation above shows the answer, once
     for answer in st.session_state.get(keys.PLAYGROUND_RESULTS, [])[:1]:
         show(answer, st.container(), text=not answer.ok)  # the chat above shows the answer once
 else:
     prompt = st.text_area("Prompt", height=120, key=keys.PLAY_PROMPT, placeholder="Write a haiku about load balancers.")
     if st.button("Send", type="primary", icon=":material/send:", key=keys.PLAY_SEND, disabled=not prompt.strip()):
-        with ui.errors():
-            answers = send(params(prompt))
-            st.session_state[keys.PLAYGROUND_RESULTS] = answers
-            if answers[0].ok:
-                st.session_state[keys.LAST_ANSWER] = answers[0].text
+        if mode == "A/B":  # two answers side by side, each whole
+            with ui.errors():
+                answers = send(params(prompt))
+                st.session_state[keys.PLAYGROUND_RESULTS] = answers
+                if answers[0].ok:
+                    st.session_state[keys.LAST_ANSWER] = answers[0].text
+        else:
+            streamed = stream(params(prompt), st.container(border=True))
+            if streamed is not None:
+                settle(streamed)
     results = st.session_state.get(keys.PLAYGROUND_RESULTS, [])
     if results:
         marks: list[str | None] = [None] * len(results)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 import html
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from byom.core.entities import Deployment, InvokeResult
+from byom.core.entities import Deployment, InvokeResult, StreamEvent
 
 from .common import GENERATION, deployment_task
 
@@ -30,12 +31,84 @@ class Answer:
     completion_tokens: int | None
     finish_reason: str | None
     raw: Any
+    first_token_ms: float | None = None  # a streamed answer's time to its first text
+    stopped: bool = False  # a streamed answer ended by the user (Stop) before it was complete
 
     @property
     def tokens_per_second(self) -> float | None:
+        """Output tokens per second: of a streamed answer, over the time from its first token to its last (the
+        first one's wait is time to first token); of an answer given whole, over its latency."""
         if not self.completion_tokens or self.latency_ms <= 0:
             return None
+        if self.first_token_ms is not None:
+            decoding_ms = self.latency_ms - self.first_token_ms
+            if self.completion_tokens < 2 or decoding_ms <= 0:
+                return None
+            return (self.completion_tokens - 1) / (decoding_ms / 1000)
         return self.completion_tokens / (self.latency_ms / 1000)
+
+
+class Streamed:
+    """An answer as it streams in (``Workspace.invoke_stream``'s events), kept in the session while it comes:
+    the run after a Stop (which ends the streaming run) shows what had come. ``mode`` and ``chat`` (the
+    conversation it answers, in Chat mode) say where it belongs."""
+
+    def __init__(self, mode: str, chat: list[dict[str, str]] | None = None) -> None:
+        self.mode, self.chat = mode, chat
+        self.head: InvokeResult | None = None
+        self.text = ""
+        self.first_token_ms: float | None = None
+        self.last_ms = 0.0
+        self.steps = 0  # events that brought text: a decoding step each
+        self.final: dict[str, Any] = {}  # the event with the finish reason and usage, once it came
+        self.error: str | None = None
+        self._settled = threading.Lock()
+
+    def add(self, event: StreamEvent) -> bool:
+        """Take in one event; whether it added text."""
+        self.last_ms = event.at_ms
+        if event.head is not None:
+            self.head = event.head
+        data = event.data or {}
+        if isinstance(data.get("error"), dict):
+            self.error = str(data["error"].get("message") or "The model server failed.")
+        if "finish_reason" in data or "usage" in data:
+            self.final = data
+        if not event.text:
+            return False
+        if self.first_token_ms is None:
+            self.first_token_ms = event.at_ms
+        self.text += event.text
+        self.steps += 1
+        return True
+
+    def claim(self) -> bool:
+        """Whether the caller is the one to show this answer as done: true once, for the first to ask (the run
+        that streamed it, or the run after a Stop, which may begin before the streaming one has ended)."""
+        return self._settled.acquire(blocking=False)
+
+    def answer(self, *, stopped: bool = False) -> Answer:
+        """What the Playground shows of it: ``stopped`` when the user ended it."""
+        head = self.head
+        if head is None:  # stopped before the endpoint answered
+            return Answer(True, 0, "", None, self.last_ms, "", None, None, {"text": ""}, None, stopped)
+        if not head.ok:
+            return answer_of(head)
+        usage = self.final.get("usage") if isinstance(self.final.get("usage"), dict) else {}
+        completion = usage.get("completion_tokens") if usage else None
+        tokens = completion if isinstance(completion, int) else (self.steps or None)
+        finish = self.final.get("finish_reason")
+        raw = {"text": self.text, **({"finish_reason": finish, "usage": usage} if self.final else {})}
+        if self.error is not None:
+            return Answer(False, head.status_code, self.error, head.deployment, self.last_ms, head.request_id,
+                          None, None, {**raw, "error": self.error}, self.first_token_ms, stopped)
+        return Answer(True, head.status_code, self.text, head.deployment, self.last_ms, head.request_id, tokens,
+                      finish if isinstance(finish, str) else None, raw, self.first_token_ms, stopped)
+
+
+def chat_after(chat: list[dict[str, str]], answer: Answer) -> list[dict[str, str]]:
+    """The conversation once ``answer`` came: with the assistant's turn when it said something."""
+    return [*chat, {"role": "assistant", "content": answer.text}] if answer.ok and answer.text else chat
 
 
 STATUS_HINTS = {
@@ -109,9 +182,12 @@ DEFAULT_TOP_P = 0.9
 
 
 def figures_text(answer: Answer) -> str:
-    """Latency, speed and who answered, as one line of markdown that wraps rather than cuts a long name."""
+    """Latency (and a streamed answer's time to first token), speed and who answered, as one line of markdown
+    that wraps rather than cuts a long name."""
     served = (answer.deployment or "none").replace("_", "\\_")
-    return (f"**Latency** {answer.latency_ms:,.0f} ms · **Tokens/s** {tokens_per_second_text(answer)} · "
+    first = (f"**Time to first token** {answer.first_token_ms:,.0f} ms · "
+             if answer.first_token_ms is not None else "")
+    return (f"{first}**Latency** {answer.latency_ms:,.0f} ms · **Tokens/s** {tokens_per_second_text(answer)} · "
             f"**Served by** {served}")
 
 
@@ -143,8 +219,11 @@ def tokens_per_second_text(answer: Answer) -> str:
 
 
 def answer_caption(answer: Answer) -> str:
+    if not answer.status_code:
+        return "Stopped before the endpoint answered."
     return (f"Request id `{answer.request_id}` · HTTP {answer.status_code}"
-            + (f" · finish reason {answer.finish_reason}" if answer.finish_reason else ""))
+            + (f" · finish reason {answer.finish_reason}" if answer.finish_reason else "")
+            + (" · stopped: the model stopped generating here" if answer.stopped else ""))
 
 
 def raw_text(answer: Answer) -> str:

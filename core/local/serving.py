@@ -18,6 +18,7 @@ import http.client
 import os
 import sys
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +279,32 @@ class LocalServing(Serving):
             deployment=answer.headers.get(DEPLOYMENT_HEADER), latency_ms=latency,
             request_id=answer.headers.get("x-request-id", ""),
         )
+
+    def invoke_stream(self, state: EndpointState, body: bytes, *, headers: dict[str, str],
+                      timeout_s: float) -> Generator[InvokeResult | bytes, None, None]:
+        """Through the gateway's ``/score`` as it streams: the head, then each piece as the gateway sends it;
+        ``timeout_s`` bounds the wait for the head and for each piece, not the whole answer."""
+        port = self.wait_gateway()
+        url = f"http://127.0.0.1:{port}/endpoints/{state.endpoint.name}/score"
+        started = time.perf_counter()
+        try:
+            answer = self._http.post(url, data=body, headers=headers, timeout=timeout_s, stream=True)
+        except requests.RequestException as exc:
+            raise BackendError(f"The endpoint {state.endpoint.name} could not be reached at {url}: {exc}.") from exc
+        try:
+            streams = answer.headers.get("content-type", "").startswith("text/event-stream")
+            yield InvokeResult(
+                status_code=answer.status_code, body="" if streams else answer.text, headers=dict(answer.headers),
+                deployment=answer.headers.get(DEPLOYMENT_HEADER), latency_ms=(time.perf_counter() - started) * 1000,
+                request_id=answer.headers.get("x-request-id", ""),
+            )
+            if streams:
+                try:
+                    yield from answer.iter_content(chunk_size=None)
+                except requests.RequestException as exc:
+                    raise BackendError(f"The stream from endpoint {state.endpoint.name} broke off: {exc}.") from exc
+        finally:
+            answer.close()  # before its end: the connection closes, and the gateway cancels the generation
 
     def logs(self, endpoint_name: str, deployment_name: str, lines: int, container: str) -> str:
         folder = self.files.deployment_logs(endpoint_name, deployment_name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -309,6 +309,12 @@ class StoreBackend(Backend):
         with self.store.transaction() as txn:
             state = self._state(txn, endpoint.name)
         return self.serving.invoke(state, body, deployment=None, headers=headers, timeout_s=timeout_s)
+
+    def send_stream(self, endpoint: Endpoint, body: bytes, headers: dict[str, str],
+                    timeout_s: float) -> Generator[InvokeResult | bytes, None, None]:
+        with self.store.transaction() as txn:
+            state = self._state(txn, endpoint.name)
+        return self.serving.invoke_stream(state, body, headers=headers, timeout_s=timeout_s)
 
     def logs(self, ref: Ref, lines: int, container: str) -> str:
         return self.serving.logs(ref.endpoint, ref.name, lines, container)

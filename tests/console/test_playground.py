@@ -24,7 +24,8 @@ def test_a_prompt_through_the_traffic_split(open_page, demo):
     assert re.search(r"\*\*Latency\*\* \d[\d,]* ms", texts(at.markdown))
     assert "Request id `" in texts(at.caption)
     assert demo.fake_serving.history[-1] == ("demo", "chat", {"prompt": "hello there", "max_new_tokens": 64,
-                                                               "do_sample": True, "temperature": 0.7, "top_p": 0.9})
+                                                               "do_sample": True, "temperature": 0.7, "top_p": 0.9,
+                                                               "stream": True})
     assert at.session_state[keys.LAST_ANSWER] == "[chat] ereht olleh"
 
 
@@ -35,7 +36,7 @@ def test_generation_parameters_go_into_the_request(open_page, demo):
     at.slider(key=keys.PLAY_TOP_P).set_value(0.9)
     send(at, "hi")
     assert demo.fake_serving.history[-1][2] == {"prompt": "hi", "max_new_tokens": 16, "do_sample": True,
-                                                 "temperature": 0.7, "top_p": 0.9}
+                                                 "temperature": 0.7, "top_p": 0.9, "stream": True}
 
 
 def test_a_prompt_to_one_deployment_by_name(open_page, demo):
@@ -130,3 +131,61 @@ def test_changing_mode_clears_the_answers(open_page, demo):
     assert "**Served by**" not in texts(at.markdown), "the prompt's answer is not shown as if it were the chat's"
     at.button_group(key=keys.PLAY_MODE).set_value("A/B").run()
     assert "**Served by**" not in texts(at.markdown)
+
+
+def test_a_prompts_answer_streams_and_shows_its_time_to_first_token_once(open_page, demo):
+    at = send(open_page("playground"), "one two three four")
+    assert not at.exception
+    # the fake streams "[chat] ruof eerht owt eno" word by word: the whole text, shown once
+    assert texts(at.markdown).count("\\[chat\\] ruof eerht owt eno") == 1
+    assert "▌" not in texts(at.markdown), "the answer is complete: no cursor"
+    assert re.search(r"\*\*Time to first token\*\* \d[\d,]* ms · \*\*Latency\*\* \d", texts(at.markdown))
+    assert not re.search(r"\*\*Tokens/s\*\* n/a", texts(at.markdown))
+    assert not [b for b in at.button if b.key == keys.PLAY_STOP], "Stop is there only while the answer comes"
+    assert keys.PLAYGROUND_STREAM not in at.session_state
+
+
+def stopped_stream(mode: str, chat=None):
+    """What a streaming run leaves in the session when Stop ends it after two words."""
+    from byom.console.views.playground import Streamed
+    from byom.core.entities import InvokeResult, StreamEvent
+
+    streamed = Streamed(mode, chat)
+    streamed.add(StreamEvent(5.0, head=InvokeResult(status_code=200, body="", deployment="chat", request_id="r9")))
+    streamed.add(StreamEvent(20.0, data={"text": "Half"}))
+    streamed.add(StreamEvent(40.0, data={"text": " an answer"}))
+    return streamed
+
+
+def test_a_stopped_prompt_shows_what_had_come(open_page, demo):
+    at = open_page("playground")
+    at.session_state[keys.PLAYGROUND_STREAM] = stopped_stream("Prompt")
+    at.run()
+    assert not at.exception
+    assert texts(at.markdown).count("Half an answer") == 1
+    assert "stopped: the model stopped generating here" in texts(at.caption)
+    assert "**Time to first token** 20 ms" in texts(at.markdown)
+    assert keys.PLAYGROUND_STREAM not in at.session_state
+    at.run()
+    assert texts(at.markdown).count("Half an answer") == 1, "kept as the page's answer, once"
+
+
+def test_a_stopped_chat_answer_joins_the_conversation_once(open_page, demo):
+    at = open_page("playground")
+    at.button_group(key=keys.PLAY_MODE).set_value("Chat").run()
+    chat = [{"role": "user", "content": "tell me"}]
+    at.session_state[keys.PLAYGROUND_STREAM] = stopped_stream("Chat", chat)
+    at.run()
+    assert not at.exception
+    assert [m.markdown[0].value for m in at.chat_message] == ["tell me", "Half an answer"]
+    assert texts(at.markdown).count("Half an answer") == 1
+    assert "stopped: the model stopped generating here" in texts(at.caption)
+
+
+def test_an_answer_its_streaming_run_settled_is_not_settled_again(open_page, demo):
+    at = open_page("playground")
+    streamed = stopped_stream("Prompt")
+    assert streamed.claim()  # the streaming run got there first
+    at.session_state[keys.PLAYGROUND_STREAM] = streamed
+    at.run()
+    assert "Half an answer" not in texts(at.markdown)

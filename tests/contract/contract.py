@@ -425,6 +425,22 @@ class WorkspaceContract:
         assert targeted.status_code == 200 and targeted.deployment == "blue"
         assert ws.invoke("ep1", {"x": 3}, deployment="purple").status_code == 404
 
+    def test_a_streamed_invoke_yields_its_head_then_its_answer(self, blue_green: Workspace) -> None:
+        ws = blue_green
+        ws.set_traffic("ep1", {"green": 100})
+        whole = ws.invoke("ep1", {"prompt": "hello there"}, deployment="blue").json()
+        [first, *events] = ws.invoke_stream("ep1", {"prompt": "hello there"}, deployment="blue")
+        head = first.head
+        assert head is not None and head.status_code == 200 and head.deployment == "blue" and head.request_id
+        # streamed or answered whole (as Azure ML's endpoints do), the events make up the same answer
+        assert events and all(e.head is None and e.data for e in events)
+        assert "".join(e.text for e in events) == (whole.get("text") or "")
+        assert [e.at_ms for e in [first, *events]] == sorted(e.at_ms for e in [first, *events])
+        [missing] = ws.invoke_stream("ep1", {"prompt": "hi"}, deployment="purple")
+        assert missing.head is not None and missing.head.status_code == 404
+        with pytest.raises(InvalidInput, match="JSON object"):
+            ws.invoke_stream("ep1", ["not", "an", "object"])  # type: ignore[arg-type]  # what is refused
+
     def test_no_traffic_means_404(self, blue_green: Workspace) -> None:
         assert blue_green.invoke("ep1", {"x": 1}).status_code == 404
 

@@ -64,6 +64,7 @@ from .instances import Failure, send_to_an_instance
 from .limits import Limits
 from .metrics import GatewayMetrics
 from .openai_routes import OpenAIRoutes
+from .score_stream import stream_payload, stream_score
 from .streaming import StreamingResponse
 from .upstream import UpstreamPool
 
@@ -265,7 +266,7 @@ class Gateway:
         headers.update(outcome.headers)
         return outcome
 
-    async def score(self, request: Request, name: str) -> Response:
+    async def score(self, request: Request, name: str) -> Response | StreamingResponse:
         started = time.perf_counter()
         headers = self._base_headers(request)
         routed = self._route(request, name, headers)
@@ -285,6 +286,10 @@ class Gateway:
         if isinstance(admission, Refusal):
             self._record(route.name, dep, 429, started, consumer=who)
             return json_error(429, admission.message, headers)
+        if (payload := stream_payload(request.body)) is not None:
+            forwarded = [(k, v) for k, v in request.raw_headers if k.lower() not in _NOT_FORWARDED]
+            return await stream_score(self, self.openai.streams, route, dep, targeted, payload, request.body,
+                                      forwarded, headers, started, who, admission)
         self._enter(key, +1)
         status, usage = 499, None  # until an answer says otherwise
         try:

@@ -57,3 +57,59 @@ def test_figures_wrap_rather_than_cut_a_long_name():
                               500.0, "id")
     assert view.figures_text(answer) == ("**Latency** 500 ms · **Tokens/s** 20.0 · **Served by** "
                                          "a\\_very\\_long\\_deployment")
+
+
+def streamed_of(*texts: str, final: dict | None = None, status: int = 200) -> "view.Streamed":
+    """A Streamed fed a head, one event per text 100 ms apart from 200 ms on, and the final event if given."""
+    from byom.core.entities import InvokeResult, StreamEvent
+
+    streamed = view.Streamed("Prompt")
+    streamed.add(StreamEvent(50.0, head=InvokeResult(status_code=status, body="", deployment="chat",
+                                                     request_id="r1")))
+    for i, text in enumerate(texts):
+        assert streamed.add(StreamEvent(200.0 + 100 * i, data={"text": text}))
+    if final is not None:
+        streamed.add(StreamEvent(200.0 + 100 * len(texts), data=final))
+    return streamed
+
+
+def test_a_streamed_answer_has_its_time_to_first_token_and_its_decoding_speed():
+    done = streamed_of("Once", " upon", " a", final={"text": " time", "finish_reason": "length",
+                                                     "usage": {"prompt_tokens": 3, "completion_tokens": 4}})
+    answer = done.answer()
+    assert (answer.ok, answer.text, answer.first_token_ms, answer.latency_ms) == (True, "Once upon a time", 200, 500)
+    assert answer.tokens_per_second == 10.0  # 3 tokens after the first, in the 300 ms after it
+    assert (answer.finish_reason, answer.completion_tokens, answer.stopped) == ("length", 4, False)
+    assert view.figures_text(answer).startswith("**Time to first token** 200 ms · **Latency** 500 ms · "
+                                                "**Tokens/s** 10.0 ·")
+    assert answer.raw == {"text": "Once upon a time", "finish_reason": "length",
+                          "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+
+
+def test_a_stopped_answer_counts_the_steps_that_came():
+    stopped = streamed_of("Once", " upon", " a").answer(stopped=True)
+    assert (stopped.text, stopped.completion_tokens, stopped.finish_reason) == ("Once upon a", 3, None)
+    assert stopped.tokens_per_second == 10.0
+    assert view.answer_caption(stopped).endswith("stopped: the model stopped generating here")
+    before_the_head = view.Streamed("Prompt").answer(stopped=True)
+    assert view.answer_caption(before_the_head) == "Stopped before the endpoint answered."
+
+
+def test_a_streamed_error_is_an_error():
+    refused = streamed_of(status=404)
+    refused.head.body = '{"error": {"code": 404, "message": "No deployment."}}'  # type: ignore[union-attr]
+    assert (refused.answer().ok, refused.answer().status_code) == (False, 404)
+    broken = streamed_of("Once", final={"error": {"message": "Generation failed: boom"}})
+    assert (broken.answer().ok, broken.answer().text) == (False, "Generation failed: boom")
+
+
+def test_a_streamed_answer_is_claimed_once():
+    streamed = streamed_of("hi")
+    assert streamed.claim() and not streamed.claim()
+
+
+def test_a_chat_keeps_an_answer_that_said_something():
+    chat = [{"role": "user", "content": "hi"}]
+    said = streamed_of("Hello").answer(stopped=True)
+    assert view.chat_after(chat, said) == [*chat, {"role": "assistant", "content": "Hello"}]
+    assert view.chat_after(chat, view.Streamed("Chat").answer(stopped=True)) == chat
