@@ -13,6 +13,7 @@ import argparse
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -21,6 +22,7 @@ from byom.core.demo import chat_deployment
 from byom.core.entities import Endpoint, ModelSpec
 from byom.core.local.workspace import LocalWorkspace
 
+from ..waiting import wait_until
 from .helpers import shut_down
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -131,9 +133,15 @@ def test_monitoring_gets_each_streams_tokens_and_time_to_first_token(ws: LocalWo
     with client.chat.completions.create(model=ENDPOINT, messages=HELLO, max_tokens=6, stream=True,
                                         stream_options={"include_usage": True}, **GREEDY) as stream:
         usage = [c.usage for c in stream if c.usage is not None][-1]
-    [chat] = [m for m in ws.get_metrics(ENDPOINT, window_s=600) if m.deployment == "chat" and not m.mirrored]
-    assert (chat.input_tokens, chat.output_tokens) == tuple(
-        map(sum, zip(before.get("chat", (0, 0)), (usage.prompt_tokens, usage.completion_tokens), strict=True)))
+    wanted = tuple(map(sum, zip(before.get("chat", (0, 0)), (usage.prompt_tokens, usage.completion_tokens),
+                                strict=True)))
+
+    def counted() -> Any:
+        # the gateway records a stream as it closes it, just after its last chunk reached the client
+        [chat] = [m for m in ws.get_metrics(ENDPOINT, window_s=600) if m.deployment == "chat" and not m.mirrored]
+        return chat if (chat.input_tokens, chat.output_tokens) == wanted else None
+
+    chat = wait_until(counted, 10, f"the stream's tokens {wanted} (input, output) in the metrics")
     timed = [p for p in chat.series if p.ttft_p50_ms is not None]
     assert timed, "the stream's time to first token is in the request facts"
     point = timed[-1]
